@@ -1,0 +1,1 @@
+"""Commands: parse arguments, call a function elsewhere, print."""

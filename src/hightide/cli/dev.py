@@ -1,0 +1,96 @@
+"""``hightide dev``: an embedded server and a worker for this project, with hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+from pathlib import Path
+
+from watchfiles import awatch
+
+from hightide.cli.embedded import check_port, dev_key, uvicorn_server, wait_started
+from hightide.cli.output import console, print_event
+from hightide.config import DEV_ENV_FILE, STATE_DIR, ProjectConfig, read_env_file
+from hightide.sdk.http import ApiSession
+from hightide.server import ServerSettings
+from hightide.store import open_store
+from hightide.worker.api import WorkerApi
+from hightide.worker.supervisor import Supervisor, WorkerOptions
+
+
+def write_dev_env(root: Path, api_url: str, key: str) -> Path:
+    path = root / STATE_DIR / DEV_ENV_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by `hightide dev`: the SDK reads it when HIGHTIDE_* variables are not set.\n"
+        f"HIGHTIDE_API_URL={api_url}\nHIGHTIDE_SECRET_KEY={key}\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+async def run_dev(
+    config: ProjectConfig, host: str, port: int, concurrency: int, database: str | None, lease_seconds: float
+) -> None:
+    root = config.root or Path.cwd()
+    check_port(host, port)
+    state = root / STATE_DIR
+    state.mkdir(exist_ok=True)
+    db_url = database or str(state / "dev.db")
+    store = open_store(db_url)
+    store.migrate()
+    env_file = state / DEV_ENV_FILE
+    existing = read_env_file(env_file).get("HIGHTIDE_SECRET_KEY") if env_file.is_file() else None
+    key = dev_key(store, existing)
+    api_url = f"http://{host}:{port}"
+    write_dev_env(root, api_url, key)
+
+    settings = ServerSettings(database_url=db_url, migrate=False, lease_seconds=lease_seconds)
+    server = uvicorn_server(settings, store, host, port)
+    server_task = asyncio.create_task(server.serve(), name="server")
+    await wait_started(server, server_task)
+    console.print(f"[bold]Hightide dev[/] server on [link={api_url}]{api_url}[/]  (API docs {api_url}/api/docs)")
+    console.print(
+        f"[dim]project {root}  database {store.engine.url.database or store.engine.url}  key in {env_file}[/]"
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    session = ApiSession(api_url, key)
+    supervisor = Supervisor(
+        WorkerApi(session, f"wkr_dev_{secrets.token_hex(4)}"),
+        WorkerOptions(root=root, concurrency=concurrency, dev=True, shutdown_grace=0),
+        print_event,
+    )
+    watcher = None
+    try:
+        await supervisor.load_version()
+        watcher = asyncio.create_task(_watch(root, config, supervisor, stop), name="watch")
+        await supervisor.run(stop, cancel_on_stop=True)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await session.aclose()
+        server.config.app.state.engine.stop_polling()
+        server.should_exit = True
+        await server_task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        console.print("[dim]stopped[/]")
+
+
+async def _watch(root: Path, config: ProjectConfig, supervisor: Supervisor, stop: asyncio.Event) -> None:
+    """A change under the task folders (or to the config) registers a new version."""
+    paths = [root / d for d in config.dirs if (root / d).exists()] + [root / "hightide.config.py"]
+    async for changes in awatch(*paths, stop_event=stop, debounce=200, step=50):
+        if any(path.endswith(".py") for _, path in changes):
+            console.print("[dim]change detected, reloading...[/]")
+            await supervisor.reload()

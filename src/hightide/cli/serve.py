@@ -1,0 +1,61 @@
+"""``hightide server`` and ``hightide worker``: the self-hosted processes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+
+from hightide.cli.embedded import check_port, uvicorn_server, wait_started
+from hightide.cli.output import console, print_event
+from hightide.config import ClientSettings, ProjectConfig
+from hightide.sdk.http import ApiSession
+from hightide.server import ServerSettings
+from hightide.store import open_store
+from hightide.worker.api import WorkerApi
+from hightide.worker.supervisor import Supervisor, WorkerOptions
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_server(settings: ServerSettings, host: str, port: int) -> None:
+    check_port(host, port)
+    store = open_store(settings.database_url)
+    server = uvicorn_server(settings, store, host, port)
+    task = asyncio.create_task(server.serve(), name="server")
+    await wait_started(server, task)
+    console.print(f"[bold]Hightide server[/] on http://{host}:{port}  (API docs /api/docs)")
+    console.print(
+        f"[dim]create a key for an environment: hightide keys create --env dev --database-url {settings.database_url}[/]"
+    )
+    stop = _stop_on_signals()
+    await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    server.config.app.state.engine.stop_polling()
+    server.should_exit = True
+    await task
+
+
+async def run_worker(
+    config: ProjectConfig, settings: ClientSettings, concurrency: int, runs_per_process: int, grace: float
+) -> None:
+    assert config.root is not None
+    session = ApiSession(settings.api_url, settings.secret_key)
+    supervisor = Supervisor(
+        WorkerApi(session, f"wkr_{secrets.token_hex(6)}"),
+        WorkerOptions(
+            root=config.root, concurrency=concurrency, runs_per_process=runs_per_process, shutdown_grace=grace
+        ),
+        print_event,
+    )
+    try:
+        await supervisor.load_version()
+        console.print(f"[bold]Hightide worker[/] connected to {settings.api_url}, {concurrency} slot(s)")
+        await supervisor.run(_stop_on_signals())
+    finally:
+        await session.aclose()

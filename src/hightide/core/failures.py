@@ -1,0 +1,49 @@
+"""Serialised failures: how an error travels from a runner to the store and back to users."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hightide.errors import AbortTaskRunError
+
+
+class FailureKind:
+    """Why an attempt failed; decides the final status and whether retries apply."""
+
+    ERROR = "error"  # the task raised: retried, then FAILED
+    ABORT = "abort"  # AbortTaskRunError: FAILED at once
+    CRASH = "crash"  # the runner process died, or its worker: retried, then CRASHED
+    TIMEOUT = "timeout"  # max_duration exceeded: retried, then TIMED_OUT
+    SYSTEM = "system"  # Hightide itself could not run it (bad output, lost task): SYSTEM_FAILURE
+
+
+@dataclass(frozen=True)
+class Failure:
+    name: str
+    message: str
+    stack_trace: str = ""
+    kind: str = FailureKind.ERROR
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Failure:
+        return cls(
+            name=str(data.get("name", "Error")),
+            message=str(data.get("message", "")),
+            stack_trace=str(data.get("stack_trace", "")),
+            kind=str(data.get("kind", FailureKind.ERROR)),
+        )
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> Failure:
+        kind = FailureKind.ABORT if isinstance(exc, AbortTaskRunError) else FailureKind.ERROR
+        return cls(
+            name=type(exc).__name__,
+            message=str(exc),
+            stack_trace="".join(traceback.format_exception(exc)),
+            kind=kind,
+        )

@@ -1,0 +1,73 @@
+"""Retry policy: exponential backoff with jitter and caps (SPEC §2, task option ``retry``)."""
+
+from __future__ import annotations
+
+import random as _random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hightide.core.failures import FailureKind
+from hightide.core.states import RunEvent
+from hightide.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    factor: float = 2.0
+    min_timeout: float = 1.0
+    max_timeout: float = 60.0
+    randomize: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValidationError("retry.max_attempts must be at least 1")
+        if self.factor < 1:
+            raise ValidationError("retry.factor must be at least 1")
+        if self.min_timeout < 0 or self.max_timeout < self.min_timeout:
+            raise ValidationError("retry: need 0 <= min_timeout <= max_timeout")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RetryPolicy:
+        data = dict(data or {})
+        known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__}
+        if data:
+            raise ValidationError(f"retry: unknown option(s) {sorted(data)}")
+        return cls(**known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def delay(self, attempt: int, rng: _random.Random | None = None) -> float:
+        """Seconds to wait before the attempt after ``attempt`` (1-based) failed.
+
+        ``min_timeout * factor**(attempt-1)``, times a random factor in [1, 2) when ``randomize``,
+        capped at ``max_timeout``.
+        """
+        base = self.min_timeout * (self.factor ** (attempt - 1))
+        if self.randomize:
+            base *= 1 + (rng or _random).random()
+        return min(base, self.max_timeout)
+
+
+@dataclass(frozen=True)
+class FailureDecision:
+    """What to do with a run whose attempt failed: retry after ``delay`` seconds, or finish it."""
+
+    retry: bool
+    delay: float = 0.0
+    final_event: str = ""  # a RunEvent value when not retrying
+
+
+def decide_failure(
+    kind: str, attempt: int, max_attempts: int, policy: RetryPolicy, rng: _random.Random | None = None
+) -> FailureDecision:
+    """Decide between another attempt and a final status, for failure ``kind`` of attempt ``attempt``."""
+    final = {
+        FailureKind.CRASH: RunEvent.CRASH,
+        FailureKind.TIMEOUT: RunEvent.TIME_OUT,
+        FailureKind.SYSTEM: RunEvent.SYSTEM_FAIL,
+    }.get(kind, RunEvent.FAIL)
+    if kind in (FailureKind.ABORT, FailureKind.SYSTEM) or attempt >= max_attempts:
+        return FailureDecision(retry=False, final_event=final.value)
+    return FailureDecision(retry=True, delay=policy.delay(attempt, rng))

@@ -1,0 +1,68 @@
+"""Projects, environments and their secret keys. Keys are stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from hightide.core.ids import new_secret
+from hightide.errors import AuthenticationError, NotFoundError
+from hightide.store import Store
+from hightide.store.records import Environment
+
+ENVIRONMENTS = {"dev": "ht_dev", "staging": "ht_stg", "prod": "ht_prod", "preview": "ht_prev"}
+DEFAULT_PROJECT = "default"
+DEFAULT_ENV_CONCURRENCY = 100
+AUTH_HEADER_HELP = "send `Authorization: Bearer <secret key>` (an environment key such as ht_dev_...)"
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def bootstrap(store: Store, now: float, concurrency_limit: int = DEFAULT_ENV_CONCURRENCY) -> str:
+    """Create the ``default`` project with dev, staging and prod environments, if missing."""
+    project_id = store.ensure_project(DEFAULT_PROJECT, now)
+    for slug in ("dev", "staging", "prod"):
+        store.ensure_environment(project_id, slug, slug, concurrency_limit, now)
+    return project_id
+
+
+def find_environment(store: Store, env_slug: str, project_slug: str = DEFAULT_PROJECT) -> Environment:
+    env = store.get_environment(project_slug, env_slug)
+    if env is None:
+        raise NotFoundError(f"environment {env_slug!r} of project {project_slug!r} does not exist")
+    return env
+
+
+def create_key(store: Store, env: Environment, now: float) -> str:
+    """Make a new secret key for ``env`` and return it; only its hash is kept."""
+    prefix = ENVIRONMENTS.get(env.kind, "ht_prev")
+    secret = new_secret(prefix)
+    store.add_api_key(env.id, hash_key(secret), secret[: len(prefix) + 5], now)
+    return secret
+
+
+class KeyAuthenticator:
+    """Resolves a secret key to its environment, caching hits briefly (keys are checked on every
+    request; a revoked key stops working within ``ttl`` seconds)."""
+
+    def __init__(self, store: Store, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+        self._cache: dict[str, tuple[Environment, float]] = {}
+
+    def authenticate(self, secret: str | None) -> Environment:
+        if not secret:
+            raise AuthenticationError(f"missing secret key: {AUTH_HEADER_HELP}")
+        digest = hash_key(secret)
+        hit = self._cache.get(digest)
+        if hit and hit[1] > self.clock():
+            return hit[0]
+        env = self.store.environment_for_key(digest)
+        if env is None:
+            raise AuthenticationError(f"invalid secret key {secret[:10]}...: {AUTH_HEADER_HELP}")
+        self._cache[digest] = (env, self.clock() + self.ttl)
+        return env

@@ -1,0 +1,123 @@
+"""Trigger options as the engine receives them, and their validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hightide.core.durations import parse_duration
+from hightide.errors import ValidationError
+
+MAX_BATCH_ITEMS = 1000
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 128
+MAX_IDEMPOTENCY_KEY_LENGTH = 512
+DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """One run to create. Durations are already seconds; ``delay_until`` is absolute."""
+
+    task_id: str
+    payload: Any = None
+    idempotency_key: str | None = None
+    idempotency_key_ttl: float | None = None
+    delay_until: float | None = None
+    ttl: float | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    concurrency_key: str | None = None
+    max_attempts: int | None = None
+    priority: float = 0.0
+    machine: str | None = None
+    version: str | None = None
+    parent_run_id: str | None = None
+
+
+def parse_delay(value: Any, now: float, field_name: str = "delay") -> float | None:
+    """``delay`` is a duration ("5m", seconds) or an ISO 8601 date-time; returns an absolute time."""
+    if value is None:
+        return None
+    if isinstance(value, str) and ("T" in value or value.count("-") >= 2):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationError(
+                f"{field_name}: {value!r} is neither a duration nor an ISO 8601 date-time",
+                details={"field": field_name},
+            ) from exc
+        if when.tzinfo is None:
+            raise ValidationError(
+                f"{field_name}: date-time {value!r} needs a timezone (e.g. 'Z' or '+00:00')",
+                details={"field": field_name},
+            )
+        return when.timestamp()
+    return now + parse_duration(value, field=field_name)
+
+
+def spec_from_options(task_id: str, payload: Any, options: dict[str, Any], now: float, prefix: str = "") -> TriggerSpec:
+    """Validate the ``options`` of one trigger request; errors name the field (under ``prefix``)."""
+    known = set(TriggerSpec.__dataclass_fields__) - {"task_id", "payload", "delay_until"} | {"delay"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValidationError(f"{prefix}options: unknown option(s) {unknown}", details={"field": f"{prefix}options"})
+
+    def dur(name: str) -> float | None:
+        value = options.get(name)
+        return None if value is None else parse_duration(value, field=f"{prefix}options.{name}")
+
+    tags = options.get("tags") or ()
+    if isinstance(tags, str):
+        tags = (tags,)
+    if not isinstance(tags, list | tuple) or not all(isinstance(x, str) for x in tags):
+        raise ValidationError(f"{prefix}options.tags: expected a list of strings", details={"field": "tags"})
+    if len(tags) > MAX_TAGS or any(not tag or len(tag) > MAX_TAG_LENGTH for tag in tags):
+        raise ValidationError(
+            f"{prefix}options.tags: at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters",
+            details={"field": "tags"},
+        )
+    metadata = options.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValidationError(f"{prefix}options.metadata: expected an object", details={"field": "metadata"})
+    key = options.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH):
+        raise ValidationError(
+            f"{prefix}options.idempotency_key: expected a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+            details={"field": "idempotency_key"},
+        )
+    max_attempts = options.get("max_attempts")
+    if max_attempts is not None and (
+        not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1
+    ):
+        raise ValidationError(
+            f"{prefix}options.max_attempts: expected a whole number >= 1", details={"field": "max_attempts"}
+        )
+    priority = options.get("priority") or 0
+    if not isinstance(priority, int | float) or isinstance(priority, bool) or priority < 0:
+        raise ValidationError(
+            f"{prefix}options.priority: expected a number of seconds >= 0", details={"field": "priority"}
+        )
+    for name in ("queue", "concurrency_key", "machine", "version", "parent_run_id"):
+        value = options.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValidationError(f"{prefix}options.{name}: expected a non-empty string", details={"field": name})
+    return TriggerSpec(
+        task_id=task_id,
+        payload=payload,
+        idempotency_key=key,
+        idempotency_key_ttl=dur("idempotency_key_ttl"),
+        delay_until=parse_delay(options.get("delay"), now, f"{prefix}options.delay"),
+        ttl=dur("ttl"),
+        tags=tuple(tags),
+        metadata=metadata,
+        queue=options.get("queue"),
+        concurrency_key=options.get("concurrency_key"),
+        max_attempts=max_attempts,
+        priority=float(priority),
+        machine=options.get("machine"),
+        version=options.get("version"),
+        parent_run_id=options.get("parent_run_id"),
+    )

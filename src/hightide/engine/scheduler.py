@@ -1,0 +1,56 @@
+"""The time-driven service: promotes delayed runs, expires ttls, recovers lapsed leases.
+
+It sleeps until the next thing is due (at most ``tick`` seconds), so it is cheap when idle and
+prompt when busy. Several servers may run it on one PostgreSQL: every change it makes is a
+conditional update, so the second server's attempt is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import anyio
+
+from hightide.engine.runs import RunEngine
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, engine: RunEngine, tick: float = 1.0) -> None:
+        self.engine = engine
+        self.tick = tick
+        self._stop = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+
+    def poke(self) -> None:
+        """Thread-safe: something became due earlier than planned; look again now."""
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._poke.set)
+            except RuntimeError:
+                pass
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.engine.on_due = self.poke
+        last = self.engine.clock()
+        while not self._stop.is_set():
+            try:
+                await anyio.to_thread.run_sync(self.engine.process_due)
+                now = self.engine.clock()
+                await anyio.to_thread.run_sync(self.engine.store.announce_ready, last, now)
+                last = now
+                delay = await anyio.to_thread.run_sync(self.engine.next_due_in, self.tick)
+            except Exception:  # a database hiccup must not stop the service: log, back off, go on
+                log.exception("scheduler pass failed; retrying")
+                delay = self.tick
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=max(delay, 0.01))

@@ -1,0 +1,1 @@
+"""What user code touches: @task, triggering, runs, logger, run context, clients."""

@@ -1,0 +1,181 @@
+"""``AsyncClient``: the SDK's one way to talk to the API. Module-level helpers use a default one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from hightide.config import client_settings
+from hightide.sdk.http import ApiSession
+from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, _time
+
+Duration = str | float | int | timedelta
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    """Trigger options as JSON: drop unset ones, durations as seconds, datetimes as ISO 8601."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple | set):
+            value = list(value)
+        out[key] = value
+    return out
+
+
+class RunsClient:
+    def __init__(self, session: ApiSession) -> None:
+        self._session = session
+
+    async def retrieve(self, run_id: str) -> Run:
+        """The run with its attempts. Raises ``NotFoundError`` for an unknown id."""
+        return Run.from_json(await self._session.request("GET", f"/api/v1/runs/{run_id}"))
+
+    async def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        task: str | Sequence[str] | None = None,
+        tag: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        page_size: int = 100,
+        limit: int | None = None,
+    ) -> AsyncIterator[Run]:
+        """Newest first, following pages as you iterate. ``limit`` stops after that many runs.
+
+        >>> async for run in runs.list(status=["FAILED"], task="parent-task"): ...
+        """
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = [status] if isinstance(status, str) else list(status)
+        if task:
+            params["task"] = [task] if isinstance(task, str) else list(task)
+        if tag:
+            params["tag"] = tag
+        if created_from:
+            params["from"] = created_from.isoformat()
+        if created_to:
+            params["to"] = created_to.isoformat()
+        seen = 0
+        while True:
+            page = await self._session.request("GET", "/api/v1/runs", params=params)
+            for data in page["data"]:
+                yield Run.from_json(data)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel a run that has not finished (and its unfinished children)."""
+        return Run.from_json(await self._session.request("POST", f"/api/v1/runs/{run_id}/cancel"))
+
+    async def replay(self, run_id: str) -> RunHandle[Any]:
+        """A new run with the same payload, on the current version."""
+        data = await self._session.request("POST", f"/api/v1/runs/{run_id}/replay")
+        return RunHandle(data["id"], data["task_id"], False)
+
+    async def reschedule(self, run_id: str, *, delay: Duration | datetime) -> Run:
+        body = _options({"delay": delay})
+        return Run.from_json(await self._session.request("POST", f"/api/v1/runs/{run_id}/reschedule", json=body))
+
+    async def poll(self, run_id: str, *, interval: float = 0.5, timeout: float | None = None) -> Run:
+        """Return the run once it is finished. ``timeout`` (seconds) raises ``TimeoutError``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                run = await self.retrieve(run_id)
+                if run.is_finished:
+                    return run
+                await asyncio.sleep(interval)
+
+    async def logs(self, run_id: str) -> list[LogRecord]:
+        """The log records of a run (``logger`` calls, ``print`` and ``logging`` inside the task)."""
+        records: list[LogRecord] = []
+        after = 0
+        while True:
+            page = await self._session.request("GET", f"/api/v1/runs/{run_id}/logs", params={"after": after})
+            for d in page["data"]:
+                records.append(LogRecord(_time(d["time"]), d["level"], d["message"], d["attempt"], d["attributes"]))
+                after = d["id"]
+            if len(page["data"]) < 1000:
+                return records
+
+
+class AsyncClient:
+    """Talk to a Hightide server.
+
+    >>> client = AsyncClient(api_url="http://127.0.0.1:3030", secret_key="ht_dev_...")
+    >>> handle = await client.trigger("hello-world", {"name": "Ada"})
+    >>> run = await client.runs.poll(handle.id)
+    """
+
+    def __init__(self, *, api_url: str | None = None, secret_key: str | None = None, timeout: float = 30.0) -> None:
+        settings = client_settings(api_url, secret_key)
+        self.session = ApiSession(settings.api_url, settings.secret_key, timeout)
+        self.runs = RunsClient(self.session)
+
+    @property
+    def api_url(self) -> str:
+        return self.session.api_url
+
+    async def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: Duration | None = None,
+        delay: Duration | datetime | None = None,
+        ttl: Duration | None = None,
+        tags: Iterable[str] | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        queue: str | None = None,
+        concurrency_key: str | None = None,
+        max_attempts: int | None = None,
+        priority: float | None = None,
+        machine: str | None = None,
+        version: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunHandle[Any]:
+        """Trigger one run of ``task_id``; returns at once with its handle."""
+        options = _options({k: v for k, v in locals().items() if k not in ("self", "task_id", "payload")})
+        if isinstance(options.get("tags"), str):
+            options["tags"] = [options["tags"]]
+        data = await self.session.request(
+            "POST", f"/api/v1/tasks/{task_id}/trigger", json={"payload": payload, "options": options}
+        )
+        return RunHandle(data["id"], data["task_id"], data["is_cached"])
+
+    async def batch_trigger(self, items: Sequence[dict[str, Any]], task_id: str | None = None) -> BatchHandle:
+        """Trigger up to 1,000 runs atomically. Each item: ``{"task": id, "payload": ..., "options": {...}}``
+        (``task`` may be left out when ``task_id`` is given)."""
+        body = [
+            {
+                **({"task": item["task"]} if item.get("task") else {}),
+                "payload": item.get("payload"),
+                "options": _options(dict(item.get("options") or {})),
+            }
+            for item in items
+        ]
+        path = f"/api/v1/tasks/{task_id}/batch" if task_id else "/api/v1/tasks/batch"
+        data = await self.session.request("POST", path, json={"items": body})
+        return BatchHandle([RunHandle(r["id"], r["task_id"], r["is_cached"]) for r in data["runs"]])
+
+    async def aclose(self) -> None:
+        await self.session.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,84 @@
+"""The run context: what a task knows about the run it is executing (``ctx``)."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    started_at: str | None = None
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    max_attempts: int = 1
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    number: int
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    id: str
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    slug: str
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """Passed to a task that declares a ``ctx: Context`` parameter.
+
+    >>> @task(id="report")
+    ... async def report(payload: dict, ctx: Context) -> str:
+    ...     return f"{ctx.task.id} run {ctx.run.id}, attempt {ctx.attempt.number}"
+    """
+
+    run: RunInfo
+    attempt: AttemptInfo
+    task: TaskInfo
+    environment: EnvironmentInfo
+    queue: QueueInfo
+    version: str | None = None
+
+    @classmethod
+    def from_execution(cls, execution: dict[str, Any]) -> Context:
+        return cls(
+            run=RunInfo(
+                id=execution["run_id"],
+                tags=list(execution.get("tags") or []),
+                metadata=dict(execution.get("metadata") or {}),
+                created_at=execution.get("created_at"),
+                started_at=execution.get("started_at"),
+                parent_run_id=execution.get("parent_run_id"),
+                root_run_id=execution.get("root_run_id"),
+                max_attempts=execution.get("max_attempts", 1),
+            ),
+            attempt=AttemptInfo(execution["attempt"]),
+            task=TaskInfo(execution["task_id"]),
+            environment=EnvironmentInfo(execution.get("environment", "dev")),
+            queue=QueueInfo(execution.get("queue", f"task/{execution['task_id']}")),
+            version=execution.get("version"),
+        )
+
+
+current: contextvars.ContextVar[Context | None] = contextvars.ContextVar("hightide_context", default=None)
+
+
+def current_context() -> Context | None:
+    """The context of the run executing here, or ``None`` outside a task."""
+    return current.get()

@@ -1,0 +1,65 @@
+"""The HTTP session shared by the SDK, the worker and the CLI: auth header and error mapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from hightide.errors import ERRORS_BY_CODE, ConnectionError_, HightideError, ServerError
+
+USER_AGENT = "hightide-python/0.1"
+
+
+class ApiSession:
+    """An ``httpx.AsyncClient`` bound to one server and one secret key. Errors from the API become
+    the matching ``HightideError`` subclass carrying the server's message."""
+
+    def __init__(self, api_url: str, secret_key: str, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.secret_key = secret_key
+        self._client = httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {secret_key}", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        try:
+            response = await self._client.request(
+                method,
+                path,
+                json=json,
+                params=params,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
+        except httpx.TransportError as exc:
+            raise ConnectionError_(
+                f"could not reach the Hightide server at {self.api_url} ({type(exc).__name__}: {exc}); "
+                "is `hightide dev` or `hightide server` running?"
+            ) from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _error_from(response: httpx.Response) -> HightideError:
+    try:
+        error = response.json()["error"]
+        cls = ERRORS_BY_CODE.get(error["code"], HightideError)
+        return cls(error["message"], details=error.get("details"))
+    except (ValueError, KeyError, TypeError):
+        text = response.text[:200]
+        return ServerError(f"HTTP {response.status_code} from {response.request.url}: {text}")

@@ -1,0 +1,111 @@
+"""What the SDK returns: run handles and runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from hightide.core.states import RunStatus
+
+T = TypeVar("T")
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class RunHandle(Generic[T]):
+    """Returned by ``trigger``: the run's id, and whether an idempotency key matched an existing run."""
+
+    id: str
+    task_id: str
+    is_cached: bool = False
+
+
+@dataclass(frozen=True)
+class BatchHandle:
+    runs: list[RunHandle[Any]]
+
+    @property
+    def ids(self) -> list[str]:
+        return [run.id for run in self.runs]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as ``runs.retrieve`` returns it. ``status`` is a ``RunStatus`` (a ``str`` enum)."""
+
+    id: str
+    task_id: str
+    status: RunStatus
+    payload: Any
+    output: Any
+    error: dict[str, Any] | None
+    attempt_count: int
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    delay_until: datetime | None = None
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    version: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_final
+
+    @property
+    def is_success(self) -> bool:
+        return self.status == RunStatus.COMPLETED
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        return cls(
+            id=data["id"],
+            task_id=data["task_id"],
+            status=RunStatus(data["status"]),
+            payload=data.get("payload"),
+            output=data.get("output"),
+            error=data.get("error"),
+            attempt_count=data.get("attempt_count", 0),
+            tags=data.get("tags") or [],
+            metadata=data.get("metadata") or {},
+            created_at=_time(data.get("created_at")),
+            started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            delay_until=_time(data.get("delay_until")),
+            idempotency_key=data.get("idempotency_key"),
+            parent_run_id=data.get("parent_run_id"),
+            version=data.get("version"),
+            attempts=[
+                Attempt(
+                    a["number"], a["status"], _time(a.get("started_at")), _time(a.get("finished_at")), a.get("error")
+                )
+                for a in data.get("attempts") or []
+            ],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    time: datetime | None
+    level: str
+    message: str
+    attempt: int
+    attributes: dict[str, Any]

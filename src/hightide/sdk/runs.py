@@ -1,0 +1,39 @@
+"""``runs``: retrieve, list, cancel, replay, reschedule and poll runs with the default client."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator
+from typing import Any
+
+from hightide.sdk.defaults import default_client
+from hightide.sdk.models import LogRecord, Run, RunHandle
+
+
+async def retrieve(run_id: str) -> Run:
+    return await default_client().runs.retrieve(run_id)
+
+
+async def list(**filters: Any) -> AsyncIterator[Run]:
+    async for run in default_client().runs.list(**filters):
+        yield run
+
+
+async def cancel(run_id: str) -> Run:
+    return await default_client().runs.cancel(run_id)
+
+
+async def replay(run_id: str) -> RunHandle[Any]:
+    return await default_client().runs.replay(run_id)
+
+
+async def reschedule(run_id: str, *, delay: Any) -> Run:
+    return await default_client().runs.reschedule(run_id, delay=delay)
+
+
+async def poll(run_id: str, *, interval: float = 0.5, timeout: float | None = None) -> Run:
+    return await default_client().runs.poll(run_id, interval=interval, timeout=timeout)
+
+
+async def logs(run_id: str) -> builtins.list[LogRecord]:
+    return await default_client().runs.logs(run_id)

@@ -1,0 +1,276 @@
+"""``@task``: declare a task; ``Task.trigger`` / ``batch_trigger`` run it in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar, get_type_hints, overload
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from hightide.core.durations import parse_duration
+from hightide.core.retry import RetryPolicy
+from hightide.errors import ConfigError, ValidationError
+from hightide.sdk.client import Duration
+from hightide.sdk.context import Context, current_context
+from hightide.sdk.defaults import default_client
+from hightide.sdk.models import BatchHandle, RunHandle
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+MACHINES = ("micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x")
+_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+
+registry: dict[str, Task[Any, Any]] = {}
+"""Every task defined in this process, by id (filled as modules are imported)."""
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A named queue, shared by the tasks that use it: ``queue(name="emails", concurrency_limit=5)``."""
+
+    name: str
+    concurrency_limit: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "concurrency_limit": self.concurrency_limit}
+
+
+def queue(name: str, concurrency_limit: int | None = None) -> Queue:
+    if concurrency_limit is not None and (not isinstance(concurrency_limit, int) or concurrency_limit < 0):
+        raise ConfigError(f"queue {name!r}: concurrency_limit must be a whole number >= 0")
+    return Queue(name, concurrency_limit)
+
+
+class Task(Generic[P, R]):
+    """A task: call ``trigger`` to run it in the background. Create with ``@task(id=...)``."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[R] | R],
+        *,
+        id: str,
+        description: str | None = None,
+        retry: dict[str, Any] | None = None,
+        queue: Queue | dict[str, Any] | None = None,
+        machine: str | None = None,
+        max_duration: float | None = None,
+        ttl: Duration | None = None,
+    ) -> None:
+        if not isinstance(id, str) or not _TASK_ID.match(id):
+            raise ConfigError(
+                f"task id {id!r} is invalid: use 1-128 letters, digits and - _ . : / (starting with a letter or digit)"
+            )
+        if machine is not None and machine not in MACHINES:
+            raise ConfigError(f"task {id!r}: machine must be one of {', '.join(MACHINES)}")
+        self.id = id
+        self.fn = fn
+        self.description = description or inspect.getdoc(fn)
+        self.retry = RetryPolicy.from_dict(retry)  # validates early: errors show at import
+        self._retry_options = dict(retry or {})
+        self.queue = _queue_of(id, queue)
+        self.machine = machine or "small-1x"
+        self.max_duration = max_duration
+        self.ttl = None if ttl is None else parse_duration(ttl, field=f"task {id!r} ttl")
+        self._signature = inspect.signature(fn)
+        self._wants_ctx, self._payload_adapter = self._inspect(fn)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        if id in registry and registry[id].fn.__qualname__ != fn.__qualname__:
+            raise ConfigError(f"task id {id!r} is defined twice ({registry[id].fn.__qualname__} and {fn.__qualname__})")
+        registry[id] = self
+
+    def _inspect(self, fn: Callable[..., Any]) -> tuple[bool, TypeAdapter[Any] | None]:
+        params = list(self._signature.parameters.values())
+        try:
+            hints = get_type_hints(fn)
+        except Exception:
+            hints = {}
+        wants_ctx = any(p.name == "ctx" or hints.get(p.name) is Context for p in params[1:])
+        if len(params) > 2 or (len(params) == 2 and not wants_ctx):
+            raise ConfigError(f"task {self.id!r}: the function takes (payload) or (payload, ctx: Context)")
+        adapter = None
+        if params and params[0].name in hints and hints[params[0].name] is not Any:
+            adapter = TypeAdapter(hints[params[0].name])
+        return wants_ctx, adapter
+
+    # -- the manifest entry the worker registers ----------------------------------------------
+    def manifest(
+        self, default_retry: dict[str, Any] | None = None, default_max_duration: float | None = None
+    ) -> dict[str, Any]:
+        retry = RetryPolicy.from_dict({**(default_retry or {}), **self._retry_options}).to_dict()
+        schema = None
+        if self._payload_adapter is not None:
+            try:
+                schema = self._payload_adapter.json_schema()
+            except Exception:  # a type Pydantic validates but cannot describe: validated in the runner only
+                schema = None
+        return {
+            "id": self.id,
+            "description": self.description,
+            "retry": retry,
+            "queue": self.queue.to_dict(),
+            "machine": self.machine,
+            "max_duration": self.max_duration if self.max_duration is not None else default_max_duration,
+            "ttl": self.ttl,
+            "payload_schema": schema,
+            "function": f"{self.fn.__module__}.{self.fn.__qualname__}",
+        }
+
+    # -- running (inside a runner process) ---------------------------------------------------
+    async def execute(self, payload: Any, ctx: Context) -> Any:
+        """Validate ``payload``, call the function (a plain ``def`` runs in a thread), return JSON."""
+        if self._payload_adapter is not None:
+            try:
+                payload = self._payload_adapter.validate_python(payload)
+            except PydanticValidationError as exc:
+                raise ValidationError(f"payload of task {self.id!r} is invalid: {exc}") from exc
+        args: list[Any] = [payload] if self._signature.parameters else []
+        kwargs = {"ctx": ctx} if self._wants_ctx else {}
+        if inspect.iscoroutinefunction(self.fn):
+            result = await self.fn(*args, **kwargs)
+        else:
+            result = await asyncio.to_thread(self.fn, *args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        return to_json(result, self.id)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Calling the task directly runs its function in-process (handy in unit tests)."""
+        return self.fn(*args, **kwargs)
+
+    # -- triggering ---------------------------------------------------------------------------
+    async def trigger(
+        self,
+        payload: P,
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: Duration | None = None,
+        delay: Duration | datetime | None = None,
+        ttl: Duration | None = None,
+        tags: Iterable[str] | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        queue: str | None = None,
+        concurrency_key: str | None = None,
+        max_attempts: int | None = None,
+        priority: float | None = None,
+        machine: str | None = None,
+        version: str | None = None,
+    ) -> RunHandle[R]:
+        """Queue a run and return its handle at once.
+
+        >>> handle = await hello.trigger({"name": "Ada"}, tags=["user:42"], delay="5m")
+        >>> handle.id
+        'run_...'
+        """
+        ctx = current_context()
+        options = {k: v for k, v in locals().items() if k not in ("self", "payload", "ctx")}
+        handle = await default_client().trigger(
+            self.id, _payload_json(payload, self.id), parent_run_id=ctx.run.id if ctx else None, **options
+        )
+        return handle  # type: ignore[return-value]
+
+    async def batch_trigger(self, items: Sequence[dict[str, Any] | Any]) -> BatchHandle:
+        """Trigger up to 1,000 runs atomically: ``[{"payload": p, "options": {...}}, ...]``."""
+        ctx = current_context()
+        body = []
+        for item in items:
+            if not isinstance(item, dict) or "payload" not in item:
+                raise ValidationError(
+                    f"batch_trigger of {self.id!r}: each item is {{'payload': ..., 'options': {{...}}}}"
+                )
+            options = dict(item.get("options") or {})
+            if ctx:
+                options.setdefault("parent_run_id", ctx.run.id)
+            body.append({"payload": _payload_json(item["payload"], self.id), "options": options})
+        return await default_client().batch_trigger(body, task_id=self.id)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id}>"
+
+
+def _queue_of(task_id: str, value: Queue | dict[str, Any] | None) -> Queue:
+    if value is None:
+        return Queue(f"task/{task_id}")
+    if isinstance(value, Queue):
+        return value
+    if isinstance(value, dict):
+        unknown = set(value) - {"name", "concurrency_limit"}
+        if unknown:
+            raise ConfigError(f"task {task_id!r}: unknown queue option(s) {sorted(unknown)}")
+        return queue(value.get("name") or f"task/{task_id}", value.get("concurrency_limit"))
+    raise ConfigError(f"task {task_id!r}: queue must be queue(...) or a dict like {{'concurrency_limit': 5}}")
+
+
+_ANY = TypeAdapter(Any)
+
+
+def to_json(value: Any, task_id: str) -> Any:
+    """Convert a return value to JSON (Pydantic models, dataclasses and datetimes included)."""
+    try:
+        return _ANY.dump_python(value, mode="json")
+    except Exception as exc:
+        raise TypeError(f"the output of task {task_id!r} is not JSON-serialisable: {exc}") from exc
+
+
+def _payload_json(payload: Any, task_id: str) -> Any:
+    try:
+        return _ANY.dump_python(payload, mode="json")
+    except Exception as exc:
+        raise ValidationError(f"the payload for task {task_id!r} is not JSON-serialisable: {exc}") from exc
+
+
+@overload
+def task(fn: Callable[[P], Awaitable[R]], /) -> Task[P, R]: ...
+@overload
+def task(fn: Callable[[P], R], /) -> Task[P, R]: ...
+@overload
+def task(
+    fn: None = None,
+    /,
+    *,
+    id: str | None = None,
+    description: str | None = None,
+    retry: dict[str, Any] | None = None,
+    queue: Queue | dict[str, Any] | None = None,
+    machine: str | None = None,
+    max_duration: float | None = None,
+    ttl: Duration | None = None,
+) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, *, id: str | None = None, **options: Any) -> Any:
+    """Declare a task.
+
+    >>> @task(id="hello-world", retry={"max_attempts": 5})
+    ... async def hello(payload: dict) -> str:
+    ...     return f"Hello {payload['name']}"
+    """
+
+    def wrap(f: Callable[..., Any]) -> Task[Any, Any]:
+        return Task(f, id=id or f.__name__.replace("_", "-"), **options)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+class _Tasks:
+    """``tasks.trigger("child-task", payload, **options)``: trigger by id, without importing the task."""
+
+    async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle[Any]:
+        ctx = current_context()
+        if ctx:
+            options.setdefault("parent_run_id", ctx.run.id)
+        return await default_client().trigger(task_id, payload, **options)
+
+    async def batch_trigger(self, items: Sequence[dict[str, Any]]) -> BatchHandle:
+        """Items name their task: ``[{"task": "a", "payload": ..., "options": {...}}, ...]``."""
+        return await default_client().batch_trigger(items)
+
+
+tasks = _Tasks()

@@ -1,0 +1,25 @@
+"""Bearer auth with environment secret keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hightide.engine.environments import AUTH_HEADER_HELP, KeyAuthenticator
+from hightide.errors import AuthenticationError
+from hightide.store.records import Environment
+
+
+def current_environment(request: Request) -> Environment:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise AuthenticationError(f"missing Authorization header: {AUTH_HEADER_HELP}")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthenticationError(f"malformed Authorization header: {AUTH_HEADER_HELP}")
+    authenticator: KeyAuthenticator = request.app.state.authenticator
+    return authenticator.authenticate(secret.strip())
+
+
+CurrentEnv = Annotated[Environment, Depends(current_environment)]

@@ -1,0 +1,52 @@
+"""The one map from error codes to HTTP statuses, and the JSON shape of every error response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hightide.errors import HightideError
+
+HTTP_STATUS = {
+    "validation_error": 422,
+    "payload_too_large": 413,
+    "authentication_error": 401,
+    "not_found": 404,
+    "conflict": 409,
+    "already_exists": 409,
+    "config_error": 400,
+    "server_error": 500,
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HightideError)
+    async def _hightide(_request: Request, exc: HightideError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.code == "authentication_error" else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_code=HTTP_STATUS.get(exc.code, 500), headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        field = ".".join(loc) or "body"
+        reason = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            message = f"the request body is not valid JSON: {first.get('ctx', {}).get('error', reason)}"
+        else:
+            message = f"{field}: {reason}"
+        return JSONResponse(
+            error_body("validation_error", message, {"field": field, "reason": reason}), status_code=422
+        )

@@ -1,0 +1,129 @@
+"""Triggering and run control: what apps, the SDK and the CLI call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from hightide.engine import RunEngine
+from hightide.engine.options import spec_from_options
+from hightide.errors import ValidationError
+from hightide.server.auth import CurrentEnv
+from hightide.server.models import BatchBody, RescheduleBody, TriggerBody
+from hightide.server.serialize import log_json, run_json
+from hightide.store.records import RunFilter
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+def _engine(request: Request) -> RunEngine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+@router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task")
+async def trigger(task_id: str, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    engine = _engine(request)
+    spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock())
+    [(run, cached)] = await run_in_threadpool(engine.trigger, env, [spec])
+    return {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
+
+
+@router.post("/tasks/batch", summary="Trigger up to 1,000 runs atomically (any tasks)")
+async def batch_trigger(body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    return await _batch(None, body, env, request)
+
+
+@router.post("/tasks/{task_id}/batch", summary="Trigger up to 1,000 runs of one task atomically")
+async def batch_trigger_task(task_id: str, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    return await _batch(task_id, body, env, request)
+
+
+async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    engine = _engine(request)
+    now = engine.clock()
+    specs = []
+    for i, item in enumerate(body.items):
+        item_task = item.task or task_id
+        if not item_task:
+            raise ValidationError(f"items[{i}].task: required", details={"field": f"items[{i}].task"})
+        specs.append(spec_from_options(item_task, item.payload, item.options.as_dict(), now, f"items[{i}]."))
+    results = await run_in_threadpool(engine.trigger, env, specs)
+    return {
+        "runs": [
+            {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
+            for run, cached in results
+        ]
+    }
+
+
+@router.get("/runs/{run_id}", summary="Retrieve a run with its attempts")
+async def retrieve(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    engine = _engine(request)
+
+    def load() -> dict[str, Any]:
+        run = engine.get_run(env, run_id)
+        return run_json(run, engine.attempts(run))
+
+    return await run_in_threadpool(load)
+
+
+def _timestamp(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValidationError("from/to: date-times need a timezone (e.g. 'Z')", details={"field": "from"})
+    return value.timestamp()
+
+
+@router.get("/runs", summary="List runs, newest first, with cursor pagination")
+async def list_runs(
+    env: CurrentEnv,
+    request: Request,
+    status: Annotated[list[str] | None, Query()] = None,
+    task: Annotated[list[str] | None, Query()] = None,
+    tag: str | None = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    parent: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    engine = _engine(request)
+    statuses = tuple(s for value in status or [] for s in value.split(",") if s)
+    flt = RunFilter(
+        statuses=statuses,
+        task_ids=tuple(task or ()),
+        tag=tag,
+        created_from=_timestamp(created_from),
+        created_to=_timestamp(created_to),
+        parent_run_id=parent,
+    )
+    runs, next_cursor = await run_in_threadpool(engine.list_runs, env, flt, limit, cursor)
+    return {"data": [run_json(run) for run in runs], "next_cursor": next_cursor}
+
+
+@router.post("/runs/{run_id}/cancel", summary="Cancel a run and its unfinished children")
+async def cancel(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    run = await run_in_threadpool(_engine(request).cancel, env, run_id)
+    return run_json(run)
+
+
+@router.post("/runs/{run_id}/replay", summary="Trigger a new run with the same payload")
+async def replay(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    run = await run_in_threadpool(_engine(request).replay, env, run_id)
+    return {"id": run.id, "is_cached": False, "task_id": run.task_id, "status": run.status.value}
+
+
+@router.post("/runs/{run_id}/reschedule", summary="Change the delay of a DELAYED run")
+async def reschedule(run_id: str, body: RescheduleBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    run = await run_in_threadpool(_engine(request).reschedule, env, run_id, body.delay)
+    return run_json(run)
+
+
+@router.get("/runs/{run_id}/logs", summary="The run's log records, oldest first")
+async def logs(run_id: str, env: CurrentEnv, request: Request, after: int = 0) -> dict[str, Any]:
+    entries = await run_in_threadpool(_engine(request).logs, env, run_id, after)
+    return {"data": [log_json(i, e) for i, e in entries]}

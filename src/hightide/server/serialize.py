@@ -1,0 +1,89 @@
+"""Records to JSON for API responses. Times are ISO 8601 in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hightide.store.records import Attempt, LogEntry, Run
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_json(run: Run, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": run.id,
+        "task_id": run.task_id,
+        "status": run.status.value,
+        "is_finished": run.status.is_final,
+        "payload": run.payload,
+        "output": run.output,
+        "error": run.error,
+        "attempt_count": run.attempt_count,
+        "max_attempts": run.max_attempts,
+        "tags": run.tags,
+        "metadata": run.metadata,
+        "queue": run.queue,
+        "priority": run.priority,
+        "idempotency_key": run.idempotency_key,
+        "concurrency_key": run.concurrency_key,
+        "version": run.version,
+        "parent_run_id": run.parent_run_id,
+        "root_run_id": run.root_run_id,
+        "created_at": iso(run.created_at),
+        "updated_at": iso(run.updated_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "delay_until": iso(run.delay_until),
+        "ttl_expires_at": iso(run.ttl_expires_at),
+    }
+    if attempts is not None:
+        body["attempts"] = [attempt_json(a) for a in attempts]
+    return body
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "status": attempt.status,
+        "worker_id": attempt.worker_id,
+        "version": attempt.version,
+        "started_at": iso(attempt.started_at),
+        "finished_at": iso(attempt.finished_at),
+        "error": attempt.error,
+    }
+
+
+def log_json(log_id: int, entry: LogEntry) -> dict[str, Any]:
+    return {
+        "id": log_id,
+        "run_id": entry.run_id,
+        "attempt": entry.attempt,
+        "time": iso(entry.time),
+        "level": entry.level,
+        "message": entry.message,
+        "attributes": entry.attributes,
+    }
+
+
+def execution_json(run: Run, environment_slug: str) -> dict[str, Any]:
+    """What a worker needs to execute one attempt of ``run``."""
+    return {
+        "run_id": run.id,
+        "task_id": run.task_id,
+        "attempt": run.attempt_count,
+        "payload": run.payload,
+        "tags": run.tags,
+        "metadata": run.metadata,
+        "queue": run.queue,
+        "max_attempts": run.max_attempts,
+        "max_duration": run.max_duration,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "parent_run_id": run.parent_run_id,
+        "root_run_id": run.root_run_id,
+        "environment": environment_slug,
+        "version": run.version,
+    }

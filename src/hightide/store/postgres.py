@@ -1,0 +1,75 @@
+"""PostgreSQL: many servers and workers. ``FOR UPDATE SKIP LOCKED`` claims, ``LISTEN/NOTIFY`` wake-ups."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.store.base import Store
+
+log = logging.getLogger(__name__)
+CHANNEL = "hightide_runs"
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        sa_url = make_url(url).set(drivername="postgresql+psycopg")
+        self.url = sa_url
+        engine = create_engine(sa_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        super().__init__(engine)
+        self._stop = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    def _lock_for_claim(self, conn: Connection, environment_id: str) -> None:
+        # One claimer per environment at a time, across servers: limits are counted exactly.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"claim:{environment_id}"})
+
+    def _claim_select(self, stmt: Any) -> Any:
+        return stmt.with_for_update(skip_locked=True)
+
+    def _publish(self, conn: Connection, environment_id: str) -> None:
+        super()._publish(conn, environment_id)
+        conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": environment_id})
+
+    def _translate(self, exc: DBAPIError) -> HightideError:
+        if isinstance(exc, IntegrityError):
+            return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
+        if isinstance(exc, OperationalError):
+            return ServerError(f"the PostgreSQL database is unreachable: {exc.orig}")
+        return ServerError(f"database error: {exc.orig}")
+
+    # LISTEN/NOTIFY only makes other servers faster to notice work; polling keeps them correct.
+    def start(self) -> None:
+        if self._listener is None:
+            self._stop.clear()
+            self._listener = threading.Thread(target=self._listen, name="hightide-pg-listen", daemon=True)
+            self._listener.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+            self._listener = None
+        super().close()
+
+    def _listen(self) -> None:
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._dispatch(note.payload)
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (%s); retrying", exc)
+                self._stop.wait(1.0)

@@ -1,0 +1,189 @@
+"""Rows as frozen values, decoded from the store's JSON columns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from hightide.core.states import RunStatus
+from hightide.types import JSON
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True)
+class Environment:
+    id: str
+    project_id: str
+    project_slug: str
+    slug: str
+    kind: str
+    concurrency_limit: int
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    environment_id: str
+    task_id: str
+    version_id: str
+    queue: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Version:
+    id: str
+    environment_id: str
+    version: str
+    manifest: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    environment_id: str
+    task_id: str
+    queue: str
+    status: RunStatus
+    payload: JSON
+    output: JSON
+    error: dict[str, Any] | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    idempotency_key_expires_at: float | None
+    concurrency_key: str | None
+    priority: float
+    max_attempts: int
+    retry: dict[str, Any]
+    max_duration: float | None
+    attempt_count: int
+    delay_until: float | None
+    ttl_expires_at: float | None
+    available_at: float
+    lease_expires_at: float | None
+    worker_id: str | None
+    version: str | None
+    parent_run_id: str | None
+    root_run_id: str | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Run:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            environment_id=m["environment_id"],
+            task_id=m["task_id"],
+            queue=m["queue"],
+            status=RunStatus(m["status"]),
+            payload=loads(m["payload"]),
+            output=loads(m["output"]),
+            error=loads(m["error"]),
+            tags=loads(m["tags"]),
+            metadata=loads(m["metadata"]),
+            idempotency_key=m["idempotency_key"],
+            idempotency_key_expires_at=m["idempotency_key_expires_at"],
+            concurrency_key=m["concurrency_key"],
+            priority=m["priority"],
+            max_attempts=m["max_attempts"],
+            retry=loads(m["retry"]),
+            max_duration=m["max_duration"],
+            attempt_count=m["attempt_count"],
+            delay_until=m["delay_until"],
+            ttl_expires_at=m["ttl_expires_at"],
+            available_at=m["available_at"],
+            lease_expires_at=m["lease_expires_at"],
+            worker_id=m["worker_id"],
+            version=m["version"],
+            parent_run_id=m["parent_run_id"],
+            root_run_id=m["root_run_id"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    run_id: str
+    number: int
+    status: str
+    worker_id: str | None
+    version: str | None
+    started_at: float
+    finished_at: float | None
+    error: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Attempt:
+        m = row._mapping
+        return cls(
+            run_id=m["run_id"],
+            number=m["number"],
+            status=m["status"],
+            worker_id=m["worker_id"],
+            version=m["version"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
+            error=loads(m["error"]),
+        )
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    run_id: str
+    attempt: int
+    time: float
+    level: str
+    message: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to insert, with everything the engine decided about it."""
+
+    id: str
+    environment_id: str
+    task_id: str
+    queue: str
+    status: RunStatus
+    payload: JSON
+    tags: list[str]
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    idempotency_key_expires_at: float | None
+    concurrency_key: str | None
+    priority: float
+    max_attempts: int
+    retry: dict[str, Any]
+    max_duration: float | None
+    delay_until: float | None
+    ttl_expires_at: float | None
+    available_at: float
+    parent_run_id: str | None
+    root_run_id: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    statuses: tuple[str, ...] = ()
+    task_ids: tuple[str, ...] = ()
+    tag: str | None = None
+    created_from: float | None = None
+    created_to: float | None = None
+    parent_run_id: str | None = None

@@ -1,0 +1,70 @@
+"""SQLite: the embedded default. WAL mode; writes serialised in-process and by ``BEGIN IMMEDIATE``."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.store.base import Store
+
+
+class SQLiteStore(Store):
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            f"sqlite:///{self.path}",
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=16,
+        )
+        event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "begin", _on_begin)
+        super().__init__(engine)
+        # One writer at a time inside this process: SQLite's own busy handler sleeps in coarse
+        # steps, which would add milliseconds of latency under contention.
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._write_lock:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execution_options(hightide_write=True)
+                    with conn.begin():
+                        yield conn
+            except DBAPIError as exc:
+                raise self._translate(exc) from exc
+
+    def _translate(self, exc: DBAPIError) -> HightideError:
+        if isinstance(exc, IntegrityError):
+            return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
+        if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
+            return ServerError(f"the SQLite database {self.path} is locked by another process; try again")
+        return ServerError(f"database error: {exc.orig}")
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself, so that writes can BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _on_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get("hightide_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

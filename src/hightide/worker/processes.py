@@ -1,0 +1,184 @@
+"""Runner processes as the supervisor sees them: spawn, handshake, execute, kill, and a pool that
+reuses them for later runs of the same version."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hightide.worker.protocol import encode, read_message
+
+LogCallback = Callable[[dict[str, Any]], None]
+
+
+class RunnerStartError(Exception):
+    """The runner could not import the project's tasks."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class RunnerDied(Exception):
+    def __init__(self, returncode: int | None) -> None:
+        super().__init__(describe_exit(returncode))
+        self.returncode = returncode
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the runner process stopped responding"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (killed: out of memory, or by an operator)" if -code == signal.SIGKILL else ""
+        return f"the runner process was killed by {name}{hint}"
+    return f"the runner process exited with code {code}"
+
+
+@dataclass
+class RunnerProcess:
+    version_id: str
+    process: asyncio.subprocess.Process
+    reader: asyncio.StreamReader
+    writer: asyncio.WriteTransport
+    runs: int = 0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    @classmethod
+    async def spawn(cls, version_id: str, root: Path, env: dict[str, str], dev: bool) -> RunnerProcess:
+        """Start a runner and wait until it has imported the tasks. Raises ``RunnerStartError``."""
+        to_runner_r, to_runner_w = os.pipe()
+        from_runner_r, from_runner_w = os.pipe()
+        args = [
+            "-m",
+            "hightide.worker.runner",
+            "--root",
+            str(root),
+            "--in",
+            str(to_runner_r),
+            "--out",
+            str(from_runner_w),
+        ]
+        if dev:
+            args.append("--dev")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,  # the real interpreter, not a shim: its pid is the runner's pid
+                *args,
+                pass_fds=(to_runner_r, from_runner_w),
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in a terminal reaches the supervisor, which decides
+            )
+        finally:
+            os.close(to_runner_r)
+            os.close(from_runner_w)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2**26)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(from_runner_r, "rb"))
+        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(to_runner_w, "wb"))
+        runner = cls(version_id, process, reader, writer)  # type: ignore[arg-type]
+        hello = await read_message(reader)
+        if hello is None or hello.get("type") != "ready":
+            code = await process.wait()
+            if hello and hello.get("type") == "error":
+                raise RunnerStartError(hello["message"], hello.get("traceback", ""))
+            raise RunnerStartError(describe_exit(code))
+        runner.manifest = hello["manifest"]
+        return runner
+
+    async def execute(self, execution: dict[str, Any], on_log: LogCallback) -> dict[str, Any]:
+        """Run one attempt; returns the runner's result message or raises ``RunnerDied``."""
+        self.runs += 1
+        self.writer.write(encode({"type": "execute", "execution": execution}))
+        while True:
+            message = await read_message(self.reader)
+            if message is None:
+                raise RunnerDied(await self.process.wait())
+            if message["type"] == "log":
+                on_log(message)
+            elif message["type"] == "result":
+                return message
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Ask politely (SIGTERM), then insist (SIGKILL) after ``grace`` seconds."""
+        if not self.alive:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            if self.alive:
+                self.process.kill()
+            await self.process.wait()
+        finally:
+            self.writer.close()
+
+    async def shutdown(self) -> None:
+        """Let an idle runner exit on its own."""
+        if self.alive:
+            self.writer.write(encode({"type": "shutdown"}))
+            self.writer.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                await self.stop()
+
+
+class RunnerPool:
+    """Idle runners by version. ``acquire`` reuses a warm one or spawns a new one."""
+
+    def __init__(self, root: Path, env: dict[str, str], dev: bool, runs_per_process: int) -> None:
+        self.root, self.env, self.dev = root, env, dev
+        self.runs_per_process = runs_per_process
+        self._idle: dict[str, list[RunnerProcess]] = {}
+        self.current_version: str | None = None
+
+    async def spawn(self, version_id: str) -> RunnerProcess:
+        return await RunnerProcess.spawn(version_id, self.root, self.env, self.dev)
+
+    async def acquire(self, version_id: str) -> RunnerProcess:
+        idle = self._idle.get(version_id, [])
+        while idle:
+            runner = idle.pop()
+            if runner.alive:
+                return runner
+        return await self.spawn(version_id)
+
+    def add_idle(self, runner: RunnerProcess) -> None:
+        self._idle.setdefault(runner.version_id, []).append(runner)
+
+    async def release(self, runner: RunnerProcess) -> None:
+        """Keep a healthy runner of the current version for the next run; retire the others."""
+        if runner.alive and runner.runs < self.runs_per_process and runner.version_id == self.current_version:
+            self.add_idle(runner)
+        else:
+            await runner.shutdown()
+
+    async def retire_others(self, version_id: str) -> None:
+        """Shut down idle runners of versions other than ``version_id`` (after a reload)."""
+        for vid in [v for v in self._idle if v != version_id]:
+            for runner in self._idle.pop(vid):
+                await runner.shutdown()
+
+    async def close(self) -> None:
+        runners = [r for rs in self._idle.values() for r in rs]
+        self._idle.clear()
+        await asyncio.gather(*(r.shutdown() for r in runners), return_exceptions=True)

@@ -1,0 +1,166 @@
+"""The runner: a child process that imports the project's tasks and executes attempts, one at a
+time, as its supervisor asks. It is reused for many runs of one version (warm starts).
+
+    python -m hightide.worker.runner --root PATH --in FD --out FD
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hightide.config import load_project_config
+from hightide.core.failures import Failure, FailureKind
+from hightide.sdk import context as run_context
+from hightide.sdk.context import Context
+from hightide.sdk.logger import set_sink
+from hightide.sdk.task import registry
+from hightide.worker.loader import load_tasks
+from hightide.worker.protocol import BlockingChannel
+
+
+class Runner:
+    def __init__(self, channel: BlockingChannel) -> None:
+        self.channel = channel
+        self.execution: dict[str, Any] | None = None
+
+    def log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
+        ex = self.execution
+        if ex is None:
+            return
+        self.channel.send(
+            {
+                "type": "log",
+                "run_id": ex["run_id"],
+                "attempt": ex["attempt"],
+                "time": time.time(),
+                "level": level,
+                "message": message,
+                "attributes": attributes,
+            }
+        )
+
+    async def execute(self, execution: dict[str, Any]) -> dict[str, Any]:
+        base = {"type": "result", "run_id": execution["run_id"], "attempt": execution["attempt"]}
+        task = registry.get(execution["task_id"])
+        if task is None:
+            failure = Failure(
+                "TaskNotFound", f"task {execution['task_id']!r} is not defined in this version", kind=FailureKind.SYSTEM
+            )
+            return {**base, "ok": False, "error": failure.to_dict()}
+        ctx = Context.from_execution(execution)
+        token = run_context.current.set(ctx)
+        self.execution = execution
+        try:
+            output = await task.execute(execution["payload"], ctx)
+            return {**base, "ok": True, "output": output}
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit and friends from user code are failures too
+            return {**base, "ok": False, "error": Failure.from_exception(exc).to_dict()}
+        finally:
+            await _flush_stdio()
+            self.execution = None
+            run_context.current.reset(token)
+
+    def serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            message = self.channel.receive()
+            if message is None or message.get("type") == "shutdown":
+                break
+            if message.get("type") == "execute":
+                result = loop.run_until_complete(self.execute(message["execution"]))
+                self.channel.send(result)
+        loop.close()
+
+
+class _StreamToLog(io.TextIOBase):
+    """``print`` inside a run becomes a run log line; outside a run it goes where it always went."""
+
+    def __init__(self, runner: Runner, level: str, fallback: Any) -> None:
+        self.runner, self.level, self.fallback = runner, level, fallback
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.runner.execution is None:
+            return int(self.fallback.write(text))
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self.runner.log(self.level, line, {"stream": "stdout" if self.level == "info" else "stderr"})
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer and self.runner.execution is not None:
+            line, self._buffer = self._buffer, ""
+            self.runner.log(self.level, line, {"stream": "stdout" if self.level == "info" else "stderr"})
+        self.fallback.flush()
+
+
+async def _flush_stdio() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+class _LogHandler(logging.Handler):
+    """Standard ``logging`` records inside a run become run logs."""
+
+    LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error", "CRITICAL": "error"}
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(logging.DEBUG)
+        self.runner = runner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.runner.execution is None or record.name.startswith("hightide.task"):
+            return
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        self.runner.log(self.LEVELS.get(record.levelname, "info"), message, {"logger": record.name})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hightide-runner")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--in", dest="inp", type=int, required=True)
+    parser.add_argument("--out", type=int, required=True)
+    parser.add_argument("--dev", action="store_true")
+    args = parser.parse_args(argv)
+    channel = BlockingChannel(os.fdopen(args.inp, "rb"), os.fdopen(args.out, "wb"))
+    root = Path(args.root)
+    os.chdir(root)
+    try:
+        manifest = load_tasks(load_project_config(root), dev=args.dev)
+    except BaseException as exc:
+        channel.send({"type": "error", "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        return 3
+    runner = Runner(channel)
+    set_sink(runner.log)
+    sys.stdout = _StreamToLog(runner, "info", sys.stdout)
+    sys.stderr = _StreamToLog(runner, "error", sys.stderr)
+    root_logger = logging.getLogger()
+    root_logger.addHandler(_LogHandler(runner))
+    if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
+        root_logger.setLevel(logging.INFO)
+    channel.send({"type": "ready", "pid": os.getpid(), "manifest": manifest})
+    runner.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""The supervisor: registers the task manifest, claims runs, heartbeats, runs each attempt in a
+runner process and reports the outcome.
+
+Side tasks (named, watched by ``run``): ``claim`` (long-poll for work while slots are free),
+``heartbeat`` (extend leases; learn which runs were cancelled), ``outbox`` (ship logs, then
+results, in batches). If one dies, the supervisor stops rather than limp on.
+
+Shutdown order: stop claiming; let in-flight runs finish up to the grace period; cancel what is
+left (kill its runner, cancel the run); flush the outbox; stop idle runners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hightide.core.failures import Failure, FailureKind
+from hightide.errors import ConnectionError_, HightideError
+from hightide.worker.api import WorkerApi
+from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    root: Path
+    concurrency: int = 4
+    runs_per_process: int = 100
+    claim_wait: float = 10.0
+    shutdown_grace: float = 30.0
+    kill_grace: float = 2.0
+    dev: bool = False
+    runner_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One line of what happened, for ``hightide dev`` / ``hightide worker`` to print."""
+
+    kind: str  # "run" | "log" | "version" | "error"
+    task_id: str = ""
+    run_id: str = ""
+    attempt: int = 0
+    status: str = ""
+    duration: float | None = None
+    message: str = ""
+    level: str = "info"
+    time: float = field(default_factory=time.time)
+
+
+EventSink = Callable[[RunEvent], None]
+
+
+@dataclass
+class _Active:
+    execution: dict[str, Any]
+    task: asyncio.Task[None]
+    started: float
+    runner: RunnerProcess | None = None
+    stopping: bool = False
+
+
+class Supervisor:
+    def __init__(self, api: WorkerApi, options: WorkerOptions, on_event: EventSink | None = None) -> None:
+        self.api = api
+        self.options = options
+        self.on_event = on_event or (lambda _e: None)
+        env = {**os.environ, **options.runner_env, "PYTHONUNBUFFERED": "1"}
+        env["HIGHTIDE_API_URL"] = api.session.api_url
+        env["HIGHTIDE_SECRET_KEY"] = api.session.secret_key
+        self.pool = RunnerPool(options.root, env, options.dev, options.runs_per_process)
+        self.version: dict[str, Any] | None = None
+        self.lease_seconds = 30.0
+        self.active: dict[str, _Active] = {}
+        self._slot_freed = asyncio.Event()
+        self._active_changed = asyncio.Event()
+        self._outbox_logs: list[dict[str, Any]] = []
+        self._outbox_results: list[dict[str, Any]] = []
+        self._outbox_ready = asyncio.Event()
+        self._claiming = True
+        self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+
+    # -- versions ----------------------------------------------------------------------------
+    async def load_version(self) -> dict[str, Any]:
+        """Import the current code in a fresh runner, register its manifest as a new version and make
+        it the one new runs use. Runs already executing finish on their old runner."""
+        async with self._reload_lock:
+            runner = await self.pool.spawn("pending")
+            try:
+                version = await self.api.register(runner.manifest)
+            except BaseException:
+                await runner.shutdown()
+                raise
+            runner.version_id = version["version_id"]
+            self.lease_seconds = float(version.get("lease_seconds", self.lease_seconds))
+            self.version = {**version, "manifest": runner.manifest}
+            self.pool.current_version = version["version_id"]
+            self.pool.add_idle(runner)
+            await self.pool.retire_others(version["version_id"])
+            tasks = ", ".join(t["id"] for t in runner.manifest["tasks"])
+            self.on_event(RunEvent("version", message=f"version {version['version']} registered ({tasks})"))
+            return self.version
+
+    async def reload(self) -> bool:
+        """For hot reload: True if the new code was registered, False if it failed to import."""
+        try:
+            await self.load_version()
+            self._active_changed.set()
+            return True
+        except RunnerStartError as exc:
+            self.on_event(
+                RunEvent("error", message=f"reload failed, keeping the previous version: {exc}", level="error")
+            )
+            if exc.details:
+                self.on_event(RunEvent("error", message=exc.details.rstrip(), level="error"))
+            return False
+
+    async def prewarm(self) -> None:
+        """Start runners up to the concurrency, so the first runs do not pay for a cold start."""
+        assert self.version is not None
+        vid = self.version["version_id"]
+        for _ in range(self.options.concurrency - 1):
+            if not self._claiming or self.pool.current_version != vid:
+                return
+            with contextlib.suppress(RunnerStartError):
+                self.pool.add_idle(await self.pool.spawn(vid))
+
+    # -- the service -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, cancel_on_stop: bool = False) -> None:
+        """Serve until ``stop`` is set, then shut down in order. ``cancel_on_stop`` cancels in-flight
+        runs at once (``hightide dev``'s Ctrl-C) instead of letting them finish first."""
+        if self.version is None:
+            await self.load_version()
+        side = {
+            asyncio.create_task(self._claim_loop(), name="claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._outbox_loop(), name="outbox"),
+            asyncio.create_task(self.prewarm(), name="prewarm"),
+        }
+        stop_task = asyncio.create_task(stop.wait(), name="stop")
+        crashed: list[asyncio.Task[Any]] = []
+        try:
+            watched = {t for t in side if t.get_name() != "prewarm"} | {stop_task}
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            crashed = [t for t in done if t is not stop_task]  # side tasks never end on their own
+        finally:
+            await self._shutdown(side, stop_task, cancel_on_stop or bool(crashed))
+        for task in crashed:
+            exc = task.exception()
+            raise exc if exc else RuntimeError(f"worker side task {task.get_name()!r} stopped")
+
+    async def _shutdown(self, side: set[asyncio.Task[Any]], stop_task: asyncio.Task[Any], cancel_now: bool) -> None:
+        self._claiming = False
+        claim = next(t for t in side if t.get_name() == "claim")
+        claim.cancel()
+        if self.active and not cancel_now:
+            self.on_event(
+                RunEvent(
+                    "version", message=f"waiting up to {self.options.shutdown_grace:g}s for {len(self.active)} run(s)"
+                )
+            )
+            await asyncio.wait([a.task for a in self.active.values()], timeout=self.options.shutdown_grace)
+        if self.active:
+            await self._cancel_in_flight()
+        self._stopped.set()
+        self._outbox_ready.set()
+        outbox = next(t for t in side if t.get_name() == "outbox")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(outbox), 10)
+        for task in (*side, stop_task):
+            task.cancel()
+        await asyncio.gather(*side, stop_task, return_exceptions=True)
+        await self.pool.close()
+
+    async def _cancel_in_flight(self) -> None:
+        runs = list(self.active.items())
+        for _run_id, active in runs:
+            active.stopping = True
+        await asyncio.gather(*(self._kill(a) for _, a in runs), return_exceptions=True)
+        for run_id, _active in runs:
+            try:
+                await self.api.cancel(run_id)
+            except HightideError as exc:
+                log.warning("could not cancel %s on shutdown: %s", run_id, exc)
+
+    # -- claiming ----------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        backoff = 0.5
+        while self._claiming:
+            free = self.options.concurrency - len(self.active)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            assert self.version is not None
+            try:
+                executions = await self.api.claim(self.version["version_id"], free, self.options.claim_wait)
+                backoff = 0.5
+            except ConnectionError_ as exc:
+                self.on_event(RunEvent("error", message=f"{exc.message}; retrying in {backoff:g}s", level="warn"))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10)
+                continue
+            for execution in executions:
+                self._start(execution)
+
+    def _start(self, execution: dict[str, Any]) -> None:
+        run_id = execution["run_id"]
+        task = asyncio.create_task(self._execute(execution), name=f"run {run_id}")
+        self.active[run_id] = _Active(execution, task, time.monotonic())
+        self._active_changed.set()
+        self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "EXECUTING", None, "started"))
+
+    async def _execute(self, execution: dict[str, Any]) -> None:
+        run_id = execution["run_id"]
+        active = self.active[run_id]
+        base = {"run_id": run_id, "attempt": execution["attempt"]}
+        result: dict[str, Any] | None
+        try:
+            assert self.version is not None
+            runner = await self.pool.acquire(self.version["version_id"])
+            active.runner = runner
+            if active.stopping:
+                await runner.stop(self.options.kill_grace)
+                return
+            max_duration = execution.get("max_duration")
+            async with asyncio.timeout(max_duration):
+                message = await runner.execute(execution, self._on_log)
+            result = {**base, "ok": message["ok"], "output": message.get("output"), "error": message.get("error")}
+            await self.pool.release(runner)
+        except RunnerDied as died:
+            result = (
+                None
+                if active.stopping
+                else {**base, "ok": False, "error": _failure("RunnerCrashed", str(died), FailureKind.CRASH)}
+            )
+        except TimeoutError:
+            await self._kill(active)
+            result = {
+                **base,
+                "ok": False,
+                "error": _failure(
+                    "MaxDurationExceeded",
+                    f"the attempt ran longer than max_duration={execution.get('max_duration')}s",
+                    FailureKind.TIMEOUT,
+                ),
+            }
+        except RunnerStartError as exc:
+            result = {**base, "ok": False, "error": _failure("RunnerStartError", str(exc), FailureKind.CRASH)}
+        except asyncio.CancelledError:
+            await self._kill(active)
+            result = None
+        finally:
+            self.active.pop(run_id, None)
+            self._slot_freed.set()
+            self._active_changed.set()
+        duration = time.monotonic() - active.started
+        if result is None:
+            self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "CANCELED", duration))
+            return
+        result["_task_id"], result["_duration"] = execution["task_id"], duration
+        self._outbox_results.append(result)
+        self._outbox_ready.set()
+
+    async def _kill(self, active: _Active) -> None:
+        active.stopping = True
+        if active.runner is not None:
+            await active.runner.stop(self.options.kill_grace)
+
+    def _on_log(self, message: dict[str, Any]) -> None:
+        entry = {k: message[k] for k in ("run_id", "attempt", "time", "level", "message", "attributes")}
+        self._outbox_logs.append(entry)
+        self._outbox_ready.set()
+        active = self.active.get(message["run_id"])
+        task_id = active.execution["task_id"] if active else ""
+        self.on_event(
+            RunEvent(
+                "log",
+                task_id,
+                message["run_id"],
+                message["attempt"],
+                message=message["message"],
+                level=message["level"],
+                time=message["time"],
+            )
+        )
+
+    # -- heartbeats and cancellation ----------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        last_extend = time.monotonic()
+        while True:
+            if not self.active:
+                self._active_changed.clear()
+                await self._active_changed.wait()
+                continue
+            self._active_changed.clear()
+            held = [(run_id, a.execution["attempt"]) for run_id, a in self.active.items() if not a.stopping]
+            extend = time.monotonic() - last_extend >= self.lease_seconds / 3
+            try:
+                stop = await self.api.heartbeat(held, wait=1.0, extend=extend)
+            except ConnectionError_:
+                await asyncio.sleep(1.0)
+                continue
+            if extend:
+                last_extend = time.monotonic()
+            for run_id in stop:
+                active = self.active.get(run_id)
+                if active is not None and not active.stopping:
+                    active.stopping = True
+                    active.task.cancel()
+
+    # -- reporting ---------------------------------------------------------------------------
+    async def _outbox_loop(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox_logs or self._outbox_results:
+                logs, self._outbox_logs = self._outbox_logs[:5000], self._outbox_logs[5000:]
+                results, self._outbox_results = self._outbox_results[:1000], self._outbox_results[1000:]
+                await self._send(logs, results)
+            if self._stopped.is_set():
+                return
+
+    async def _send(self, logs: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                if logs:
+                    await self.api.logs(logs)
+                    logs = []
+                if results:
+                    body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+                    replies = await self.api.complete(body)
+                    for result, reply in zip(results, replies, strict=True):
+                        status = reply.get("status", "DISCARDED")
+                        message = "" if reply.get("accepted") else reply.get("message", "")
+                        if not result["ok"] and result.get("error"):
+                            err = result["error"]
+                            message = message or f"{err.get('name')}: {err.get('message')}"
+                        self.on_event(
+                            RunEvent(
+                                "run",
+                                result["_task_id"],
+                                result["run_id"],
+                                result["attempt"],
+                                status,
+                                result["_duration"],
+                                message,
+                            )
+                        )
+                return
+            except ConnectionError_ as exc:
+                if self._stopped.is_set() and delay > 4:
+                    log.warning("giving up reporting %d result(s): %s", len(results), exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+
+def _failure(name: str, message: str, kind: str) -> dict[str, Any]:
+    return Failure(name=name, message=message, kind=kind).to_dict()
