@@ -1,0 +1,82 @@
+"""Helpers shared by the test suites."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+PG_URL = os.environ.get("HIGHTIDE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+    """Call ``check`` until it returns a truthy value without raising ``AssertionError``; return it.
+    On timeout, re-raise the last assertion (or fail saying what was awaited)."""
+    deadline = time.monotonic() + timeout
+    last: AssertionError | None = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except AssertionError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            if last is not None:
+                raise last
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """``assert_eventually`` for async checks."""
+    deadline = time.monotonic() + timeout
+    last: AssertionError | None = None
+    while True:
+        try:
+            value = await check()
+            if value:
+                return value
+        except AssertionError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            if last is not None:
+                raise last
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        await asyncio.sleep(interval)
+
+
+def postgres_available(url: str = PG_URL) -> str | None:
+    """None if PostgreSQL at ``url`` answers, else the reason it does not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=2):
+            return None
+    except Exception as exc:  # any failure means: skip, and say why
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    import httpx
+
+    def up() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    assert_eventually(up, timeout=timeout, what=f"{url} to answer")
