@@ -10,7 +10,7 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from hightide.cli.embedded import check_port, dev_key, uvicorn_server, wait_started
+from hightide.cli.embedded import EmbeddedServer, check_port, dev_key
 from hightide.cli.output import console, print_event
 from hightide.config import DEV_ENV_FILE, STATE_DIR, ProjectConfig, read_env_file
 from hightide.sdk.http import ApiSession
@@ -48,9 +48,8 @@ async def run_dev(
     write_dev_env(root, api_url, key)
 
     settings = ServerSettings(database_url=db_url, migrate=False, lease_seconds=lease_seconds)
-    server = uvicorn_server(settings, store, host, port)
-    server_task = asyncio.create_task(server.serve(), name="server")
-    await wait_started(server, server_task)
+    server = EmbeddedServer(settings, store, host, port)
+    await server.start()
     console.print(f"[bold]Hightide dev[/] server on [link={api_url}]{api_url}[/]  (API docs {api_url}/api/docs)")
     console.print(
         f"[dim]project {root}  database {store.engine.url.database or store.engine.url}  key in {env_file}[/]"
@@ -79,9 +78,7 @@ async def run_dev(
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await session.aclose()
-        server.config.app.state.engine.stop_polling()
-        server.should_exit = True
-        await server_task
+        await server.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         console.print("[dim]stopped[/]")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 import time
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -27,25 +29,49 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
-def uvicorn_server(settings: ServerSettings, store: Store, host: str, port: int) -> uvicorn.Server:
-    app = create_app(settings, store)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the command owns signals
-    return server
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the command owns SIGINT/SIGTERM and decides the shutdown order
 
 
-async def wait_started(server: uvicorn.Server, task: asyncio.Task[None], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if task.done():
-            task.result()
-            raise ConfigError("the embedded server stopped while starting")
-        if time.monotonic() > deadline:
-            raise ConfigError("the embedded server did not start in time")
-        await asyncio.sleep(0.02)
+class EmbeddedServer:
+    """The API server running inside this process, on this event loop."""
+
+    def __init__(self, settings: ServerSettings, store: Store, host: str, port: int) -> None:
+        self.app = create_app(settings, store)
+        config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+        )
+        self.server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float = 15.0) -> None:
+        self._task = asyncio.create_task(self.server.serve(), name="server")
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+                raise ConfigError("the embedded server stopped while starting")
+            if time.monotonic() > deadline:
+                raise ConfigError("the embedded server did not start in time")
+            await asyncio.sleep(0.02)
+
+    async def wait(self) -> None:
+        assert self._task is not None
+        await self._task
+
+    async def stop(self) -> None:
+        self.app.state.engine.stop_polling()  # end long-polls so connections close at once
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
 
 
 def dev_key(store: Store, existing: str | None) -> str:

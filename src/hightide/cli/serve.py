@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import signal
 
-from hightide.cli.embedded import check_port, uvicorn_server, wait_started
+from hightide.cli.embedded import EmbeddedServer, check_port
 from hightide.cli.output import console, print_event
 from hightide.config import ClientSettings, ProjectConfig
 from hightide.sdk.http import ApiSession
@@ -27,18 +27,16 @@ def _stop_on_signals() -> asyncio.Event:
 async def run_server(settings: ServerSettings, host: str, port: int) -> None:
     check_port(host, port)
     store = open_store(settings.database_url)
-    server = uvicorn_server(settings, store, host, port)
-    task = asyncio.create_task(server.serve(), name="server")
-    await wait_started(server, task)
+    server = EmbeddedServer(settings, store, host, port)
+    await server.start()
     console.print(f"[bold]Hightide server[/] on http://{host}:{port}  (API docs /api/docs)")
     console.print(
         f"[dim]create a key for an environment: hightide keys create --env dev --database-url {settings.database_url}[/]"
     )
     stop = _stop_on_signals()
-    await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    server.config.app.state.engine.stop_polling()
-    server.should_exit = True
-    await task
+    serving = asyncio.create_task(server.wait())
+    await asyncio.wait({serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    await server.stop()
 
 
 async def run_worker(

@@ -405,9 +405,9 @@ class RunEngine:
         due = self.store.due_runs(self.clock())
         changed = 0
         for run in due["expired"]:
-            changed += self._try(lambda r=run: self._apply(r, RunEvent.EXPIRE, {"idempotency_key": None}))
+            changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
         for run in due["delayed"]:
-            changed += self._try(lambda r=run: self._apply(r, RunEvent.ENQUEUE, {"delay_until": None}))
+            changed += self._try(self._apply, run, RunEvent.ENQUEUE, {"delay_until": None})
         for run in due["lease_expired"]:
             failure = Failure(
                 name="WorkerLost",
@@ -415,13 +415,13 @@ class RunEngine:
                 f"{run.attempt_count} expired",
                 kind=FailureKind.CRASH,
             )
-            changed += self._try(lambda r=run, f=failure: self._fail(r, f))
+            changed += self._try(self._fail, run, failure)
         return changed
 
     @staticmethod
-    def _try(action: Callable[[], Run]) -> int:
+    def _try(action: Callable[..., Run], *args: Any) -> int:
         try:
-            action()
+            action(*args)
             return 1
         except ConflictError:
             return 0  # changed concurrently by a request: that request won

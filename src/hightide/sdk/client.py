@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,7 +99,7 @@ class RunsClient:
                     return run
                 await asyncio.sleep(interval)
 
-    async def logs(self, run_id: str) -> list[LogRecord]:
+    async def logs(self, run_id: str) -> builtins.list[LogRecord]:
         """The log records of a run (``logger`` calls, ``print`` and ``logging`` inside the task)."""
         records: list[LogRecord] = []
         after = 0

@@ -7,6 +7,7 @@ It runs one private event loop in a background thread and forwards each call to 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -37,7 +38,7 @@ class SyncRuns:
         self._loop, self._client = loop, client
 
     def retrieve(self, run_id: str) -> Run:
-        return self._loop.call(self._client.runs.retrieve(run_id))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.runs.retrieve(run_id))
 
     def list(self, **filters: Any) -> Iterator[Run]:
         agen = self._client.runs.list(**filters)
@@ -48,19 +49,19 @@ class SyncRuns:
                 return
 
     def cancel(self, run_id: str) -> Run:
-        return self._loop.call(self._client.runs.cancel(run_id))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.runs.cancel(run_id))
 
     def replay(self, run_id: str) -> RunHandle[Any]:
-        return self._loop.call(self._client.runs.replay(run_id))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.runs.replay(run_id))
 
     def reschedule(self, run_id: str, *, delay: Any) -> Run:
-        return self._loop.call(self._client.runs.reschedule(run_id, delay=delay))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.runs.reschedule(run_id, delay=delay))
 
     def poll(self, run_id: str, *, interval: float = 0.5, timeout: float | None = None) -> Run:
-        return self._loop.call(self._client.runs.poll(run_id, interval=interval, timeout=timeout))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.runs.poll(run_id, interval=interval, timeout=timeout))
 
-    def logs(self, run_id: str) -> list[LogRecord]:
-        return self._loop.call(self._client.runs.logs(run_id))  # type: ignore[no-any-return]
+    def logs(self, run_id: str) -> builtins.list[LogRecord]:
+        return self._loop.call(self._client.runs.logs(run_id))
 
 
 class Client:
@@ -81,10 +82,10 @@ class Client:
         return AsyncClient(api_url=api_url, secret_key=secret_key, timeout=timeout)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle[Any]:
-        return self._loop.call(self._client.trigger(task_id, payload, **options))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.trigger(task_id, payload, **options))
 
     def batch_trigger(self, items: list[dict[str, Any]], task_id: str | None = None) -> BatchHandle:
-        return self._loop.call(self._client.batch_trigger(items, task_id))  # type: ignore[no-any-return]
+        return self._loop.call(self._client.batch_trigger(items, task_id))
 
     def close(self) -> None:
         self._loop.call(self._client.aclose())

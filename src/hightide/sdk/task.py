@@ -81,7 +81,7 @@ class Task(Generic[P, R]):
         self.ttl = None if ttl is None else parse_duration(ttl, field=f"task {id!r} ttl")
         self._signature = inspect.signature(fn)
         self._wants_ctx, self._payload_adapter = self._inspect(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         if id in registry and registry[id].fn.__qualname__ != fn.__qualname__:
             raise ConfigError(f"task id {id!r} is defined twice ({registry[id].fn.__qualname__} and {fn.__qualname__})")
         registry[id] = self
@@ -174,7 +174,7 @@ class Task(Generic[P, R]):
         handle = await default_client().trigger(
             self.id, _payload_json(payload, self.id), parent_run_id=ctx.run.id if ctx else None, **options
         )
-        return handle  # type: ignore[return-value]
+        return handle
 
     async def batch_trigger(self, items: Sequence[dict[str, Any] | Any]) -> BatchHandle:
         """Trigger up to 1,000 runs atomically: ``[{"payload": p, "options": {...}}, ...]``."""

@@ -13,15 +13,15 @@ class TriggerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     idempotency_key: str | None = None
-    idempotency_key_ttl: Duration | None = Field(None, description="e.g. '1h'; default 30 days")
-    delay: Duration | None = Field(None, description="a duration ('5m') or an ISO 8601 date-time")
-    ttl: Duration | None = Field(None, description="expire the run if it has not started in time")
+    idempotency_key_ttl: Duration | None = Field(default=None, description="e.g. '1h'; default 30 days")
+    delay: Duration | None = Field(default=None, description="a duration ('5m') or an ISO 8601 date-time")
+    ttl: Duration | None = Field(default=None, description="expire the run if it has not started in time")
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     queue: str | None = None
     concurrency_key: str | None = None
     max_attempts: int | None = None
-    priority: float | None = Field(None, description="seconds ahead of its queue time")
+    priority: float | None = Field(default=None, description="seconds ahead of its queue time")
     machine: str | None = None
     version: str | None = None
     parent_run_id: str | None = None
@@ -34,11 +34,11 @@ class TriggerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     payload: Any = None
-    options: TriggerOptions = Field(default_factory=TriggerOptions)
+    options: TriggerOptions = Field(default_factory=lambda: TriggerOptions())
 
 
 class BatchItem(TriggerBody):
-    task: str | None = Field(None, description="the task id; defaults to the task in the URL")
+    task: str | None = Field(default=None, description="the task id; defaults to the task in the URL")
 
 
 class BatchBody(BaseModel):

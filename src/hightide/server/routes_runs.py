@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
 def _engine(request: Request) -> RunEngine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 @router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task")

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
 
 
 def _engine(request: Request) -> RunEngine:
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return request.app.state.engine
 
 
 @router.post("/register", summary="Register a worker version and its task manifest")

@@ -112,7 +112,7 @@ class Store:
 
     def _pending_notify(self, conn: Connection) -> set[str]:
         pending = conn.info.setdefault("hightide_notify", set())
-        return pending  # type: ignore[no-any-return]
+        return pending
 
     @contextmanager
     def _write_notify(self) -> Iterator[Connection]:
@@ -426,12 +426,13 @@ class Store:
         where = and_(r.c.id == run_id, r.c.status == expect_status)
         if expect_attempt is not None:
             where = and_(where, r.c.attempt_count == expect_attempt)
-        encoded = {k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in values.items()}
+        encoded: dict[str, Any] = {
+            k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in values.items()
+        }
         encoded["updated_at"] = now
-        if "available_at" in encoded and "rank_at" not in encoded:
-            priority = encoded.pop("priority", None)
-            rank = encoded["available_at"] - (priority if priority is not None else r.c.priority)
-            encoded["rank_at"] = rank
+        if "available_at" in encoded:
+            # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
+            encoded["rank_at"] = encoded["available_at"] - r.c.priority
         with self._write_notify() as conn:
             result = conn.execute(update(r).where(where).values(**encoded))
             if result.rowcount != 1:
@@ -469,7 +470,7 @@ class Store:
             env_limit = conn.execute(
                 select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
             ).scalar_one()
-            executing = dict(
+            executing: dict[str, int] = dict(
                 conn.execute(
                     select(r.c.queue, func.count())
                     .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)

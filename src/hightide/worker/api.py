@@ -13,12 +13,12 @@ class WorkerApi:
         self.worker_id = worker_id
 
     async def register(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return await self.session.request("POST", "/api/v1/worker/register", json={"manifest": manifest})  # type: ignore[no-any-return]
+        return await self.session.request("POST", "/api/v1/worker/register", json={"manifest": manifest})
 
     async def claim(self, version_id: str, max_runs: int, wait: float) -> list[dict[str, Any]]:
         body = {"worker_id": self.worker_id, "version_id": version_id, "max_runs": max_runs, "wait": wait}
         data = await self.session.request("POST", "/api/v1/worker/claim", json=body, timeout=wait + 30)
-        return data["runs"]  # type: ignore[no-any-return]
+        return data["runs"]
 
     async def heartbeat(self, held: list[tuple[str, int]], wait: float, extend: bool) -> list[str]:
         body = {
@@ -28,12 +28,12 @@ class WorkerApi:
             "extend": extend,
         }
         data = await self.session.request("POST", "/api/v1/worker/heartbeat", json=body, timeout=wait + 30)
-        return data["stop"]  # type: ignore[no-any-return]
+        return data["stop"]
 
     async def complete(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = {"worker_id": self.worker_id, "results": results}
         data = await self.session.request("POST", "/api/v1/worker/complete", json=body)
-        return data["results"]  # type: ignore[no-any-return]
+        return data["results"]
 
     async def logs(self, entries: list[dict[str, Any]]) -> None:
         await self.session.request("POST", "/api/v1/worker/logs", json={"entries": entries})

@@ -94,7 +94,7 @@ class RunnerProcess:
         reader = asyncio.StreamReader(limit=2**26)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(from_runner_r, "rb"))
         writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(to_runner_w, "wb"))
-        runner = cls(version_id, process, reader, writer)  # type: ignore[arg-type]
+        runner = cls(version_id, process, reader, writer)
         hello = await read_message(reader)
         if hello is None or hello.get("type") != "ready":
             code = await process.wait()

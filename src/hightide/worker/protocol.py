@@ -24,7 +24,7 @@ async def read_message(reader: asyncio.StreamReader) -> dict[str, Any] | None:
     try:
         header = await reader.readexactly(_HEADER.size)
         (size,) = _HEADER.unpack(header)
-        return json.loads(await reader.readexactly(size))  # type: ignore[no-any-return]
+        return json.loads(await reader.readexactly(size))
     except asyncio.IncompleteReadError:
         return None
 
@@ -47,4 +47,4 @@ class BlockingChannel:
         if len(header) < _HEADER.size:
             return None
         (size,) = _HEADER.unpack(header)
-        return json.loads(self._inp.read(size))  # type: ignore[no-any-return]
+        return json.loads(self._inp.read(size))

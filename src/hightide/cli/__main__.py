@@ -1,0 +1,3 @@
+from hightide.cli.main import main
+
+main()
