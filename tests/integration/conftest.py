@@ -1,0 +1,150 @@
+"""A real server (``hightide server``) on a loopback port and a real worker (``hightide worker``),
+on SQLite and, where reachable, on a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from hightide import Client
+from tests.support import PG_URL, assert_eventually, free_port, postgres_available, wait_for_http
+
+PROJECT = Path(__file__).parent / "project"
+CLI = [sys.executable, "-c", "from hightide.cli.main import main; main()"]
+
+
+@dataclass
+class Stack:
+    url: str
+    key: str
+    database_url: str
+    log: Path
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def client(self) -> Client:
+        return Client(api_url=self.url, secret_key=self.key)
+
+    def new_key(self, env: str = "dev") -> str:
+        out = subprocess.run(
+            [*CLI, "keys", "create", "--env", env, "--database-url", self.database_url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
+
+def _start(args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("db") / "server.db")
+        return
+    reason = postgres_available()
+    if reason:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {reason}")
+    name = f"hightide_it_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A server with a 1 s lease and a 64 KiB payload limit, and a worker with 3 slots."""
+    work = tmp_path_factory.mktemp("stack")
+    project = work / "project"
+    shutil.copytree(PROJECT, project)
+    log = work / "log.txt"
+    port = free_port()
+    server = _start(
+        [
+            *CLI,
+            "server",
+            "--database-url",
+            database_url,
+            "--port",
+            str(port),
+            "--lease-seconds",
+            "1",
+            "--max-payload-bytes",
+            str(64 * 1024),
+        ],
+        log,
+        work,
+    )
+    url = f"http://127.0.0.1:{port}"
+    stack = Stack(url, "", database_url, log)
+    worker = None
+    try:
+        wait_for_http(f"{url}/healthz")
+        stack.key = stack.new_key()
+        worker = _start(
+            [*CLI, "worker", "--concurrency", "3"],
+            log,
+            project,
+            {"HIGHTIDE_API_URL": url, "HIGHTIDE_SECRET_KEY": stack.key},
+        )
+        assert_eventually(lambda: "registered" in log.read_text(), timeout=30, what="the worker to register")
+        yield stack
+    finally:
+        for proc in (worker, server):
+            if proc is not None:
+                _stop(proc)
+
+
+@pytest.fixture
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.http() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[Client]:
+    with stack.client() as c:
+        yield c
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """On failure, show the server's and worker's output: it usually says why."""
+    if call.when == "call" and call.excinfo is not None:
+        stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+        if isinstance(stack, Stack) and stack.log.exists():
+            item.add_report_section("call", "server+worker log", stack.log.read_text()[-6000:])
