@@ -70,7 +70,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path_factory.mktemp("db") / "server.db")
@@ -86,7 +86,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A server with a 1 s lease and a 64 KiB payload limit, and a worker with 3 slots."""
     work = tmp_path_factory.mktemp("stack")
@@ -136,7 +136,7 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(stack: Stack) -> Iterator[Client]:
     with stack.client() as c:
         yield c

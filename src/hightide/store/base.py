@@ -430,9 +430,10 @@ class Store:
             k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in values.items()
         }
         encoded["updated_at"] = now
-        if "available_at" in encoded:
+        if "available_at" in encoded or "priority" in encoded:
             # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
-            encoded["rank_at"] = encoded["available_at"] - r.c.priority
+            # A SET expression reads the old row, so a new value must be used as given.
+            encoded["rank_at"] = encoded.get("available_at", r.c.available_at) - encoded.get("priority", r.c.priority)
         with self._write_notify() as conn:
             result = conn.execute(update(r).where(where).values(**encoded))
             if result.rowcount != 1:
@@ -484,54 +485,66 @@ class Store:
                 row.name: (row.concurrency_limit, row.paused)
                 for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
             }
-            candidates = conn.execute(
-                self._claim_select(
-                    select(r.c.id, r.c.queue, r.c.attempt_count)
-                    .where(
-                        r.c.environment_id == environment_id,
-                        r.c.status == RunStatus.QUEUED.value,
-                        r.c.available_at <= now,
-                        r.c.task_id.in_(task_ids),
-                    )
-                    .order_by(r.c.rank_at, r.c.id)
-                    .limit(max(limit, 1) * 4)
-                )
-            ).all()
+            want = min(limit, free_env)
+            # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
+            # they must not hide the runs of other queues. A queue that fills up mid-batch is left
+            # out of the next round.
+            blocked = {
+                name
+                for name, (queue_limit, paused) in limits.items()
+                if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
+            }
             claimed: list[str] = []
-            for cand in candidates:
-                if len(claimed) >= min(limit, free_env):
-                    break
-                queue_limit, paused = limits.get(cand.queue, (None, False))
-                if paused or (queue_limit is not None and executing.get(cand.queue, 0) >= queue_limit):
-                    continue
-                number = cand.attempt_count + 1
-                done = conn.execute(
-                    update(r)
-                    .where(r.c.id == cand.id, r.c.status == RunStatus.QUEUED.value)
-                    .values(
-                        status=RunStatus.EXECUTING.value,
-                        attempt_count=number,
-                        worker_id=worker_id,
-                        version=version,
-                        lease_expires_at=now + lease_seconds,
-                        started_at=func.coalesce(r.c.started_at, now),
-                        updated_at=now,
-                    )
-                ).rowcount
-                if done != 1:
-                    continue
-                conn.execute(
-                    insert(t.attempts).values(
-                        run_id=cand.id,
-                        number=number,
-                        status=RunStatus.EXECUTING.value,
-                        worker_id=worker_id,
-                        version=version,
-                        started_at=now,
-                    )
+            while len(claimed) < want:
+                progress = False
+                ready = select(r.c.id, r.c.queue, r.c.attempt_count).where(
+                    r.c.environment_id == environment_id,
+                    r.c.status == RunStatus.QUEUED.value,
+                    r.c.available_at <= now,
+                    r.c.task_id.in_(task_ids),
                 )
-                executing[cand.queue] = executing.get(cand.queue, 0) + 1
-                claimed.append(cand.id)
+                if blocked:
+                    ready = ready.where(r.c.queue.not_in(sorted(blocked)))
+                candidates = conn.execute(
+                    self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
+                ).all()
+                for cand in candidates:
+                    if cand.queue in blocked:
+                        continue
+                    number = cand.attempt_count + 1
+                    done = conn.execute(
+                        update(r)
+                        .where(r.c.id == cand.id, r.c.status == RunStatus.QUEUED.value)
+                        .values(
+                            status=RunStatus.EXECUTING.value,
+                            attempt_count=number,
+                            worker_id=worker_id,
+                            version=version,
+                            lease_expires_at=now + lease_seconds,
+                            started_at=func.coalesce(r.c.started_at, now),
+                            updated_at=now,
+                        )
+                    ).rowcount
+                    if done != 1:
+                        continue
+                    conn.execute(
+                        insert(t.attempts).values(
+                            run_id=cand.id,
+                            number=number,
+                            status=RunStatus.EXECUTING.value,
+                            worker_id=worker_id,
+                            version=version,
+                            started_at=now,
+                        )
+                    )
+                    progress = True
+                    claimed.append(cand.id)
+                    executing[cand.queue] = executing.get(cand.queue, 0) + 1
+                    queue_limit, _ = limits.get(cand.queue, (None, False))
+                    if queue_limit is not None and executing[cand.queue] >= queue_limit:
+                        blocked.add(cand.queue)
+                if not progress:
+                    break  # nothing left that may start
             if not claimed:
                 return []
             rows = conn.execute(select(r).where(r.c.id.in_(claimed))).all()
@@ -617,7 +630,8 @@ class Store:
         """The earliest future time at which a run becomes due: a delay or retry backoff ends, a
         ttl or a lease runs out."""
         r = t.runs
-        waiting = [RunStatus.DELAYED.value, RunStatus.QUEUED.value]
+        # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
+        waiting = [RunStatus.PENDING_VERSION.value, RunStatus.DELAYED.value, RunStatus.QUEUED.value]
         with self._read() as conn:
             times = [
                 conn.execute(select(func.min(r.c.available_at)).where(r.c.status == RunStatus.DELAYED.value)).scalar(),

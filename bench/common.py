@@ -1,0 +1,225 @@
+"""Shared helpers: benchmark sizes, child processes that are always cleaned up, statistics."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each benchmark does. ``full`` is the default; ``quick`` is for a smoke run."""
+
+    name: str
+    single: int  # (a) sequential single triggers (the first `warmup` of them are not timed)
+    warmup: int
+    batched: int  # (a) runs triggered in batches; (b) drains single + batched runs
+    batch_size: int
+    latency_rate: float  # (c) runs per second
+    latency_seconds: float  # (c) for this long
+    drain_timeout: float  # (b) give up (and report a partial rate) after this long
+    settle_timeout: float  # (c) wait this long at most for the last runs to finish
+
+    @property
+    def drain(self) -> int:
+        return self.single + self.batched
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "drain": self.drain}
+
+
+FULL = Sizes("full", 1000, 20, 9000, 500, 50.0, 10.0, 150.0, 30.0)
+QUICK = Sizes("quick", 200, 20, 2000, 500, 50.0, 3.0, 30.0, 15.0)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- processes ------------------------------------------------------------------------------------
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time) of ``pid`` from /proc, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Every live descendant of ``pid`` as {pid: start time}, found through /proc parent links."""
+    children: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _stat(int(entry))
+            if info is not None:
+                children.setdefault(info[0], []).append(int(entry))
+                starts[int(entry)] = info[1]
+    found: dict[int, int] = {}
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found[child] = starts[child]
+                todo.append(child)
+    return found
+
+
+class Proc:
+    """A child process in its own process group, logging to a file. ``stop`` ends it and everything
+    it started, even grandchildren that moved to their own session (Hightide's runner processes)."""
+
+    live: list[Proc] = []
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        log_dir: Path,
+        wrapper: bool = False,
+    ) -> None:
+        """``wrapper``: the command is a wrapper such as ``py-spy record -- CMD``; ``stop`` then
+        signals the wrapped command only, so that the wrapper can write its output and exit."""
+        self.name = name
+        self.wrapper = wrapper
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop)
+        self.popen = subprocess.Popen(
+            list(args),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started = time.time()
+        Proc.live.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_for_output(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: no {text!r} after {timeout}s:\n{self.output()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL the group and every
+        descendant seen (by pid, checking its start time so that a reused pid is left alone)."""
+        if self in Proc.live:
+            Proc.live.remove(self)
+        family = descendants(self.pid)
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                if self.wrapper:
+                    for pid, start in descendants(self.pid).items():
+                        if (_stat(pid) or (0, 0))[0] == self.pid and (_stat(pid) or (0, -1))[1] == start:
+                            os.kill(pid, signal.SIGTERM)
+                else:
+                    os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                family.update(descendants(self.pid))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+        # Descendants in other sessions (Hightide's runners) exit when their pipes close; give them
+        # a moment, then kill whatever is left of the ones this process started.
+        deadline = time.monotonic() + 3
+        left = dict(family)
+        while left and time.monotonic() < deadline:
+            left = {pid: start for pid, start in left.items() if (_stat(pid) or (0, -1))[1] == start}
+            if left:
+                time.sleep(0.05)
+        for pid, start in left.items():
+            if (_stat(pid) or (0, -1))[1] == start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._log.close()
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for proc in list(reversed(cls.live)):
+            with contextlib.suppress(Exception):
+                proc.stop(grace=3)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIGHTIDE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+# -- statistics -----------------------------------------------------------------------------------
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100), as numpy's default."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    pos = (len(data) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, Any]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "n": len(ms),
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p90_ms": round(percentile(ms, 90), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+        "max_ms": round(max(ms), 2) if ms else None,
+        "min_ms": round(min(ms), 2) if ms else None,
+    }
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)

@@ -1,0 +1,77 @@
+"""Self-hosting: ``hightide server`` + ``hightide keys create`` + ``hightide worker``, and what
+happens to a run when its worker's machine dies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from hightide import Client, Run
+from tests.acceptance.conftest import Background, Server, kill_pids, pid_alive, runner_pids
+from tests.support import assert_eventually
+
+TIMEOUT = 30.0
+
+NAPPER = """
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from hightide import Context, task
+
+
+    @task(id="napper", retry={"max_attempts": 3, "min_timeout": 0.1, "max_timeout": 0.2})
+    async def napper(payload: dict, ctx: Context) -> str:
+        Path(payload["marker"]).write_text(str(os.getpid()))
+        await asyncio.sleep(2)
+        return f"rested on attempt {ctx.attempt.number}"
+"""
+
+
+def test_a_run_survives_its_worker_being_killed(
+    project: Callable[..., Path],
+    server: Callable[..., Server],
+    worker: Callable[..., Background],
+    tmp_path: Path,
+) -> None:
+    root = project({"trigger/napper.py": NAPPER})
+    hosted = server("--lease-seconds", "2")
+    key = hosted.create_key("dev")
+    assert key.startswith("ht_dev_")
+    first = worker(root, hosted.api_url, key, "--concurrency", "1")
+    marker = tmp_path / "napper.pid"
+
+    with Client(api_url=hosted.api_url, secret_key=key) as client:
+        handle = client.trigger("napper", {"marker": str(marker)})
+        runner = assert_eventually(
+            lambda: marker.exists() and marker.read_text() and int(marker.read_text()),
+            timeout=TIMEOUT,
+            what="the first attempt to start",
+        )
+        assert client.runs.retrieve(handle.id).status == "EXECUTING"
+
+        # The machine dies: the supervisor and its runners go at once, without a word to the server.
+        assert runner in runner_pids(root)
+        first.kill_group()
+        kill_pids(runner_pids(root))
+        first.wait(timeout=10)
+        assert_eventually(lambda: not pid_alive(runner), timeout=10, what=f"runner {runner} to die")
+        marker.unlink()
+
+        worker(root, hosted.api_url, key, "--concurrency", "1")
+
+        def finished() -> Run:
+            run = client.runs.retrieve(handle.id)
+            assert run.is_finished, f"{run.id} is {run.status} on attempt {run.attempt_count}"
+            return run
+
+        run = assert_eventually(finished, timeout=TIMEOUT, interval=0.2)
+
+    assert run.status == "COMPLETED"
+    assert run.output == "rested on attempt 2"
+    assert run.attempt_count == 2
+    lost, retried = run.attempts
+    assert lost.status == "FAILED"
+    assert lost.error["name"] == "WorkerLost"
+    assert "worker" in lost.error["message"] and "lease" in lost.error["message"]
+    assert retried.status == "COMPLETED"

@@ -1,0 +1,97 @@
+"""Small builders for the store contract suite: an environment with registered tasks, and runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import update
+
+from hightide.core.ids import new_id
+from hightide.core.states import RunStatus
+from hightide.store import Store
+from hightide.store import schema as t
+from hightide.store.records import NewRun, Run
+
+NOW = 1_800_000_000.0
+"""A fixed clock: the store never reads the time itself, so the tests pass it in."""
+
+TASKS = [
+    {"id": "email", "queue": {"name": "task/email"}},
+    {"id": "resize", "queue": {"name": "task/resize"}},
+]
+
+
+def make_env(
+    store: Store, slug: str = "dev", *, concurrency_limit: int = 1000, tasks: list[dict[str, Any]] | None = None
+) -> str:
+    """A project ``acme`` with environment ``slug`` whose current version defines ``tasks``."""
+    project_id = store.ensure_project("acme", NOW)
+    env_id = store.ensure_environment(project_id, slug, "development", concurrency_limit, NOW)
+    store.register_version(env_id, "20270115", {"tasks": tasks if tasks is not None else TASKS}, NOW)
+    return env_id
+
+
+def new_run(
+    env_id: str,
+    task_id: str = "email",
+    *,
+    created_at: float = NOW,
+    queue: str | None = None,
+    status: RunStatus = RunStatus.QUEUED,
+    available_at: float | None = None,
+    **fields: Any,
+) -> NewRun:
+    """A run as the engine would build it; ``fields`` override any other ``NewRun`` field."""
+    run = NewRun(
+        id=new_id("run", created_at),
+        environment_id=env_id,
+        task_id=task_id,
+        queue=queue or f"task/{task_id}",
+        status=status,
+        payload={"to": "ada@example.com"},
+        tags=[],
+        metadata={},
+        idempotency_key=None,
+        idempotency_key_expires_at=None,
+        concurrency_key=None,
+        priority=0.0,
+        max_attempts=3,
+        retry={"max_attempts": 3},
+        max_duration=None,
+        delay_until=None,
+        ttl_expires_at=None,
+        available_at=created_at if available_at is None else available_at,
+        parent_run_id=None,
+        root_run_id=None,
+        created_at=created_at,
+    )
+    return replace(run, **fields)
+
+
+def insert(store: Store, *runs: NewRun, now: float = NOW) -> list[Run]:
+    """Insert ``runs`` (none of them cached) and return them as stored."""
+    results = store.insert_runs(list(runs), now)
+    assert [cached for _, cached in results] == [False] * len(runs)
+    return [run for run, _ in results]
+
+
+def finish(store: Store, run: Run, now: float = NOW) -> Run:
+    """Complete a claimed run, freeing its concurrency slot."""
+    done = store.update_run(
+        run.id,
+        expect_status="EXECUTING",
+        expect_attempt=run.attempt_count,
+        values={"status": "COMPLETED", "finished_at": now, "lease_expires_at": None},
+        now=now,
+    )
+    assert done is not None
+    return done
+
+
+def pause_queue(store: Store, env_id: str, name: str) -> None:
+    # The store has no operation for pausing yet; the column is what claiming honours.
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(t.queues).where(t.queues.c.environment_id == env_id, t.queues.c.name == name).values(paused=True)
+        )

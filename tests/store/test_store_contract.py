@@ -1,0 +1,216 @@
+"""The store contract, part 1: environments, keys, versions, logs and notifications.
+
+Runs on SQLite and PostgreSQL alike (see conftest.py); claims and leases are in
+test_store_claims.py, triggering and reading runs in test_store_runs.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import update
+
+from hightide.errors import AlreadyExistsError
+from hightide.store import Store
+from hightide.store import schema as t
+from hightide.store.records import LogEntry
+from tests.store.factories import NOW, insert, make_env, new_run
+from tests.support import assert_eventually
+
+# -- projects, environments, keys ------------------------------------------------------------
+
+
+def test_ensure_project_and_environment_are_idempotent(store: Store) -> None:
+    project = store.ensure_project("acme", NOW)
+    assert store.ensure_project("acme", NOW + 1) == project
+    assert store.ensure_project("other", NOW) != project
+
+    env = store.ensure_environment(project, "dev", "development", 10, NOW)
+    assert store.ensure_environment(project, "dev", "development", 99, NOW + 1) == env
+    assert store.ensure_environment(project, "prod", "production", 10, NOW) != env
+    other_project = store.ensure_project("other", NOW)
+    assert store.ensure_environment(other_project, "dev", "development", 10, NOW) != env
+
+    found = store.get_environment("acme", "dev")
+    assert found is not None
+    assert (found.id, found.project_id, found.project_slug, found.slug, found.kind, found.concurrency_limit) == (
+        env,
+        project,
+        "acme",
+        "dev",
+        "development",
+        10,  # the second ensure did not change the existing environment
+    )
+    assert store.get_environment("acme", "staging") is None
+    assert store.get_environment("nobody", "dev") is None
+
+
+def test_set_environment_concurrency(store: Store) -> None:
+    env = make_env(store, concurrency_limit=5)
+    store.set_environment_concurrency(env, 42)
+    found = store.get_environment("acme", "dev")
+    assert found is not None and found.concurrency_limit == 42
+
+
+def test_api_keys_are_found_by_hash_until_revoked(store: Store) -> None:
+    env = make_env(store)
+    prod = store.ensure_environment(store.ensure_project("acme", NOW), "prod", "production", 10, NOW)
+    store.add_api_key(env, "hash-dev", "ht_dev_abcde", NOW)
+    key_id = store.add_api_key(prod, "hash-prod", "ht_prod_abcde", NOW)
+
+    dev_env = store.environment_for_key("hash-dev")
+    assert dev_env is not None and (dev_env.id, dev_env.project_slug, dev_env.slug) == (env, "acme", "dev")
+    prod_env = store.environment_for_key("hash-prod")
+    assert prod_env is not None and prod_env.id == prod
+    assert store.environment_for_key("hash-unknown") is None
+
+    # Revoking has no store operation yet; the column is what the lookup must honour.
+    with store.engine.begin() as conn:
+        conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=NOW + 1))
+    assert store.environment_for_key("hash-prod") is None
+    assert store.environment_for_key("hash-dev") is not None
+
+
+def test_an_api_key_hash_is_unique(store: Store) -> None:
+    env = make_env(store)
+    store.add_api_key(env, "hash-dev", "ht_dev_abcde", NOW)
+    with pytest.raises(AlreadyExistsError):
+        store.add_api_key(env, "hash-dev", "ht_dev_fghij", NOW)
+
+
+# -- versions, tasks, queues -----------------------------------------------------------------
+
+
+def test_versions_are_numbered_per_day_and_environment(store: Store) -> None:
+    project = store.ensure_project("acme", NOW)
+    dev = store.ensure_environment(project, "dev", "development", 10, NOW)
+    prod = store.ensure_environment(project, "prod", "production", 10, NOW)
+    manifest = {"tasks": [{"id": "email", "queue": {"name": "task/email"}}]}
+
+    first = store.register_version(dev, "20270115", manifest, NOW)
+    second = store.register_version(dev, "20270115", manifest, NOW + 1)
+    next_day = store.register_version(dev, "20270116", manifest, NOW + 86_400)
+    other_env = store.register_version(prod, "20270115", manifest, NOW)
+
+    assert [first.version, second.version, next_day.version, other_env.version] == [
+        "20270115.1",
+        "20270115.2",
+        "20270116.1",
+        "20270115.1",
+    ]
+    assert len({first.id, second.id, next_day.id, other_env.id}) == 4
+    stored = store.get_version(second.id)
+    assert stored is not None
+    assert (stored.environment_id, stored.version, stored.manifest, stored.created_at) == (
+        dev,
+        "20270115.2",
+        manifest,
+        NOW + 1,
+    )
+    assert store.get_version("ver_missing") is None
+
+
+def test_versions_past_nine_keep_counting(store: Store) -> None:
+    env = make_env(store)  # already holds 20270115.1
+    versions = [store.register_version(env, "20270115", {"tasks": []}, NOW).version for _ in range(10)]
+    assert versions[-2:] == ["20270115.10", "20270115.11"]
+
+
+def test_register_version_makes_its_tasks_current(store: Store) -> None:
+    env = make_env(store, tasks=[{"id": "email", "queue": {"name": "task/email"}, "max_duration": 60}])
+    task = store.get_task(env, "email")
+    assert task is not None
+    assert (task.queue, task.config["max_duration"]) == ("task/email", 60)
+
+    moved = {"id": "email", "queue": {"name": "mail", "concurrency_limit": 2}, "max_duration": 30}
+    version = store.register_version(env, "20270115", {"tasks": [moved]}, NOW + 1)
+    task = store.get_task(env, "email")
+    assert task is not None
+    assert (task.environment_id, task.task_id, task.version_id, task.queue, task.config) == (
+        env,
+        "email",
+        version.id,
+        "mail",
+        moved,
+    )
+    assert store.get_task(env, "unknown") is None
+    other = store.ensure_environment(store.ensure_project("acme", NOW), "prod", "production", 10, NOW)
+    assert store.get_task(other, "email") is None
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+def test_logs_are_appended_and_listed_in_order(store: Store) -> None:
+    env = make_env(store)
+    run, other = insert(store, new_run(env), new_run(env, created_at=NOW + 1))
+    entries = [LogEntry(run.id, 1, NOW + i, "info", f"line {i}", {"i": i, "nested": {"ok": True}}) for i in range(5)]
+    store.append_logs(entries[:3])
+    store.append_logs([LogEntry(other.id, 1, NOW, "error", "elsewhere", {})])
+    store.append_logs(entries[3:])
+    store.append_logs([])  # nothing to do, and no error
+
+    listed = store.list_logs(run.id)
+    assert [entry for _, entry in listed] == entries
+    ids = [log_id for log_id, _ in listed]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+
+    assert [entry for _, entry in store.list_logs(run.id, after_id=ids[1])] == entries[2:]
+    assert store.list_logs(run.id, after_id=ids[-1]) == []
+    assert [entry for _, entry in store.list_logs(run.id, limit=2)] == entries[:2]
+    assert [entry.message for _, entry in store.list_logs(other.id)] == ["elsewhere"]
+
+
+def test_logs_need_an_existing_run(store: Store) -> None:
+    with pytest.raises(AlreadyExistsError):  # a foreign-key violation is an integrity error
+        store.append_logs([LogEntry("run_missing", 1, NOW, "info", "orphan", {})])
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+def test_listeners_hear_about_new_runs(store: Store) -> None:
+    env = make_env(store)
+    heard: list[str] = []
+    removed: list[str] = []
+    store.add_listener(heard.append)
+    store.add_listener(removed.append)
+    store.remove_listener(removed.append)
+
+    insert(store, new_run(env))
+
+    assert_eventually(lambda: env in heard, what="the listener to hear the environment id")
+    assert set(heard) == {env}
+    assert removed == []
+
+
+def test_a_failed_batch_notifies_nobody(store: Store) -> None:
+    # No make_env: registering a version announces the environment too (on PostgreSQL, late).
+    env = store.ensure_environment(store.ensure_project("acme", NOW), "dev", "development", 10, NOW)
+    heard: list[str] = []
+    store.add_listener(heard.append)
+    first = new_run(env)
+    with pytest.raises(AlreadyExistsError):
+        store.insert_runs([first, first], NOW)
+    assert heard == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_another_postgres_store_hears_new_runs(
+    database_url: str, store: Store, open_stores: Callable[[str], Store]
+) -> None:
+    """Two servers on one database: a run triggered on one wakes the claimers of the other."""
+    env = make_env(store)
+    other = open_stores(database_url)
+    heard: list[str] = []
+    store.add_listener(heard.append)
+
+    def triggered_and_heard() -> bool:
+        # LISTEN starts in a background thread, and a NOTIFY sent before it listens is lost:
+        # trigger again until one gets through.
+        insert(other, new_run(env))
+        return env in heard
+
+    assert_eventually(triggered_and_heard, what="a NOTIFY from the other store")
+    assert set(heard) == {env}
