@@ -363,7 +363,7 @@ class RunEngine:
         cancelled = self._apply(
             run,
             RunEvent.CANCEL,
-            {"lease_expires_at": None},
+            {"lease_expires_at": None, "idempotency_key": None},
             attempt=run.attempt_count if executing else None,
             attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()} if executing else None,
         )
