@@ -20,6 +20,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _give_up(last: AssertionError | None, timeout: float, what: str) -> None:
+    if last is not None:
+        raise last
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
     """Call ``check`` until it returns a truthy value without raising ``AssertionError``; return it.
     On timeout, re-raise the last assertion (or fail saying what was awaited)."""
@@ -33,9 +39,7 @@ def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: f
         except AssertionError as exc:
             last = exc
         if time.monotonic() > deadline:
-            if last is not None:
-                raise last
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+            _give_up(last, timeout, what or str(check))
         time.sleep(interval)
 
 
@@ -53,9 +57,7 @@ async def eventually(
         except AssertionError as exc:
             last = exc
         if time.monotonic() > deadline:
-            if last is not None:
-                raise last
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+            _give_up(last, timeout, what or str(check))
         await asyncio.sleep(interval)
 
 

@@ -125,10 +125,10 @@ class Supervisor:
             return False
 
     async def prewarm(self) -> None:
-        """Start runners up to the concurrency, so the first runs do not pay for a cold start."""
+        """Start a few runners (up to 4, or the concurrency), so the first runs do not pay for a cold start."""
         assert self.version is not None
         vid = self.version["version_id"]
-        for _ in range(self.options.concurrency - 1):
+        for _ in range(min(self.options.concurrency, 4) - 1):
             if not self._claiming or self.pool.current_version != vid:
                 return
             with contextlib.suppress(RunnerStartError):
