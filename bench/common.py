@@ -40,7 +40,7 @@ class Sizes:
 
 
 FULL = Sizes("full", 1000, 20, 9000, 500, 50.0, 10.0, 150.0, 30.0)
-QUICK = Sizes("quick", 200, 20, 2000, 500, 50.0, 3.0, 30.0, 15.0)
+QUICK = Sizes("quick", 200, 20, 1000, 500, 50.0, 3.0, 20.0, 10.0)
 
 
 def log(message: str) -> None:

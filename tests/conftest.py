@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Generator
 
 import pytest
 
@@ -10,14 +11,15 @@ import pytest
 _POSTGRES_SKIP = "PostgreSQL not reachable at "
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """A skipped backend must not pass unnoticed among the green dots: say it in one line."""
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Generator[None]:
+    """A skipped backend must not pass unnoticed: say so in one line, after the skip list and
+    right above the final counts."""
+    yield
     reasons: Counter[str] = Counter()
     for report in terminalreporter.stats.get("skipped", []):
         longrepr = report.longrepr
         if isinstance(longrepr, tuple) and _POSTGRES_SKIP in str(longrepr[2]):
             reasons[str(longrepr[2]).removeprefix("Skipped: ")] += 1
     for reason, count in reasons.items():
-        terminalreporter.write_sep(
-            "!", f"{reason} — {count} PostgreSQL store tests were skipped", yellow=True, bold=True
-        )
+        terminalreporter.write_sep("!", f"{reason} — {count} PostgreSQL tests were skipped", yellow=True, bold=True)

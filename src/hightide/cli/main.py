@@ -79,10 +79,20 @@ def dev(
 @app.command()
 def server(
     database_url: DatabaseUrl = DEFAULT_SERVER_DB,
-    host: Annotated[str, typer.Option(envvar="HIGHTIDE_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="HIGHTIDE_PORT")] = 3030,
-    lease_seconds: Annotated[float, typer.Option(envvar="HIGHTIDE_LEASE_SECONDS", min=1)] = 30.0,
-    max_payload_bytes: Annotated[int, typer.Option(envvar="HIGHTIDE_MAX_PAYLOAD_BYTES", min=1)] = 3 * 1024 * 1024,
+    host: Annotated[str, typer.Option(envvar="HIGHTIDE_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="HIGHTIDE_PORT", help="Port to listen on.")] = 3030,
+    lease_seconds: Annotated[
+        float, typer.Option(envvar="HIGHTIDE_LEASE_SECONDS", min=1, help="A run whose worker is silent this long is retried.")
+    ] = 30.0,
+    max_payload_bytes: Annotated[
+        int, typer.Option(envvar="HIGHTIDE_MAX_PAYLOAD_BYTES", min=1, help="Largest payload, output or metadata.")
+    ] = 3 * 1024 * 1024,
+    concurrency_limit: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HIGHTIDE_CONCURRENCY_LIMIT", min=1, help="Runs executing at once per environment (default 100)."
+        ),
+    ] = None,
 ) -> None:
     """Self-hosted API + engine. Creates project `default` (dev, staging, prod) on first start."""
     from hightide.cli.serve import run_server

@@ -21,11 +21,14 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def bootstrap(store: Store, now: float, concurrency_limit: int = DEFAULT_ENV_CONCURRENCY) -> str:
-    """Create the ``default`` project with dev, staging and prod environments, if missing."""
+def bootstrap(store: Store, now: float, concurrency_limit: int | None = None) -> str:
+    """Create the ``default`` project with dev, staging and prod environments, if missing. A given
+    ``concurrency_limit`` (runs executing at once per environment) is applied to all three."""
     project_id = store.ensure_project(DEFAULT_PROJECT, now)
     for slug in ("dev", "staging", "prod"):
-        store.ensure_environment(project_id, slug, slug, concurrency_limit, now)
+        env_id = store.ensure_environment(project_id, slug, slug, concurrency_limit or DEFAULT_ENV_CONCURRENCY, now)
+        if concurrency_limit is not None:
+            store.set_environment_concurrency(env_id, concurrency_limit)
     return project_id
 
 

@@ -28,7 +28,7 @@ class ServerSettings:
     database_url: str
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     lease_seconds: float = 30.0
-    environment_concurrency: int = 100
+    environment_concurrency: int | None = None  # None: keep each environment's limit (default 100)
     migrate: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

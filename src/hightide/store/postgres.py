@@ -68,7 +68,8 @@ class PostgresStore(Store):
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
+                        # A short wait: close() joins this thread, and each server stop pays it.
+                        for note in conn.notifies(timeout=0.1):
                             self._dispatch(note.payload)
             except psycopg.Error as exc:
                 log.warning("LISTEN connection lost (%s); retrying", exc)
