@@ -18,10 +18,17 @@ LEASE = 30.0
 
 
 def claim(
-    store: Store, env: str, tasks: tuple[str, ...] = ("email", "resize"), limit: int = 10, **kw: object
+    store: Store,
+    env: str,
+    tasks: tuple[str, ...] = ("email", "resize"),
+    limit: int = 10,
+    *,
+    worker_id: str = "w1",
+    now: float = NOW,
 ) -> list[Run]:
-    options = {"worker_id": "w1", "version": "20270115.1", "lease_seconds": LEASE, "now": NOW, **kw}
-    return store.claim_runs(env, list(tasks), limit=limit, **options)  # type: ignore[arg-type]
+    return store.claim_runs(
+        env, list(tasks), worker_id=worker_id, version="20270115.1", limit=limit, lease_seconds=LEASE, now=now
+    )
 
 
 def test_a_claim_starts_an_attempt(store: Store) -> None:
@@ -183,8 +190,8 @@ def test_the_environment_concurrency_limit_holds_across_queues(store: Store) -> 
     assert len(claim(store, env, limit=10)) == 2
 
 
-def _claim_concurrently(stores: list[Store], env: str, threads: int, limit: int, until_empty: bool) -> list[list[Run]]:
-    """Claim from ``threads`` threads spread over ``stores``, started together."""
+def _claim_concurrently(stores: list[Store], env: str, threads: int, limit: int) -> list[list[Run]]:
+    """Claim until nothing is left, from ``threads`` threads spread over ``stores`` and started together."""
     start = threading.Barrier(threads)
 
     def claimer(index: int) -> list[Run]:
@@ -194,7 +201,7 @@ def _claim_concurrently(stores: list[Store], env: str, threads: int, limit: int,
         while True:
             batch = claim(store, env, limit=limit, worker_id=f"w{index}")
             got += batch
-            if not batch or not until_empty:
+            if not batch:
                 return got
 
     with ThreadPoolExecutor(threads) as pool:
@@ -212,12 +219,12 @@ def test_concurrent_claimers_never_share_a_run(two_stores: list[Store]) -> None:
     env = make_env(store)
     runs = insert(store, *(new_run(env, "email" if i % 2 else "resize", created_at=NOW - i) for i in range(200)))
 
-    per_thread = _claim_concurrently(two_stores, env, threads=4, limit=7, until_empty=True)
+    per_thread = _claim_concurrently(two_stores, env, threads=4, limit=7)
 
     claimed = [run.id for got in per_thread for run in got]
     assert len(claimed) == len(set(claimed)) == 200
     assert set(claimed) == {run.id for run in runs}
-    for got, index in zip(per_thread, range(4), strict=True):
+    for index, got in enumerate(per_thread):
         assert {run.worker_id for run in got} <= {f"w{index}"}
     stored = [store.get_run(run.id) for run in runs]
     assert all(run is not None and (run.status, run.attempt_count) == (RunStatus.EXECUTING, 1) for run in stored)
@@ -229,7 +236,7 @@ def test_concurrent_claimers_respect_the_environment_limit(two_stores: list[Stor
     env = make_env(store, concurrency_limit=7)
     insert(store, *(new_run(env, created_at=NOW - i) for i in range(50)))
 
-    per_thread = _claim_concurrently(two_stores, env, threads=4, limit=3, until_empty=True)
+    per_thread = _claim_concurrently(two_stores, env, threads=4, limit=3)
 
     assert sum(len(got) for got in per_thread) == 7
 
@@ -239,9 +246,9 @@ def test_concurrent_claimers_respect_the_environment_limit(two_stores: list[Stor
 
 def test_extend_leases_reports_the_runs_no_longer_held(store: Store) -> None:
     env = make_env(store)
-    held, moved_on, other = (run for run in insert(store, *(new_run(env, created_at=NOW - i) for i in range(3))))
-    claim(store, env, worker_id="w1")
-    finish(store, store.get_run(moved_on.id))  # type: ignore[arg-type]
+    insert(store, *(new_run(env, created_at=NOW - i) for i in range(3)))
+    other, moved_on, held = claim(store, env, worker_id="w1")  # the oldest first
+    finish(store, moved_on)
 
     lost = store.extend_leases(
         "w1",
@@ -263,9 +270,9 @@ def test_extend_leases_reports_the_runs_no_longer_held(store: Store) -> None:
 
 def test_runs_not_held_reads_without_extending(store: Store) -> None:
     env = make_env(store)
-    held, moved_on = insert(store, new_run(env, created_at=NOW - 1), new_run(env))
-    claim(store, env, worker_id="w1")
-    finish(store, store.get_run(moved_on.id))  # type: ignore[arg-type]
+    insert(store, new_run(env, created_at=NOW - 1), new_run(env))
+    held, moved_on = claim(store, env, worker_id="w1")
+    finish(store, moved_on)
 
     assert store.runs_not_held("w1", [(held.id, 1), (moved_on.id, 1)]) == [moved_on.id]
     assert store.runs_not_held("w1", [(held.id, 2)]) == [held.id]
