@@ -1,0 +1,230 @@
+"""Claiming work, leases and the runs whose time has come."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, insert, select, update
+
+from hightide.core.states import RunStatus
+from hightide.store import schema as t
+from hightide.store.records import (
+    Run,
+)
+from hightide.store.seam import Seam
+
+
+class ClaimOps(Seam):
+    # -- claiming and leases ---------------------------------------------------------------
+    def claim_runs(
+        self,
+        environment_id: str,
+        task_ids: Sequence[str],
+        *,
+        worker_id: str,
+        version: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+    ) -> list[Run]:
+        """Move up to ``limit`` ready runs of ``task_ids`` to EXECUTING for ``worker_id``, respecting
+        the environment's and each queue's concurrency limit, and open an attempt for each."""
+        if limit <= 0 or not task_ids:
+            return []
+        r, q = t.runs, t.queues
+        with self._write_notify() as conn:
+            self._lock_for_claim(conn, environment_id)
+            env_limit = conn.execute(
+                select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
+            ).scalar_one()
+            executing: dict[str, int] = dict(
+                conn.execute(
+                    select(r.c.queue, func.count())
+                    .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
+                    .group_by(r.c.queue)
+                ).all()
+            )
+            free_env = env_limit - sum(executing.values())
+            if free_env <= 0:
+                return []
+            limits = {
+                row.name: (row.concurrency_limit, row.paused)
+                for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
+            }
+            want = min(limit, free_env)
+            # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
+            # they must not hide the runs of other queues. A queue that fills up mid-batch is left
+            # out of the next round.
+            blocked = {
+                name
+                for name, (queue_limit, paused) in limits.items()
+                if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
+            }
+            claimed: list[str] = []
+            while len(claimed) < want:
+                progress = False
+                ready = select(r.c.id, r.c.queue, r.c.attempt_count).where(
+                    r.c.environment_id == environment_id,
+                    r.c.status == RunStatus.QUEUED.value,
+                    r.c.available_at <= now,
+                    r.c.task_id.in_(task_ids),
+                )
+                if blocked:
+                    ready = ready.where(r.c.queue.not_in(sorted(blocked)))
+                candidates = conn.execute(
+                    self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
+                ).all()
+                for cand in candidates:
+                    if cand.queue in blocked:
+                        continue
+                    number = cand.attempt_count + 1
+                    done = conn.execute(
+                        update(r)
+                        .where(r.c.id == cand.id, r.c.status == RunStatus.QUEUED.value)
+                        .values(
+                            status=RunStatus.EXECUTING.value,
+                            attempt_count=number,
+                            worker_id=worker_id,
+                            version=version,
+                            lease_expires_at=now + lease_seconds,
+                            started_at=func.coalesce(r.c.started_at, now),
+                            updated_at=now,
+                        )
+                    ).rowcount
+                    if done != 1:
+                        continue
+                    conn.execute(
+                        insert(t.attempts).values(
+                            run_id=cand.id,
+                            number=number,
+                            status=RunStatus.EXECUTING.value,
+                            worker_id=worker_id,
+                            version=version,
+                            started_at=now,
+                        )
+                    )
+                    progress = True
+                    claimed.append(cand.id)
+                    executing[cand.queue] = executing.get(cand.queue, 0) + 1
+                    queue_limit, _ = limits.get(cand.queue, (None, False))
+                    if queue_limit is not None and executing[cand.queue] >= queue_limit:
+                        blocked.add(cand.queue)
+                if not progress:
+                    break  # nothing left that may start
+            if not claimed:
+                return []
+            rows = conn.execute(select(r).where(r.c.id.in_(claimed))).all()
+        by_id = {row._mapping["id"]: Run.from_row(row) for row in rows}
+        return [by_id[run_id] for run_id in claimed]
+
+    def extend_leases(
+        self, worker_id: str, held: Sequence[tuple[str, int]], lease_until: float, now: float
+    ) -> list[str]:
+        """Extend the leases of runs ``worker_id`` still holds; return the ids it no longer holds."""
+        if not held:
+            return []
+        r = t.runs
+        lost: list[str] = []
+        with self._write() as conn:
+            for run_id, attempt in held:
+                n = conn.execute(
+                    update(r)
+                    .where(
+                        r.c.id == run_id,
+                        r.c.status == RunStatus.EXECUTING.value,
+                        r.c.attempt_count == attempt,
+                        r.c.worker_id == worker_id,
+                    )
+                    .values(lease_expires_at=lease_until)
+                ).rowcount
+                if n != 1:
+                    lost.append(run_id)
+        return lost
+
+    def runs_not_held(self, worker_id: str, held: Sequence[tuple[str, int]]) -> list[str]:
+        """Of ``held``, the runs that are no longer executing that attempt for ``worker_id``."""
+        if not held:
+            return []
+        r = t.runs
+        with self._read() as conn:
+            rows = conn.execute(
+                select(r.c.id, r.c.status, r.c.attempt_count, r.c.worker_id).where(
+                    r.c.id.in_([run_id for run_id, _ in held])
+                )
+            ).all()
+        state = {row.id: row for row in rows}
+        lost = []
+        for run_id, attempt in held:
+            row = state.get(run_id)
+            if (
+                row is None
+                or row.status != RunStatus.EXECUTING.value
+                or row.attempt_count != attempt
+                or row.worker_id != worker_id
+            ):
+                lost.append(run_id)
+        return lost
+
+    def due_runs(self, now: float, limit: int = 500) -> dict[str, list[Run]]:
+        """Runs whose time has come: ``delayed`` (delay passed), ``expired`` (ttl passed, never
+        started) and ``lease_expired`` (EXECUTING with a lapsed lease)."""
+        r = t.runs
+        with self._read() as conn:
+            delayed = conn.execute(
+                select(r).where(r.c.status == RunStatus.DELAYED.value, r.c.available_at <= now).limit(limit)
+            ).all()
+            expired = conn.execute(
+                select(r)
+                .where(
+                    r.c.status.in_([RunStatus.QUEUED.value, RunStatus.DELAYED.value, RunStatus.PENDING_VERSION.value]),
+                    r.c.ttl_expires_at.is_not(None),
+                    r.c.ttl_expires_at <= now,
+                    r.c.started_at.is_(None),
+                )
+                .limit(limit)
+            ).all()
+            leases = conn.execute(
+                select(r).where(r.c.status == RunStatus.EXECUTING.value, r.c.lease_expires_at <= now).limit(limit)
+            ).all()
+        return {
+            "delayed": [Run.from_row(row) for row in delayed],
+            "expired": [Run.from_row(row) for row in expired],
+            "lease_expired": [Run.from_row(row) for row in leases],
+        }
+
+    def next_due_time(self, now: float) -> float | None:
+        """The earliest future time at which a run becomes due: a delay or retry backoff ends, a
+        ttl or a lease runs out."""
+        r = t.runs
+        # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
+        waiting = [RunStatus.PENDING_VERSION.value, RunStatus.DELAYED.value, RunStatus.QUEUED.value]
+        with self._read() as conn:
+            times = [
+                conn.execute(select(func.min(r.c.available_at)).where(r.c.status == RunStatus.DELAYED.value)).scalar(),
+                conn.execute(
+                    select(func.min(r.c.available_at)).where(
+                        r.c.status == RunStatus.QUEUED.value, r.c.available_at > now
+                    )
+                ).scalar(),
+                conn.execute(
+                    select(func.min(r.c.ttl_expires_at)).where(r.c.status.in_(waiting), r.c.started_at.is_(None))
+                ).scalar(),
+                conn.execute(
+                    select(func.min(r.c.lease_expires_at)).where(r.c.status == RunStatus.EXECUTING.value)
+                ).scalar(),
+            ]
+        present = [x for x in times if x is not None]
+        return min(present) if present else None
+
+    def announce_ready(self, since: float, now: float) -> None:
+        """Wake the claimers of environments whose queued runs became available in (since, now]:
+        retry backoffs that ended."""
+        r = t.runs
+        with self._read() as conn:
+            rows = conn.execute(
+                select(r.c.environment_id)
+                .where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > since, r.c.available_at <= now)
+                .distinct()
+            ).all()
+        for row in rows:
+            self._dispatch(row.environment_id)

@@ -1,0 +1,176 @@
+"""Projects, environments, keys, versions, tasks and queues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from hightide.core.ids import new_id
+from hightide.store import schema as t
+from hightide.store.records import (
+    Environment,
+    TaskDefinition,
+    Version,
+    dumps,
+    loads,
+)
+from hightide.store.seam import Seam
+
+
+class EnvironmentOps(Seam):
+    # -- projects, environments, keys ------------------------------------------------------
+    def ensure_project(self, slug: str, now: float) -> str:
+        with self._write() as conn:
+            row = conn.execute(select(t.projects.c.id).where(t.projects.c.slug == slug)).first()
+            if row:
+                return str(row.id)
+            project_id = new_id("proj", now)
+            conn.execute(insert(t.projects).values(id=project_id, slug=slug, name=slug, created_at=now))
+            return project_id
+
+    def ensure_environment(self, project_id: str, slug: str, kind: str, concurrency_limit: int, now: float) -> str:
+        with self._write() as conn:
+            row = conn.execute(
+                select(t.environments.c.id).where(
+                    t.environments.c.project_id == project_id, t.environments.c.slug == slug
+                )
+            ).first()
+            if row:
+                return str(row.id)
+            env_id = new_id("env", now)
+            conn.execute(
+                insert(t.environments).values(
+                    id=env_id,
+                    project_id=project_id,
+                    slug=slug,
+                    kind=kind,
+                    concurrency_limit=concurrency_limit,
+                    created_at=now,
+                )
+            )
+            return env_id
+
+    def set_environment_concurrency(self, environment_id: str, limit: int) -> None:
+        with self._write_notify() as conn:
+            conn.execute(
+                update(t.environments).where(t.environments.c.id == environment_id).values(concurrency_limit=limit)
+            )
+            self._publish(conn, environment_id)
+
+    def _env_select(self) -> Any:
+        e, p = t.environments, t.projects
+        return select(
+            e.c.id, e.c.project_id, p.c.slug.label("project_slug"), e.c.slug, e.c.kind, e.c.concurrency_limit
+        ).join(p, p.c.id == e.c.project_id)
+
+    @staticmethod
+    def _env(row: Any) -> Environment:
+        return Environment(**dict(row._mapping))
+
+    def get_environment(self, project_slug: str, env_slug: str) -> Environment | None:
+        with self._read() as conn:
+            row = conn.execute(
+                self._env_select().where(t.projects.c.slug == project_slug, t.environments.c.slug == env_slug)
+            ).first()
+        return self._env(row) if row else None
+
+    def add_api_key(self, environment_id: str, key_hash: str, key_prefix: str, now: float) -> str:
+        key_id = new_id("key", now)
+        with self._write() as conn:
+            conn.execute(
+                insert(t.api_keys).values(
+                    id=key_id,
+                    environment_id=environment_id,
+                    key_hash=key_hash,
+                    key_prefix=key_prefix,
+                    created_at=now,
+                )
+            )
+        return key_id
+
+    def environment_for_key(self, key_hash: str) -> Environment | None:
+        k = t.api_keys
+        with self._read() as conn:
+            row = conn.execute(
+                self._env_select()
+                .join(k, k.c.environment_id == t.environments.c.id)
+                .where(k.c.key_hash == key_hash, k.c.revoked_at.is_(None))
+            ).first()
+        return self._env(row) if row else None
+
+    # -- versions, tasks, queues -----------------------------------------------------------
+    def register_version(self, environment_id: str, date_prefix: str, manifest: dict[str, Any], now: float) -> Version:
+        """Record a new version ``{date_prefix}.N`` and make its tasks the current definitions."""
+        with self._write_notify() as conn:
+            count = conn.execute(
+                select(func.count())
+                .select_from(t.worker_versions)
+                .where(
+                    t.worker_versions.c.environment_id == environment_id,
+                    t.worker_versions.c.version.like(f"{date_prefix}.%"),
+                )
+            ).scalar_one()
+            version = Version(
+                id=new_id("ver", now),
+                environment_id=environment_id,
+                version=f"{date_prefix}.{count + 1}",
+                manifest=manifest,
+                created_at=now,
+            )
+            conn.execute(
+                insert(t.worker_versions).values(
+                    id=version.id,
+                    environment_id=environment_id,
+                    version=version.version,
+                    manifest=dumps(manifest),
+                    created_at=now,
+                )
+            )
+            for task in manifest.get("tasks", []):
+                self._upsert_task(conn, environment_id, version.id, task, now)
+            self._publish(conn, environment_id)
+        return version
+
+    def _upsert_task(self, conn: Connection, env_id: str, version_id: str, task: dict[str, Any], now: float) -> None:
+        queue = task["queue"]
+        conn.execute(delete(t.tasks).where(t.tasks.c.environment_id == env_id, t.tasks.c.task_id == task["id"]))
+        conn.execute(
+            insert(t.tasks).values(
+                environment_id=env_id,
+                task_id=task["id"],
+                version_id=version_id,
+                queue=queue["name"],
+                config=dumps(task),
+                updated_at=now,
+            )
+        )
+        conn.execute(delete(t.queues).where(t.queues.c.environment_id == env_id, t.queues.c.name == queue["name"]))
+        conn.execute(
+            insert(t.queues).values(
+                environment_id=env_id,
+                name=queue["name"],
+                concurrency_limit=queue.get("concurrency_limit"),
+                paused=False,
+                updated_at=now,
+            )
+        )
+
+    def get_version(self, version_id: str) -> Version | None:
+        v = t.worker_versions
+        with self._read() as conn:
+            row = conn.execute(select(v).where(v.c.id == version_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Version(m["id"], m["environment_id"], m["version"], loads(m["manifest"]), m["created_at"])
+
+    def get_task(self, environment_id: str, task_id: str) -> TaskDefinition | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.tasks).where(t.tasks.c.environment_id == environment_id, t.tasks.c.task_id == task_id)
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return TaskDefinition(m["environment_id"], m["task_id"], m["version_id"], m["queue"], loads(m["config"]))

@@ -1,0 +1,243 @@
+"""Runs: insert (with idempotency), read, list, the one conditional update, logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from hightide.errors import ValidationError
+from hightide.store import schema as t
+from hightide.store.records import (
+    Attempt,
+    LogEntry,
+    NewRun,
+    Run,
+    RunFilter,
+    dumps,
+    loads,
+)
+from hightide.store.seam import Seam
+
+
+class RunOps(Seam):
+    # -- triggering ------------------------------------------------------------------------
+    def insert_runs(self, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
+        """Insert ``new_runs`` atomically. A run whose idempotency key matches a live run (same task
+        and environment, key not expired) is not inserted: that run is returned with ``True``."""
+        out: list[tuple[Run, bool]] = []
+        with self._write_notify() as conn:
+            for new in new_runs:
+                existing = self._live_idempotent_run(conn, new, now) if new.idempotency_key else None
+                if existing is not None:
+                    out.append((existing, True))
+                    continue
+                conn.execute(insert(t.runs).values(**self._run_values(new)))
+                if new.tags:
+                    conn.execute(
+                        insert(t.run_tags),
+                        [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags],
+                    )
+                self._publish(conn, new.environment_id)
+                out.append((self._get_run(conn, new.id), False))
+        return out
+
+    def _live_idempotent_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
+        r = t.runs
+        where = and_(
+            r.c.environment_id == new.environment_id,
+            r.c.task_id == new.task_id,
+            r.c.idempotency_key == new.idempotency_key,
+        )
+        row = conn.execute(select(r).where(where)).first()
+        if row is None:
+            return None
+        expires = row._mapping["idempotency_key_expires_at"]
+        if expires is not None and expires <= now:
+            conn.execute(update(r).where(r.c.id == row._mapping["id"]).values(idempotency_key=None))
+            return None
+        return Run.from_row(row)
+
+    @staticmethod
+    def _run_values(new: NewRun) -> dict[str, Any]:
+        return {
+            "id": new.id,
+            "environment_id": new.environment_id,
+            "task_id": new.task_id,
+            "queue": new.queue,
+            "status": new.status.value,
+            "payload": dumps(new.payload),
+            "output": None,
+            "error": None,
+            "tags": dumps(new.tags),
+            "metadata": dumps(new.metadata),
+            "idempotency_key": new.idempotency_key,
+            "idempotency_key_expires_at": new.idempotency_key_expires_at,
+            "concurrency_key": new.concurrency_key,
+            "priority": new.priority,
+            "max_attempts": new.max_attempts,
+            "retry": dumps(new.retry),
+            "max_duration": new.max_duration,
+            "attempt_count": 0,
+            "delay_until": new.delay_until,
+            "ttl_expires_at": new.ttl_expires_at,
+            "available_at": new.available_at,
+            "rank_at": new.available_at - new.priority,
+            "parent_run_id": new.parent_run_id,
+            "root_run_id": new.root_run_id,
+            "created_at": new.created_at,
+            "updated_at": new.created_at,
+        }
+
+    # -- reading runs ----------------------------------------------------------------------
+    def _get_run(self, conn: Connection, run_id: str) -> Run:
+        return Run.from_row(conn.execute(select(t.runs).where(t.runs.c.id == run_id)).one())
+
+    def get_run(self, run_id: str, environment_id: str | None = None) -> Run | None:
+        stmt = select(t.runs).where(t.runs.c.id == run_id)
+        if environment_id is not None:
+            stmt = stmt.where(t.runs.c.environment_id == environment_id)
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        return Run.from_row(row) if row else None
+
+    def list_runs(
+        self, environment_id: str, flt: RunFilter, limit: int, cursor: str | None = None
+    ) -> tuple[list[Run], str | None]:
+        """Newest first. Returns a page and the cursor of the next page (``None`` at the end)."""
+        r = t.runs
+        stmt = select(r).where(r.c.environment_id == environment_id)
+        if flt.statuses:
+            stmt = stmt.where(r.c.status.in_(flt.statuses))
+        if flt.task_ids:
+            stmt = stmt.where(r.c.task_id.in_(flt.task_ids))
+        if flt.tag:
+            stmt = stmt.where(
+                r.c.id.in_(
+                    select(t.run_tags.c.run_id).where(
+                        t.run_tags.c.environment_id == environment_id, t.run_tags.c.tag == flt.tag
+                    )
+                )
+            )
+        if flt.created_from is not None:
+            stmt = stmt.where(r.c.created_at >= flt.created_from)
+        if flt.created_to is not None:
+            stmt = stmt.where(r.c.created_at < flt.created_to)
+        if flt.parent_run_id is not None:
+            stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
+        if cursor:
+            created, run_id = _decode_cursor(cursor)
+            stmt = stmt.where(or_(r.c.created_at < created, and_(r.c.created_at == created, r.c.id < run_id)))
+        stmt = stmt.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
+        with self._read() as conn:
+            rows = [Run.from_row(row) for row in conn.execute(stmt)]
+        if len(rows) > limit:
+            rows = rows[:limit]
+            return rows, _encode_cursor(rows[-1].created_at, rows[-1].id)
+        return rows, None
+
+    def list_attempts(self, run_id: str) -> list[Attempt]:
+        with self._read() as conn:
+            rows = conn.execute(select(t.attempts).where(t.attempts.c.run_id == run_id).order_by(t.attempts.c.number))
+            return [Attempt.from_row(row) for row in rows]
+
+    def child_run_ids(self, run_id: str, statuses: Sequence[str]) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(t.runs.c.id).where(t.runs.c.parent_run_id == run_id, t.runs.c.status.in_(statuses))
+            )
+            return [row.id for row in rows]
+
+    # -- the one conditional update ----------------------------------------------------------
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        expect_status: str,
+        expect_attempt: int | None,
+        values: dict[str, Any],
+        attempt_values: dict[str, Any] | None = None,
+        now: float,
+    ) -> Run | None:
+        """Apply ``values`` to the run only if it is still in ``expect_status`` (and, when given, on
+        attempt ``expect_attempt``). Returns the updated run, or ``None`` if the run had moved on:
+        a repeated or late request is then a clean no-op. ``attempt_values`` update the attempt
+        record of ``expect_attempt`` in the same transaction."""
+        r = t.runs
+        where = and_(r.c.id == run_id, r.c.status == expect_status)
+        if expect_attempt is not None:
+            where = and_(where, r.c.attempt_count == expect_attempt)
+        encoded: dict[str, Any] = {
+            k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in values.items()
+        }
+        encoded["updated_at"] = now
+        if "available_at" in encoded or "priority" in encoded:
+            # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
+            # A SET expression reads the old row, so a new value must be used as given.
+            encoded["rank_at"] = encoded.get("available_at", r.c.available_at) - encoded.get("priority", r.c.priority)
+        with self._write_notify() as conn:
+            result = conn.execute(update(r).where(where).values(**encoded))
+            if result.rowcount != 1:
+                return None
+            if attempt_values and expect_attempt:
+                av = {k: (dumps(v) if k == "error" and v is not None else v) for k, v in attempt_values.items()}
+                conn.execute(
+                    update(t.attempts)
+                    .where(t.attempts.c.run_id == run_id, t.attempts.c.number == expect_attempt)
+                    .values(**av)
+                )
+            run = self._get_run(conn, run_id)
+            self._publish(conn, run.environment_id)
+            return run
+
+    # -- logs ------------------------------------------------------------------------------
+    def append_logs(self, entries: Sequence[LogEntry]) -> None:
+        if not entries:
+            return
+        with self._write() as conn:
+            conn.execute(
+                insert(t.run_logs),
+                [
+                    {
+                        "run_id": e.run_id,
+                        "attempt": e.attempt,
+                        "time": e.time,
+                        "level": e.level,
+                        "message": e.message,
+                        "attributes": dumps(e.attributes),
+                    }
+                    for e in entries
+                ],
+            )
+
+    def list_logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[tuple[int, LogEntry]]:
+        lg = t.run_logs
+        with self._read() as conn:
+            rows = conn.execute(
+                select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id).order_by(lg.c.id).limit(limit)
+            ).all()
+        return [
+            (
+                row.id,
+                LogEntry(row.run_id, row.attempt, row.time, row.level, row.message, loads(row.attributes)),
+            )
+            for row in rows
+        ]
+
+
+_JSON_COLUMNS = frozenset({"output", "error", "metadata", "tags", "retry", "payload"})
+
+
+def _encode_cursor(created_at: float, run_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, run_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created), str(run_id)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError("cursor: not a cursor returned by this API", details={"field": "cursor"}) from exc

@@ -1,0 +1,107 @@
+"""The storage seam: transactions, dialect hooks and change notifications.
+
+The named operations live in ``environments.py``, ``runs.py`` and ``claims.py``; ``Store`` (in
+``base.py``) puts them together. Dialect subclasses override only the hooks here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from hightide.errors import AlreadyExistsError, HightideError, ServerError
+
+Listener = Callable[[str], None]
+"""Called with an environment id when that environment may have new work or cancellations."""
+
+
+class Seam:
+    """Transactions and notifications shared by every group of operations."""
+
+    dialect = "base"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._listeners: list[Listener] = []
+        self._listeners_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema up to date (Alembic migrations)."""
+        from hightide.store.migrate import upgrade
+
+        upgrade(self.engine)
+
+    def start(self) -> None:
+        """Start background machinery (notification listeners)."""
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- dialect hooks ---------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit; driver errors become Hightide errors."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self._translate(exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: DBAPIError) -> HightideError:
+        if isinstance(exc, IntegrityError):
+            return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
+        return ServerError(f"database error: {exc.orig}")
+
+    def _lock_for_claim(self, conn: Connection, environment_id: str) -> None:
+        """Serialise claims of one environment so that concurrency limits hold exactly."""
+
+    def _claim_select(self, stmt: Any) -> Any:
+        return stmt
+
+    def _publish(self, conn: Connection, environment_id: str) -> None:
+        """Announce, inside a write transaction, that ``environment_id`` changed."""
+        self._pending_notify(conn).add(environment_id)
+
+    # -- notifications ---------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _dispatch(self, environment_id: str) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(environment_id)
+
+    def _pending_notify(self, conn: Connection) -> set[str]:
+        pending = conn.info.setdefault("hightide_notify", set())
+        return pending
+
+    @contextmanager
+    def _write_notify(self) -> Iterator[Connection]:
+        """A write transaction whose ``_publish`` calls reach in-process listeners after commit."""
+        with self._write() as conn:
+            yield conn
+            pending = set(self._pending_notify(conn))
+            self._pending_notify(conn).clear()
+        for env_id in pending:
+            self._dispatch(env_id)
