@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
 from common import BENCH_DIR, Proc, Sizes, child_env, latency_summary, log
 
 REDIS_URL = os.environ.get("BENCH_CELERY_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -86,7 +85,6 @@ def _start_worker(workdir: Path) -> Proc:
 
 def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     from celery import group
-
     from celery_app import app, noop
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +150,9 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "wall_seconds_incl_worker_start": round(wall, 3),
             "rate_incl_worker_start": round(len(found) / wall, 1),
         }
-        log(f"celery: drained {len(found)}/{len(ids)} in {window:.2f}s (+startup: {wall:.2f}s): {len(found) / window:,.0f}/s")
+        log(
+            f"celery: drained {len(found)}/{len(ids)} in {window:.2f}s (+startup: {wall:.2f}s): {len(found) / window:,.0f}/s"
+        )
 
         # -- (c) trigger-to-start latency at a steady rate ----------------------------------------
         n = int(sizes.latency_rate * sizes.latency_seconds)
@@ -168,9 +168,7 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         actual_rate = n / (time.monotonic() - begin)
         found = _wait_done(r, [x for x, _ in sent], sizes.settle_timeout)
         lat = [found[x]["result"] - t for x, t in sent if x in found and found[x]["status"] == "SUCCESS"]
-        done_lat = [
-            datetime.fromisoformat(found[x]["date_done"]).timestamp() - t for x, t in sent if x in found
-        ]
+        done_lat = [datetime.fromisoformat(found[x]["date_done"]).timestamp() - t for x, t in sent if x in found]
         out["latency"] = {
             "rate_target": sizes.latency_rate,
             "rate_actual": round(actual_rate, 1),
@@ -180,7 +178,9 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "start": latency_summary(lat),
             "finish": latency_summary(done_lat),
         }
-        log(f"celery: trigger->start p50 {out['latency']['start']['p50_ms']} ms, p99 {out['latency']['start']['p99_ms']} ms")
+        log(
+            f"celery: trigger->start p50 {out['latency']['start']['p50_ms']} ms, p99 {out['latency']['start']['p99_ms']} ms"
+        )
     finally:
         if worker is not None:
             worker.stop()

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from common import BENCH_DIR, Proc, Sizes, child_env, free_port, latency_summary, log
 
 CLI = "from hightide.cli.main import main; main()"
@@ -32,8 +31,11 @@ UNFINISHED = ["PENDING_VERSION", "DELAYED", "QUEUED", "EXECUTING"]
 class Hightide:
     """A server and (when started) a worker in a temporary directory."""
 
-    def __init__(self, workdir: Path, profile_dir: Path | None = None, name: str = "rates") -> None:
+    def __init__(
+        self, workdir: Path, profile_dir: Path | None = None, name: str = "rates", worker_args: list[str] | None = None
+    ) -> None:
         self.name = name
+        self.worker_args = list(worker_args or [])
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True)
         self.project = self.workdir / "project"
@@ -58,7 +60,20 @@ class Hightide:
             raise RuntimeError("--profile needs py-spy: pip install py-spy")
         out = self.profile_dir / f"{self.name}-{name}.txt"
         extra = os.environ.get("BENCH_PYSPY_ARGS", "").split()
-        return [pyspy, "record", "--subprocesses", "--rate", "200", "--format", "raw", *extra, "-o", str(out), "--", *base]
+        return [
+            pyspy,
+            "record",
+            "--subprocesses",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            *extra,
+            "-o",
+            str(out),
+            "--",
+            *base,
+        ]
 
     def start_server(self) -> None:
         made = subprocess.run(
@@ -76,7 +91,12 @@ class Hightide:
         self.key = found.group(0)
         args = self._cmd("server", "server", "--database-url", str(self.db), "--port", str(self.port))
         self.server = Proc(
-            "hightide-server", args, cwd=self.workdir, env=child_env(), log_dir=self.workdir, wrapper=bool(self.profile_dir)
+            "hightide-server",
+            args,
+            cwd=self.workdir,
+            env=child_env(),
+            log_dir=self.workdir,
+            wrapper=bool(self.profile_dir),
         )
         deadline = time.monotonic() + 30
         while True:
@@ -93,7 +113,7 @@ class Hightide:
         self._workers_started += 1
         name = f"hightide-worker-{self._workers_started}"
         env = child_env(HIGHTIDE_API_URL=self.api_url, HIGHTIDE_SECRET_KEY=self.key)
-        args = self._cmd(name, "worker", "--concurrency", "2")
+        args = self._cmd(name, "worker", "--concurrency", "2", *self.worker_args)
         self.worker = Proc(name, args, cwd=self.project, env=env, log_dir=self.workdir, wrapper=bool(self.profile_dir))
         return self.worker
 
@@ -128,19 +148,22 @@ async def _runs_since(client: Any, since: float) -> dict[str, Any]:
     return {run.id: run async for run in client.runs.list(created_from=created_from, page_size=1000)}
 
 
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
+def _ts(value: datetime | None) -> float:
+    return float("nan") if value is None else value.timestamp()
 
 
-async def run_async(sizes: Sizes, workdir: Path, profile_dir: Path | None = None) -> dict[str, Any]:
+async def run_async(
+    sizes: Sizes, workdir: Path, profile_dir: Path | None = None, worker_args: list[str] | None = None
+) -> dict[str, Any]:
     from hightide import AsyncClient
 
-    ht = Hightide(workdir, profile_dir)
+    ht = Hightide(workdir, profile_dir, worker_args=worker_args)
     out: dict[str, Any] = {
         "system": "hightide",
         "setup": {
             "server": "hightide server --database-url <tmp>/hightide.db (SQLite)",
-            "worker": "1 hightide worker --concurrency 2 (supervisor + 2 runner processes, runs_per_process=100 default)",
+            "worker": "1 hightide worker --concurrency 2 (supervisor + 2 runner processes, runs_per_process=100 default)"
+            + (f", extra options: {' '.join(worker_args)}" if worker_args else ""),
             "batch_api": f"client.batch_trigger([{{'task': 'noop', 'payload': None}}] x {sizes.batch_size})",
         },
     }
@@ -195,7 +218,7 @@ async def run_async(sizes: Sizes, workdir: Path, profile_dir: Path | None = None
         starts = [float(r.output) for r in ok]
         ends = [_ts(r.finished_at) for r in done if r.finished_at]
         claims = [_ts(r.started_at) for r in done if r.started_at]
-        window = (max(ends) - min(starts)) if starts else float("nan")  # type: ignore[type-var]
+        window = (max(ends) - min(starts)) if starts else float("nan")
         out["drain"] = {
             "n": len(ids),
             "done": len(done),
@@ -203,26 +226,30 @@ async def run_async(sizes: Sizes, workdir: Path, profile_dir: Path | None = None
             "complete": finished and len(done) == len(ids),
             "window_seconds": round(window, 3),
             "rate": round(len(done) / window, 1) if starts else 0.0,
-            "server_window_seconds": round(max(ends) - min(claims), 3) if claims else None,  # type: ignore[type-var,operator]
+            "server_window_seconds": round(max(ends) - min(claims), 3) if claims else None,
             "wall_seconds_incl_worker_start": round(wall, 3),
             "rate_incl_worker_start": round(len(done) / wall, 1),
         }
-        log(f"hightide: drained {len(done)}/{len(ids)} in {window:.2f}s (+startup: {wall:.2f}s): {len(done) / window:,.0f}/s")
+        log(
+            f"hightide: drained {len(done)}/{len(ids)} in {window:.2f}s (+startup: {wall:.2f}s): {len(done) / window:,.0f}/s"
+        )
 
     finally:
         if client is not None:
             await client.aclose()
         ht.close()
-    out["latency"] = await _latency(sizes, workdir, profile_dir)
+    out["latency"] = await _latency(sizes, workdir, profile_dir, worker_args)
     return out
 
 
-async def _latency(sizes: Sizes, workdir: Path, profile_dir: Path | None) -> dict[str, Any]:
+async def _latency(
+    sizes: Sizes, workdir: Path, profile_dir: Path | None, worker_args: list[str] | None
+) -> dict[str, Any]:
     """(c) on a fresh server and worker (an empty database, no backlog left by (b)), after a few
     warm-up runs."""
     from hightide import AsyncClient
 
-    ht = Hightide(workdir, profile_dir, name="latency")
+    ht = Hightide(workdir, profile_dir, name="latency", worker_args=worker_args)
     client = None
     try:
         ht.start_server()
@@ -249,10 +276,10 @@ async def _latency(sizes: Sizes, workdir: Path, profile_dir: Path | None) -> dic
         runs = await _runs_since(client, lat_start)
         got = [(runs[x], t, t_ack) for x, t, t_ack in sent if x in runs]
         lat = [float(r.output) - t for r, t, _ in got if r.is_success]
-        claim = [_ts(r.started_at) - t for r, t, _ in got if r.started_at]  # type: ignore[operator]
-        fin = [_ts(r.finished_at) - t for r, t, _ in got if r.finished_at]  # type: ignore[operator]
+        claim = [_ts(r.started_at) - t for r, t, _ in got if r.started_at]
+        fin = [_ts(r.finished_at) - t for r, t, _ in got if r.finished_at]
         call = [t_ack - t for _, t, t_ack in sent]
-        result = {
+        result: dict[str, Any] = {
             "rate_target": sizes.latency_rate,
             "rate_actual": round(actual_rate, 1),
             "seconds": sizes.latency_seconds,
@@ -271,6 +298,7 @@ async def _latency(sizes: Sizes, workdir: Path, profile_dir: Path | None) -> dic
         ht.close()
 
 
-def run(sizes: Sizes, workdir: Path, profile_dir: Path | None = None) -> dict[str, Any]:
-    return asyncio.run(run_async(sizes, workdir, profile_dir))
-
+def run(
+    sizes: Sizes, workdir: Path, profile_dir: Path | None = None, worker_args: list[str] | None = None
+) -> dict[str, Any]:
+    return asyncio.run(run_async(sizes, workdir, profile_dir, worker_args))

@@ -34,6 +34,56 @@ def _process_label(frame: str) -> str:
     return kind
 
 
+# Server samples by what they serve: the first rule whose text is in the stack wins.
+ENDPOINT_RULES = [
+    ("claim (worker/claim)", ("claim (hightide/server/routes_worker.py", "RunEngine.claim ", "RunEngine.claim_wait")),
+    ("complete (worker/complete)", ("complete.<locals>.apply", "complete (hightide/server/routes_worker.py")),
+    (
+        "heartbeat (worker/heartbeat)",
+        (
+            "heartbeat (hightide/server/routes_worker.py",
+            "RunEngine.heartbeat",
+            "Store.runs_not_held",
+            "Store.extend_leases",
+        ),
+    ),
+    (
+        "trigger (tasks/{id}/trigger, tasks/batch)",
+        ("trigger (hightide/server/routes_runs.py", "_batch (hightide/server", "RunEngine.trigger"),
+    ),
+    (
+        "runs list / retrieve (the benchmark's polling)",
+        ("list_runs (hightide", "retrieve (hightide/server", "Store.list_runs"),
+    ),
+    ("logs", ("logs (hightide/server",)),
+    ("scheduler", ("Scheduler.run", "RunEngine.process_due", "Store.announce_ready", "RunEngine.next_due_in")),
+    ("auth (every request)", ("current_environment (hightide",)),
+    ("HTTP framework, not attributed (uvicorn/FastAPI/pydantic)", ("RequestResponseCycle.run_asgi", "httptools_impl")),
+    ("threadpool machinery", ("WorkerThread.run",)),
+    ("imports / start-up", ("_find_and_load",)),
+]
+
+
+def by_endpoint(path: Path) -> str:
+    counts: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or "hightide.worker.runner" in stack or " worker --" in stack[:300]:
+            continue
+        n = int(count)
+        total += n
+        for label, needles in ENDPOINT_RULES:
+            if any(x in stack for x in needles):
+                counts[label] += n
+                break
+        else:
+            counts["other (event loop, idle)"] += n
+    out = [f"{path.name}: server samples by endpoint ({total} samples)"]
+    out += [f"{n / max(total, 1):6.1%}  {label}" for label, n in counts.most_common()]
+    return "\n".join(out)
+
+
 def summarise(path: Path, top: int, match: str | None, only: str | None) -> str:
     per_process: dict[str, Counter[str]] = defaultdict(Counter)
     self_time: dict[str, Counter[str]] = defaultdict(Counter)
@@ -79,8 +129,13 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--match", help="inclusive list: only frames containing this text")
     parser.add_argument("--process", help="only processes whose label contains this (server, supervisor, runner)")
+    parser.add_argument("--by-endpoint", action="store_true", help="server profiles: samples per endpoint")
     args = parser.parse_args()
     for path in args.profiles:
+        if args.by_endpoint:
+            print(by_endpoint(path))
+            print()
+            continue
         print(summarise(path, args.top, args.match, args.process))
         print()
 

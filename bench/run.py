@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, FULL, QUICK, Proc, Sizes, log  # noqa: E402
+from common import BENCH_DIR, FULL, QUICK, Proc, Sizes, log
 
 TARGET_DRAIN_RATIO = 0.7
 TARGET_P50_MS = 15.0
@@ -197,10 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["hightide", "celery"], help="run one side only")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.json")
     parser.add_argument("--profile", type=Path, help="py-spy the Hightide server and worker into this folder")
-    parser.add_argument("--wait-quiet", type=float, default=60.0, help="wait up to N s for an idle machine")
+    parser.add_argument(
+        "--wait-quiet", type=float, help="wait up to N s for an idle machine before each side (default 30; quick 10)"
+    )
+    parser.add_argument(
+        "--hightide-worker-args",
+        default="",
+        help='extra `hightide worker` options for experiments, e.g. "--runs-per-process 100000"',
+    )
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs, databases)")
     args = parser.parse_args(argv)
     sizes: Sizes = QUICK if args.quick else FULL
+    if args.wait_quiet is None:
+        args.wait_quiet = 10.0 if args.quick else 30.0
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -212,7 +221,13 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="hightide-bench-"))
-    report: dict[str, Any] = {"machine": machine(), "sizes": sizes.as_dict(), "busy_before": {}, "errors": {}}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "sizes": sizes.as_dict(),
+        "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "busy_before": {},
+        "errors": {},
+    }
     results: dict[str, dict[str, Any]] = {}
     sides = [s for s in ("celery", "hightide") if args.only in (None, s)]
     try:
@@ -227,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     import hightide_side
 
-                    results[side] = hightide_side.run(sizes, tmp / side, args.profile)
+                    extra = args.hightide_worker_args.split()
+                    results[side] = hightide_side.run(sizes, tmp / side, args.profile, extra)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # one side failing still reports the other

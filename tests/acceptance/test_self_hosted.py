@@ -3,6 +3,8 @@ happens to a run when its worker's machine dies."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +77,46 @@ def test_a_run_survives_its_worker_being_killed(
     assert lost.error["name"] == "WorkerLost"
     assert "worker" in lost.error["message"] and "lease" in lost.error["message"]
     assert retried.status == "COMPLETED"
+
+
+def test_a_worker_paused_past_its_lease_loses_the_run_and_carries_on(
+    project: Callable[..., Path],
+    server: Callable[..., Server],
+    worker: Callable[..., Background],
+    tmp_path: Path,
+) -> None:
+    # A laptop lid closed, a VM paused: the worker freezes, its lease lapses, the run is retried.
+    # When it wakes, its late result for the lost attempt must be discarded, not crash it.
+    root = project({"trigger/napper.py": NAPPER.replace("asyncio.sleep(2)", "asyncio.sleep(0.5)")})
+    hosted = server("--lease-seconds", "2")
+    key = hosted.create_key("dev")
+    frozen = worker(root, hosted.api_url, key, "--concurrency", "1")
+    marker = tmp_path / "napper.pid"
+
+    with Client(api_url=hosted.api_url, secret_key=key) as client:
+        handle = client.trigger("napper", {"marker": str(marker)})
+        assert_eventually(marker.exists, timeout=TIMEOUT, what="the first attempt to start")
+        os.kill(frozen.pid, signal.SIGSTOP)
+        try:
+
+            def retried() -> Run:
+                run = client.runs.retrieve(handle.id)
+                assert run.status == "QUEUED" and run.attempts[0].status == "FAILED", run.status
+                return run
+
+            lost = assert_eventually(retried, timeout=TIMEOUT, interval=0.2)
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        assert lost.attempts[0].error["name"] == "WorkerLost"
+
+        def finished() -> Run:
+            run = client.runs.retrieve(handle.id)
+            assert run.is_finished, f"{run.id} is {run.status} on attempt {run.attempt_count}"
+            return run
+
+        run = assert_eventually(finished, timeout=TIMEOUT, interval=0.2)
+
+    assert run.status == "COMPLETED"
+    assert run.output == "rested on attempt 2"
+    assert frozen.running, frozen.output()
+    assert "Traceback" not in frozen.output()

@@ -82,7 +82,8 @@ def server(
     host: Annotated[str, typer.Option(envvar="HIGHTIDE_HOST", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="HIGHTIDE_PORT", help="Port to listen on.")] = 3030,
     lease_seconds: Annotated[
-        float, typer.Option(envvar="HIGHTIDE_LEASE_SECONDS", min=1, help="A run whose worker is silent this long is retried.")
+        float,
+        typer.Option(envvar="HIGHTIDE_LEASE_SECONDS", min=1, help="A run whose worker is silent this long is retried."),
     ] = 30.0,
     max_payload_bytes: Annotated[
         int, typer.Option(envvar="HIGHTIDE_MAX_PAYLOAD_BYTES", min=1, help="Largest payload, output or metadata.")

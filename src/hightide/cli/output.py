@@ -37,9 +37,10 @@ def print_event(event: RunEvent) -> None:
         style = _STATUS_STYLE.get(event.status, "")
         duration = f"{event.duration * 1000:.0f}ms" if event.duration is not None else ""
         extra = f"  [dim]{escape(event.message)}[/]" if event.message and event.message != "started" else ""
+        # An unstyled status (DISCARDED, WAITING...) must not become "[]...[/]": rich rejects that markup.
+        shown = f"[{style}]{status:<9}[/]" if style else escape(f"{status:<9}")
         console.print(
-            f"[dim]{when}[/]  {escape(event.task_id):<20} {event.run_id}  #{event.attempt}  "
-            f"[{style}]{status:<9}[/] {duration:>7}{extra}"
+            f"[dim]{when}[/]  {escape(event.task_id):<20} {event.run_id}  #{event.attempt}  {shown} {duration:>7}{extra}"
         )
     elif event.kind == "log":
         style = _LEVEL_STYLE.get(event.level, "")

@@ -304,14 +304,17 @@ class Supervisor:
                 continue
             self._active_changed.clear()
             held = [(run_id, a.execution["attempt"]) for run_id, a in self.active.items() if not a.stopping]
-            extend = time.monotonic() - last_extend >= self.lease_seconds / 3
+            sent = time.monotonic()
+            extend = sent - last_extend >= self.lease_seconds / 3
             try:
-                stop = await self.api.heartbeat(held, wait=1.0, extend=extend)
+                # The server holds the call up to `wait` seconds: keep it well inside the lease, and
+                # date an extension from when it was sent, so that a lease never lapses between calls.
+                stop = await self.api.heartbeat(held, wait=min(1.0, self.lease_seconds / 3), extend=extend)
             except ConnectionError_:
                 await asyncio.sleep(1.0)
                 continue
             if extend:
-                last_extend = time.monotonic()
+                last_extend = sent
             for run_id in stop:
                 active = self.active.get(run_id)
                 if active is not None and not active.stopping:
