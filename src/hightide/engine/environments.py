@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from hightide.core.ids import new_secret
-from hightide.errors import AuthenticationError, NotFoundError
+from hightide.errors import AlreadyExistsError, AuthenticationError, NotFoundError
 from hightide.store import Store
 from hightide.store.records import Environment
 
@@ -24,12 +24,18 @@ def hash_key(secret: str) -> str:
 def bootstrap(store: Store, now: float, concurrency_limit: int | None = None) -> str:
     """Create the ``default`` project with dev, staging and prod environments, if missing. A given
     ``concurrency_limit`` (runs executing at once per environment) is applied to all three."""
-    project_id = store.ensure_project(DEFAULT_PROJECT, now)
-    for slug in ("dev", "staging", "prod"):
-        env_id = store.ensure_environment(project_id, slug, slug, concurrency_limit or DEFAULT_ENV_CONCURRENCY, now)
-        if concurrency_limit is not None:
-            store.set_environment_concurrency(env_id, concurrency_limit)
-    return project_id
+    for _ in range(3):  # servers starting together on one database race to create the rows
+        try:
+            project_id = store.ensure_project(DEFAULT_PROJECT, now)
+            for slug in ("dev", "staging", "prod"):
+                limit = concurrency_limit or DEFAULT_ENV_CONCURRENCY
+                env_id = store.ensure_environment(project_id, slug, slug, limit, now)
+                if concurrency_limit is not None:
+                    store.set_environment_concurrency(env_id, concurrency_limit)
+            return project_id
+        except AlreadyExistsError:
+            continue
+    raise AlreadyExistsError("could not create the default project: another server keeps creating it")
 
 
 def find_environment(store: Store, env_slug: str, project_slug: str = DEFAULT_PROJECT) -> Environment:

@@ -91,7 +91,12 @@ class RunEngine:
                 raise ValidationError(f"manifest.tasks[{i}].queue.concurrency_limit: expected a whole number >= 0")
             RetryPolicy.from_dict(task.get("retry"))
         date_prefix = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d")
-        return self.store.register_version(env.id, date_prefix, manifest, self.clock())
+        for _ in range(5):  # two workers registering at once race for the next number: retry
+            try:
+                return self.store.register_version(env.id, date_prefix, manifest, self.clock())
+            except AlreadyExistsError:
+                continue
+        raise ConflictError("could not number the new version: too many registrations at once; try again")
 
     # -- triggering --------------------------------------------------------------------------
     def trigger(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[tuple[Run, bool]]:
