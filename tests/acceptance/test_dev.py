@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from hightide import Run
 from tests.acceptance.conftest import Dev, hightide, pid_alive, run_app_script, runner_pids
 from tests.support import assert_eventually
@@ -74,7 +72,7 @@ def test_init_then_dev_runs_hello_world_triggered_from_an_app(
     assert "already exist" in message and "--force" in message
     assert "Traceback" not in again.stdout + again.stderr
 
-    dev(root)
+    server = dev(root)
     # The app knows nothing but the project folder: the SDK finds the dev server in .hightide/dev.env.
     result = run_app_script(
         root,
@@ -98,6 +96,9 @@ def test_init_then_dev_runs_hello_world_triggered_from_an_app(
     assert result["id"].startswith("run_")
     assert result["status"] == "COMPLETED"
     assert result["output"] == {"message": "Hello, Ada!"}
+    # ...and the terminal running `hightide dev` shows the run and its log line.
+    shown = server.proc.wait_for_output(f"{result['id']}  #1  COMPLETED")
+    assert f"{result['id']}  #1  Saying hello" in shown
 
 
 def test_a_failing_task_is_retried_until_it_succeeds(project: Callable[..., Path], dev: Callable[..., Dev]) -> None:
@@ -245,11 +246,6 @@ def test_editing_a_task_file_hot_reloads_it(project: Callable[..., Path], dev: C
     assert run.output == "hello from the second version"
 
 
-@pytest.mark.xfail(
-    reason="known bug: a claim long-poll started before a reload still carries the old version id, so the "
-    "next run executes the new code but records the old version (worker/supervisor.py _claim_loop)",
-    strict=False,
-)
 def test_a_run_after_a_hot_reload_records_the_new_version(
     project: Callable[..., Path], dev: Callable[..., Dev]
 ) -> None:

@@ -172,3 +172,16 @@ def test_delayed_runs_are_enqueued_when_due(engine: RunEngine, env: Environment,
     clock.now += 2
     assert engine.process_due() == 1
     assert [r.id for r in engine.claim(env, "w", version, 1)] == [run.id]
+
+
+def test_a_heartbeat_landing_during_lease_recovery_wins(engine: RunEngine, env: Environment, clock: Clock) -> None:
+    version = _version(engine, env)
+    [run_id] = _trigger(engine, env, "a")
+    engine.claim(env, "w", version, 1)
+    clock.now += engine.settings.lease_seconds + 1
+    [lapsed] = engine.store.due_runs(clock.now)["lease_expired"]
+    # the worker's heartbeat lands after the scheduler read the run but before it acted
+    engine.store.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now)
+    with pytest.raises(ConflictError):
+        engine._fail(lapsed, Failure("WorkerLost", "lease expired", kind=FailureKind.CRASH), clock.now)
+    assert engine.get_run(env, run_id).status == RunStatus.EXECUTING

@@ -52,6 +52,9 @@ class RunEngine:
         self.notifier: Notifier | None = None
         self._rng = random.Random()
         self._closing = False
+        # The newest version each worker registered with this server: a claim that was already
+        # waiting when its worker hot-reloaded picks the new version up (tasks, version stamp).
+        self._worker_versions: dict[str, Version] = {}
         self.on_due: Callable[[], None] = lambda: None
         """Called (from any thread) when something becomes due earlier: wakes the scheduler."""
 
@@ -73,7 +76,7 @@ class RunEngine:
             self.notifier = None
 
     # -- versions ----------------------------------------------------------------------------
-    def register_version(self, env: Environment, manifest: dict[str, Any]) -> Version:
+    def register_version(self, env: Environment, manifest: dict[str, Any], worker_id: str | None = None) -> Version:
         tasks = manifest.get("tasks")
         if not isinstance(tasks, list) or not tasks:
             raise ValidationError("manifest.tasks: a version must declare at least one task")
@@ -93,9 +96,12 @@ class RunEngine:
         date_prefix = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d")
         for _ in range(5):  # two workers registering at once race for the next number: retry
             try:
-                return self.store.register_version(env.id, date_prefix, manifest, self.clock())
+                version = self.store.register_version(env.id, date_prefix, manifest, self.clock())
             except AlreadyExistsError:
                 continue
+            if worker_id:
+                self._worker_versions[worker_id] = version
+            return version
         raise ConflictError("could not number the new version: too many registrations at once; try again")
 
     # -- triggering --------------------------------------------------------------------------
@@ -205,6 +211,7 @@ class RunEngine:
         *,
         attempt: int | None = None,
         attempt_values: dict[str, Any] | None = None,
+        lease_lapsed_by: float | None = None,
     ) -> Run:
         """Move ``run`` by ``event`` if it is still as we read it; else raise ``ConflictError``."""
         target = transition(run.status, event)
@@ -219,6 +226,7 @@ class RunEngine:
             expect_attempt=attempt,
             values=full,
             attempt_values=attempt_values,
+            lease_lapsed_by=lease_lapsed_by,
             now=now,
         )
         if updated is None:
@@ -259,6 +267,9 @@ class RunEngine:
             if self._closing or (gone is not None and await gone()):
                 return []
             gen = self.notifier.generation(env.id) if self.notifier else 0
+            newest = self._worker_versions.get(worker_id)
+            if newest is not None and newest.created_at > version.created_at:
+                version = newest
             runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit)
             remaining = deadline - self.clock()
             if runs or remaining <= 0:
@@ -319,7 +330,7 @@ class RunEngine:
                 details={"run": run.id, "status": run.status.value},
             )
 
-    def _fail(self, run: Run, failure: Failure) -> Run:
+    def _fail(self, run: Run, failure: Failure, lease_lapsed_by: float | None = None) -> Run:
         decision = decide_failure(
             failure.kind, run.attempt_count, run.max_attempts, RetryPolicy.from_dict(run.retry), self._rng
         )
@@ -332,7 +343,14 @@ class RunEngine:
                 "lease_expires_at": None,
                 "worker_id": None,
             }
-            retried = self._apply(run, RunEvent.RETRY, values, attempt=run.attempt_count, attempt_values=attempt_values)
+            retried = self._apply(
+                run,
+                RunEvent.RETRY,
+                values,
+                attempt=run.attempt_count,
+                attempt_values=attempt_values,
+                lease_lapsed_by=lease_lapsed_by,
+            )
             self.on_due()
             return retried
         # A failed run releases its idempotency key, so that the same key can try again.
@@ -343,6 +361,7 @@ class RunEngine:
             values,
             attempt=run.attempt_count,
             attempt_values=attempt_values,
+            lease_lapsed_by=lease_lapsed_by,
         )
 
     def append_logs(self, env: Environment, entries: Sequence[LogEntry]) -> None:
@@ -407,7 +426,8 @@ class RunEngine:
     def process_due(self) -> int:
         """Enqueue delayed runs whose time came, expire runs past their ttl, and fail attempts whose
         lease lapsed (their worker died). Returns how many runs changed."""
-        due = self.store.due_runs(self.clock())
+        now = self.clock()
+        due = self.store.due_runs(now)
         changed = 0
         for run in due["expired"]:
             changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
@@ -420,7 +440,7 @@ class RunEngine:
                 f"{run.attempt_count} expired",
                 kind=FailureKind.CRASH,
             )
-            changed += self._try(self._fail, run, failure)
+            changed += self._try(self._fail, run, failure, now)
         return changed
 
     @staticmethod

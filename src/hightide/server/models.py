@@ -55,6 +55,7 @@ class RescheduleBody(BaseModel):
 
 class RegisterBody(BaseModel):
     manifest: dict[str, Any]
+    worker_id: str | None = Field(default=None, description="lets a waiting claim switch to this version")
 
 
 class ClaimBody(BaseModel):

@@ -24,7 +24,7 @@ def _engine(request: Request) -> RunEngine:
 
 @router.post("/register", summary="Register a worker version and its task manifest")
 async def register(body: RegisterBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    version = await run_in_threadpool(_engine(request).register_version, env, body.manifest)
+    version = await run_in_threadpool(_engine(request).register_version, env, body.manifest, body.worker_id)
     lease = _engine(request).settings.lease_seconds
     return {"version_id": version.id, "version": version.version, "lease_seconds": lease}
 

@@ -160,16 +160,20 @@ class RunOps(Seam):
         expect_attempt: int | None,
         values: dict[str, Any],
         attempt_values: dict[str, Any] | None = None,
+        lease_lapsed_by: float | None = None,
         now: float,
     ) -> Run | None:
         """Apply ``values`` to the run only if it is still in ``expect_status`` (and, when given, on
         attempt ``expect_attempt``). Returns the updated run, or ``None`` if the run had moved on:
         a repeated or late request is then a clean no-op. ``attempt_values`` update the attempt
-        record of ``expect_attempt`` in the same transaction."""
+        record of ``expect_attempt`` in the same transaction. ``lease_lapsed_by`` also requires the
+        lease to have lapsed by then."""
         r = t.runs
         where = and_(r.c.id == run_id, r.c.status == expect_status)
         if expect_attempt is not None:
             where = and_(where, r.c.attempt_count == expect_attempt)
+        if lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
+            where = and_(where, r.c.lease_expires_at <= lease_lapsed_by)
         encoded: dict[str, Any] = {
             k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in values.items()
         }

@@ -13,7 +13,9 @@ class WorkerApi:
         self.worker_id = worker_id
 
     async def register(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return await self.session.request("POST", "/api/v1/worker/register", json={"manifest": manifest})
+        return await self.session.request(
+            "POST", "/api/v1/worker/register", json={"manifest": manifest, "worker_id": self.worker_id}
+        )
 
     async def claim(self, version_id: str, max_runs: int, wait: float) -> list[dict[str, Any]]:
         body = {"worker_id": self.worker_id, "version_id": version_id, "max_runs": max_runs, "wait": wait}
