@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from common import BENCH_DIR, Proc, Sizes, child_env, latency_summary, log
+from common import BENCH_DIR, Proc, Sizes, child_env, latency_summary, log, split_cpu_seconds, tree_cpu_seconds
 
 REDIS_URL = os.environ.get("BENCH_CELERY_REDIS_URL", "redis://127.0.0.1:6379/15")
 META_PREFIX = "celery-task-meta-"
@@ -132,10 +132,14 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         # -- (b) drain --------------------------------------------------------------------------
         queued = r.llen("celery")
         assert queued == len(ids) == sizes.drain, (queued, len(ids), sizes.drain)
+        redis_pid = int(r.info("server")["process_id"])
+        redis_cpu = tree_cpu_seconds(redis_pid)
         spawn_at = time.time()
         worker = _start_worker(workdir)
         found = _wait_done(r, ids, sizes.drain_timeout)
         wall = time.time() - spawn_at
+        main, pool = split_cpu_seconds(worker.pid)
+        cpu = {"worker_main": main, "worker_pool": pool, "redis": tree_cpu_seconds(redis_pid) - redis_cpu}
         starts = [m["result"] for m in found.values() if m["status"] == "SUCCESS"]
         dones = [datetime.fromisoformat(m["date_done"]).timestamp() for m in found.values()]
         complete = len(found) == len(ids)
@@ -149,6 +153,8 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "rate": round(len(found) / window, 1) if starts else 0.0,
             "wall_seconds_incl_worker_start": round(wall, 3),
             "rate_incl_worker_start": round(len(found) / wall, 1),
+            # CPU per finished task, worker start-up included (main process; its 2 pool processes; Redis)
+            "cpu_ms_per_run": {k: round(v * 1000 / max(len(found), 1), 2) for k, v in cpu.items()},
         }
         log(
             f"celery: drained {len(found)}/{len(ids)} in {window:.2f}s (+startup: {wall:.2f}s): {len(found) / window:,.0f}/s"
@@ -177,6 +183,12 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "done": len(found),
             "start": latency_summary(lat),
             "finish": latency_summary(done_lat),
+            # per task, in send order: [seconds since the first send, trigger->start ms]
+            "samples": [
+                [round(t - sent[0][1], 3), round((found[x]["result"] - t) * 1000, 2)]
+                for x, t in sent
+                if x in found and found[x]["status"] == "SUCCESS"
+            ],
         }
         log(
             f"celery: trigger->start p50 {out['latency']['start']['p50_ms']} ms, p99 {out['latency']['start']['p99_ms']} ms"

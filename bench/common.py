@@ -191,6 +191,78 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# -- other work on the machine --------------------------------------------------------------------
+def _proc_cpu_seconds(pid: int) -> float:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used by ``pid``, its reaped children and its live descendants."""
+    own, children = split_cpu_seconds(pid)
+    return own + children
+
+
+def split_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(CPU seconds of ``pid`` itself, of its descendants: reaped ones and live ones)."""
+    own = children = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            raw = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        f = [int(x) for x in raw[raw.rindex(")") + 2 :].split()[11:15]]  # utime stime cutime cstime
+        tick = os.sysconf("SC_CLK_TCK")
+        if p == pid:
+            own += (f[0] + f[1]) / tick
+            children += (f[2] + f[3]) / tick
+        else:
+            children += sum(f) / tick
+    return own, children
+
+
+def _system_busy_seconds() -> float:
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait (guest is inside user)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWatch:
+    """How much CPU went to other work while a side ran: all CPU time used on the machine, minus
+    this process and its (reaped) children, minus the Redis server (part of the Celery side).
+    Children still running at ``stop`` are counted through /proc."""
+
+    def __init__(self, redis_pid: int | None) -> None:
+        self.redis_pid = redis_pid
+
+    def _ours(self) -> float:
+        t = os.times()
+        live = sum(_proc_cpu_seconds(pid) for p in Proc.live for pid in [p.pid, *descendants(p.pid)])
+        redis = _proc_cpu_seconds(self.redis_pid) if self.redis_pid else 0.0
+        return t.user + t.system + t.children_user + t.children_system + live + redis
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.sys0 = _system_busy_seconds()
+        self.ours0 = self._ours()
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.t0
+        total = _system_busy_seconds() - self.sys0
+        ours = self._ours() - self.ours0
+        cpus = os.cpu_count() or 1
+        return {
+            "elapsed_s": round(elapsed, 1),
+            "cpu_used_by_benchmark_s": round(ours, 1),
+            "cpu_used_by_other_work_s": round(max(total - ours, 0.0), 1),
+            "other_work_share_of_machine": round(max(total - ours, 0.0) / (elapsed * cpus), 3),
+        }
+
+
 # -- statistics -----------------------------------------------------------------------------------
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100), as numpy's default."""

@@ -21,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import BENCH_DIR, Proc, Sizes, child_env, free_port, latency_summary, log
+from common import (
+    BENCH_DIR,
+    Proc,
+    Sizes,
+    child_env,
+    free_port,
+    latency_summary,
+    log,
+    split_cpu_seconds,
+    tree_cpu_seconds,
+)
 
 CLI = "from hightide.cli.main import main; main()"
 TASK = "noop"
@@ -207,10 +217,14 @@ async def run_async(
 
         # -- (b) drain --------------------------------------------------------------------------
         assert len(set(ids)) == sizes.drain, (len(set(ids)), sizes.drain)
+        assert ht.server is not None
+        server_cpu = tree_cpu_seconds(ht.server.pid)
         spawn_at = time.time()
-        ht.start_worker()
+        worker = ht.start_worker()
         finished = await _wait_finished(client, sizes.drain_timeout)
         wall = time.time() - spawn_at
+        supervisor, runners = split_cpu_seconds(worker.pid)
+        cpu = {"server": tree_cpu_seconds(ht.server.pid) - server_cpu, "supervisor": supervisor, "runners": runners}
         runs = await _runs_since(client, phase_start)
         mine = [runs[i] for i in ids if i in runs]
         done = [r for r in mine if r.is_finished]
@@ -229,6 +243,8 @@ async def run_async(
             "server_window_seconds": round(max(ends) - min(claims), 3) if claims else None,
             "wall_seconds_incl_worker_start": round(wall, 3),
             "rate_incl_worker_start": round(len(done) / wall, 1),
+            # CPU per finished run, worker start-up included (the supervisor; its runner processes)
+            "cpu_ms_per_run": {k: round(v * 1000 / max(len(done), 1), 2) for k, v in cpu.items()},
         }
         log(
             f"hightide: drained {len(done)}/{len(ids)} in {window:.2f}s (+startup: {wall:.2f}s): {len(done) / window:,.0f}/s"
@@ -289,6 +305,10 @@ async def _latency(
             "claimed_server_started_at": latency_summary(claim),
             "finish": latency_summary(fin),
             "trigger_call": latency_summary(call),
+            # per run, in send order: [seconds since the first send, trigger->start ms]
+            "samples": [
+                [round(t - sent[0][1], 3), round((float(r.output) - t) * 1000, 2)] for r, t, _ in got if r.is_success
+            ],
         }
         log(f"hightide: trigger->start p50 {result['start']['p50_ms']} ms, p99 {result['start']['p99_ms']} ms")
         return result

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, FULL, QUICK, Proc, Sizes, log
+from common import BENCH_DIR, FULL, QUICK, CpuWatch, Proc, Sizes, log
 
 TARGET_DRAIN_RATIO = 0.7
 TARGET_P50_MS = 15.0
@@ -56,6 +56,14 @@ def wait_quiet(max_wait: float, threshold: float = 0.15) -> float:
     if busy > threshold:
         log(f"WARNING: machine {busy:.0%} busy before starting: results will be skewed")
     return busy
+
+
+def redis_pid() -> int | None:
+    with contextlib.suppress(Exception):
+        import redis
+
+        return int(redis.Redis(host="127.0.0.1", port=6379).info("server")["process_id"])
+    return None
 
 
 def machine() -> dict[str, Any]:
@@ -226,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.as_dict(),
         "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "busy_before": {},
+        "cpu": {},
         "errors": {},
     }
     results: dict[str, dict[str, Any]] = {}
@@ -234,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         for side in sides:
             report["busy_before"][side] = round(wait_quiet(args.wait_quiet), 3)
             log(f"== {side} ({sizes.name}) ==")
+            watch = CpuWatch(redis_pid())
+            watch.start()
             try:
                 if side == "celery":
                     import celery_side
@@ -251,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
                 report["errors"][side] = f"{type(exc).__name__}: {exc}"
             finally:
                 Proc.stop_all()
+                report["cpu"][side] = watch.stop()
+                if report["cpu"][side]["other_work_share_of_machine"] > 0.1:
+                    log(
+                        f"WARNING: other work used {report['cpu'][side]['other_work_share_of_machine']:.0%} of the machine"
+                    )
     finally:
         Proc.stop_all()
         if args.keep_tmp:
@@ -283,9 +299,14 @@ def main(argv: list[str] | None = None) -> int:
             f" in {_get(res, 'drain', 'window_seconds')} s; latency n={_get(lat, 'start', 'n')}"
             f" at {_get(lat, 'rate_actual')}/s, p90 {_get(lat, 'start', 'p90_ms')} ms{extra}"
         )
+        print(f"{side}: drain CPU per run (ms): {_get(res, 'drain', 'cpu_ms_per_run')}")
     for side, err in report["errors"].items():
         print(f"{side}: FAILED: {err}")
-    print(f"machine busy before start: {report['busy_before']}; elapsed {report['elapsed_seconds']} s")
+    others = {side: c["other_work_share_of_machine"] for side, c in report["cpu"].items()}
+    print(
+        f"machine busy before start: {report['busy_before']}; other work's share of the machine during each"
+        f" side: {others}; elapsed {report['elapsed_seconds']} s"
+    )
     print(f"wrote {args.out}")
     return 1 if report["errors"] else 0
 
