@@ -110,9 +110,15 @@ def worker(
     api_url: ApiUrl = None,
     secret_key: SecretKey = None,
     concurrency: Annotated[int, typer.Option(envvar="HIGHTIDE_CONCURRENCY", min=1, help="Runs executing at once.")] = 4,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HIGHTIDE_PREFETCH", min=0, help="Runs claimed ahead of a free slot (default: --concurrency)."
+        ),
+    ] = None,
     runs_per_process: Annotated[
         int, typer.Option(envvar="HIGHTIDE_RUNS_PER_PROCESS", min=1, help="Runs before a runner is replaced.")
-    ] = 100,
+    ] = 1000,
     shutdown_grace: Annotated[
         float, typer.Option(envvar="HIGHTIDE_SHUTDOWN_GRACE", min=0, help="Seconds to let runs finish on stop.")
     ] = 30.0,
@@ -123,7 +129,8 @@ def worker(
 
     config = load_project_config()
     settings = client_settings(api_url, secret_key)
-    asyncio.run(run_worker(config, settings, concurrency, runs_per_process, shutdown_grace))
+    prefetch = concurrency if prefetch is None else prefetch
+    asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
 
 
 @app.command()

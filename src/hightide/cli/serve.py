@@ -40,14 +40,23 @@ async def run_server(settings: ServerSettings, host: str, port: int) -> None:
 
 
 async def run_worker(
-    config: ProjectConfig, settings: ClientSettings, concurrency: int, runs_per_process: int, grace: float
+    config: ProjectConfig,
+    settings: ClientSettings,
+    concurrency: int,
+    prefetch: int,
+    runs_per_process: int,
+    grace: float,
 ) -> None:
     assert config.root is not None
     session = ApiSession(settings.api_url, settings.secret_key)
     supervisor = Supervisor(
         WorkerApi(session, f"wkr_{secrets.token_hex(6)}"),
         WorkerOptions(
-            root=config.root, concurrency=concurrency, runs_per_process=runs_per_process, shutdown_grace=grace
+            root=config.root,
+            concurrency=concurrency,
+            prefetch=prefetch,
+            runs_per_process=runs_per_process,
+            shutdown_grace=grace,
         ),
         print_event,
     )

@@ -63,6 +63,11 @@ class KeyAuthenticator:
         self.clock = clock
         self._cache: dict[str, tuple[Environment, float]] = {}
 
+    def cached(self, secret: str) -> Environment | None:
+        """The environment of ``secret`` if it was checked recently; no database access."""
+        hit = self._cache.get(hash_key(secret))
+        return hit[0] if hit and hit[1] > self.clock() else None
+
     def authenticate(self, secret: str | None) -> Environment:
         if not secret:
             raise AuthenticationError(f"missing secret key: {AUTH_HEADER_HELP}")

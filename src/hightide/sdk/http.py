@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from hightide.errors import ERRORS_BY_CODE, ConnectionError_, HightideError, ServerError
+
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = "hightide-python/0.1"
 
@@ -16,6 +17,8 @@ class ApiSession:
     the matching ``HightideError`` subclass carrying the server's message."""
 
     def __init__(self, api_url: str, secret_key: str, timeout: float = 30.0) -> None:
+        import httpx  # here, not at the top: runner processes that never call the API start faster
+
         self.api_url = api_url.rstrip("/")
         self.secret_key = secret_key
         self._client = httpx.AsyncClient(
@@ -34,6 +37,8 @@ class ApiSession:
         params: Any = None,
         timeout: float | None = None,
     ) -> Any:
+        import httpx
+
         try:
             response = await self._client.request(
                 method,

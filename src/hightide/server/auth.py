@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from hightide.engine.environments import AUTH_HEADER_HELP, KeyAuthenticator
 from hightide.errors import AuthenticationError
 from hightide.store.records import Environment
 
 
-def current_environment(request: Request) -> Environment:
+async def current_environment(request: Request) -> Environment:
     header = request.headers.get("authorization")
     if header is None:
         raise AuthenticationError(f"missing Authorization header: {AUTH_HEADER_HELP}")
@@ -19,7 +20,11 @@ def current_environment(request: Request) -> Environment:
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationError(f"malformed Authorization header: {AUTH_HEADER_HELP}")
     authenticator: KeyAuthenticator = request.app.state.authenticator
-    return authenticator.authenticate(secret.strip())
+    # Most requests hit the cache; only a miss reads the database (off the event loop).
+    env = authenticator.cached(secret.strip())
+    if env is None:
+        env = await run_in_threadpool(authenticator.authenticate, secret.strip())
+    return env
 
 
 CurrentEnv = Annotated[Environment, Depends(current_environment)]

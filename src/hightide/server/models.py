@@ -77,19 +77,6 @@ class HeartbeatBody(BaseModel):
     extend: bool = Field(True, description="extend the leases (else only report runs to stop)")
 
 
-class AttemptResult(BaseModel):
-    run_id: str
-    attempt: int
-    ok: bool
-    output: Any = None
-    error: dict[str, Any] | None = None
-
-
-class CompleteBody(BaseModel):
-    worker_id: str
-    results: list[AttemptResult] = Field(..., max_length=1000)
-
-
 class LogBody(BaseModel):
     run_id: str
     attempt: int
@@ -99,5 +86,21 @@ class LogBody(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class LogsBody(BaseModel):
-    entries: list[LogBody] = Field(..., max_length=5000)
+class AttemptResult(BaseModel):
+    run_id: str
+    attempt: int
+    ok: bool
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+class ClaimMore(BaseModel):
+    version_id: str
+    max_runs: int = Field(..., ge=1, le=100)
+
+
+class CompleteBody(BaseModel):
+    worker_id: str
+    results: list[AttemptResult] = Field(default_factory=list, max_length=1000)
+    logs: list[LogBody] = Field(default_factory=list, max_length=5000, description="appended before the results")
+    claim: ClaimMore | None = Field(default=None, description="claim more runs in the same round trip")

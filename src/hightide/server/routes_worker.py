@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
-from hightide.core.failures import Failure, FailureKind
 from hightide.engine import RunEngine
-from hightide.errors import ConflictError, HightideError, NotFoundError
+from hightide.engine.runs import AttemptResult
+from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
-from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogsBody, RegisterBody
+from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody
 from hightide.server.serialize import execution_json
 from hightide.store.records import Environment, LogEntry, Version
 
@@ -41,12 +42,12 @@ async def _version(request: Request, env: Environment, version_id: str) -> Versi
 
 
 @router.post("/claim", summary="Claim up to max_runs runs, waiting up to `wait` seconds for work")
-async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> JSONResponse:
     version = await _version(request, env, body.version_id)
     runs = await _engine(request).claim_wait(
         env, body.worker_id, version, body.max_runs, body.wait, request.is_disconnected
     )
-    return {"runs": [execution_json(run, env.slug) for run in runs]}
+    return JSONResponse({"runs": [execution_json(run, env.slug) for run in runs]})
 
 
 @router.post("/heartbeat", summary="Extend leases; returns the runs the worker must stop")
@@ -56,33 +57,19 @@ async def heartbeat(body: HeartbeatBody, env: CurrentEnv, request: Request) -> d
     return {"stop": stop}
 
 
-@router.post("/complete", summary="Report the outcome of attempts (success or failure)")
-async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+@router.post("/complete", summary="Report attempt outcomes (and logs); optionally claim more runs")
+async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSONResponse:
     engine = _engine(request)
-
-    def apply() -> list[dict[str, Any]]:
-        out = []
-        for result in body.results:
-            try:
-                if result.ok:
-                    run = engine.complete(env, result.run_id, result.attempt, result.output)
-                else:
-                    failure = Failure.from_dict(result.error or {"name": "Error", "kind": FailureKind.ERROR})
-                    run = engine.fail(env, result.run_id, result.attempt, failure)
-                out.append({"run_id": result.run_id, "accepted": True, "status": run.status.value})
-            except (ConflictError, NotFoundError) as exc:
-                out.append({"run_id": result.run_id, "accepted": False, "code": exc.code, "message": exc.message})
-            except HightideError as exc:  # e.g. an output over the size limit: the attempt fails instead
-                failure = Failure(name=type(exc).__name__, message=exc.message, kind=FailureKind.SYSTEM)
-                run = engine.fail(env, result.run_id, result.attempt, failure)
-                out.append({"run_id": result.run_id, "accepted": True, "status": run.status.value})
-        return out
-
-    return {"results": await run_in_threadpool(apply)}
+    if body.logs:
+        await run_in_threadpool(engine.append_logs, env, [_log_entry(e) for e in body.logs])
+    results = [AttemptResult(r.run_id, r.attempt, r.ok, r.output, r.error) for r in body.results]
+    replies = await run_in_threadpool(engine.report, env, results) if results else []
+    runs = []
+    if body.claim is not None:
+        version = await _version(request, env, body.claim.version_id)
+        runs = await run_in_threadpool(engine.claim, env, body.worker_id, version, body.claim.max_runs)
+    return JSONResponse({"results": replies, "runs": [execution_json(run, env.slug) for run in runs]})
 
 
-@router.post("/logs", summary="Append run log records")
-async def logs(body: LogsBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    entries = [LogEntry(e.run_id, e.attempt, e.time, e.level, e.message, e.attributes) for e in body.entries]
-    await run_in_threadpool(_engine(request).append_logs, env, entries)
-    return {"accepted": len(entries)}
+def _log_entry(e: LogBody) -> LogEntry:
+    return LogEntry(e.run_id, e.attempt, e.time, e.level, e.message, e.attributes)

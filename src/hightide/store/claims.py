@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
-from hightide.core.states import RunStatus
+from hightide.core.states import RunEvent, RunStatus, transition
+from hightide.errors import ServerError
 from hightide.store import schema as t
 from hightide.store.records import (
     Run,
@@ -60,10 +63,9 @@ class ClaimOps(Seam):
                 for name, (queue_limit, paused) in limits.items()
                 if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
             }
-            claimed: list[str] = []
+            claimed: list[Run] = []
             while len(claimed) < want:
-                progress = False
-                ready = select(r.c.id, r.c.queue, r.c.attempt_count).where(
+                ready = select(r).where(
                     r.c.environment_id == environment_id,
                     r.c.status == RunStatus.QUEUED.value,
                     r.c.available_at <= now,
@@ -71,51 +73,77 @@ class ClaimOps(Seam):
                 )
                 if blocked:
                     ready = ready.where(r.c.queue.not_in(sorted(blocked)))
-                candidates = conn.execute(
+                rows = conn.execute(
                     self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
                 ).all()
-                for cand in candidates:
-                    if cand.queue in blocked:
+                taken = []
+                for row in rows:
+                    queue = row._mapping["queue"]
+                    if queue in blocked:
                         continue
-                    number = cand.attempt_count + 1
-                    done = conn.execute(
-                        update(r)
-                        .where(r.c.id == cand.id, r.c.status == RunStatus.QUEUED.value)
-                        .values(
-                            status=RunStatus.EXECUTING.value,
-                            attempt_count=number,
-                            worker_id=worker_id,
-                            version=version,
-                            lease_expires_at=now + lease_seconds,
-                            started_at=func.coalesce(r.c.started_at, now),
-                            updated_at=now,
-                        )
-                    ).rowcount
-                    if done != 1:
-                        continue
-                    conn.execute(
-                        insert(t.attempts).values(
-                            run_id=cand.id,
-                            number=number,
-                            status=RunStatus.EXECUTING.value,
-                            worker_id=worker_id,
-                            version=version,
-                            started_at=now,
-                        )
-                    )
-                    progress = True
-                    claimed.append(cand.id)
-                    executing[cand.queue] = executing.get(cand.queue, 0) + 1
-                    queue_limit, _ = limits.get(cand.queue, (None, False))
-                    if queue_limit is not None and executing[cand.queue] >= queue_limit:
-                        blocked.add(cand.queue)
-                if not progress:
+                    taken.append(row)
+                    executing[queue] = executing.get(queue, 0) + 1
+                    queue_limit, _ = limits.get(queue, (None, False))
+                    if queue_limit is not None and executing[queue] >= queue_limit:
+                        blocked.add(queue)
+                if not taken:
                     break  # nothing left that may start
-            if not claimed:
-                return []
-            rows = conn.execute(select(r).where(r.c.id.in_(claimed))).all()
-        by_id = {row._mapping["id"]: Run.from_row(row) for row in rows}
-        return [by_id[run_id] for run_id in claimed]
+                claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now))
+            return claimed
+
+    def _start_attempts(
+        self, conn: Connection, rows: Sequence[Any], worker_id: str, version: str, lease_until: float, now: float
+    ) -> list[Run]:
+        """QUEUED → EXECUTING for rows read under the claim lock (so the conditional update matches
+        every one of them), and an attempt record each. One UPDATE and one INSERT for the batch."""
+        r = t.runs
+        target = transition(RunStatus.QUEUED, RunEvent.START)
+        ids = [row._mapping["id"] for row in rows]
+        updated = conn.execute(
+            update(r)
+            .where(r.c.id.in_(ids), r.c.status == RunStatus.QUEUED.value)
+            .values(
+                status=target.value,
+                attempt_count=r.c.attempt_count + 1,
+                worker_id=worker_id,
+                version=version,
+                lease_expires_at=lease_until,
+                started_at=func.coalesce(r.c.started_at, now),
+                updated_at=now,
+            )
+        ).rowcount
+        if updated != len(ids):  # cannot happen under the lock; refuse rather than double-run
+            raise ServerError(f"claim lost {len(ids) - updated} run(s) it had locked; rolled back")
+        runs = []
+        for row in rows:
+            run = Run.from_row(row)
+            runs.append(
+                replace(
+                    run,
+                    status=target,
+                    attempt_count=run.attempt_count + 1,
+                    worker_id=worker_id,
+                    version=version,
+                    lease_expires_at=lease_until,
+                    started_at=run.started_at or now,
+                    updated_at=now,
+                )
+            )
+        conn.execute(
+            insert(t.attempts),
+            [
+                {
+                    "run_id": run.id,
+                    "number": run.attempt_count,
+                    "status": target.value,
+                    "worker_id": worker_id,
+                    "version": version,
+                    "started_at": now,
+                }
+                for run in runs
+            ],
+        )
+        return runs
 
     def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease_until: float, now: float

@@ -187,3 +187,16 @@ class RunFilter:
     created_from: float | None = None
     created_to: float | None = None
     parent_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """One conditional update: apply ``values`` only if the run is still in ``expect_status`` (on
+    attempt ``expect_attempt``, and with its lease lapsed by ``lease_lapsed_by`` when given)."""
+
+    run_id: str
+    expect_status: str
+    expect_attempt: int | None
+    values: dict[str, Any]
+    attempt_values: dict[str, Any] | None = None
+    lease_lapsed_by: float | None = None

@@ -16,6 +16,7 @@ from hightide.store.records import (
     LogEntry,
     NewRun,
     Run,
+    RunChange,
     RunFilter,
     dumps,
     loads,
@@ -168,34 +169,59 @@ class RunOps(Seam):
         a repeated or late request is then a clean no-op. ``attempt_values`` update the attempt
         record of ``expect_attempt`` in the same transaction. ``lease_lapsed_by`` also requires the
         lease to have lapsed by then."""
+        change = RunChange(run_id, expect_status, expect_attempt, values, attempt_values, lease_lapsed_by)
+        with self._write_notify() as conn:
+            if not self._conditional_update(conn, change, now):
+                return None
+            run = self._get_run(conn, run_id)
+            self._publish(conn, run.environment_id)
+            return run
+
+    def update_runs(self, environment_id: str, changes: Sequence[RunChange], now: float) -> list[bool]:
+        """Several conditional updates of runs of one environment in one transaction (a worker's
+        batch of results). Returns, per change, whether it applied."""
+        with self._write_notify() as conn:
+            applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
+            if any(applied):
+                self._publish(conn, environment_id)
+        return applied
+
+    @staticmethod
+    def _conditional_update(conn: Connection, change: RunChange, now: float, environment_id: str | None = None) -> bool:
+        """The one conditional UPDATE every change of a run goes through."""
         r = t.runs
-        where = and_(r.c.id == run_id, r.c.status == expect_status)
-        if expect_attempt is not None:
-            where = and_(where, r.c.attempt_count == expect_attempt)
-        if lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
-            where = and_(where, r.c.lease_expires_at <= lease_lapsed_by)
+        where = and_(r.c.id == change.run_id, r.c.status == change.expect_status)
+        if environment_id is not None:
+            where = and_(where, r.c.environment_id == environment_id)
+        if change.expect_attempt is not None:
+            where = and_(where, r.c.attempt_count == change.expect_attempt)
+        if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
+            where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
         encoded: dict[str, Any] = {
-            k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in values.items()
+            k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in change.values.items()
         }
         encoded["updated_at"] = now
         if "available_at" in encoded or "priority" in encoded:
             # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
             # A SET expression reads the old row, so a new value must be used as given.
             encoded["rank_at"] = encoded.get("available_at", r.c.available_at) - encoded.get("priority", r.c.priority)
-        with self._write_notify() as conn:
-            result = conn.execute(update(r).where(where).values(**encoded))
-            if result.rowcount != 1:
-                return None
-            if attempt_values and expect_attempt:
-                av = {k: (dumps(v) if k == "error" and v is not None else v) for k, v in attempt_values.items()}
-                conn.execute(
-                    update(t.attempts)
-                    .where(t.attempts.c.run_id == run_id, t.attempts.c.number == expect_attempt)
-                    .values(**av)
-                )
-            run = self._get_run(conn, run_id)
-            self._publish(conn, run.environment_id)
-            return run
+        if conn.execute(update(r).where(where).values(**encoded)).rowcount != 1:
+            return False
+        if change.attempt_values and change.expect_attempt:
+            av = {k: (dumps(v) if k == "error" and v is not None else v) for k, v in change.attempt_values.items()}
+            conn.execute(
+                update(t.attempts)
+                .where(t.attempts.c.run_id == change.run_id, t.attempts.c.number == change.expect_attempt)
+                .values(**av)
+            )
+        return True
+
+    def get_runs(self, run_ids: Sequence[str], environment_id: str) -> dict[str, Run]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(t.runs).where(t.runs.c.id.in_(run_ids), t.runs.c.environment_id == environment_id)
+            )
+            return {row._mapping["id"]: Run.from_row(row) for row in rows}
 
     # -- logs ------------------------------------------------------------------------------
     def append_logs(self, entries: Sequence[LogEntry]) -> None:

@@ -32,13 +32,16 @@ class WorkerApi:
         data = await self.session.request("POST", "/api/v1/worker/heartbeat", json=body, timeout=wait + 30)
         return data["stop"]
 
-    async def complete(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = {"worker_id": self.worker_id, "results": results}
+    async def complete(
+        self, results: list[dict[str, Any]], logs: list[dict[str, Any]], claim: dict[str, Any] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Report results (after their logs); with ``claim``, get more runs back. Returns the
+        replies to the results and the claimed executions."""
+        body: dict[str, Any] = {"worker_id": self.worker_id, "results": results, "logs": logs}
+        if claim:
+            body["claim"] = claim
         data = await self.session.request("POST", "/api/v1/worker/complete", json=body)
-        return data["results"]
-
-    async def logs(self, entries: list[dict[str, Any]]) -> None:
-        await self.session.request("POST", "/api/v1/worker/logs", json={"entries": entries})
+        return data["results"], data["runs"]
 
     async def cancel(self, run_id: str) -> None:
         await self.session.request("POST", f"/api/v1/runs/{run_id}/cancel")

@@ -149,6 +149,7 @@ class RunnerPool:
         self.root, self.env, self.dev = root, env, dev
         self.runs_per_process = runs_per_process
         self._idle: dict[str, list[RunnerProcess]] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.current_version: str | None = None
 
     async def spawn(self, version_id: str) -> RunnerProcess:
@@ -165,12 +166,31 @@ class RunnerPool:
     def add_idle(self, runner: RunnerProcess) -> None:
         self._idle.setdefault(runner.version_id, []).append(runner)
 
-    async def release(self, runner: RunnerProcess) -> None:
-        """Keep a healthy runner of the current version for the next run; retire the others."""
-        if runner.alive and runner.runs < self.runs_per_process and runner.version_id == self.current_version:
+    def release(self, runner: RunnerProcess) -> None:
+        """Keep a healthy runner of the current version for the next run; retire the others in the
+        background (and start the replacement of one that served its runs), so no slot waits."""
+        current = runner.version_id == self.current_version
+        if runner.alive and runner.runs < self.runs_per_process and current:
             self.add_idle(runner)
+            return
+        self._in_background(runner.shutdown())
+        if current and runner.alive:
+            self._in_background(self._replace(runner.version_id))
+
+    async def _replace(self, version_id: str) -> None:
+        try:
+            fresh = await self.spawn(version_id)
+        except RunnerStartError:
+            return  # the next acquire will try again and report the error with the run
+        if version_id == self.current_version:
+            self.add_idle(fresh)
         else:
-            await runner.shutdown()
+            await fresh.shutdown()
+
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def retire_others(self, version_id: str) -> None:
         """Shut down idle runners of versions other than ``version_id`` (after a reload)."""
@@ -179,6 +199,7 @@ class RunnerPool:
                 await runner.shutdown()
 
     async def close(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         runners = [r for rs in self._idle.values() for r in rs]
         self._idle.clear()
         await asyncio.gather(*(r.shutdown() for r in runners), return_exceptions=True)

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 class WorkerOptions:
     root: Path
     concurrency: int = 4
-    runs_per_process: int = 100
+    prefetch: int = 0  # runs claimed ahead of a free slot: fewer round trips under load
+    runs_per_process: int = 1000
     claim_wait: float = 10.0
     shutdown_grace: float = 30.0
     kill_grace: float = 2.0
@@ -79,7 +80,9 @@ class Supervisor:
         self.pool = RunnerPool(options.root, env, options.dev, options.runs_per_process)
         self.version: dict[str, Any] | None = None
         self.lease_seconds = 30.0
-        self.active: dict[str, _Active] = {}
+        self.active: dict[str, _Active] = {}  # claimed runs: executing, or waiting for a slot
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._reserved = 0  # runs asked for by claims in flight
         self._slot_freed = asyncio.Event()
         self._active_changed = asyncio.Event()
         self._outbox_logs: list[dict[str, Any]] = []
@@ -185,7 +188,9 @@ class Supervisor:
         runs = list(self.active.items())
         for _run_id, active in runs:
             active.stopping = True
+            active.task.cancel()  # a run still waiting for a slot never starts
         await asyncio.gather(*(self._kill(a) for _, a in runs), return_exceptions=True)
+        await asyncio.gather(*(a.task for _, a in runs), return_exceptions=True)
         for run_id, _active in runs:
             try:
                 await self.api.cancel(run_id)
@@ -193,23 +198,32 @@ class Supervisor:
                 log.warning("could not cancel %s on shutdown: %s", run_id, exc)
 
     # -- claiming ----------------------------------------------------------------------------
+    @property
+    def _capacity(self) -> int:
+        return self.options.concurrency + self.options.prefetch - len(self.active) - self._reserved
+
     async def _claim_loop(self) -> None:
+        """Long-poll for work whenever a slot would otherwise idle. Under load, claims ride on the
+        result reports instead (see ``_send``), so this loop mostly waits."""
         backoff = 0.5
         while self._claiming:
-            free = self.options.concurrency - len(self.active)
-            if free <= 0:
+            if len(self.active) + self._reserved >= self.options.concurrency or self._capacity <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
             assert self.version is not None
+            want = self._capacity
+            self._reserved += want
             try:
-                executions = await self.api.claim(self.version["version_id"], free, self.options.claim_wait)
+                executions = await self.api.claim(self.version["version_id"], want, self.options.claim_wait)
                 backoff = 0.5
             except ConnectionError_ as exc:
                 self.on_event(RunEvent("error", message=f"{exc.message}; retrying in {backoff:g}s", level="warn"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
                 continue
+            finally:
+                self._reserved -= want
             for execution in executions:
                 self._start(execution)
 
@@ -218,25 +232,28 @@ class Supervisor:
         task = asyncio.create_task(self._execute(execution), name=f"run {run_id}")
         self.active[run_id] = _Active(execution, task, time.monotonic())
         self._active_changed.set()
-        self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "EXECUTING", None, "started"))
 
     async def _execute(self, execution: dict[str, Any]) -> None:
         run_id = execution["run_id"]
         active = self.active[run_id]
         base = {"run_id": run_id, "attempt": execution["attempt"]}
         result: dict[str, Any] | None
+        slot = False
         try:
+            await self._slots.acquire()
+            slot = True
+            active.started = time.monotonic()
+            self.on_event(
+                RunEvent("run", execution["task_id"], run_id, execution["attempt"], "EXECUTING", None, "started")
+            )
             assert self.version is not None
             runner = await self.pool.acquire(self.version["version_id"])
             active.runner = runner
-            if active.stopping:
-                await runner.stop(self.options.kill_grace)
-                return
             max_duration = execution.get("max_duration")
             async with asyncio.timeout(max_duration):
                 message = await runner.execute(execution, self._on_log)
             result = {**base, "ok": message["ok"], "output": message.get("output"), "error": message.get("error")}
-            await self.pool.release(runner)
+            self.pool.release(runner)
         except RunnerDied as died:
             result = (
                 None
@@ -260,6 +277,8 @@ class Supervisor:
             await self._kill(active)
             result = None
         finally:
+            if slot:
+                self._slots.release()
             self.active.pop(run_id, None)
             self._slot_freed.set()
             self._active_changed.set()
@@ -334,39 +353,41 @@ class Supervisor:
                 return
 
     async def _send(self, logs: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        """One round trip: logs, then results, and a claim for the slots the results free."""
         delay = 0.5
         while True:
+            want = self._capacity if self._claiming and self.version is not None else 0
+            self._reserved += want
             try:
-                if logs:
-                    await self.api.logs(logs)
-                    logs = []
-                if results:
-                    body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
-                    replies = await self.api.complete(body)
-                    for result, reply in zip(results, replies, strict=True):
-                        status = reply.get("status", "DISCARDED")
-                        message = "" if reply.get("accepted") else reply.get("message", "")
-                        if not result["ok"] and result.get("error"):
-                            err = result["error"]
-                            message = message or f"{err.get('name')}: {err.get('message')}"
-                        self.on_event(
-                            RunEvent(
-                                "run",
-                                result["_task_id"],
-                                result["run_id"],
-                                result["attempt"],
-                                status,
-                                result["_duration"],
-                                message,
-                            )
-                        )
-                return
+                body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
+                claim = {"version_id": self.version["version_id"], "max_runs": want} if want and self.version else None
+                replies, executions = await self.api.complete(body, logs, claim)
             except ConnectionError_ as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
+                continue
+            finally:
+                self._reserved -= want
+            for execution in executions:
+                self._start(execution)
+            for result, reply in zip(results, replies, strict=True):
+                self._report_event(result, reply)
+            return
+
+    def _report_event(self, result: dict[str, Any], reply: dict[str, Any]) -> None:
+        status = reply.get("status", "DISCARDED")
+        message = "" if reply.get("accepted") else reply.get("message", "")
+        if not result["ok"] and result.get("error"):
+            err = result["error"]
+            message = message or f"{err.get('name')}: {err.get('message')}"
+        self.on_event(
+            RunEvent(
+                "run", result["_task_id"], result["run_id"], result["attempt"], status, result["_duration"], message
+            )
+        )
 
 
 def _failure(name: str, message: str, kind: str) -> dict[str, Any]:

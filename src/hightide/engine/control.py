@@ -1,0 +1,103 @@
+"""Cancel, replay, reschedule, and the time-driven changes the scheduler applies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hightide.core.failures import Failure, FailureKind
+from hightide.core.states import RunEvent, RunStatus
+from hightide.engine.base import cancel_key
+from hightide.engine.options import TriggerSpec
+from hightide.engine.triggering import Triggering
+from hightide.errors import ConflictError, ValidationError
+from hightide.store.records import (
+    Environment,
+    Run,
+)
+
+
+class Control(Triggering):
+    # -- control -----------------------------------------------------------------------------
+    def cancel(self, env: Environment, run_id: str) -> Run:
+        """Cancel a run that has not finished, and its unfinished children."""
+        run = self.get_run(env, run_id)
+        if run.status.is_final:
+            raise ConflictError(
+                f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
+                details={"run": run_id, "status": run.status.value},
+            )
+        executing = run.status == RunStatus.EXECUTING
+        cancelled = self._apply(
+            run,
+            RunEvent.CANCEL,
+            {"lease_expires_at": None, "idempotency_key": None},
+            attempt=run.attempt_count if executing else None,
+            attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()} if executing else None,
+        )
+        active = [s.value for s in RunStatus if not s.is_final]
+        for child_id in self.store.child_run_ids(run.id, active):
+            try:
+                self.cancel(env, child_id)
+            except ConflictError:
+                pass  # it finished meanwhile
+        if executing and self.notifier is not None:
+            self.notifier.changed(cancel_key(env.id))  # its worker's heartbeat long-poll
+        return cancelled
+
+    def replay(self, env: Environment, run_id: str) -> Run:
+        """A new run of the same task with the same payload, tags and metadata, on the current version."""
+        run = self.get_run(env, run_id)
+        spec = TriggerSpec(task_id=run.task_id, payload=run.payload, tags=tuple(run.tags), metadata=run.metadata)
+        return self.trigger(env, [spec])[0][0]
+
+    def reschedule(self, env: Environment, run_id: str, delay: Any) -> Run:
+        from hightide.engine.options import parse_delay
+
+        run = self.get_run(env, run_id)
+        if run.status != RunStatus.DELAYED:
+            raise ConflictError(
+                f"run {run_id} is {run.status.value}; only DELAYED runs can be rescheduled",
+                details={"run": run_id, "status": run.status.value},
+            )
+        if delay is None:
+            raise ValidationError("delay: required, e.g. '1h' or an ISO 8601 date-time", details={"field": "delay"})
+        until = parse_delay(delay, self.clock())
+        assert until is not None
+        rescheduled = self._apply(run, RunEvent.RESCHEDULE, {"delay_until": until, "available_at": until})
+        self.on_due()
+        return rescheduled
+
+    # -- time-driven changes (called by the scheduler service) ---------------------------------
+    def process_due(self) -> int:
+        """Enqueue delayed runs whose time came, expire runs past their ttl, and fail attempts whose
+        lease lapsed (their worker died). Returns how many runs changed."""
+        now = self.clock()
+        due = self.store.due_runs(now)
+        changed = 0
+        for run in due["expired"]:
+            changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
+        for run in due["delayed"]:
+            changed += self._try(self._apply, run, RunEvent.ENQUEUE, {"delay_until": None})
+        for run in due["lease_expired"]:
+            failure = Failure(
+                name="WorkerLost",
+                message=f"the worker {run.worker_id} stopped heartbeating and its lease on attempt "
+                f"{run.attempt_count} expired",
+                kind=FailureKind.CRASH,
+            )
+            changed += self._try(self._fail, run, failure, now)
+        return changed
+
+    @staticmethod
+    def _try(action: Callable[..., Run], *args: Any) -> int:
+        try:
+            action(*args)
+            return 1
+        except ConflictError:
+            return 0  # changed concurrently by a request: that request won
+
+    def next_due_in(self, cap: float) -> float:
+        now = self.clock()
+        nxt = self.store.next_due_time(now)
+        return cap if nxt is None else max(0.0, min(cap, nxt - now))

@@ -1,0 +1,180 @@
+"""The worker protocol: claim (long-poll), heartbeat, report results, logs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from hightide.core.failures import Failure, FailureKind
+from hightide.core.states import RunEvent, RunStatus, transition
+from hightide.engine.base import EngineBase, cancel_key
+from hightide.engine.payloads import check_size
+from hightide.store.records import (
+    Environment,
+    LogEntry,
+    Run,
+    RunChange,
+    Version,
+    dumps,
+)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What a worker reports for one attempt."""
+
+    run_id: str
+    attempt: int
+    ok: bool
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+class Execution(EngineBase):
+    # -- the worker protocol -----------------------------------------------------------------
+    def claim(self, env: Environment, worker_id: str, version: Version, limit: int) -> list[Run]:
+        task_ids = [task["id"] for task in version.manifest.get("tasks", [])]
+        return self.store.claim_runs(
+            env.id,
+            task_ids,
+            worker_id=worker_id,
+            version=version.version,
+            limit=limit,
+            lease_seconds=self.settings.lease_seconds,
+            now=self.clock(),
+        )
+
+    async def claim_wait(
+        self,
+        env: Environment,
+        worker_id: str,
+        version: Version,
+        limit: int,
+        wait: float,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[Run]:
+        """Claim, long-polling up to ``wait`` seconds for work to appear. ``gone`` tells whether the
+        worker hung up: then nothing is claimed for it."""
+        deadline = self.clock() + wait
+        while True:
+            if self._closing or (gone is not None and await gone()):
+                return []
+            gen = self.notifier.generation(env.id) if self.notifier else 0
+            newest = self._worker_versions.get(worker_id)
+            if newest is not None and newest.created_at > version.created_at:
+                version = newest
+            runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit)
+            remaining = deadline - self.clock()
+            if runs or remaining <= 0:
+                return runs
+            await self._sleep_until_change(env.id, gen, min(remaining, self.settings.claim_poll_interval))
+
+    async def heartbeat(
+        self, env: Environment, worker_id: str, held: Sequence[tuple[str, int]], wait: float, extend: bool = True
+    ) -> list[str]:
+        """Extend the leases of ``held`` (run id, attempt) and return the runs the worker must stop
+        (cancelled, or lost to an expired lease). Waits up to ``wait`` seconds for one to appear."""
+        now = self.clock()
+        if extend:
+            lost = await anyio.to_thread.run_sync(
+                self.store.extend_leases, worker_id, list(held), now + self.settings.lease_seconds, now
+            )
+        else:
+            lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
+        deadline = now + wait
+        # Only cancellations end the wait early (their wake-ups have their own key, so the steady
+        # stream of claims and completions does not); a lapsed lease is reported at the deadline.
+        key = cancel_key(env.id)
+        while not lost and held and not self._closing:
+            gen = self.notifier.generation(key) if self.notifier else 0
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            await self._sleep_until_change(key, gen, min(remaining, self.settings.claim_poll_interval))
+            lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
+        return lost
+
+    def complete(self, env: Environment, run_id: str, attempt: int, output: Any) -> Run:
+        run = self.get_run(env, run_id)
+        self._check_attempt(run, attempt)
+        check_size(output, self.settings.max_payload_bytes, "output")
+        now = self.clock()
+        return self._apply(
+            run,
+            RunEvent.COMPLETE,
+            {"output": output, "lease_expires_at": None},
+            attempt=attempt,
+            attempt_values={"status": RunStatus.COMPLETED.value, "finished_at": now},
+        )
+
+    def fail(self, env: Environment, run_id: str, attempt: int, failure: Failure) -> Run:
+        run = self.get_run(env, run_id)
+        self._check_attempt(run, attempt)
+        return self._fail(run, failure)
+
+    def report(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:
+        """Apply a worker's batch of attempt results in one transaction. Each reply says whether the
+        result was accepted and the run's new status; a stale result is refused, not applied."""
+        now = self.clock()
+        limit = self.settings.max_payload_bytes
+        failures: dict[int, Failure] = {}
+        for i, res in enumerate(results):
+            if not res.ok:
+                failures[i] = Failure.from_dict(res.error or {"name": "Error"})
+            elif len(dumps(res.output).encode()) > limit:
+                failures[i] = Failure(
+                    "OutputTooLarge", f"the output is over the limit of {limit:,} bytes", kind=FailureKind.SYSTEM
+                )
+        runs = self.store.get_runs([results[i].run_id for i in failures], env.id) if failures else {}
+        changes: list[RunChange | None] = []
+        retrying = False
+        for i, res in enumerate(results):
+            if i not in failures:
+                target = transition(RunStatus.EXECUTING, RunEvent.COMPLETE)
+                changes.append(
+                    RunChange(
+                        res.run_id,
+                        RunStatus.EXECUTING.value,
+                        res.attempt,
+                        {"status": target.value, "output": res.output, "finished_at": now, "lease_expires_at": None},
+                        {"status": target.value, "finished_at": now},
+                    )
+                )
+                continue
+            run = runs.get(res.run_id)
+            if run is None or run.status != RunStatus.EXECUTING or run.attempt_count != res.attempt:
+                changes.append(None)
+                continue
+            failed, retry = self._failure_change(run, failures[i], now)
+            retrying = retrying or retry
+            changes.append(failed)
+        applied = iter(self.store.update_runs(env.id, [c for c in changes if c is not None], now))
+        replies = []
+        for res, maybe in zip(results, changes, strict=True):
+            if maybe is not None and next(applied):
+                replies.append({"run_id": res.run_id, "accepted": True, "status": maybe.values["status"]})
+            else:
+                replies.append(
+                    {
+                        "run_id": res.run_id,
+                        "accepted": False,
+                        "code": "conflict",
+                        "message": f"run {res.run_id} is not executing attempt {res.attempt} any more; result discarded",
+                    }
+                )
+        if retrying:
+            self.on_due()
+        return replies
+
+    def append_logs(self, env: Environment, entries: Sequence[LogEntry]) -> None:
+        run_ids = {e.run_id for e in entries}
+        for run_id in run_ids:
+            self.get_run(env, run_id)
+        self.store.append_logs(entries)
+
+    def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
+        self.get_run(env, run_id)
+        return self.store.list_logs(run_id, after_id)

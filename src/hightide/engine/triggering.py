@@ -1,0 +1,128 @@
+"""Versions and triggering: validate options and payloads, resolve idempotency, insert runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from hightide.core.ids import new_id
+from hightide.core.retry import RetryPolicy
+from hightide.core.states import RunStatus
+from hightide.engine.base import EngineBase
+from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_BATCH_ITEMS, TriggerSpec
+from hightide.engine.payloads import check_schema, check_size
+from hightide.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
+from hightide.store.records import (
+    Environment,
+    NewRun,
+    Run,
+    TaskDefinition,
+    Version,
+)
+
+
+class Triggering(EngineBase):
+    # -- versions ----------------------------------------------------------------------------
+    def register_version(self, env: Environment, manifest: dict[str, Any], worker_id: str | None = None) -> Version:
+        tasks = manifest.get("tasks")
+        if not isinstance(tasks, list) or not tasks:
+            raise ValidationError("manifest.tasks: a version must declare at least one task")
+        seen: set[str] = set()
+        for i, task in enumerate(tasks):
+            task_id = task.get("id") if isinstance(task, dict) else None
+            if not isinstance(task_id, str) or not task_id:
+                raise ValidationError(f"manifest.tasks[{i}].id: expected a non-empty string")
+            if task_id in seen:
+                raise ValidationError(f"manifest.tasks[{i}].id: task {task_id!r} is declared twice")
+            seen.add(task_id)
+            queue = task.setdefault("queue", {"name": f"task/{task_id}"})
+            limit = queue.get("concurrency_limit")
+            if limit is not None and (not isinstance(limit, int) or limit < 0):
+                raise ValidationError(f"manifest.tasks[{i}].queue.concurrency_limit: expected a whole number >= 0")
+            RetryPolicy.from_dict(task.get("retry"))
+        date_prefix = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d")
+        for _ in range(5):  # two workers registering at once race for the next number: retry
+            try:
+                version = self.store.register_version(env.id, date_prefix, manifest, self.clock())
+            except AlreadyExistsError:
+                continue
+            if worker_id:
+                self._worker_versions[worker_id] = version
+            return version
+        raise ConflictError("could not number the new version: too many registrations at once; try again")
+
+    # -- triggering --------------------------------------------------------------------------
+    def trigger(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[tuple[Run, bool]]:
+        """Create runs atomically (all or none). Returns each run with ``True`` if it was cached
+        by its idempotency key."""
+        if not specs:
+            raise ValidationError("items: a batch needs at least one item")
+        if len(specs) > MAX_BATCH_ITEMS:
+            raise ValidationError(
+                f"items: {len(specs)} items is over the limit of {MAX_BATCH_ITEMS} per batch",
+                details={"field": "items"},
+            )
+        now = self.clock()
+        tasks: dict[str, TaskDefinition] = {}
+        new_runs = []
+        for i, spec in enumerate(specs):
+            where = f"items[{i}]." if len(specs) > 1 else ""
+            task = tasks.get(spec.task_id) or self._task(env, spec.task_id)
+            tasks[spec.task_id] = task
+            new_runs.append(self._new_run(env, task, spec, now, where))
+        try:
+            results = self.store.insert_runs(new_runs, now)
+        except AlreadyExistsError:
+            # Another server inserted the same idempotency key at the same moment: now it's visible.
+            results = self.store.insert_runs(new_runs, self.clock())
+        if any(new.delay_until or new.ttl_expires_at for new in new_runs):
+            self.on_due()
+        return results
+
+    def _task(self, env: Environment, task_id: str) -> TaskDefinition:
+        task = self.store.get_task(env.id, task_id)
+        if task is None:
+            raise NotFoundError(
+                f"task {task_id!r} is not registered in environment {env.slug!r}; "
+                "start a worker (`hightide dev` or `hightide worker`) whose code defines it",
+                details={"task": task_id},
+            )
+        return task
+
+    def _new_run(self, env: Environment, task: TaskDefinition, spec: TriggerSpec, now: float, where: str) -> NewRun:
+        check_size(spec.payload, self.settings.max_payload_bytes, f"{where}payload")
+        check_schema(spec.payload, task.config.get("payload_schema"), task.task_id, f"{where}payload")
+        check_size(spec.metadata, self.settings.max_payload_bytes, f"{where}options.metadata")
+        retry = task.config.get("retry") or {}
+        policy = RetryPolicy.from_dict(retry)
+        ttl = spec.ttl if spec.ttl is not None else task.config.get("ttl")
+        delayed = spec.delay_until is not None and spec.delay_until > now
+        available_at = spec.delay_until if delayed and spec.delay_until else now
+        parent = self.store.get_run(spec.parent_run_id, env.id) if spec.parent_run_id else None
+        if spec.parent_run_id and parent is None:
+            raise NotFoundError(f"{where}options.parent_run_id: run {spec.parent_run_id!r} not found")
+        key_ttl = spec.idempotency_key_ttl if spec.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
+        return NewRun(
+            id=new_id("run", now),
+            environment_id=env.id,
+            task_id=task.task_id,
+            queue=spec.queue or task.queue,
+            status=RunStatus.DELAYED if delayed else RunStatus.QUEUED,
+            payload=spec.payload,
+            tags=list(dict.fromkeys(spec.tags)),
+            metadata=spec.metadata,
+            idempotency_key=spec.idempotency_key,
+            idempotency_key_expires_at=now + key_ttl if spec.idempotency_key else None,
+            concurrency_key=spec.concurrency_key,
+            priority=spec.priority,
+            max_attempts=spec.max_attempts or policy.max_attempts,
+            retry=policy.to_dict(),
+            max_duration=task.config.get("max_duration"),
+            delay_until=spec.delay_until if delayed else None,
+            ttl_expires_at=now + float(ttl) if ttl else None,
+            available_at=available_at,
+            parent_run_id=parent.id if parent else None,
+            root_run_id=(parent.root_run_id or parent.id) if parent else None,
+            created_at=now,
+        )
