@@ -7,6 +7,7 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from hightide.worker.supervisor import RunEvent
 
@@ -30,29 +31,41 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
 
 
-def print_event(event: RunEvent) -> None:
-    when = _clock(event.time)
+def _fields(event: RunEvent) -> tuple[str, str, str, str]:
+    """(prefix, status or level, styled part's style, rest) of one event line."""
+    prefix = f"{_clock(event.time)}  {event.task_id:<20} {event.run_id}  #{event.attempt}"
     if event.kind == "run":
         status = "RETRYING" if event.status == "QUEUED" else event.status
-        style = _STATUS_STYLE.get(event.status, "")
         duration = f"{event.duration * 1000:.0f}ms" if event.duration is not None else ""
-        extra = f"  [dim]{escape(event.message)}[/]" if event.message and event.message != "started" else ""
-        # An unstyled status (DISCARDED, WAITING...) must not become "[]...[/]": rich rejects that markup.
-        shown = f"[{style}]{status:<9}[/]" if style else escape(f"{status:<9}")
-        console.print(
-            f"[dim]{when}[/]  {escape(event.task_id):<20} {event.run_id}  #{event.attempt}  {shown} {duration:>7}{extra}"
-        )
-    elif event.kind == "log":
-        style = _LEVEL_STYLE.get(event.level, "")
-        text = escape(event.message)
-        console.print(
-            f"[dim]{when}  {escape(event.task_id):<20} {event.run_id}  #{event.attempt}[/]  "
-            + (f"[{style}]{text}[/]" if style else text)
-        )
-    elif event.kind == "error":
+        extra = f"  {event.message}" if event.message and event.message != "started" else ""
+        return prefix, f"{status:<9}", _STATUS_STYLE.get(event.status, ""), f" {duration:>7}{extra}"
+    return prefix, "", _LEVEL_STYLE.get(event.level, ""), event.message
+
+
+def print_event(event: RunEvent) -> None:
+    """One line per event. Colours on a terminal; plain text (cheap, for logs) otherwise."""
+    if event.kind == "error":
         err_console.print(f"[red]{escape(event.message)}[/]")
+        return
+    if event.kind not in ("run", "log"):
+        line = f"{_clock(event.time)}  {event.message}"
+        if console.is_terminal:
+            console.print(escape(line), style="dim")
+        else:
+            sys.stdout.write(line + "\n")
+        return
+    prefix, label, style, rest = _fields(event)
+    if not console.is_terminal:
+        sys.stdout.write(f"{prefix}  {label}{rest}\n" if event.kind == "run" else f"{prefix}  {rest}\n")
+        return
+    text = Text(prefix, style="dim")
+    text.append("  ")
+    if event.kind == "run":
+        text.append(label, style=style or None)
+        text.append(rest, style="dim")
     else:
-        console.print(f"[dim]{when}[/]  {escape(event.message)}")
+        text.append(rest, style=style or None)
+    console.print(text)
 
 
 def fail(message: str, code: int = 1) -> None:
