@@ -113,7 +113,9 @@ def worker(
     prefetch: Annotated[
         int | None,
         typer.Option(
-            envvar="HIGHTIDE_PREFETCH", min=0, help="Runs claimed ahead of free slots (default: 3 x concurrency, as Celery prefetches 4 per process)."
+            envvar="HIGHTIDE_PREFETCH",
+            min=0,
+            help="Most runs claimed ahead of free slots; fewer when runs are long (default: 8 x concurrency).",
         ),
     ] = None,
     runs_per_process: Annotated[
@@ -129,7 +131,7 @@ def worker(
 
     config = load_project_config()
     settings = client_settings(api_url, secret_key)
-    prefetch = 3 * concurrency if prefetch is None else prefetch
+    prefetch = 8 * concurrency if prefetch is None else prefetch
     asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
 
 

@@ -65,10 +65,12 @@ class ClaimOps(Seam):
             }
             claimed: list[Run] = []
             while len(claimed) < want:
+                # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
+                # instead of sorting every ready run by the available_at index on each claim.
                 ready = select(r).where(
                     r.c.environment_id == environment_id,
                     r.c.status == RunStatus.QUEUED.value,
-                    r.c.available_at <= now,
+                    (r.c.available_at + 0) <= now,
                     r.c.task_id.in_(task_ids),
                 )
                 if blocked:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class WorkerOptions:
     root: Path
     concurrency: int = 4
-    prefetch: int = 0  # runs claimed ahead of a free slot: fewer round trips under load
+    prefetch: int = 0  # at most this many runs claimed ahead of free slots (adaptive below it)
     runs_per_process: int = 1000
     claim_wait: float = 10.0
     shutdown_grace: float = 30.0
@@ -83,6 +83,7 @@ class Supervisor:
         self.active: dict[str, _Active] = {}  # claimed runs: executing, or waiting for a slot
         self._slots = asyncio.Semaphore(options.concurrency)
         self._reserved = 0  # runs asked for by claims in flight
+        self._avg_duration: float | None = None  # moving average of attempt durations, seconds
         self._slot_freed = asyncio.Event()
         self._active_changed = asyncio.Event()
         self._outbox_logs: list[dict[str, Any]] = []
@@ -199,8 +200,18 @@ class Supervisor:
 
     # -- claiming ----------------------------------------------------------------------------
     @property
+    def _prefetch(self) -> int:
+        """Claim ahead only as much as short runs need to keep the slots busy across a round trip
+        (about 50 ms of work); runs that take seconds are not claimed ahead at all, so they stay
+        in the queue for whichever worker frees a slot first."""
+        if self._avg_duration is None:
+            return min(self.options.prefetch, self.options.concurrency)
+        wanted = int(self.options.concurrency * 0.05 / max(self._avg_duration, 1e-4))
+        return min(self.options.prefetch, wanted)
+
+    @property
     def _capacity(self) -> int:
-        return self.options.concurrency + self.options.prefetch - len(self.active) - self._reserved
+        return self.options.concurrency + self._prefetch - len(self.active) - self._reserved
 
     async def _claim_loop(self) -> None:
         """Long-poll for work whenever a slot would otherwise idle. Under load, claims ride on the
@@ -283,6 +294,8 @@ class Supervisor:
             self._slot_freed.set()
             self._active_changed.set()
         duration = time.monotonic() - active.started
+        avg = self._avg_duration
+        self._avg_duration = duration if avg is None else 0.8 * avg + 0.2 * duration
         if result is None:
             self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "CANCELED", duration))
             return
@@ -356,7 +369,7 @@ class Supervisor:
         """One round trip: logs, then results, and a claim for the slots the results free."""
         delay = 0.5
         while True:
-            want = self._capacity if self._claiming and self.version is not None else 0
+            want = max(0, self._capacity) if self._claiming and self.version is not None else 0
             self._reserved += want
             try:
                 body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
