@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.errors import HightideError, ServerError
 from hightide.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,9 @@ class PostgresStore(Store):
         conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": environment_id})
 
     def _translate(self, exc: DBAPIError) -> HightideError:
-        if isinstance(exc, IntegrityError):
-            return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
         if isinstance(exc, OperationalError):
             return ServerError(f"the PostgreSQL database is unreachable: {exc.orig}")
-        return ServerError(f"database error: {exc.orig}")
+        return super()._translate(exc)
 
     # LISTEN/NOTIFY only makes other servers faster to notice work; polling keeps them correct.
     def start(self) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.errors import HightideError, ServerError
 from hightide.store.base import Store
 
 
@@ -47,11 +47,9 @@ class SQLiteStore(Store):
                 raise self._translate(exc) from exc
 
     def _translate(self, exc: DBAPIError) -> HightideError:
-        if isinstance(exc, IntegrityError):
-            return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
         if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
             return ServerError(f"the SQLite database {self.path} is locked by another process; try again")
-        return ServerError(f"database error: {exc.orig}")
+        return super()._translate(exc)
 
 
 def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
