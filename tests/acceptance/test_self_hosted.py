@@ -120,3 +120,50 @@ def test_a_worker_paused_past_its_lease_loses_the_run_and_carries_on(
     assert run.output == "rested on attempt 2"
     assert frozen.running, frozen.output()
     assert "Traceback" not in frozen.output()
+
+
+SLEEPER = """
+    import asyncio
+    import os
+    from pathlib import Path
+
+    from hightide import task
+
+
+    @task(id="sleeper")
+    async def sleeper(payload: dict) -> str:
+        Path(payload["marker"]).write_text(str(os.getpid()))
+        await asyncio.sleep(payload["seconds"])
+        return "slept"
+"""
+
+
+def test_stopping_a_worker_lets_runs_finish_then_cancels_the_rest(
+    project: Callable[..., Path],
+    server: Callable[..., Server],
+    worker: Callable[..., Background],
+    tmp_path: Path,
+) -> None:
+    root = project({"trigger/sleeper.py": SLEEPER})
+    hosted = server()
+    key = hosted.create_key("dev")
+    with Client(api_url=hosted.api_url, secret_key=key) as client:
+        # Within the grace period: the run finishes, then the worker exits.
+        patient = worker(root, hosted.api_url, key, "--concurrency", "1", "--shutdown-grace", "20")
+        marker = tmp_path / "first.pid"
+        handle = client.trigger("sleeper", {"marker": str(marker), "seconds": 2})
+        assert_eventually(marker.exists, timeout=TIMEOUT, what="the run to start")
+        os.kill(patient.pid, signal.SIGTERM)
+        assert patient.wait(timeout=TIMEOUT) == 0
+        run = client.runs.retrieve(handle.id)
+        assert run.status == "COMPLETED" and run.attempt_count == 1
+
+        # Past the grace period: the run is cancelled and its runner stopped.
+        hasty = worker(root, hosted.api_url, key, "--concurrency", "1", "--shutdown-grace", "0.5")
+        marker = tmp_path / "second.pid"
+        handle = client.trigger("sleeper", {"marker": str(marker), "seconds": 30})
+        runner = assert_eventually(lambda: marker.exists() and int(marker.read_text()), timeout=TIMEOUT)
+        os.kill(hasty.pid, signal.SIGTERM)
+        assert hasty.wait(timeout=TIMEOUT) == 0
+        assert client.runs.retrieve(handle.id).status == "CANCELED"
+        assert_eventually(lambda: not pid_alive(runner), timeout=10, what=f"runner {runner} to stop")
