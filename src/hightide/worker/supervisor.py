@@ -213,6 +213,12 @@ class Supervisor:
     def _capacity(self) -> int:
         return self.options.concurrency + self._prefetch - len(self.active) - self._reserved
 
+    def _release(self, reserved: int) -> None:
+        """A claim came back: what it did not fill may be claimed again, so wake the claim loop
+        (it may have gone to sleep because of this very reservation)."""
+        self._reserved -= reserved
+        self._slot_freed.set()
+
     async def _claim_loop(self) -> None:
         """Long-poll for work whenever a slot would otherwise idle. Under load, claims ride on the
         result reports instead (see ``_send``), so this loop mostly waits."""
@@ -234,7 +240,7 @@ class Supervisor:
                 backoff = min(backoff * 2, 10)
                 continue
             finally:
-                self._reserved -= want
+                self._release(want)
             for execution in executions:
                 self._start(execution)
 
@@ -383,7 +389,7 @@ class Supervisor:
                 delay = min(delay * 2, 10)
                 continue
             finally:
-                self._reserved -= want
+                self._release(want)
             for execution in executions:
                 self._start(execution)
             for result, reply in zip(results, replies, strict=True):
