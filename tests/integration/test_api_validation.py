@@ -79,3 +79,19 @@ def test_bad_query_parameters(http: httpx.Client) -> None:
 
 def test_unknown_run(http: httpx.Client) -> None:
     assert _error(http.get("/api/v1/runs/run_nope"), 404)["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"payload": {"x": 1e400}}',
+        b'{"payload": {}, "options": {"metadata": {"a": NaN}}}',
+        b'{"payload": "\\ud800"}',
+        b'{"payload": {}, "options": {"tags": ["\\ud800"]}}',
+        b'{"payload": {}, "options": {"idempotency_key": "\\ud800"}}',
+    ],
+)
+def test_values_json_cannot_carry_are_refused(http: httpx.Client, body: bytes) -> None:
+    response = http.post("/api/v1/tasks/echo/trigger", content=body, headers={"Content-Type": "application/json"})
+    error = _error(response, 422)
+    assert "Unicode" in error["message"] or "NaN or Infinity" in error["message"]

@@ -12,13 +12,13 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.engine.base import EngineBase, cancel_key
 from hightide.engine.payloads import check_size
+from hightide.errors import ValidationError
 from hightide.store.records import (
     Environment,
     LogEntry,
     Run,
     RunChange,
     Version,
-    dumps,
 )
 
 
@@ -124,10 +124,11 @@ class Execution(EngineBase):
         for i, res in enumerate(results):
             if not res.ok:
                 failures[i] = Failure.from_dict(res.error or {"name": "Error"})
-            elif len(dumps(res.output).encode()) > limit:
-                failures[i] = Failure(
-                    "OutputTooLarge", f"the output is over the limit of {limit:,} bytes", kind=FailureKind.SYSTEM
-                )
+            else:
+                try:
+                    check_size(res.output, limit, "output")
+                except ValidationError as exc:  # too large, or not plain JSON: Hightide cannot keep it
+                    failures[i] = Failure("InvalidOutput", exc.message, kind=FailureKind.SYSTEM)
         runs = self.store.get_runs([results[i].run_id for i in failures], env.id) if failures else {}
         changes: list[RunChange | None] = []
         retrying = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -9,11 +10,18 @@ import jsonschema
 from jsonschema.validators import validator_for
 
 from hightide.errors import PayloadTooLargeError, ValidationError
-from hightide.store.records import dumps
 
 
 def check_size(payload: Any, limit: int, field: str = "payload") -> None:
-    size = len(dumps(payload).encode())
+    """Refuse values that are not plain JSON (NaN, Infinity, lone surrogates) or are over ``limit``."""
+    try:
+        size = len(json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode())
+    except ValueError as exc:
+        if isinstance(exc, UnicodeEncodeError):
+            reason = "contains text that is not valid Unicode (a lone surrogate)"
+        else:
+            reason = "contains a number JSON cannot carry (NaN or Infinity)"
+        raise ValidationError(f"{field}: {reason}", details={"field": field, "reason": reason}) from exc
     if size > limit:
         raise PayloadTooLargeError(
             f"{field}: {size:,} bytes is over the limit of {limit:,} bytes "
@@ -24,8 +32,6 @@ def check_size(payload: Any, limit: int, field: str = "payload") -> None:
 
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    import json
-
     schema = json.loads(schema_json)
     cls = validator_for(schema)
     return cls(schema)
@@ -35,7 +41,7 @@ def check_schema(payload: Any, schema: dict[str, Any] | None, task_id: str, fiel
     """Raise ``ValidationError`` naming the first failing field and why."""
     if not schema:
         return
-    error = jsonschema.exceptions.best_match(_validator(dumps(schema)).iter_errors(payload))
+    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(payload))
     if error is None:
         return
     path = ".".join(str(p) for p in error.absolute_path)

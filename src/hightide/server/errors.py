@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hightide.errors import HightideError
+
+log = logging.getLogger("hightide.server")
 
 HTTP_STATUS = {
     "validation_error": 422,
@@ -36,6 +39,17 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details), status_code=HTTP_STATUS.get(exc.code, 500), headers=headers
         )
+
+    @app.exception_handler(UnicodeError)
+    async def _unicode(_request: Request, exc: UnicodeError) -> JSONResponse:
+        reason = "the request contains text that is not valid Unicode (a lone surrogate)"
+        return JSONResponse(error_body("validation_error", reason, {"reason": str(exc)}), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error while handling a request")
+        message = f"internal error ({type(exc).__name__}); the server log has the details"
+        return JSONResponse(error_body("server_error", message), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
