@@ -16,3 +16,6 @@ VersionId = NewType("VersionId", str)
 
 Timestamp: TypeAlias = float
 """Seconds since the Unix epoch (UTC)."""
+
+MAX_CLAIM_BATCH = 100
+"""The most runs one claim may ask for (the worker protocol's limit, server and worker alike)."""

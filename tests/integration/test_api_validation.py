@@ -95,3 +95,11 @@ def test_values_json_cannot_carry_are_refused(http: httpx.Client, body: bytes) -
     response = http.post("/api/v1/tasks/echo/trigger", content=body, headers={"Content-Type": "application/json"})
     error = _error(response, 422)
     assert "Unicode" in error["message"] or "NaN or Infinity" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"), [({"max_attempts": 10**20}, "options.max_attempts"), ({"priority": 1e12}, "options.priority")]
+)
+def test_numbers_out_of_range(http: httpx.Client, options: dict, field: str) -> None:
+    error = _error(http.post("/api/v1/tasks/echo/trigger", json={"payload": {}, "options": options}), 422)
+    assert error["message"].startswith(field)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.integration.conftest import Stack
 from tests.support import assert_eventually
@@ -85,3 +86,28 @@ def test_registration_refuses_a_bad_manifest(stack: Stack) -> None:
     with stack.http() as http:
         response = http.post("/api/v1/worker/register", json={"manifest": {"tasks": [{"id": "a"}, {"id": "a"}]}})
         assert response.status_code == 422 and "declared twice" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("task", "fragment"),
+    [
+        ({"id": "m", "queue": "emails"}, "queue"),
+        ({"id": "m", "retry": {"max_attempts": "3"}}, "retry.max_attempts"),
+        ({"id": "m", "retry": {"max_attempts": 10**6}}, "retry.max_attempts"),
+        ({"id": "m", "ttl": "1h"}, "ttl"),
+        ({"id": "m", "payload_schema": {"type": 12}}, "payload_schema"),
+        ("m", "expected an object"),
+    ],
+)
+def test_registration_checks_every_task_declaration(stack: Stack, task: object, fragment: str) -> None:
+    with stack.http() as http:
+        response = http.post("/api/v1/worker/register", json={"manifest": {"tasks": [task]}})
+        assert response.status_code == 422, response.text
+        assert fragment in response.json()["error"]["message"]
+
+
+def test_claim_size_is_bounded(stack: Stack) -> None:
+    with stack.http() as http:
+        version = _register(http, f"manual-{uuid.uuid4().hex[:8]}")
+        body = {"worker_id": "w", "version_id": version, "max_runs": 101, "wait": 0}
+        assert http.post("/api/v1/worker/claim", json=body).status_code == 422

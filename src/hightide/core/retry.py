@@ -10,6 +10,8 @@ from hightide.core.failures import FailureKind
 from hightide.core.states import RunEvent
 from hightide.errors import ValidationError
 
+MAX_ATTEMPTS = 100
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -20,6 +22,12 @@ class RetryPolicy:
     randomize: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("max_attempts", "factor", "min_timeout", "max_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+                raise ValidationError(f"retry.{name}: expected a number, got {value!r}")
+        if not isinstance(self.max_attempts, int) or self.max_attempts > MAX_ATTEMPTS:
+            raise ValidationError(f"retry.max_attempts: expected a whole number from 1 to {MAX_ATTEMPTS}")
         if self.max_attempts < 1:
             raise ValidationError("retry.max_attempts must be at least 1")
         if self.factor < 1:

@@ -12,7 +12,7 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.engine.base import EngineBase, cancel_key
 from hightide.engine.payloads import check_size
-from hightide.errors import ValidationError
+from hightide.errors import NotFoundError, ValidationError
 from hightide.store.records import (
     Environment,
     LogEntry,
@@ -172,8 +172,9 @@ class Execution(EngineBase):
 
     def append_logs(self, env: Environment, entries: Sequence[LogEntry]) -> None:
         run_ids = {e.run_id for e in entries}
-        for run_id in run_ids:
-            self.get_run(env, run_id)
+        missing = run_ids - set(self.store.get_runs(sorted(run_ids), env.id))
+        if missing:
+            raise NotFoundError(f"run(s) {sorted(missing)} not found in environment {env.slug!r}")
         self.store.append_logs(entries)
 
     def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:

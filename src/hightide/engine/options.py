@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from hightide.core.durations import parse_duration
+from hightide.core.retry import MAX_ATTEMPTS
 from hightide.errors import ValidationError
 
 MAX_BATCH_ITEMS = 1000
+MAX_PRIORITY = 30 * 86400.0  # a run can jump a month of queue at most
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_IDEMPOTENCY_KEY_LENGTH = 512
@@ -90,15 +92,17 @@ def spec_from_options(task_id: str, payload: Any, options: dict[str, Any], now: 
         )
     max_attempts = options.get("max_attempts")
     if max_attempts is not None and (
-        not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1
+        not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS
     ):
         raise ValidationError(
-            f"{prefix}options.max_attempts: expected a whole number >= 1", details={"field": "max_attempts"}
+            f"{prefix}options.max_attempts: expected a whole number from 1 to {MAX_ATTEMPTS}",
+            details={"field": "max_attempts"},
         )
     priority = options.get("priority") or 0
-    if not isinstance(priority, int | float) or isinstance(priority, bool) or priority < 0:
+    if not isinstance(priority, int | float) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
         raise ValidationError(
-            f"{prefix}options.priority: expected a number of seconds >= 0", details={"field": "priority"}
+            f"{prefix}options.priority: expected a number of seconds from 0 to {MAX_PRIORITY:g}",
+            details={"field": "priority"},
         )
     for name in ("queue", "concurrency_key", "machine", "version", "parent_run_id"):
         value = options.get(name)

@@ -10,6 +10,7 @@ from hightide.core.ids import new_id
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
 from hightide.engine.base import EngineBase
+from hightide.engine.manifest import check_manifest_task
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_BATCH_ITEMS, TriggerSpec
 from hightide.engine.payloads import check_schema, check_size
 from hightide.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
@@ -30,17 +31,10 @@ class Triggering(EngineBase):
             raise ValidationError("manifest.tasks: a version must declare at least one task")
         seen: set[str] = set()
         for i, task in enumerate(tasks):
-            task_id = task.get("id") if isinstance(task, dict) else None
-            if not isinstance(task_id, str) or not task_id:
-                raise ValidationError(f"manifest.tasks[{i}].id: expected a non-empty string")
+            task_id = check_manifest_task(task, f"manifest.tasks[{i}]")
             if task_id in seen:
                 raise ValidationError(f"manifest.tasks[{i}].id: task {task_id!r} is declared twice")
             seen.add(task_id)
-            queue = task.setdefault("queue", {"name": f"task/{task_id}"})
-            limit = queue.get("concurrency_limit")
-            if limit is not None and (not isinstance(limit, int) or limit < 0):
-                raise ValidationError(f"manifest.tasks[{i}].queue.concurrency_limit: expected a whole number >= 0")
-            RetryPolicy.from_dict(task.get("retry"))
         date_prefix = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d")
         for _ in range(5):  # two workers registering at once race for the next number: retry
             try:

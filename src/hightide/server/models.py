@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hightide.types import MAX_CLAIM_BATCH
+
 Duration = str | float
 
 
@@ -61,7 +63,7 @@ class RegisterBody(BaseModel):
 class ClaimBody(BaseModel):
     worker_id: str
     version_id: str
-    max_runs: int = Field(1, ge=0, le=100)
+    max_runs: int = Field(1, ge=0, le=MAX_CLAIM_BATCH)
     wait: float = Field(10.0, ge=0, le=60)
 
 
@@ -96,7 +98,7 @@ class AttemptResult(BaseModel):
 
 class ClaimMore(BaseModel):
     version_id: str
-    max_runs: int = Field(..., ge=1, le=100)
+    max_runs: int = Field(..., ge=1, le=MAX_CLAIM_BATCH)
 
 
 class CompleteBody(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 from hightide.worker.protocol import encode, read_message
 
 LogCallback = Callable[[dict[str, Any]], None]
+STARTUP_TIMEOUT = 120.0  # seconds for a runner to import the project's tasks
 
 
 class RunnerStartError(Exception):
@@ -92,15 +93,31 @@ class RunnerProcess:
             os.close(from_runner_w)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=2**26)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(from_runner_r, "rb"))
+        read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(from_runner_r, "rb")
+        )
         writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(to_runner_w, "wb"))
         runner = cls(version_id, process, reader, writer)
-        hello = await read_message(reader)
-        if hello is None or hello.get("type") != "ready":
-            code = await process.wait()
-            if hello and hello.get("type") == "error":
-                raise RunnerStartError(hello["message"], hello.get("traceback", ""))
-            raise RunnerStartError(describe_exit(code))
+        try:
+            hello = await asyncio.wait_for(read_message(reader), STARTUP_TIMEOUT)
+            if hello is None or hello.get("type") != "ready":
+                code = await process.wait()
+                if hello and hello.get("type") == "error":
+                    raise RunnerStartError(hello["message"], hello.get("traceback", ""))
+                raise RunnerStartError(describe_exit(code))
+        except TimeoutError:
+            await runner.stop()
+            raise RunnerStartError(
+                f"the task modules took longer than {STARTUP_TIMEOUT:g}s to import (is one blocking at import time?)"
+            ) from None
+        except BaseException:  # cancelled while starting, or it failed: leave no process behind
+            if runner.alive:
+                await asyncio.shield(runner.stop())
+            writer.close()
+            raise
+        finally:
+            if not runner.alive:
+                read_transport.close()
         runner.manifest = hello["manifest"]
         return runner
 

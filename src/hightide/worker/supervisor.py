@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
-from hightide.errors import ConnectionError_, HightideError
+from hightide.errors import ConnectionError_, HightideError, ServerError
+from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
 
@@ -157,16 +158,19 @@ class Supervisor:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             crashed = [t for t in done if t is not stop_task]  # side tasks never end on their own
         finally:
-            await self._shutdown(side, stop_task, cancel_on_stop or bool(crashed))
+            # A crashed side task means this worker cannot be trusted to report: stop the runners
+            # and leave the runs to their leases (they are retried), rather than cancel them.
+            mode = "abandon" if crashed else ("cancel" if cancel_on_stop else "drain")
+            await self._shutdown(side, stop_task, mode)
         for task in crashed:
             exc = task.exception()
             raise exc if exc else RuntimeError(f"worker side task {task.get_name()!r} stopped")
 
-    async def _shutdown(self, side: set[asyncio.Task[Any]], stop_task: asyncio.Task[Any], cancel_now: bool) -> None:
+    async def _shutdown(self, side: set[asyncio.Task[Any]], stop_task: asyncio.Task[Any], mode: str) -> None:
         self._claiming = False
         claim = next(t for t in side if t.get_name() == "claim")
         claim.cancel()
-        if self.active and not cancel_now:
+        if self.active and mode == "drain":
             self.on_event(
                 RunEvent(
                     "version", message=f"waiting up to {self.options.shutdown_grace:g}s for {len(self.active)} run(s)"
@@ -174,7 +178,7 @@ class Supervisor:
             )
             await asyncio.wait([a.task for a in self.active.values()], timeout=self.options.shutdown_grace)
         if self.active:
-            await self._cancel_in_flight()
+            await self._cancel_in_flight(report=mode != "abandon")
         self._stopped.set()
         self._outbox_ready.set()
         outbox = next(t for t in side if t.get_name() == "outbox")
@@ -185,14 +189,14 @@ class Supervisor:
         await asyncio.gather(*side, stop_task, return_exceptions=True)
         await self.pool.close()
 
-    async def _cancel_in_flight(self) -> None:
+    async def _cancel_in_flight(self, report: bool = True) -> None:
         runs = list(self.active.items())
         for _run_id, active in runs:
             active.stopping = True
             active.task.cancel()  # a run still waiting for a slot never starts
         await asyncio.gather(*(self._kill(a) for _, a in runs), return_exceptions=True)
         await asyncio.gather(*(a.task for _, a in runs), return_exceptions=True)
-        for run_id, _active in runs:
+        for run_id, _active in runs if report else []:
             try:
                 await self.api.cancel(run_id)
             except HightideError as exc:
@@ -205,13 +209,15 @@ class Supervisor:
         (about 50 ms of work); runs that take seconds are not claimed ahead at all, so they stay
         in the queue for whichever worker frees a slot first."""
         if self._avg_duration is None:
-            return min(self.options.prefetch, self.options.concurrency)
+            return 0  # nothing known yet: long runs must not wait here while other workers idle
         wanted = int(self.options.concurrency * 0.05 / max(self._avg_duration, 1e-4))
         return min(self.options.prefetch, wanted)
 
     @property
     def _capacity(self) -> int:
-        return self.options.concurrency + self._prefetch - len(self.active) - self._reserved
+        """How many runs a claim may ask for now (never more than the server takes at once)."""
+        free = self.options.concurrency + self._prefetch - len(self.active) - self._reserved
+        return min(free, MAX_CLAIM_BATCH)
 
     def _release(self, reserved: int) -> None:
         """A claim came back: what it did not fill may be claimed again, so wake the claim loop
@@ -234,7 +240,7 @@ class Supervisor:
             try:
                 executions = await self.api.claim(self.version["version_id"], want, self.options.claim_wait)
                 backoff = 0.5
-            except ConnectionError_ as exc:
+            except (ConnectionError_, ServerError) as exc:
                 self.on_event(RunEvent("error", message=f"{exc.message}; retrying in {backoff:g}s", level="warn"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
@@ -246,13 +252,13 @@ class Supervisor:
 
     def _start(self, execution: dict[str, Any]) -> None:
         run_id = execution["run_id"]
-        task = asyncio.create_task(self._execute(execution), name=f"run {run_id}")
-        self.active[run_id] = _Active(execution, task, time.monotonic())
+        active = _Active(execution, None, time.monotonic())  # type: ignore[arg-type]
+        active.task = asyncio.create_task(self._execute(execution, active), name=f"run {run_id}")
+        self.active[run_id] = active
         self._active_changed.set()
 
-    async def _execute(self, execution: dict[str, Any]) -> None:
+    async def _execute(self, execution: dict[str, Any], active: _Active) -> None:
         run_id = execution["run_id"]
-        active = self.active[run_id]
         base = {"run_id": run_id, "attempt": execution["attempt"]}
         result: dict[str, Any] | None
         slot = False
@@ -293,10 +299,19 @@ class Supervisor:
         except asyncio.CancelledError:
             await self._kill(active)
             result = None
+        except Exception as exc:  # a bug or the OS (no file descriptors...): report it, never lose it
+            log.exception("attempt %s of %s failed in the worker", execution["attempt"], run_id)
+            await self._kill(active)
+            result = {
+                **base,
+                "ok": False,
+                "error": _failure(type(exc).__name__, f"worker error: {exc}", FailureKind.CRASH),
+            }
         finally:
             if slot:
                 self._slots.release()
-            self.active.pop(run_id, None)
+            if self.active.get(run_id) is active:  # a newer attempt of the same run may be here
+                self.active.pop(run_id)
             self._slot_freed.set()
             self._active_changed.set()
         duration = time.monotonic() - active.started
@@ -342,20 +357,27 @@ class Supervisor:
                 continue
             self._active_changed.clear()
             held = [(run_id, a.execution["attempt"]) for run_id, a in self.active.items() if not a.stopping]
+            if not held:  # only runs being stopped: nothing to extend until something changes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._active_changed.wait(), 1.0)
+                continue
             sent = time.monotonic()
             extend = sent - last_extend >= self.lease_seconds / 3
             try:
                 # The server holds the call up to `wait` seconds: keep it well inside the lease, and
                 # date an extension from when it was sent, so that a lease never lapses between calls.
                 stop = await self.api.heartbeat(held, wait=min(1.0, self.lease_seconds / 3), extend=extend)
-            except ConnectionError_:
+            except (ConnectionError_, ServerError) as exc:
+                log.warning("heartbeat failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
             if extend:
                 last_extend = sent
+            attempts = dict(held)
             for run_id in stop:
                 active = self.active.get(run_id)
-                if active is not None and not active.stopping:
+                # The stop is about the attempt that was sent: a newer attempt of the run goes on.
+                if active is not None and not active.stopping and active.execution["attempt"] == attempts.get(run_id):
                     active.stopping = True
                     active.task.cancel()
 
@@ -374,14 +396,18 @@ class Supervisor:
     async def _send(self, logs: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
         """One round trip: logs, then results, and a claim for the slots the results free."""
         delay = 0.5
+        first = True
         while True:
-            want = max(0, self._capacity) if self._claiming and self.version is not None else 0
+            # Claim only on the first try: if a try failed after the server applied it, its runs
+            # come back through their leases; claiming again would only add more of those.
+            want = max(0, self._capacity) if first and self._claiming and self.version is not None else 0
+            first = False
             self._reserved += want
             try:
                 body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
                 claim = {"version_id": self.version["version_id"], "max_runs": want} if want and self.version else None
                 replies, executions = await self.api.complete(body, logs, claim)
-            except ConnectionError_ as exc:
+            except (ConnectionError_, ServerError) as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)
                     return

@@ -1,0 +1,46 @@
+"""Checks of a worker's task manifest, so that nothing it declares can break a later trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+
+from hightide.core.retry import RetryPolicy
+from hightide.errors import ValidationError
+
+
+def check_manifest_task(task: Any, where: str) -> str:
+    """Validate one manifest entry in place (filling the default queue); return its task id."""
+    if not isinstance(task, dict):
+        raise ValidationError(f"{where}: expected an object")
+    task_id = task.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ValidationError(f"{where}.id: expected a non-empty string")
+    queue = task.setdefault("queue", {"name": f"task/{task_id}"})
+    if not isinstance(queue, dict) or not isinstance(queue.get("name"), str) or not queue["name"]:
+        raise ValidationError(f"{where}.queue: expected {{'name': str, 'concurrency_limit': int | null}}")
+    limit = queue.get("concurrency_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise ValidationError(f"{where}.queue.concurrency_limit: expected a whole number >= 0")
+    retry = task.get("retry")
+    if retry is not None and not isinstance(retry, dict):
+        raise ValidationError(f"{where}.retry: expected an object")
+    try:
+        RetryPolicy.from_dict(retry)
+    except TypeError as exc:
+        raise ValidationError(f"{where}.retry: {exc}") from exc
+    for name in ("ttl", "max_duration"):
+        value = task.get(name)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0):
+            raise ValidationError(f"{where}.{name}: expected a number of seconds > 0")
+    schema = task.get("payload_schema")
+    if schema is not None:
+        if not isinstance(schema, dict):
+            raise ValidationError(f"{where}.payload_schema: expected a JSON schema object")
+        try:
+            validator_for(schema).check_schema(schema)
+        except SchemaError as exc:
+            raise ValidationError(f"{where}.payload_schema: not a valid JSON schema: {exc.message}") from exc
+    return task_id
