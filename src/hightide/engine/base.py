@@ -22,10 +22,12 @@ from hightide.store.records import (
     Run,
     RunChange,
     RunFilter,
+    TaskDefinition,
     Version,
 )
 
 Clock = Callable[[], float]
+TASK_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class EngineBase:
         # The newest version each worker registered with this server: a claim that was already
         # waiting when its worker hot-reloaded picks the new version up (tasks, version stamp).
         self._worker_versions: dict[str, Version] = {}
+        self._task_cache: dict[tuple[str, str], tuple[TaskDefinition, float]] = {}
         self.on_due: Callable[[], None] = lambda: None
         """Called (from any thread) when something becomes due earlier: wakes the scheduler."""
 

@@ -36,10 +36,9 @@ class AttemptResult:
 class Execution(EngineBase):
     # -- the worker protocol -----------------------------------------------------------------
     def claim(self, env: Environment, worker_id: str, version: Version, limit: int) -> list[Run]:
-        task_ids = [task["id"] for task in version.manifest.get("tasks", [])]
         return self.store.claim_runs(
             env.id,
-            task_ids,
+            version_task_ids(version),
             worker_id=worker_id,
             version=version.version,
             limit=limit,
@@ -59,6 +58,7 @@ class Execution(EngineBase):
         """Claim, long-polling up to ``wait`` seconds for work to appear. ``gone`` tells whether the
         worker hung up: then nothing is claimed for it."""
         deadline = self.clock() + wait
+        first = True
         while True:
             if self._closing or (gone is not None and await gone()):
                 return []
@@ -66,7 +66,13 @@ class Execution(EngineBase):
             newest = self._worker_versions.get(worker_id)
             if newest is not None and newest.created_at > version.created_at:
                 version = newest
-            runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit)
+            runs: list[Run] = []
+            # After a wake-up, look before taking the write lock: most changes bring no work here.
+            if first or await anyio.to_thread.run_sync(
+                self.store.has_ready_runs, env.id, version_task_ids(version), self.clock()
+            ):
+                runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit)
+            first = False
             remaining = deadline - self.clock()
             if runs or remaining <= 0:
                 return runs
@@ -180,3 +186,7 @@ class Execution(EngineBase):
     def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
         self.get_run(env, run_id)
         return self.store.list_logs(run_id, after_id)
+
+
+def version_task_ids(version: Version) -> list[str]:
+    return [task["id"] for task in version.manifest.get("tasks", [])]

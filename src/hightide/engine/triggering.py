@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from hightide.core.ids import new_id
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
-from hightide.engine.base import EngineBase
+from hightide.engine.base import TASK_CACHE_SECONDS, EngineBase
 from hightide.engine.manifest import check_manifest_task
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_BATCH_ITEMS, TriggerSpec
 from hightide.engine.payloads import check_schema, check_size
@@ -43,6 +44,8 @@ class Triggering(EngineBase):
                 continue
             if worker_id:
                 self._worker_versions[worker_id] = version
+            for key in [k for k in self._task_cache if k[0] == env.id]:
+                del self._task_cache[key]
             return version
         raise ConflictError("could not number the new version: too many registrations at once; try again")
 
@@ -75,7 +78,15 @@ class Triggering(EngineBase):
         return results
 
     def _task(self, env: Environment, task_id: str) -> TaskDefinition:
+        # Task definitions change only when a version registers: cache them briefly (a version
+        # registered through another server is seen within TASK_CACHE_SECONDS).
+        key = (env.id, task_id)
+        hit = self._task_cache.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
         task = self.store.get_task(env.id, task_id)
+        if task is not None:
+            self._task_cache[key] = (task, time.monotonic() + TASK_CACHE_SECONDS)
         if task is None:
             raise NotFoundError(
                 f"task {task_id!r} is not registered in environment {env.slug!r}; "

@@ -147,6 +147,23 @@ class ClaimOps(Seam):
         )
         return runs
 
+    def has_ready_runs(self, environment_id: str, task_ids: Sequence[str], now: float) -> bool:
+        """Whether any run of ``task_ids`` is ready to claim: a cheap read that spares a write
+        transaction when a long-poll wakes for a change that brought no work."""
+        r = t.runs
+        with self._read() as conn:
+            row = conn.execute(
+                select(r.c.id)
+                .where(
+                    r.c.environment_id == environment_id,
+                    r.c.status == RunStatus.QUEUED.value,
+                    (r.c.available_at + 0) <= now,
+                    r.c.task_id.in_(task_ids),
+                )
+                .limit(1)
+            ).first()
+        return row is not None
+
     def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease_until: float, now: float
     ) -> list[str]:

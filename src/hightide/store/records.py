@@ -116,6 +116,42 @@ class Run:
         )
 
 
+def run_from_new(new: NewRun) -> Run:
+    """The run as ``insert_runs`` stores it, without reading it back."""
+    return Run(
+        id=new.id,
+        environment_id=new.environment_id,
+        task_id=new.task_id,
+        queue=new.queue,
+        status=new.status,
+        payload=new.payload,
+        output=None,
+        error=None,
+        tags=list(new.tags),
+        metadata=dict(new.metadata),
+        idempotency_key=new.idempotency_key,
+        idempotency_key_expires_at=new.idempotency_key_expires_at,
+        concurrency_key=new.concurrency_key,
+        priority=new.priority,
+        max_attempts=new.max_attempts,
+        retry=dict(new.retry),
+        max_duration=new.max_duration,
+        attempt_count=0,
+        delay_until=new.delay_until,
+        ttl_expires_at=new.ttl_expires_at,
+        available_at=new.available_at,
+        lease_expires_at=None,
+        worker_id=None,
+        version=None,
+        parent_run_id=new.parent_run_id,
+        root_run_id=new.root_run_id,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+        started_at=None,
+        finished_at=None,
+    )
+
+
 @dataclass(frozen=True)
 class Attempt:
     run_id: str

@@ -20,6 +20,7 @@ from hightide.store.records import (
     RunFilter,
     dumps,
     loads,
+    run_from_new,
 )
 from hightide.store.seam import Seam
 
@@ -43,7 +44,7 @@ class RunOps(Seam):
                         [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags],
                     )
                 self._publish(conn, new.environment_id)
-                out.append((self._get_run(conn, new.id), False))
+                out.append((run_from_new(new), False))
         return out
 
     def _live_idempotent_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
