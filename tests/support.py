@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -82,3 +82,14 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
             return False
 
     assert_eventually(up, timeout=timeout, what=f"{url} to answer")
+
+
+def wait_finished(client: Any, run_id: str, timeout: float = 30.0) -> Any:
+    """The run once it is finished (``client`` is a blocking ``hightide.Client``)."""
+
+    def finished() -> Any:
+        run = client.runs.retrieve(run_id)
+        assert run.is_finished, f"{run.id} is {run.status} on attempt {run.attempt_count}"
+        return run
+
+    return assert_eventually(finished, timeout=timeout, interval=0.1, what=f"{run_id} to finish")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hightide import Client, Run
 from tests.acceptance.conftest import Background, Server, kill_pids, pid_alive, runner_pids
-from tests.support import assert_eventually
+from tests.support import assert_eventually, wait_finished
 
 TIMEOUT = 30.0
 
@@ -62,12 +62,7 @@ def test_a_run_survives_its_worker_being_killed(
 
         worker(root, hosted.api_url, key, "--concurrency", "1")
 
-        def finished() -> Run:
-            run = client.runs.retrieve(handle.id)
-            assert run.is_finished, f"{run.id} is {run.status} on attempt {run.attempt_count}"
-            return run
-
-        run = assert_eventually(finished, timeout=TIMEOUT, interval=0.2)
+        run = wait_finished(client, handle.id, TIMEOUT)
 
     assert run.status == "COMPLETED"
     assert run.output == "rested on attempt 2"
@@ -109,12 +104,7 @@ def test_a_worker_paused_past_its_lease_loses_the_run_and_carries_on(
             os.kill(frozen.pid, signal.SIGCONT)
         assert lost.attempts[0].error["name"] == "WorkerLost"
 
-        def finished() -> Run:
-            run = client.runs.retrieve(handle.id)
-            assert run.is_finished, f"{run.id} is {run.status} on attempt {run.attempt_count}"
-            return run
-
-        run = assert_eventually(finished, timeout=TIMEOUT, interval=0.2)
+        run = wait_finished(client, handle.id, TIMEOUT)
 
     assert run.status == "COMPLETED"
     assert run.output == "rested on attempt 2"

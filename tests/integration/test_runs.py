@@ -10,13 +10,11 @@ import httpx
 import pytest
 
 from hightide import Client, ConflictError, NotFoundError, RunStatus, ValidationError
-from tests.support import assert_eventually
+from tests.support import assert_eventually, wait_finished
 
 
 def _finished(client: Client, run_id: str, timeout: float = 30):
-    return assert_eventually(
-        lambda: (run := client.runs.retrieve(run_id)).is_finished and run, timeout=timeout, what=f"{run_id} to finish"
-    )
+    return wait_finished(client, run_id, timeout)
 
 
 def test_a_run_completes_with_its_output_and_context(client: Client) -> None:
