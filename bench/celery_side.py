@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from common import BENCH_DIR, Proc, Sizes, child_env, latency_summary, log, split_cpu_seconds, tree_cpu_seconds
+from common import (
+    BENCH_DIR,
+    Proc,
+    Sizes,
+    batch_sizes,
+    child_env,
+    latency_summary,
+    log,
+    rate_entry,
+    split_cpu_seconds,
+    tree_cpu_seconds,
+)
 
 REDIS_URL = os.environ.get("BENCH_CELERY_REDIS_URL", "redis://127.0.0.1:6379/15")
 META_PREFIX = "celery-task-meta-"
@@ -110,23 +121,15 @@ def run(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         for _ in range(n_single):
             ids.append(noop.delay().id)
         single_s = time.perf_counter() - t0
-        out["trigger_single"] = {"n": n_single, "seconds": round(single_s, 4), "rate": round(n_single / single_s, 1)}
+        out["trigger_single"] = rate_entry(n_single, single_s)
         log(f"celery: delay() x{n_single}: {n_single / single_s:,.0f}/s")
 
         t0 = time.perf_counter()
-        left = sizes.batched
-        while left > 0:
-            n = min(sizes.batch_size, left)
+        for n in batch_sizes(sizes.batched, sizes.batch_size):
             result = group(noop.s() for _ in range(n)).apply_async()
             ids.extend(x.id for x in result.results)
-            left -= n
         batch_s = time.perf_counter() - t0
-        out["trigger_batch"] = {
-            "n": sizes.batched,
-            "batch_size": sizes.batch_size,
-            "seconds": round(batch_s, 4),
-            "rate": round(sizes.batched / batch_s, 1),
-        }
+        out["trigger_batch"] = rate_entry(sizes.batched, batch_s, batch_size=sizes.batch_size)
         log(f"celery: group().apply_async() x{sizes.batched}: {sizes.batched / batch_s:,.0f}/s")
 
         # -- (b) drain --------------------------------------------------------------------------

@@ -295,3 +295,13 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1)
         if time.monotonic() > deadline:
             return False
         time.sleep(interval)
+
+
+def batch_sizes(total: int, size: int) -> list[int]:
+    """``total`` split into batches of at most ``size``."""
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+def rate_entry(n: int, seconds: float, **extra: Any) -> dict[str, Any]:
+    """How a timed trigger phase is recorded in the results."""
+    return {"n": n, **extra, "seconds": round(seconds, 4), "rate": round(n / seconds, 1)}

@@ -25,10 +25,12 @@ from common import (
     BENCH_DIR,
     Proc,
     Sizes,
+    batch_sizes,
     child_env,
     free_port,
     latency_summary,
     log,
+    rate_entry,
     split_cpu_seconds,
     tree_cpu_seconds,
 )
@@ -196,23 +198,15 @@ async def run_async(
         for _ in range(n_single):
             ids.append((await client.trigger(TASK, None)).id)
         single_s = time.perf_counter() - t0
-        out["trigger_single"] = {"n": n_single, "seconds": round(single_s, 4), "rate": round(n_single / single_s, 1)}
+        out["trigger_single"] = rate_entry(n_single, single_s)
         log(f"hightide: trigger() x{n_single}: {n_single / single_s:,.0f}/s")
 
         t0 = time.perf_counter()
-        left = sizes.batched
-        while left > 0:
-            n = min(sizes.batch_size, left)
+        for n in batch_sizes(sizes.batched, sizes.batch_size):
             batch = await client.batch_trigger([{"task": TASK, "payload": None} for _ in range(n)])
             ids.extend(batch.ids)
-            left -= n
         batch_s = time.perf_counter() - t0
-        out["trigger_batch"] = {
-            "n": sizes.batched,
-            "batch_size": sizes.batch_size,
-            "seconds": round(batch_s, 4),
-            "rate": round(sizes.batched / batch_s, 1),
-        }
+        out["trigger_batch"] = rate_entry(sizes.batched, batch_s, batch_size=sizes.batch_size)
         log(f"hightide: batch_trigger() x{sizes.batched}: {sizes.batched / batch_s:,.0f}/s")
 
         # -- (b) drain --------------------------------------------------------------------------

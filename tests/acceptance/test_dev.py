@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hightide import Run
+from hightide import Run, RunHandle
 from tests.acceptance.conftest import Dev, hightide, pid_alive, run_app_script, runner_pids
 from tests.support import assert_eventually
 
@@ -161,14 +161,21 @@ def test_a_runner_that_dies_is_a_failed_attempt_and_the_run_is_retried(
     assert "SIGKILL" in first.error["message"]
 
 
-def test_cancel_stops_an_executing_run_and_its_process(
+def start_sleeping_run(
     project: Callable[..., Path], dev: Callable[..., Dev], tmp_path: Path
-) -> None:
+) -> tuple[Dev, RunHandle, int]:
+    """`hightide dev` with a run executing: returns dev, the run's handle and its runner's pid."""
     root = project({"trigger/sleeper.py": SLEEPER})
     server = dev(root)
     marker = tmp_path / "sleeper.pid"
     handle = server.client.trigger("sleeper", {"marker": str(marker)})
-    pid = wait_for_pid_file(marker)
+    return server, handle, wait_for_pid_file(marker)
+
+
+def test_cancel_stops_an_executing_run_and_its_process(
+    project: Callable[..., Path], dev: Callable[..., Dev], tmp_path: Path
+) -> None:
+    server, handle, pid = start_sleeping_run(project, dev, tmp_path)
     assert server.client.runs.retrieve(handle.id).status == "EXECUTING"
 
     cancelled = server.client.runs.cancel(handle.id)
@@ -264,11 +271,7 @@ def test_a_run_after_a_hot_reload_records_the_new_version(
 def test_ctrl_c_cancels_the_executing_run_and_exits_quickly(
     project: Callable[..., Path], dev: Callable[..., Dev], tmp_path: Path
 ) -> None:
-    root = project({"trigger/sleeper.py": SLEEPER})
-    server = dev(root)
-    marker = tmp_path / "sleeper.pid"
-    handle = server.client.trigger("sleeper", {"marker": str(marker)})
-    pid = wait_for_pid_file(marker)
+    server, handle, pid = start_sleeping_run(project, dev, tmp_path)
     server.close_client()
 
     began = time.monotonic()
@@ -280,8 +283,8 @@ def test_ctrl_c_cancels_the_executing_run_and_exits_quickly(
     assert took < 10, f"hightide dev took {took:.1f}s to exit after Ctrl-C"
     assert "Traceback" not in server.output()
     assert not pid_alive(pid)
-    assert runner_pids(root) == []
-    with sqlite3.connect(root / ".hightide" / "dev.db") as db:
+    assert runner_pids(server.root) == []
+    with sqlite3.connect(server.root / ".hightide" / "dev.db") as db:
         (status,) = db.execute("SELECT status FROM runs WHERE id = ?", (handle.id,)).fetchone()
         attempts = db.execute("SELECT status FROM attempts WHERE run_id = ?", (handle.id,)).fetchall()
     assert status == "CANCELED"
