@@ -77,6 +77,39 @@ class ConfigError(HightideError):
     code = "config_error"
 
 
+class NonDeterminismError(HightideError):
+    """On replay, a run reached a durable operation other than the one its journal recorded at that
+    position: the task's code changed, or it branches on something outside its durable operations."""
+
+    code = "non_determinism"
+
+
+class WaitpointTimeoutError(HightideError):
+    """A waitpoint token was not completed before its timeout (``result.error`` of ``wait.for_token``)."""
+
+    code = "waitpoint_timeout"
+
+
+class SubtaskUnwrapError(Exception):
+    """``.unwrap()`` of a child run that did not complete: carries the child's run id and error.
+
+    >>> try:
+    ...     output = await child.trigger_and_wait(payload).unwrap()
+    ... except SubtaskUnwrapError as exc:
+    ...     logger.error("child failed", run_id=exc.run_id, error=exc.error)
+    """
+
+    def __init__(self, run_id: str, task_id: str, error: dict[str, Any] | None) -> None:
+        err = error or {}
+        super().__init__(
+            f"child run {run_id} of task {task_id!r} did not complete: {err.get('name', 'Error')}: "
+            f"{err.get('message', '')}"
+        )
+        self.run_id = run_id
+        self.task_id = task_id
+        self.error = err
+
+
 class AbortTaskRunError(Exception):
     """Raise inside a task to fail the run at once, without retrying it.
 
@@ -86,6 +119,11 @@ class AbortTaskRunError(Exception):
 
 class RunCancelledSignal(BaseException):
     """Delivered inside a runner when its run is cancelled. A BaseException so tasks cannot swallow it."""
+
+
+class RunSuspendedSignal(BaseException):
+    """Delivered inside a runner to the durable operations a run waits on, when the run is suspended.
+    A BaseException so tasks cannot swallow it: the run continues after its wait on a later replay."""
 
 
 ERRORS_BY_CODE: dict[str, type[HightideError]] = {
@@ -101,5 +139,7 @@ ERRORS_BY_CODE: dict[str, type[HightideError]] = {
         ConnectionError_,
         ServerError,
         ConfigError,
+        NonDeterminismError,
+        WaitpointTimeoutError,
     )
 }

@@ -6,7 +6,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hightide.errors import AbortTaskRunError
+from hightide.errors import AbortTaskRunError, NonDeterminismError
 
 
 class FailureKind:
@@ -40,7 +40,9 @@ class Failure:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
-        kind = FailureKind.ABORT if isinstance(exc, AbortTaskRunError) else FailureKind.ERROR
+        # A non-deterministic replay fails the same way on every retry: do not retry it.
+        aborts = isinstance(exc, AbortTaskRunError | NonDeterminismError)
+        kind = FailureKind.ABORT if aborts else FailureKind.ERROR
         return cls(
             name=type(exc).__name__,
             message=str(exc),

@@ -28,12 +28,13 @@ class Control(Triggering):
                 details={"run": run_id, "status": run.status.value},
             )
         executing = run.status == RunStatus.EXECUTING
+        started = executing or run.status == RunStatus.WAITING  # an attempt is open
         cancelled = self._apply(
             run,
             RunEvent.CANCEL,
             {"lease_expires_at": None, "idempotency_key": None},
-            attempt=run.attempt_count if executing else None,
-            attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()} if executing else None,
+            attempt=run.attempt_count if started else None,
+            attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()} if started else None,
         )
         active = [s.value for s in RunStatus if not s.is_final]
         for child_id in self.store.child_run_ids(run.id, active):
@@ -70,11 +71,12 @@ class Control(Triggering):
 
     # -- time-driven changes (called by the scheduler service) ---------------------------------
     def process_due(self) -> int:
-        """Enqueue delayed runs whose time came, expire runs past their ttl, and fail attempts whose
-        lease lapsed (their worker died). Returns how many runs changed."""
+        """Enqueue delayed runs whose time came, expire runs past their ttl, fail attempts whose
+        lease lapsed (their worker died), fire timers and time out tokens (queuing the runs waiting
+        on them). Returns how many runs and waitpoints changed."""
         now = self.clock()
         due = self.store.due_runs(now)
-        changed = 0
+        changed = self.store.resolve_due_waitpoints(now)
         for run in due["expired"]:
             changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
         for run in due["delayed"]:

@@ -12,7 +12,7 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.engine.base import EngineBase, cancel_key
 from hightide.engine.payloads import check_size
-from hightide.errors import NotFoundError, ValidationError
+from hightide.errors import ConflictError, NotFoundError, ValidationError
 from hightide.store.records import (
     Environment,
     LogEntry,
@@ -31,6 +31,7 @@ class AttemptResult:
     ok: bool
     output: Any = None
     error: dict[str, Any] | None = None
+    waiting_on: list[int] | None = None  # the run suspended, waiting on these journal positions
 
 
 class Execution(EngineBase):
@@ -121,9 +122,27 @@ class Execution(EngineBase):
         self._check_attempt(run, attempt)
         return self._fail(run, failure)
 
-    def report(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:
-        """Apply a worker's batch of attempt results in one transaction. Each reply says whether the
-        result was accepted and the run's new status; a stale result is refused, not applied."""
+    def report(self, env: Environment, results: Sequence[AttemptResult], worker_id: str = "") -> list[dict[str, Any]]:
+        """Apply a worker's batch of attempt results. Each reply says whether the result was accepted
+        and the run's new status; a stale result is refused, not applied. Outcomes go in one
+        transaction; suspensions (``waiting_on``) in one each."""
+        finished = [res for res in results if res.waiting_on is None]
+        replies = iter(self._report_outcomes(env, finished) if finished else [])
+        return [
+            next(replies) if res.waiting_on is None else self._suspend_reply(env, res, worker_id) for res in results
+        ]
+
+    def _suspend_reply(self, env: Environment, res: AttemptResult, worker_id: str) -> dict[str, Any]:
+        try:
+            status = self.suspend(env, res.run_id, res.attempt, worker_id, res.waiting_on or [])
+        except (ConflictError, ValidationError) as exc:
+            return {"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message}
+        return {"run_id": res.run_id, "accepted": True, "status": status.value}
+
+    def suspend(self, env: Environment, run_id: str, attempt: int, worker_id: str, seqs: Sequence[int]) -> RunStatus:
+        raise NotImplementedError  # journal.py
+
+    def _report_outcomes(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:
         now = self.clock()
         limit = self.settings.max_payload_bytes
         failures: dict[int, Failure] = {}

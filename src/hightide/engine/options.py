@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,3 +126,16 @@ def spec_from_options(task_id: str, payload: Any, options: dict[str, Any], now: 
         version=options.get("version"),
         parent_run_id=options.get("parent_run_id"),
     )
+
+
+def batch_specs(
+    default_task: str | None, items: Sequence[tuple[str | None, Any, dict[str, Any]]], now: float
+) -> list[TriggerSpec]:
+    """The specs of a batch: each item is (task id or ``None`` for ``default_task``, payload, options)."""
+    specs = []
+    for i, (task_id, payload, options) in enumerate(items):
+        item_task = task_id or default_task
+        if not item_task:
+            raise ValidationError(f"items[{i}].task: required", details={"field": f"items[{i}].task"})
+        specs.append(spec_from_options(item_task, payload, options, now, f"items[{i}]."))
+    return specs

@@ -2,7 +2,8 @@
 one conditional update, so a repeated or late request is rejected cleanly instead of applied twice.
 
 Its parts: ``triggering.py`` (versions, trigger), ``execution.py`` (the worker protocol),
-``control.py`` (cancel, replay, reschedule, time-driven changes), over ``base.py``.
+``control.py`` (cancel, replay, reschedule, time-driven changes), ``journal.py`` and ``tokens.py``
+(durable operations, suspension, waitpoint tokens), over ``base.py``.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from hightide.engine.base import Clock, EngineSettings
 from hightide.engine.control import Control
 from hightide.engine.execution import AttemptResult, Execution
+from hightide.engine.journal import Journal
 
 
-class RunEngine(Control, Execution):
+class RunEngine(Journal, Control, Execution):
     """Everything that happens to runs. Methods are synchronous (they run in a thread pool) except
     the long-polls, which are async."""
 

@@ -53,6 +53,25 @@ class Triggering(EngineBase):
     def trigger(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[tuple[Run, bool]]:
         """Create runs atomically (all or none). Returns each run with ``True`` if it was cached
         by its idempotency key."""
+        new_runs = self._prepare(env, specs)
+        try:
+            results = self.store.insert_runs(new_runs, self.clock())
+        except AlreadyExistsError:
+            # Another server inserted the same idempotency key at the same moment: now it's visible.
+            results = self.store.insert_runs(new_runs, self.clock())
+        self._announce(new_runs)
+        return results
+
+    def reset_idempotency_key(self, env: Environment, task_id: str, key: str) -> bool:
+        """Forget ``key`` for ``task_id``, so that the next trigger with it creates a new run."""
+        return self.store.reset_idempotency_key(env.id, task_id, key) > 0
+
+    def _announce(self, new_runs: Sequence[NewRun]) -> None:
+        if any(new.delay_until or new.ttl_expires_at for new in new_runs):
+            self.on_due()
+
+    def _prepare(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[NewRun]:
+        """Validate ``specs`` and decide everything about the runs they create."""
         if not specs:
             raise ValidationError("items: a batch needs at least one item")
         if len(specs) > MAX_BATCH_ITEMS:
@@ -68,14 +87,7 @@ class Triggering(EngineBase):
             task = tasks.get(spec.task_id) or self._task(env, spec.task_id)
             tasks[spec.task_id] = task
             new_runs.append(self._new_run(env, task, spec, now, where))
-        try:
-            results = self.store.insert_runs(new_runs, now)
-        except AlreadyExistsError:
-            # Another server inserted the same idempotency key at the same moment: now it's visible.
-            results = self.store.insert_runs(new_runs, self.clock())
-        if any(new.delay_until or new.ttl_expires_at for new in new_runs):
-            self.on_due()
-        return results
+        return new_runs
 
     def _task(self, env: Environment, task_id: str) -> TaskDefinition:
         # Task definitions change only when a version registers: cache them briefly (a version

@@ -18,7 +18,7 @@ from hightide.engine import RunEngine
 from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
-from hightide.server import errors, routes_runs, routes_worker
+from hightide.server import errors, routes_runs, routes_waitpoints, routes_worker
 from hightide.server.errors import error_body
 from hightide.store import Store, open_store
 
@@ -98,6 +98,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(routes_runs.router)
     app.include_router(routes_worker.router)
+    app.include_router(routes_waitpoints.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

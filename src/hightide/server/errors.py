@@ -20,6 +20,7 @@ HTTP_STATUS = {
     "not_found": 404,
     "conflict": 409,
     "already_exists": 409,
+    "non_determinism": 409,
     "config_error": 400,
     "server_error": 500,
 }

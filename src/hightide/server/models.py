@@ -94,6 +94,9 @@ class AttemptResult(BaseModel):
     ok: bool
     output: Any = None
     error: dict[str, Any] | None = None
+    waiting_on: list[int] | None = Field(
+        default=None, description="the run suspended: the journal positions it waits on (ok is ignored)"
+    )
 
 
 class ClaimMore(BaseModel):
@@ -106,3 +109,44 @@ class CompleteBody(BaseModel):
     results: list[AttemptResult] = Field(default_factory=list, max_length=1000)
     logs: list[LogBody] = Field(default_factory=list, max_length=5000, description="appended before the results")
     claim: ClaimMore | None = Field(default=None, description="claim more runs in the same round trip")
+
+
+class TokenOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: Duration | None = Field(default=None, description="e.g. '10m'; the token times out after it")
+    tags: list[str] = Field(default_factory=list)
+    idempotency_key: str | None = None
+    idempotency_key_ttl: Duration | None = Field(default=None, description="e.g. '1h'; default 30 days")
+
+
+class CompleteTokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any = Field(default=None, description="the token's output, returned by wait.for_token")
+
+
+class JournalBody(BaseModel):
+    """One durable operation of a run, recorded by its runner at position ``seq``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempt: int
+    seq: int = Field(..., ge=0)
+    kind: str
+    name: str = Field("", max_length=256)
+    items: list[BatchItem] = Field(default_factory=list, max_length=1000, description="trigger kinds")
+    resume_at: float | None = Field(default=None, description="wait: seconds since the epoch")
+    idempotency_key: str | None = None
+    idempotency_key_ttl: Duration | None = None
+    token: TokenOptions | None = Field(default=None, description="create_token")
+    token_id: str | None = Field(default=None, description="wait_for_token, complete_token")
+    data: Any = Field(default=None, description="complete_token")
+    result: Any = Field(default=None, description="step: the JSON value it returned")
+
+
+class ResetKeyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    key: str

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.engine import RunEngine
-from hightide.engine.options import spec_from_options
+from hightide.engine.options import batch_specs, spec_from_options
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
-from hightide.server.models import BatchBody, RescheduleBody, TriggerBody
+from hightide.server.models import BatchBody, RescheduleBody, ResetKeyBody, TriggerBody
 from hightide.server.serialize import log_json, run_json
 from hightide.store.records import RunFilter
 
@@ -43,14 +43,8 @@ async def batch_trigger_task(task_id: str, body: BatchBody, env: CurrentEnv, req
 
 async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
-    now = engine.clock()
-    specs = []
-    for i, item in enumerate(body.items):
-        item_task = item.task or task_id
-        if not item_task:
-            raise ValidationError(f"items[{i}].task: required", details={"field": f"items[{i}].task"})
-        specs.append(spec_from_options(item_task, item.payload, item.options.as_dict(), now, f"items[{i}]."))
-    results = await run_in_threadpool(engine.trigger, env, specs)
+    items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
+    results = await run_in_threadpool(engine.trigger, env, batch_specs(task_id, items, engine.clock()))
     return {
         "runs": [
             {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
@@ -127,3 +121,9 @@ async def reschedule(run_id: str, body: RescheduleBody, env: CurrentEnv, request
 async def logs(run_id: str, env: CurrentEnv, request: Request, after: int = 0) -> dict[str, Any]:
     entries = await run_in_threadpool(_engine(request).logs, env, run_id, after)
     return {"data": [log_json(i, e) for i, e in entries]}
+
+
+@router.post("/idempotency-keys/reset", summary="Forget an idempotency key of a task")
+async def reset_idempotency_key(body: ResetKeyBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    reset = await run_in_threadpool(_engine(request).reset_idempotency_key, env, body.task_id, body.key)
+    return {"task_id": body.task_id, "key": body.key, "reset": reset}

@@ -14,7 +14,7 @@ from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
 from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody
 from hightide.server.serialize import execution_json
-from hightide.store.records import Environment, LogEntry, Version
+from hightide.store.records import Environment, LogEntry, Run, Version
 
 router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
 
@@ -47,7 +47,14 @@ async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> JSONRespo
     runs = await _engine(request).claim_wait(
         env, body.worker_id, version, body.max_runs, body.wait, request.is_disconnected
     )
-    return JSONResponse({"runs": [execution_json(run, env.slug) for run in runs]})
+    return JSONResponse({"runs": await _executions(request, env, runs)})
+
+
+async def _executions(request: Request, env: Environment, runs: list[Run]) -> list[dict[str, Any]]:
+    if not runs:
+        return []
+    journals = await run_in_threadpool(_engine(request).journals, runs)
+    return [execution_json(run, env.slug, journals.get(run.id)) for run in runs]
 
 
 @router.post("/heartbeat", summary="Extend leases; returns the runs the worker must stop")
@@ -62,13 +69,13 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
     engine = _engine(request)
     if body.logs:
         await run_in_threadpool(engine.append_logs, env, [_log_entry(e) for e in body.logs])
-    results = [AttemptResult(r.run_id, r.attempt, r.ok, r.output, r.error) for r in body.results]
-    replies = await run_in_threadpool(engine.report, env, results) if results else []
+    results = [AttemptResult(r.run_id, r.attempt, r.ok, r.output, r.error, r.waiting_on) for r in body.results]
+    replies = await run_in_threadpool(engine.report, env, results, body.worker_id) if results else []
     runs = []
     if body.claim is not None:
         version = await _version(request, env, body.claim.version_id)
         runs = await run_in_threadpool(engine.claim, env, body.worker_id, version, body.claim.max_runs)
-    return JSONResponse({"results": replies, "runs": [execution_json(run, env.slug) for run in runs]})
+    return JSONResponse({"results": replies, "runs": await _executions(request, env, runs)})
 
 
 def _log_entry(e: LogBody) -> LogEntry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hightide.store.records import Attempt, LogEntry, Run
+from hightide.store.records import Attempt, LogEntry, Run, Waitpoint
 
 
 def iso(ts: float | None) -> str | None:
@@ -68,9 +68,25 @@ def log_json(log_id: int, entry: LogEntry) -> dict[str, Any]:
     }
 
 
-def execution_json(run: Run, environment_slug: str) -> dict[str, Any]:
-    """What a worker needs to execute one attempt of ``run``."""
+def token_json(token: Waitpoint, url: str) -> dict[str, Any]:
     return {
+        "id": token.id,
+        "url": url,
+        "status": token.status,
+        "output": token.output,
+        "timeout_at": iso(token.timeout_at),
+        "tags": token.tags,
+        "idempotency_key": token.idempotency_key,
+        "owner_run_id": token.owner_run_id,
+        "created_at": iso(token.created_at),
+        "completed_at": iso(token.completed_at),
+    }
+
+
+def execution_json(run: Run, environment_slug: str, journal: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What a worker needs to execute one attempt of ``run``: with its journal, to replay it."""
+    return {
+        "journal": journal or [],
         "run_id": run.id,
         "task_id": run.task_id,
         "attempt": run.attempt_count,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
-from hightide.store.runs import RunOps
 from hightide.store.seam import Listener
+from hightide.store.waitpoints import WaitpointOps
 
 
-class Store(EnvironmentOps, RunOps, ClaimOps):
+class Store(EnvironmentOps, WaitpointOps, ClaimOps):
     """Named storage operations. Every method is one transaction unless it says otherwise."""
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
@@ -97,7 +97,8 @@ class ClaimOps(Seam):
         self, conn: Connection, rows: Sequence[Any], worker_id: str, version: str, lease_until: float, now: float
     ) -> list[Run]:
         """QUEUED → EXECUTING for rows read under the claim lock (so the conditional update matches
-        every one of them), and an attempt record each. One UPDATE and one INSERT for the batch."""
+        every one of them), and an attempt record each. One UPDATE and one INSERT for the batch. A
+        resumed run (``resuming``) continues its attempt: same number, the attempt record reopened."""
         r = t.runs
         target = transition(RunStatus.QUEUED, RunEvent.START)
         ids = [row._mapping["id"] for row in rows]
@@ -106,7 +107,8 @@ class ClaimOps(Seam):
             .where(r.c.id.in_(ids), r.c.status == RunStatus.QUEUED.value)
             .values(
                 status=target.value,
-                attempt_count=r.c.attempt_count + 1,
+                attempt_count=r.c.attempt_count + case((r.c.resuming, 0), else_=1),
+                resuming=False,
                 worker_id=worker_id,
                 version=version,
                 lease_expires_at=lease_until,
@@ -116,14 +118,18 @@ class ClaimOps(Seam):
         ).rowcount
         if updated != len(ids):  # cannot happen under the lock; refuse rather than double-run
             raise ServerError(f"claim lost {len(ids) - updated} run(s) it had locked; rolled back")
-        runs = []
+        runs: list[Run] = []
+        resumed: set[str] = set()
         for row in rows:
             run = Run.from_row(row)
+            resuming = bool(row._mapping["resuming"])
+            if resuming:
+                resumed.add(run.id)
             runs.append(
                 replace(
                     run,
                     status=target,
-                    attempt_count=run.attempt_count + 1,
+                    attempt_count=run.attempt_count + (0 if resuming else 1),
                     worker_id=worker_id,
                     version=version,
                     lease_expires_at=lease_until,
@@ -131,20 +137,28 @@ class ClaimOps(Seam):
                     updated_at=now,
                 )
             )
-        conn.execute(
-            insert(t.attempts),
-            [
-                {
-                    "run_id": run.id,
-                    "number": run.attempt_count,
-                    "status": target.value,
-                    "worker_id": worker_id,
-                    "version": version,
-                    "started_at": now,
-                }
-                for run in runs
-            ],
-        )
+        fresh = [
+            {
+                "run_id": run.id,
+                "number": run.attempt_count,
+                "status": target.value,
+                "worker_id": worker_id,
+                "version": version,
+                "started_at": now,
+            }
+            for run in runs
+            if run.id not in resumed
+        ]
+        if fresh:
+            conn.execute(insert(t.attempts), fresh)
+        for run in runs:
+            if run.id in resumed:
+                a = t.attempts
+                conn.execute(
+                    update(a)
+                    .where(a.c.run_id == run.id, a.c.number == run.attempt_count)
+                    .values(status=target.value, worker_id=worker_id, version=version)
+                )
         return runs
 
     def has_ready_runs(self, environment_id: str, task_ids: Sequence[str], now: float) -> bool:
@@ -241,8 +255,8 @@ class ClaimOps(Seam):
 
     def next_due_time(self, now: float) -> float | None:
         """The earliest future time at which a run becomes due: a delay or retry backoff ends, a
-        ttl or a lease runs out."""
-        r = t.runs
+        ttl or a lease runs out, a timer fires or a token times out."""
+        r, w = t.runs, t.waitpoints
         # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
         waiting = [RunStatus.PENDING_VERSION.value, RunStatus.DELAYED.value, RunStatus.QUEUED.value]
         with self._read() as conn:
@@ -259,6 +273,8 @@ class ClaimOps(Seam):
                 conn.execute(
                     select(func.min(r.c.lease_expires_at)).where(r.c.status == RunStatus.EXECUTING.value)
                 ).scalar(),
+                conn.execute(select(func.min(w.c.resume_at)).where(w.c.status == "WAITING")).scalar(),
+                conn.execute(select(func.min(w.c.timeout_at)).where(w.c.status == "WAITING")).scalar(),
             ]
         present = [x for x in times if x is not None]
         return min(present) if present else None

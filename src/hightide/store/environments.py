@@ -75,6 +75,11 @@ class EnvironmentOps(Seam):
             ).first()
         return self._env(row) if row else None
 
+    def get_environment_by_id(self, environment_id: str) -> Environment | None:
+        with self._read() as conn:
+            row = conn.execute(self._env_select().where(t.environments.c.id == environment_id)).first()
+        return self._env(row) if row else None
+
     def add_api_key(self, environment_id: str, key_hash: str, key_prefix: str, now: float) -> str:
         key_id = new_id("key", now)
         with self._write() as conn:

@@ -236,3 +236,81 @@ class RunChange:
     values: dict[str, Any]
     attempt_values: dict[str, Any] | None = None
     lease_lapsed_by: float | None = None
+
+
+@dataclass(frozen=True)
+class Waitpoint:
+    """Something runs can wait for: a time (DURATION), a run finishing (RUN), or a token (TOKEN)."""
+
+    id: str
+    environment_id: str
+    kind: str
+    status: str
+    run_id: str | None = None
+    owner_run_id: str | None = None
+    resume_at: float | None = None
+    timeout_at: float | None = None
+    output: JSON = None
+    tags: list[str] = field(default_factory=list)
+    idempotency_key: str | None = None
+    idempotency_key_expires_at: float | None = None
+    created_at: float = 0.0
+    completed_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Waitpoint:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            environment_id=m["environment_id"],
+            kind=m["kind"],
+            status=m["status"],
+            run_id=m["run_id"],
+            owner_run_id=m["owner_run_id"],
+            resume_at=m["resume_at"],
+            timeout_at=m["timeout_at"],
+            output=loads(m["output"]),
+            tags=loads(m["tags"]),
+            idempotency_key=m["idempotency_key"],
+            idempotency_key_expires_at=m["idempotency_key_expires_at"],
+            created_at=m["created_at"],
+            completed_at=m["completed_at"],
+        )
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One durable operation of a run, at position ``seq`` in call order. ``result`` is what the
+    operation returned when it needs no waiting (a step's value, a trigger's handles); a wait's
+    outcome is read from its ``waitpoint_ids``."""
+
+    run_id: str
+    seq: int
+    kind: str
+    name: str
+    result: JSON = None
+    waitpoint_ids: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Any) -> JournalEntry:
+        m = row._mapping
+        return cls(
+            run_id=m["run_id"],
+            seq=m["seq"],
+            kind=m["kind"],
+            name=m["name"],
+            result=loads(m["result"]),
+            waitpoint_ids=loads(m["waitpoint_ids"]),
+            created_at=m["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class JournalView:
+    """Runs' journals with what their waits depend on, read together: the waitpoints by id and the
+    awaited runs by id."""
+
+    entries: dict[str, list[JournalEntry]]
+    waitpoints: dict[str, Waitpoint]
+    runs: dict[str, Run]

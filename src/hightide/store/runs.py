@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
+from hightide.core.states import FINAL_STATUSES
 from hightide.errors import ValidationError
 from hightide.store import schema as t
 from hightide.store.records import (
@@ -23,6 +24,7 @@ from hightide.store.records import (
     run_from_new,
 )
 from hightide.store.seam import Seam
+from hightide.store.wakeups import finish_awaited
 
 
 class RunOps(Seam):
@@ -30,21 +32,24 @@ class RunOps(Seam):
     def insert_runs(self, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
         """Insert ``new_runs`` atomically. A run whose idempotency key matches a live run (same task
         and environment, key not expired) is not inserted: that run is returned with ``True``."""
-        out: list[tuple[Run, bool]] = []
         with self._write_notify() as conn:
-            for new in new_runs:
-                existing = self._live_idempotent_run(conn, new, now) if new.idempotency_key else None
-                if existing is not None:
-                    out.append((existing, True))
-                    continue
-                conn.execute(insert(t.runs).values(**self._run_values(new)))
-                if new.tags:
-                    conn.execute(
-                        insert(t.run_tags),
-                        [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags],
-                    )
-                self._publish(conn, new.environment_id)
-                out.append((run_from_new(new), False))
+            return self._insert_runs(conn, new_runs, now)
+
+    def _insert_runs(self, conn: Connection, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
+        out: list[tuple[Run, bool]] = []
+        for new in new_runs:
+            existing = self._live_idempotent_run(conn, new, now) if new.idempotency_key else None
+            if existing is not None:
+                out.append((existing, True))
+                continue
+            conn.execute(insert(t.runs).values(**self._run_values(new)))
+            if new.tags:
+                conn.execute(
+                    insert(t.run_tags),
+                    [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags],
+                )
+            self._publish(conn, new.environment_id)
+            out.append((run_from_new(new), False))
         return out
 
     def _live_idempotent_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
@@ -92,6 +97,7 @@ class RunOps(Seam):
             "root_run_id": new.root_run_id,
             "created_at": new.created_at,
             "updated_at": new.created_at,
+            "resuming": False,
         }
 
     # -- reading runs ----------------------------------------------------------------------
@@ -131,14 +137,14 @@ class RunOps(Seam):
         if flt.parent_run_id is not None:
             stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
         if cursor:
-            created, run_id = _decode_cursor(cursor)
+            created, run_id = decode_cursor(cursor)
             stmt = stmt.where(or_(r.c.created_at < created, and_(r.c.created_at == created, r.c.id < run_id)))
         stmt = stmt.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
         with self._read() as conn:
             rows = [Run.from_row(row) for row in conn.execute(stmt)]
         if len(rows) > limit:
             rows = rows[:limit]
-            return rows, _encode_cursor(rows[-1].created_at, rows[-1].id)
+            return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
         return rows, None
 
     def list_attempts(self, run_id: str) -> list[Attempt]:
@@ -187,8 +193,9 @@ class RunOps(Seam):
                 self._publish(conn, environment_id)
         return applied
 
-    @staticmethod
-    def _conditional_update(conn: Connection, change: RunChange, now: float, environment_id: str | None = None) -> bool:
+    def _conditional_update(
+        self, conn: Connection, change: RunChange, now: float, environment_id: str | None = None
+    ) -> bool:
         """The one conditional UPDATE every change of a run goes through."""
         r = t.runs
         where = and_(r.c.id == change.run_id, r.c.status == change.expect_status)
@@ -215,7 +222,23 @@ class RunOps(Seam):
                 .where(t.attempts.c.run_id == change.run_id, t.attempts.c.number == change.expect_attempt)
                 .values(**av)
             )
+        status = change.values.get("status")
+        if status in FINAL_VALUES:
+            # In the same transaction: whoever waits on this run is queued again.
+            for env_id in finish_awaited(conn, change.run_id, status, now):
+                self._publish(conn, env_id)
         return True
+
+    def reset_idempotency_key(self, environment_id: str, task_id: str, key: str) -> int:
+        """Forget ``key`` for ``task_id``: the next trigger with it creates a new run. Returns how many
+        runs held it (0 or 1)."""
+        r = t.runs
+        with self._write() as conn:
+            return conn.execute(
+                update(r)
+                .where(r.c.environment_id == environment_id, r.c.task_id == task_id, r.c.idempotency_key == key)
+                .values(idempotency_key=None)
+            ).rowcount
 
     def get_runs(self, run_ids: Sequence[str], environment_id: str) -> dict[str, Run]:
         with self._read() as conn:
@@ -259,14 +282,15 @@ class RunOps(Seam):
         ]
 
 
+FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
 _JSON_COLUMNS = frozenset({"output", "error", "metadata", "tags", "retry", "payload"})
 
 
-def _encode_cursor(created_at: float, run_id: str) -> str:
+def encode_cursor(created_at: float, run_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at, run_id]).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[float, str]:
+def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return float(created), str(run_id)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -118,6 +119,8 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    # Set when a WAITING run is queued again: its next claim continues the same attempt (a replay).
+    Column("resuming", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)
@@ -160,3 +163,64 @@ run_logs = Table(
     Column("attributes", Text, nullable=False),
 )
 Index("ix_run_logs_run", run_logs.c.run_id, run_logs.c.id)
+
+# What a run can wait for. kind: DURATION (resume_at), RUN (the run `run_id` finishing) or TOKEN
+# (completed through the API or its callback URL, or TIMED_OUT at timeout_at).
+# status: WAITING, COMPLETED, TIMED_OUT, or CANCELED (with the run that created it).
+waitpoints = Table(
+    "waitpoints",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment_id", String(64), ForeignKey("environments.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(64)),
+    Column("owner_run_id", String(64)),
+    Column("resume_at", Float),
+    Column("timeout_at", Float),
+    Column("output", Text),
+    Column("tags", Text, nullable=False),
+    Column("idempotency_key", String(512)),
+    Column("idempotency_key_expires_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("completed_at", Float),
+    UniqueConstraint("environment_id", "kind", "idempotency_key", name="uq_waitpoints_idempotency"),
+)
+Index("ix_waitpoints_run", waitpoints.c.run_id, waitpoints.c.status)
+Index("ix_waitpoints_owner", waitpoints.c.owner_run_id)
+Index("ix_waitpoints_due_resume", waitpoints.c.status, waitpoints.c.resume_at)
+Index("ix_waitpoints_due_timeout", waitpoints.c.status, waitpoints.c.timeout_at)
+Index("ix_waitpoints_list", waitpoints.c.environment_id, waitpoints.c.kind, waitpoints.c.created_at)
+
+# What a suspended run waits for: a link is removed when its waitpoint resolves; the run is queued
+# again when it has none left.
+run_waitpoints = Table(
+    "run_waitpoints",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("waitpoint_id", String(64), ForeignKey("waitpoints.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_run_waitpoints_waitpoint", run_waitpoints.c.waitpoint_id)
+
+# Each run's durable operations in call order (see docs/durable-execution.md). The primary key makes
+# two executions racing to record one position conflict: the first one's entry stands.
+run_journal = Table(
+    "run_journal",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("result", Text),
+    Column("waitpoint_ids", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# Server-side secrets, created on first use (the key that signs token callback URLs).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+)

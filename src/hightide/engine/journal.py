@@ -1,0 +1,196 @@
+"""Durable operations: record each in the run's journal, hand the journal back resolved when the run
+is claimed again, and suspend a run that waits (see docs/durable-execution.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hightide.core.ids import new_id
+from hightide.core.states import RunStatus
+from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, TriggerSpec
+from hightide.engine.payloads import check_size
+from hightide.engine.tokens import Tokens, TokenSpec
+from hightide.engine.triggering import Triggering
+from hightide.errors import ConflictError, NonDeterminismError, ValidationError
+from hightide.store.records import Environment, JournalEntry, JournalView, Run, Waitpoint
+
+TRIGGER_KINDS = ("trigger", "batch_trigger", "trigger_and_wait", "batch_trigger_and_wait")
+KINDS = (*TRIGGER_KINDS, "wait", "create_token", "wait_for_token", "complete_token", "step")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One durable operation as a runner asks to record it, at position ``seq`` of its run."""
+
+    seq: int
+    kind: str
+    name: str
+    specs: tuple[TriggerSpec, ...] = ()  # the trigger kinds
+    resume_at: float | None = None  # wait
+    idempotency_key: str | None = None  # wait
+    idempotency_key_ttl: float | None = None  # wait
+    token: TokenSpec | None = None  # create_token
+    token_id: str | None = None  # wait_for_token, complete_token
+    data: Any = None  # complete_token
+    result: Any = None  # step
+
+
+class Journal(Tokens, Triggering):
+    def record(self, env: Environment, run_id: str, attempt: int, op: Operation) -> dict[str, Any]:
+        """Record ``op`` (and do what it does, in the same transaction) for the run executing
+        ``attempt``; returns the entry resolved as far as it is now. A position already recorded is
+        returned as it was, after checking that it is the same operation."""
+        self.get_run(env, run_id)
+        if op.kind not in KINDS:
+            raise ValidationError(f"kind: expected one of {list(KINDS)}", details={"field": "kind"})
+        if op.seq < 0:
+            raise ValidationError("seq: expected a position >= 0", details={"field": "seq"})
+        now = self.clock()
+        entry = JournalEntry(run_id, op.seq, op.kind, op.name)
+        new_runs, waitpoint = [], None
+        if op.kind in TRIGGER_KINDS:
+            if not op.specs:
+                raise ValidationError("items: a trigger needs at least one item", details={"field": "items"})
+            new_runs = self._prepare(env, [replace(spec, parent_run_id=run_id) for spec in op.specs])
+        elif op.kind == "wait":
+            waitpoint = self._timer(env, run_id, op, now)
+        elif op.kind == "create_token":
+            waitpoint = self.new_token(env, op.token or TokenSpec(), run_id)
+        elif op.kind == "wait_for_token":
+            entry = replace(entry, waitpoint_ids=[self.get_token(env, op.token_id or "").id])
+        elif op.kind == "complete_token":
+            self._complete_once(env, run_id, op)
+            entry = replace(entry, result={"ok": True})
+        elif op.kind == "step":
+            check_size(op.result, self.settings.max_payload_bytes, "result")
+            entry = replace(entry, result=op.result)
+        recorded, new = self.store.record_entry(
+            entry,
+            attempt,
+            new_runs=new_runs,
+            await_runs=op.kind.endswith("_and_wait"),
+            waitpoint=waitpoint,
+            now=now,
+        )
+        if not new:
+            check_same(recorded, op.kind, op.name)
+        elif new_runs:
+            self._announce(new_runs)
+        if waitpoint is not None and (waitpoint.resume_at or waitpoint.timeout_at):
+            self.on_due()  # the scheduler fires timers and timeouts
+        return self.resolve(recorded, self.store.entry_view(recorded))
+
+    def _timer(self, env: Environment, run_id: str, op: Operation, now: float) -> Waitpoint:
+        if op.resume_at is None:
+            raise ValidationError("resume_at: a wait needs the time to resume at", details={"field": "resume_at"})
+        key_ttl = op.idempotency_key_ttl if op.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
+        return Waitpoint(
+            id=new_id("waitpoint", now),
+            environment_id=env.id,
+            kind="DURATION",
+            status="WAITING",
+            owner_run_id=run_id,
+            resume_at=op.resume_at,
+            idempotency_key=op.idempotency_key,
+            idempotency_key_expires_at=now + key_ttl if op.idempotency_key else None,
+            created_at=now,
+        )
+
+    def _complete_once(self, env: Environment, run_id: str, op: Operation) -> None:
+        """Complete a token from inside a run. If an earlier execution of this position completed
+        it and stopped before recording, the token is already COMPLETED: that is this call's effect."""
+        view = self.store.journal_view([run_id])
+        if any(e.seq == op.seq for e in view.entries.get(run_id, [])):
+            return  # recorded already; `record_entry` returns that entry
+        try:
+            self.complete_token(env, op.token_id or "", op.data)
+        except ConflictError as exc:
+            if exc.details.get("status") != "COMPLETED":
+                raise
+
+    # -- handing the journal back ---------------------------------------------------------------
+    def journals(self, runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
+        """The resolved journals of claimed runs (empty for runs that recorded nothing)."""
+        view = self.store.journal_view([run.id for run in runs])
+        return {run_id: [self.resolve(entry, view) for entry in entries] for run_id, entries in view.entries.items()}
+
+    def resolve(self, entry: JournalEntry, view: JournalView) -> dict[str, Any]:
+        """An entry as a runner uses it: ``done`` with its ``result``, or still waiting."""
+        base: dict[str, Any] = {"seq": entry.seq, "kind": entry.kind, "name": entry.name}
+        waits = [view.waitpoints[i] for i in entry.waitpoint_ids if i in view.waitpoints]
+        if entry.kind.endswith("_and_wait"):
+            children = [view.runs.get(wp.run_id or "") for wp in waits]
+            done = all(child is not None and child.status.is_final for child in children)
+            result = {"runs": [child_result(c) for c in children if c is not None]} if done else entry.result
+            return {**base, "done": done, "result": result}
+        if entry.kind == "wait":
+            wp = waits[0]
+            done = wp.status != "WAITING" or (wp.resume_at or 0) <= self.clock()
+            return {**base, "done": done, "result": None, "resume_at": wp.resume_at}
+        if entry.kind == "create_token":
+            wp = waits[0]
+            return {**base, "done": True, "result": {"id": wp.id, "url": self.token_callback_path(wp.id)}}
+        if entry.kind == "wait_for_token":
+            wp = waits[0]
+            return {**base, "done": wp.status != "WAITING", "result": token_result(wp), "timeout_at": wp.timeout_at}
+        return {**base, "done": True, "result": entry.result}
+
+    # -- suspending -------------------------------------------------------------------------------
+    def suspend(self, env: Environment, run_id: str, attempt: int, worker_id: str, seqs: Sequence[int]) -> RunStatus:
+        """The run stopped to wait on its entries ``seqs``: WAITING until they resolve (or QUEUED at
+        once if they already have). Raises ``ConflictError`` for a stale request."""
+        entries = {e.seq: e for e in self.store.journal_view([run_id]).entries.get(run_id, [])}
+        missing = [s for s in seqs if s not in entries]
+        if missing or not seqs:
+            raise ValidationError(
+                f"waiting_on: positions {missing or list(seqs)} are not recorded in run {run_id}'s journal",
+                details={"field": "waiting_on"},
+            )
+        ids = sorted({i for s in seqs for i in entries[s].waitpoint_ids})
+        status = self.store.suspend_run(run_id, attempt, worker_id, ids, self.clock())
+        if status is None:
+            raise ConflictError(
+                f"run {run_id} is not executing attempt {attempt} for worker {worker_id}; suspension ignored",
+                details={"run": run_id},
+            )
+        return status
+
+
+def check_same(entry: JournalEntry, kind: str, name: str) -> None:
+    if entry.kind != kind or entry.name != name:
+        raise NonDeterminismError(
+            f"run {entry.run_id} replayed differently: durable operation #{entry.seq} is {kind} {name!r} now, "
+            f"but the run's journal recorded {entry.kind} {entry.name!r} there. Durable operations must happen "
+            "in the same order on every execution (see docs/durable-execution.md)",
+            details={"seq": entry.seq, "recorded": [entry.kind, entry.name], "called": [kind, name]},
+        )
+
+
+def child_result(run: Run) -> dict[str, Any]:
+    ok = run.status == RunStatus.COMPLETED
+    error = None
+    if not ok:
+        error = run.error or {"name": f"Run{run.status.value.title().replace('_', '')}", "message": ""}
+        error = {**error, "message": error.get("message") or f"the run ended {run.status.value}"}
+    return {
+        "id": run.id,
+        "task_id": run.task_id,
+        "status": run.status.value,
+        "ok": ok,
+        "output": run.output if ok else None,
+        "error": error,
+    }
+
+
+def token_result(wp: Waitpoint) -> dict[str, Any]:
+    if wp.status == "COMPLETED":
+        return {"ok": True, "output": wp.output, "error": None}
+    if wp.status == "TIMED_OUT":
+        error = {"name": "WaitpointTimeoutError", "message": f"waitpoint token {wp.id} timed out"}
+        return {"ok": False, "output": None, "error": error}
+    if wp.status == "CANCELED":
+        error = {"name": "WaitpointCanceled", "message": f"waitpoint token {wp.id} was cancelled"}
+        return {"ok": False, "output": None, "error": error}
+    return {"ok": False, "output": None, "error": None}

@@ -1,0 +1,112 @@
+"""Durable execution over HTTP: runners record journal entries; apps and webhooks use tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from hightide.core.durations import parse_duration
+from hightide.engine import RunEngine
+from hightide.engine.journal import Operation
+from hightide.engine.options import batch_specs
+from hightide.engine.tokens import TokenSpec
+from hightide.errors import ValidationError
+from hightide.server.auth import CurrentEnv
+from hightide.server.models import CompleteTokenBody, JournalBody, TokenOptions
+from hightide.server.serialize import token_json
+from hightide.store.records import Waitpoint
+
+router = APIRouter(prefix="/api/v1", tags=["waitpoints"])
+
+
+def _engine(request: Request) -> RunEngine:
+    return request.app.state.engine
+
+
+def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/")
+    return token_json(token, base + _engine(request).token_callback_path(token.id))
+
+
+def _token_spec(options: TokenOptions | None, prefix: str = "") -> TokenSpec:
+    if options is None:
+        return TokenSpec()
+    timeout = options.timeout
+    ttl = options.idempotency_key_ttl
+    return TokenSpec(
+        timeout=None if timeout is None else parse_duration(timeout, field=f"{prefix}timeout"),
+        tags=tuple(options.tags),
+        idempotency_key=options.idempotency_key,
+        idempotency_key_ttl=None if ttl is None else parse_duration(ttl, field=f"{prefix}idempotency_key_ttl"),
+    )
+
+
+@router.post("/runs/{run_id}/journal", summary="Record a durable operation of an executing run (runners)")
+async def record(run_id: str, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    engine = _engine(request)
+    now = engine.clock()
+    items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
+    ttl = body.idempotency_key_ttl
+    op = Operation(
+        seq=body.seq,
+        kind=body.kind,
+        name=body.name,
+        specs=tuple(batch_specs(body.name or None, items, now)) if items else (),
+        resume_at=body.resume_at,
+        idempotency_key=body.idempotency_key,
+        idempotency_key_ttl=None if ttl is None else parse_duration(ttl, field="idempotency_key_ttl"),
+        token=_token_spec(body.token, "token.") if body.kind == "create_token" else None,
+        token_id=body.token_id,
+        data=body.data,
+        result=body.result,
+    )
+    return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
+
+
+@router.post("/waitpoints/tokens", summary="Create a waitpoint token")
+async def create_token(body: TokenOptions, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    token, cached = await run_in_threadpool(_engine(request).create_token, env, _token_spec(body))
+    return {**_token_json(request, token), "is_cached": cached}
+
+
+@router.get("/waitpoints/tokens", summary="List waitpoint tokens, newest first")
+async def list_tokens(
+    env: CurrentEnv,
+    request: Request,
+    status: Annotated[list[str] | None, Query()] = None,
+    tag: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    statuses = tuple(s for value in status or [] for s in value.split(",") if s)
+    tokens, next_cursor = await run_in_threadpool(_engine(request).list_tokens, env, statuses, tag, limit, cursor)
+    return {"data": [_token_json(request, t) for t in tokens], "next_cursor": next_cursor}
+
+
+@router.get("/waitpoints/tokens/{token_id}", summary="Retrieve a waitpoint token")
+async def retrieve_token(token_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    token = await run_in_threadpool(_engine(request).get_token, env, token_id)
+    return _token_json(request, token)
+
+
+@router.post("/waitpoints/tokens/{token_id}/complete", summary="Complete a waitpoint token with data")
+async def complete_token(token_id: str, body: CompleteTokenBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    token = await run_in_threadpool(_engine(request).complete_token, env, token_id, body.data)
+    return _token_json(request, token)
+
+
+@router.post(
+    "/waitpoints/tokens/{token_id}/callback/{signature}",
+    summary="Complete a token from a webhook: the JSON body is its output (no API key: the URL is signed)",
+)
+async def callback(token_id: str, signature: str, request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except ValueError as exc:
+        raise ValidationError(f"the request body is not valid JSON: {exc}", details={"field": "body"}) from exc
+    token = await run_in_threadpool(_engine(request).complete_token_signed, token_id, signature, data)
+    return {"id": token.id, "status": token.status}

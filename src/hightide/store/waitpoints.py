@@ -1,0 +1,322 @@
+"""Waitpoints, run journals and suspension: what durable execution stores (see docs/durable-execution.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from hightide.core.ids import new_id
+from hightide.core.states import RunEvent, RunStatus, transition
+from hightide.errors import AlreadyExistsError, ConflictError
+from hightide.store import schema as t
+from hightide.store.records import JournalEntry, JournalView, NewRun, Run, Waitpoint, dumps
+from hightide.store.runs import RunOps, decode_cursor, encode_cursor
+from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
+
+
+class WaitpointOps(RunOps):
+    # -- the journal -----------------------------------------------------------------------
+    def record_entry(
+        self,
+        entry: JournalEntry,
+        attempt: int,
+        *,
+        new_runs: Sequence[NewRun] = (),
+        await_runs: bool = False,
+        waitpoint: Waitpoint | None = None,
+        now: float,
+    ) -> tuple[JournalEntry, bool]:
+        """Record one durable operation of a run executing ``attempt``, with what it does, in one
+        transaction: insert ``new_runs`` (its result lists them; with ``await_runs`` a RUN waitpoint
+        waits on each), or insert ``waitpoint`` (or reuse the live one with its idempotency key).
+        ``entry.waitpoint_ids`` are kept as given (an existing token to wait for).
+
+        If the position is already recorded, nothing is done: that entry is returned with ``False``."""
+        try:
+            with self._write_notify() as conn:
+                existing = self._entry(conn, entry.run_id, entry.seq)
+                if existing is not None:
+                    return existing, False
+                self._check_executing(conn, entry.run_id, attempt)
+                waitpoint_ids = list(entry.waitpoint_ids)
+                result = entry.result
+                if new_runs:
+                    inserted = self._insert_runs(conn, new_runs, now)
+                    result = {"runs": [{"id": run.id, "task_id": run.task_id, "is_cached": c} for run, c in inserted]}
+                    if await_runs:
+                        waitpoint_ids = [self._await_run(conn, run, entry, now) for run, _ in inserted]
+                if waitpoint is not None:
+                    waitpoint_ids = [self._insert_waitpoint(conn, waitpoint, now)[0].id]
+                recorded = replace(entry, result=result, waitpoint_ids=waitpoint_ids, created_at=now)
+                conn.execute(
+                    insert(t.run_journal).values(
+                        run_id=recorded.run_id,
+                        seq=recorded.seq,
+                        kind=recorded.kind,
+                        name=recorded.name,
+                        result=dumps(recorded.result),
+                        waitpoint_ids=dumps(recorded.waitpoint_ids),
+                        created_at=now,
+                    )
+                )
+                return recorded, True
+        except AlreadyExistsError:
+            # Another execution of the run recorded this position first (or an idempotency key
+            # raced): its entry stands.
+            with self._read() as conn:
+                existing = self._entry(conn, entry.run_id, entry.seq)
+            if existing is None:
+                raise
+            return existing, False
+
+    @staticmethod
+    def _entry(conn: Connection, run_id: str, seq: int) -> JournalEntry | None:
+        j = t.run_journal
+        row = conn.execute(select(j).where(j.c.run_id == run_id, j.c.seq == seq)).first()
+        return JournalEntry.from_row(row) if row else None
+
+    @staticmethod
+    def _check_executing(conn: Connection, run_id: str, attempt: int) -> None:
+        r = t.runs
+        row = conn.execute(select(r.c.status, r.c.attempt_count).where(r.c.id == run_id)).first()
+        if row is None or row.status != RunStatus.EXECUTING.value or row.attempt_count != attempt:
+            state = row.status if row else "gone"
+            raise ConflictError(
+                f"run {run_id} is {state}, not executing attempt {attempt}; its durable operation was not recorded",
+                details={"run": run_id, "status": state},
+            )
+
+    def _await_run(self, conn: Connection, run: Run, entry: JournalEntry, now: float) -> str:
+        """A RUN waitpoint on ``run``: already COMPLETED when the run is (an idempotency key can
+        return a run that finished long ago)."""
+        final = RunStatus(run.status).is_final
+        wp = Waitpoint(
+            id=new_id("waitpoint", now),
+            environment_id=run.environment_id,
+            kind="RUN",
+            status="COMPLETED" if final else WAITING,
+            run_id=run.id,
+            owner_run_id=entry.run_id,
+            created_at=now,
+            completed_at=now if final else None,
+        )
+        return self._insert_waitpoint(conn, wp, now)[0].id
+
+    def _insert_waitpoint(self, conn: Connection, wp: Waitpoint, now: float) -> tuple[Waitpoint, bool]:
+        """Insert ``wp``, unless a live waitpoint of its kind has its idempotency key: then return
+        that one with ``True``."""
+        w = t.waitpoints
+        if wp.idempotency_key is not None:
+            row = conn.execute(
+                select(w).where(
+                    w.c.environment_id == wp.environment_id,
+                    w.c.kind == wp.kind,
+                    w.c.idempotency_key == wp.idempotency_key,
+                )
+            ).first()
+            if row is not None:
+                found = Waitpoint.from_row(row)
+                expires = found.idempotency_key_expires_at
+                if expires is None or expires > now:
+                    return found, True
+                conn.execute(update(w).where(w.c.id == found.id).values(idempotency_key=None))
+        conn.execute(
+            insert(w).values(
+                id=wp.id,
+                environment_id=wp.environment_id,
+                kind=wp.kind,
+                status=wp.status,
+                run_id=wp.run_id,
+                owner_run_id=wp.owner_run_id,
+                resume_at=wp.resume_at,
+                timeout_at=wp.timeout_at,
+                output=None if wp.output is None else dumps(wp.output),
+                tags=dumps(wp.tags),
+                idempotency_key=wp.idempotency_key,
+                idempotency_key_expires_at=wp.idempotency_key_expires_at,
+                created_at=wp.created_at,
+                completed_at=wp.completed_at,
+            )
+        )
+        return wp, False
+
+    def journal_view(self, run_ids: Sequence[str]) -> JournalView:
+        """The journals of ``run_ids`` with the waitpoints their entries wait on and the runs those
+        waitpoints await, read in one go (a claim hands these to the worker)."""
+        if not run_ids:
+            return JournalView({}, {}, {})
+        j = t.run_journal
+        with self._read() as conn:
+            rows = conn.execute(select(j).where(j.c.run_id.in_(run_ids)).order_by(j.c.run_id, j.c.seq)).all()
+            entries: dict[str, list[JournalEntry]] = {}
+            for row in rows:
+                entry = JournalEntry.from_row(row)
+                entries.setdefault(entry.run_id, []).append(entry)
+            return self._with_waits(conn, entries)
+
+    def entry_view(self, entry: JournalEntry) -> JournalView:
+        """One entry with what its waits depend on."""
+        with self._read() as conn:
+            return self._with_waits(conn, {entry.run_id: [entry]})
+
+    @staticmethod
+    def _with_waits(conn: Connection, entries: dict[str, list[JournalEntry]]) -> JournalView:
+        w, r = t.waitpoints, t.runs
+        wp_ids = {i for run_entries in entries.values() for e in run_entries for i in e.waitpoint_ids}
+        waitpoints = {}
+        if wp_ids:
+            waitpoints = {row.id: Waitpoint.from_row(row) for row in conn.execute(select(w).where(w.c.id.in_(wp_ids)))}
+        awaited = {wp.run_id for wp in waitpoints.values() if wp.run_id}
+        runs = {}
+        if awaited:
+            runs = {row.id: Run.from_row(row) for row in conn.execute(select(r).where(r.c.id.in_(awaited)))}
+        return JournalView(entries, waitpoints, runs)
+
+    # -- suspending ------------------------------------------------------------------------
+    def suspend_run(
+        self, run_id: str, attempt: int, worker_id: str, waitpoint_ids: Sequence[str], now: float
+    ) -> RunStatus | None:
+        """EXECUTING → WAITING for ``worker_id``'s ``attempt``, waiting on those of ``waitpoint_ids``
+        still WAITING; if none is, the run is queued again at once. Returns the new status, or
+        ``None`` if the run had moved on (a stale request)."""
+        w, r, a = t.waitpoints, t.runs, t.attempts
+        with self._write_notify() as conn:
+            # Waitpoint rows first (see wakeups.py): a completion racing with this suspension
+            # either sees the links or is seen as resolved here.
+            pending = [
+                row.id
+                for row in conn.execute(
+                    select(w.c.id).where(w.c.id.in_(list(waitpoint_ids)), w.c.status == WAITING).with_for_update()
+                )
+            ]
+            target = transition(RunStatus.EXECUTING, RunEvent.SUSPEND)
+            row = conn.execute(
+                update(r)
+                .where(
+                    r.c.id == run_id,
+                    r.c.status == RunStatus.EXECUTING.value,
+                    r.c.attempt_count == attempt,
+                    r.c.worker_id == worker_id,
+                )
+                .values(status=target.value, lease_expires_at=None, worker_id=None, updated_at=now)
+                .returning(r.c.environment_id)
+            ).first()
+            if row is None:
+                return None
+            conn.execute(update(a).where(a.c.run_id == run_id, a.c.number == attempt).values(status=target.value))
+            if pending:
+                conn.execute(insert(t.run_waitpoints), [{"run_id": run_id, "waitpoint_id": i} for i in pending])
+                return target
+            # Everything it waits for resolved while it was stopping: straight back to the queue.
+            resumed = transition(target, RunEvent.RESUME)
+            conn.execute(
+                update(r)
+                .where(r.c.id == run_id)
+                .values(status=resumed.value, resuming=True, available_at=now, rank_at=now - r.c.priority)
+            )
+            self._publish(conn, row.environment_id)
+            return resumed
+
+    # -- resolving waitpoints --------------------------------------------------------------
+    def resolve_waitpoint(self, waitpoint_id: str, status: str, now: float, output: Any = None) -> bool:
+        """Complete (or time out) one WAITING waitpoint and queue the runs that waited only on it.
+        ``False`` if it was no longer WAITING."""
+        with self._write_notify() as conn:
+            done = complete_waitpoints(conn, [waitpoint_id], status, now, output)
+            for env_id in resume_waiting(conn, done, now):
+                self._publish(conn, env_id)
+        return bool(done)
+
+    def resolve_due_waitpoints(self, now: float, limit: int = 1000) -> int:
+        """Fire the timers whose time came and time out the tokens past their timeout, in one
+        transaction. Returns how many waitpoints resolved."""
+        w = t.waitpoints
+        with self._write_notify() as conn:
+            timers = [
+                row.id
+                for row in conn.execute(select(w.c.id).where(w.c.status == WAITING, w.c.resume_at <= now).limit(limit))
+            ]
+            tokens = [
+                row.id
+                for row in conn.execute(select(w.c.id).where(w.c.status == WAITING, w.c.timeout_at <= now).limit(limit))
+            ]
+            done = complete_waitpoints(conn, timers, "COMPLETED", now)
+            done += complete_waitpoints(conn, tokens, "TIMED_OUT", now)
+            for env_id in resume_waiting(conn, done, now):
+                self._publish(conn, env_id)
+        return len(done)
+
+    # -- tokens ----------------------------------------------------------------------------
+    def create_waitpoint(self, wp: Waitpoint, now: float) -> tuple[Waitpoint, bool]:
+        """Insert ``wp`` (or return the live one with its idempotency key, and ``True``)."""
+        try:
+            with self._write() as conn:
+                return self._insert_waitpoint(conn, wp, now)
+        except AlreadyExistsError:  # the same key inserted at the same moment elsewhere: now visible
+            with self._write() as conn:
+                return self._insert_waitpoint(conn, wp, now)
+
+    def get_waitpoint(self, waitpoint_id: str, environment_id: str | None) -> Waitpoint | None:
+        """The waitpoint, in ``environment_id`` (``None``: in any environment)."""
+        w = t.waitpoints
+        stmt = select(w).where(w.c.id == waitpoint_id)
+        if environment_id is not None:
+            stmt = stmt.where(w.c.environment_id == environment_id)
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        return Waitpoint.from_row(row) if row else None
+
+    def waiting_runs(self, waitpoint_id: str) -> list[str]:
+        """The runs suspended on ``waitpoint_id``."""
+        rw = t.run_waitpoints
+        with self._read() as conn:
+            return [row.run_id for row in conn.execute(select(rw.c.run_id).where(rw.c.waitpoint_id == waitpoint_id))]
+
+    def list_waitpoints(
+        self,
+        environment_id: str,
+        kind: str,
+        *,
+        statuses: Sequence[str] = (),
+        tag: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Waitpoint], str | None]:
+        """Newest first, a page and the cursor of the next one (``None`` at the end)."""
+        w = t.waitpoints
+        stmt = select(w).where(w.c.environment_id == environment_id, w.c.kind == kind)
+        if statuses:
+            stmt = stmt.where(w.c.status.in_(list(statuses)))
+        if tag:
+            stmt = stmt.where(w.c.tags.contains(json.dumps(tag, ensure_ascii=False)))
+        if cursor:
+            created, wp_id = decode_cursor(cursor)
+            stmt = stmt.where(or_(w.c.created_at < created, and_(w.c.created_at == created, w.c.id < wp_id)))
+        stmt = stmt.order_by(w.c.created_at.desc(), w.c.id.desc()).limit(limit + 1)
+        with self._read() as conn:
+            rows = [Waitpoint.from_row(row) for row in conn.execute(stmt)]
+        if len(rows) > limit:
+            rows = rows[:limit]
+            return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
+        return rows, None
+
+    # -- server secrets --------------------------------------------------------------------
+    def secret(self, name: str, make: Callable[[], str], now: float) -> str:
+        """The secret called ``name``, created with ``make()`` the first time (once, even when
+        several servers ask at once)."""
+        s = t.secrets
+        with self._read() as conn:
+            value = conn.execute(select(s.c.value).where(s.c.name == name)).scalar()
+        if value is not None:
+            return str(value)
+        try:
+            with self._write() as conn:
+                conn.execute(insert(s).values(name=name, value=make(), created_at=now))
+        except AlreadyExistsError:
+            pass  # another server created it first: use theirs
+        with self._read() as conn:
+            return str(conn.execute(select(s.c.value).where(s.c.name == name)).scalar_one())

@@ -1,0 +1,93 @@
+"""Resolving waitpoints and queuing again the runs that no longer wait for anything.
+
+Plain functions on a connection, so that they run inside the transaction that caused them: a child
+run finishing, a token completed, a timer firing, a run cancelled.
+
+Lock order, the same everywhere so that PostgreSQL transactions cannot deadlock: the waitpoint rows
+first, then the waiting runs' rows. Locking the waiting runs before counting their remaining links
+also means that two children of one batch finishing at once cannot both miss the last link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, delete, exists, select, update
+
+from hightide.core.states import RunEvent, RunStatus, transition
+from hightide.store import schema as t
+from hightide.store.records import dumps
+
+WAITING = "WAITING"
+
+
+def complete_waitpoints(
+    conn: Connection, ids: Sequence[str], status: str, now: float, output: object = None
+) -> list[str]:
+    """Resolve those of ``ids`` that are still WAITING; returns their ids."""
+    if not ids:
+        return []
+    w = t.waitpoints
+    open_ids = [
+        row.id for row in conn.execute(select(w.c.id).where(w.c.id.in_(ids), w.c.status == WAITING).with_for_update())
+    ]
+    if open_ids:
+        values: dict[str, object] = {"status": status, "completed_at": now}
+        if output is not None:
+            values["output"] = dumps(output)
+        conn.execute(update(w).where(w.c.id.in_(open_ids), w.c.status == WAITING).values(**values))
+    return open_ids
+
+
+def resume_waiting(conn: Connection, waitpoint_ids: Sequence[str], now: float) -> set[str]:
+    """Drop the links to ``waitpoint_ids`` (just resolved) and queue the WAITING runs left with no
+    link. Returns the environments of the runs queued, to wake their claimers."""
+    if not waitpoint_ids:
+        return set()
+    rw, r = t.run_waitpoints, t.runs
+    linked = [row.run_id for row in conn.execute(select(rw.c.run_id).where(rw.c.waitpoint_id.in_(waitpoint_ids)))]
+    if not linked:
+        return set()
+    conn.execute(delete(rw).where(rw.c.waitpoint_id.in_(waitpoint_ids)))
+    candidates = conn.execute(
+        select(r.c.id, r.c.environment_id, r.c.priority)
+        .where(r.c.id.in_(sorted(set(linked))), r.c.status == RunStatus.WAITING.value)
+        .order_by(r.c.id)
+        .with_for_update()
+    ).all()
+    woken: set[str] = set()
+    target = transition(RunStatus.WAITING, RunEvent.RESUME)
+    for row in candidates:
+        still_waiting = conn.execute(select(exists().where(rw.c.run_id == row.id))).scalar()
+        if still_waiting:
+            continue
+        conn.execute(
+            update(r)
+            .where(r.c.id == row.id, r.c.status == RunStatus.WAITING.value)
+            .values(status=target.value, resuming=True, available_at=now, rank_at=now - row.priority, updated_at=now)
+        )
+        woken.add(row.environment_id)
+    return woken
+
+
+def finish_awaited(conn: Connection, run_id: str, status: str, now: float) -> set[str]:
+    """``run_id`` reached the final ``status``: resolve the RUN waitpoints on it, release what it
+    waited for, and (when it was cancelled) cancel the waitpoints it created. Returns the
+    environments of the runs queued again."""
+    w, rw = t.waitpoints, t.run_waitpoints
+    awaited = [
+        row.id
+        for row in conn.execute(select(w.c.id).where(w.c.run_id == run_id, w.c.status == WAITING).with_for_update())
+    ]
+    resolved = complete_waitpoints(conn, awaited, "COMPLETED", now)
+    if status != RunStatus.COMPLETED.value:  # only a run that never resumed can end with links left
+        conn.execute(delete(rw).where(rw.c.run_id == run_id))
+    if status == RunStatus.CANCELED.value:
+        owned = [
+            row.id
+            for row in conn.execute(
+                select(w.c.id).where(w.c.owner_run_id == run_id, w.c.status == WAITING).with_for_update()
+            )
+        ]
+        resolved += complete_waitpoints(conn, owned, "CANCELED", now)
+    return resume_waiting(conn, resolved, now)
