@@ -17,18 +17,24 @@ from hightide.errors import (
     ConflictError,
     ConnectionError_,
     HightideError,
+    NonDeterminismError,
     NotFoundError,
     PayloadTooLargeError,
+    SubtaskUnwrapError,
     ValidationError,
+    WaitpointTimeoutError,
 )
 from hightide.sdk import runs
 from hightide.sdk.client import AsyncClient
 from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
+from hightide.sdk.idempotency import idempotency_keys
 from hightide.sdk.logger import logger
-from hightide.sdk.models import BatchHandle, Run, RunHandle
+from hightide.sdk.models import BatchHandle, BatchResult, Run, RunHandle, TaskRunResult, Token, WaitpointTokenResult
+from hightide.sdk.steps import step
 from hightide.sdk.sync import Client
 from hightide.sdk.task import Queue, Task, queue, task, tasks
+from hightide.sdk.waits import wait
 
 HightideConnectionError = ConnectionError_
 
@@ -37,24 +43,34 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "BatchHandle",
+    "BatchResult",
     "Client",
     "ConflictError",
     "Context",
     "HightideConnectionError",
     "HightideError",
+    "NonDeterminismError",
     "NotFoundError",
     "PayloadTooLargeError",
     "Queue",
     "Run",
     "RunHandle",
     "RunStatus",
+    "SubtaskUnwrapError",
     "Task",
+    "TaskRunResult",
+    "Token",
     "ValidationError",
+    "WaitpointTimeoutError",
+    "WaitpointTokenResult",
     "configure",
     "define_config",
+    "idempotency_keys",
     "logger",
     "queue",
     "runs",
+    "step",
     "task",
     "tasks",
+    "wait",
 ]

@@ -78,6 +78,14 @@ def define_config(
     )
 
 
+def checkpoint_threshold(config: ProjectConfig) -> float:
+    """Seconds: shorter waits sleep in place, longer ones suspend the run."""
+    value = env_float("CHECKPOINT_THRESHOLD", float(config.checkpoint_threshold))
+    if value < 0:
+        raise ConfigError(f"checkpoint_threshold must be >= 0 seconds (got {value:g})")
+    return value
+
+
 def find_project_root(start: Path | None = None) -> Path | None:
     """The nearest folder at or above ``start`` holding ``hightide.config.py``."""
     here = (start or Path.cwd()).resolve()

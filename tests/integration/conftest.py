@@ -88,7 +88,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A server with a 1 s lease and a 64 KiB payload limit, and a worker with 3 slots."""
+    """A server with a 1 s lease and a 64 KiB payload limit, and a worker with 3 slots whose runs
+    suspend on waits longer than 1 s."""
     work = tmp_path_factory.mktemp("stack")
     project = work / "project"
     shutil.copytree(PROJECT, project)
@@ -120,7 +121,7 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             [*CLI, "worker", "--concurrency", "3"],
             log,
             project,
-            {"HIGHTIDE_API_URL": url, "HIGHTIDE_SECRET_KEY": stack.key},
+            {"HIGHTIDE_API_URL": url, "HIGHTIDE_SECRET_KEY": stack.key, "HIGHTIDE_CHECKPOINT_THRESHOLD": "1"},
         )
         assert_eventually(lambda: "registered" in log.read_text(), timeout=30, what="the worker to register")
         yield stack

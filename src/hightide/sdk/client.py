@@ -10,7 +10,7 @@ from typing import Any
 
 from hightide.config import client_settings
 from hightide.sdk.http import ApiSession
-from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, _time
+from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token, _time
 
 Duration = str | float | int | timedelta
 
@@ -112,6 +112,50 @@ class RunsClient:
                 return records
 
 
+class WaitpointsClient:
+    """Waitpoint tokens from anywhere (``wait.*`` calls these outside a task)."""
+
+    def __init__(self, session: ApiSession) -> None:
+        self._session = session
+
+    async def create_token(
+        self,
+        *,
+        timeout: Duration | None = None,
+        tags: Iterable[str] | str | None = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: Duration | None = None,
+    ) -> Token:
+        body = _options({k: v for k, v in locals().items() if k != "self"})
+        if isinstance(body.get("tags"), str):
+            body["tags"] = [body["tags"]]
+        return Token.from_json(await self._session.request("POST", "/api/v1/waitpoints/tokens", json=body))
+
+    async def complete_token(self, token_id: str, data: Any = None) -> Token:
+        path = f"/api/v1/waitpoints/tokens/{token_id}/complete"
+        return Token.from_json(await self._session.request("POST", path, json={"data": data}))
+
+    async def retrieve_token(self, token_id: str) -> Token:
+        return Token.from_json(await self._session.request("GET", f"/api/v1/waitpoints/tokens/{token_id}"))
+
+    async def list_tokens(
+        self, *, status: str | Sequence[str] | None = None, tag: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Token]:
+        """Newest first, following pages as you iterate."""
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = [status] if isinstance(status, str) else list(status)
+        if tag:
+            params["tag"] = tag
+        while True:
+            page = await self._session.request("GET", "/api/v1/waitpoints/tokens", params=params)
+            for data in page["data"]:
+                yield Token.from_json(data)
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+
 class AsyncClient:
     """Talk to a Hightide server.
 
@@ -124,6 +168,7 @@ class AsyncClient:
         settings = client_settings(api_url, secret_key)
         self.session = ApiSession(settings.api_url, settings.secret_key, timeout)
         self.runs = RunsClient(self.session)
+        self.waitpoints = WaitpointsClient(self.session)
 
     @property
     def api_url(self) -> str:
@@ -171,6 +216,12 @@ class AsyncClient:
         path = f"/api/v1/tasks/{task_id}/batch" if task_id else "/api/v1/tasks/batch"
         data = await self.session.request("POST", path, json={"items": body})
         return BatchHandle([RunHandle(r["id"], r["task_id"], r["is_cached"]) for r in data["runs"]])
+
+    async def reset_idempotency_key(self, task_id: str, key: str) -> bool:
+        """Forget ``key`` for ``task_id``; ``True`` if a run held it."""
+        body = {"task_id": task_id, "key": key}
+        data = await self.session.request("POST", "/api/v1/idempotency-keys/reset", json=body)
+        return bool(data["reset"])
 
     async def aclose(self) -> None:
         await self.session.aclose()

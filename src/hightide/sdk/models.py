@@ -1,4 +1,4 @@
-"""What the SDK returns: run handles and runs."""
+"""What the SDK returns: run handles, runs, child run results and waitpoint tokens."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from hightide.core.states import RunStatus
+from hightide.errors import SubtaskUnwrapError, WaitpointTimeoutError
 
 T = TypeVar("T")
 
@@ -109,3 +110,85 @@ class LogRecord:
     message: str
     attempt: int
     attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskRunResult(Generic[T]):
+    """What ``trigger_and_wait`` returns: the child's output when ``ok``, else its ``error``.
+
+    >>> result = await child.trigger_and_wait({"n": 1})
+    >>> output = result.unwrap()  # or raises SubtaskUnwrapError
+    """
+
+    ok: bool
+    id: str
+    task_id: str
+    output: T | None = None
+    error: dict[str, Any] | None = None
+    status: str = "COMPLETED"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRunResult[Any]:
+        return cls(data["ok"], data["id"], data["task_id"], data.get("output"), data.get("error"), data["status"])
+
+    def unwrap(self) -> T:
+        """The output, or ``SubtaskUnwrapError`` (with the child's run id and error) if it failed."""
+        if not self.ok:
+            raise SubtaskUnwrapError(self.id, self.task_id, self.error)
+        return self.output  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class BatchResult(Generic[T]):
+    """What ``batch_trigger_and_wait`` returns: ``runs``, one result per item, in input order."""
+
+    runs: list[TaskRunResult[T]]
+
+    def unwrap(self) -> list[T]:
+        """Every output, or ``SubtaskUnwrapError`` for the first child that failed."""
+        return [run.unwrap() for run in self.runs]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A waitpoint token: ``id`` to wait for or complete it, ``url`` to complete it from a webhook."""
+
+    id: str
+    url: str
+    status: str = "WAITING"
+    output: Any = None
+    timeout_at: datetime | None = None
+    tags: list[str] = field(default_factory=list)
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    is_cached: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], api_url: str = "") -> Token:
+        url = data.get("url", "")
+        return cls(
+            id=data["id"],
+            url=api_url + url if url.startswith("/") else url,  # the journal keeps it relative
+            status=data.get("status", "WAITING"),
+            output=data.get("output"),
+            timeout_at=_time(data.get("timeout_at")),
+            tags=list(data.get("tags") or []),
+            created_at=_time(data.get("created_at")),
+            completed_at=_time(data.get("completed_at")),
+            is_cached=bool(data.get("is_cached", False)),
+        )
+
+
+@dataclass(frozen=True)
+class WaitpointTokenResult(Generic[T]):
+    """What ``wait.for_token`` returns: ``ok`` with the completion ``output``, or ``ok=False`` with a
+    ``WaitpointTimeoutError`` in ``error`` when the token timed out."""
+
+    ok: bool
+    output: T | None = None
+    error: Exception | None = None
+
+    def unwrap(self) -> T:
+        if not self.ok:
+            raise self.error or WaitpointTimeoutError("the waitpoint token did not complete")
+        return self.output  # type: ignore[return-value]

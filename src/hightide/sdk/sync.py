@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from hightide.sdk.client import AsyncClient
-from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle
+from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token
 
 
 class _Loop:
@@ -33,6 +33,33 @@ class _Loop:
         self.loop.close()
 
 
+def _iterate(loop: _Loop, agen: Any) -> Iterator[Any]:
+    while True:
+        try:
+            yield loop.call(agen.__anext__())
+        except StopAsyncIteration:
+            return
+
+
+class SyncWaitpoints:
+    """Waitpoint tokens, blocking (``Client().waitpoints.complete_token(token_id, data)``)."""
+
+    def __init__(self, loop: _Loop, client: AsyncClient) -> None:
+        self._loop, self._client = loop, client
+
+    def create_token(self, **options: Any) -> Token:
+        return self._loop.call(self._client.waitpoints.create_token(**options))
+
+    def complete_token(self, token_id: str, data: Any = None) -> Token:
+        return self._loop.call(self._client.waitpoints.complete_token(token_id, data))
+
+    def retrieve_token(self, token_id: str) -> Token:
+        return self._loop.call(self._client.waitpoints.retrieve_token(token_id))
+
+    def list_tokens(self, **filters: Any) -> Iterator[Token]:
+        return _iterate(self._loop, self._client.waitpoints.list_tokens(**filters))
+
+
 class SyncRuns:
     def __init__(self, loop: _Loop, client: AsyncClient) -> None:
         self._loop, self._client = loop, client
@@ -41,12 +68,7 @@ class SyncRuns:
         return self._loop.call(self._client.runs.retrieve(run_id))
 
     def list(self, **filters: Any) -> Iterator[Run]:
-        agen = self._client.runs.list(**filters)
-        while True:
-            try:
-                yield self._loop.call(agen.__anext__())
-            except StopAsyncIteration:
-                return
+        return _iterate(self._loop, self._client.runs.list(**filters))
 
     def cancel(self, run_id: str) -> Run:
         return self._loop.call(self._client.runs.cancel(run_id))
@@ -76,6 +98,7 @@ class Client:
         self._loop = _Loop()
         self._client: AsyncClient = self._loop.call(self._make(api_url, secret_key, timeout))
         self.runs = SyncRuns(self._loop, self._client)
+        self.waitpoints = SyncWaitpoints(self._loop, self._client)
 
     @staticmethod
     async def _make(api_url: str | None, secret_key: str | None, timeout: float) -> AsyncClient:
@@ -86,6 +109,9 @@ class Client:
 
     def batch_trigger(self, items: list[dict[str, Any]], task_id: str | None = None) -> BatchHandle:
         return self._loop.call(self._client.batch_trigger(items, task_id))
+
+    def reset_idempotency_key(self, task_id: str, key: str) -> bool:
+        return self._loop.call(self._client.reset_idempotency_key(task_id, key))
 
     def close(self) -> None:
         self._loop.call(self._client.aclose())

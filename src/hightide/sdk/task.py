@@ -17,10 +17,11 @@ from pydantic import ValidationError as PydanticValidationError
 from hightide.core.durations import parse_duration
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ConfigError, ValidationError
+from hightide.sdk import subtasks
 from hightide.sdk.client import Duration
 from hightide.sdk.context import Context, current_context
 from hightide.sdk.defaults import default_client
-from hightide.sdk.models import BatchHandle, RunHandle
+from hightide.sdk.models import BatchHandle, BatchResult, RunHandle, TaskRunResult
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -169,27 +170,54 @@ class Task(Generic[P, R]):
         >>> handle.id
         'run_...'
         """
-        ctx = current_context()
-        options = {k: v for k, v in locals().items() if k not in ("self", "payload", "ctx")}
-        handle = await default_client().trigger(
-            self.id, _payload_json(payload, self.id), parent_run_id=ctx.run.id if ctx else None, **options
-        )
-        return handle
+        options = {k: v for k, v in locals().items() if k not in ("self", "payload")}
+        payload_json = _payload_json(payload, self.id)
+        if subtasks.in_run():
+            batch = await subtasks.trigger(self.id, [{"payload": payload_json, "options": options}])
+            return batch.runs[0]
+        return await default_client().trigger(self.id, payload_json, **options)
 
     async def batch_trigger(self, items: Sequence[dict[str, Any] | Any]) -> BatchHandle:
         """Trigger up to 1,000 runs atomically: ``[{"payload": p, "options": {...}}, ...]``."""
+        body = self._items(items, "batch_trigger")
+        if subtasks.in_run():
+            return await subtasks.trigger(self.id, body, "batch_trigger")
+        return await default_client().batch_trigger(body, task_id=self.id)
+
+    def trigger_and_wait(self, payload: P, **options: Any) -> subtasks.TaskRunPromise[R]:
+        """Inside a task: trigger a child run and wait for its result, without holding a process
+        while it runs (the parent is suspended; see docs/durable-execution.md).
+
+        >>> result = await child.trigger_and_wait({"n": 1})
+        >>> result.ok, result.output, result.error
+        >>> output = await child.trigger_and_wait({"n": 1}).unwrap()  # raises SubtaskUnwrapError
+        """
+        item = {"payload": _payload_json(payload, self.id), "options": options}
+
+        async def start() -> TaskRunResult[R]:
+            batch = await subtasks.trigger_and_wait(self.id, [item], "trigger_and_wait")
+            return batch.runs[0]
+
+        return subtasks.TaskRunPromise(start)
+
+    async def batch_trigger_and_wait(self, items: Sequence[dict[str, Any]]) -> BatchResult[R]:
+        """Inside a task: trigger up to 1,000 children and wait for all; ``.runs`` are their results,
+        in input order."""
+        return await subtasks.trigger_and_wait(
+            self.id, self._items(items, "batch_trigger_and_wait"), "batch_trigger_and_wait"
+        )
+
+    def _items(self, items: Sequence[dict[str, Any] | Any], what: str) -> list[dict[str, Any]]:
         ctx = current_context()
         body = []
         for item in items:
             if not isinstance(item, dict) or "payload" not in item:
-                raise ValidationError(
-                    f"batch_trigger of {self.id!r}: each item is {{'payload': ..., 'options': {{...}}}}"
-                )
+                raise ValidationError(f"{what} of {self.id!r}: each item is {{'payload': ..., 'options': {{...}}}}")
             options = dict(item.get("options") or {})
             if ctx:
                 options.setdefault("parent_run_id", ctx.run.id)
             body.append({"payload": _payload_json(item["payload"], self.id), "options": options})
-        return await default_client().batch_trigger(body, task_id=self.id)
+        return body
 
     def __repr__(self) -> str:
         return f"<Task {self.id}>"
@@ -263,13 +291,15 @@ class _Tasks:
     """``tasks.trigger("child-task", payload, **options)``: trigger by id, without importing the task."""
 
     async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle[Any]:
-        ctx = current_context()
-        if ctx:
-            options.setdefault("parent_run_id", ctx.run.id)
+        if subtasks.in_run():
+            batch = await subtasks.trigger(task_id, [{"payload": payload, "options": options}])
+            return batch.runs[0]
         return await default_client().trigger(task_id, payload, **options)
 
     async def batch_trigger(self, items: Sequence[dict[str, Any]]) -> BatchHandle:
         """Items name their task: ``[{"task": "a", "payload": ..., "options": {...}}, ...]``."""
+        if subtasks.in_run():
+            return await subtasks.trigger("", items, "batch_trigger")
         return await default_client().batch_trigger(items)
 
 

@@ -17,10 +17,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from hightide.config import load_project_config
+from hightide.config import checkpoint_threshold, load_project_config
 from hightide.core.failures import Failure, FailureKind
 from hightide.sdk import context as run_context
+from hightide.sdk import journal as run_journal
 from hightide.sdk.context import Context
+from hightide.sdk.journal import RunJournal, Suspended
 from hightide.sdk.logger import set_sink
 from hightide.sdk.task import registry
 from hightide.worker.loader import load_tasks
@@ -28,14 +30,16 @@ from hightide.worker.protocol import BlockingChannel
 
 
 class Runner:
-    def __init__(self, channel: BlockingChannel) -> None:
+    def __init__(self, channel: BlockingChannel, threshold: float) -> None:
         self.channel = channel
+        self.threshold = threshold
         self.execution: dict[str, Any] | None = None
+        self.journal: RunJournal | None = None
 
     def log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
         ex = self.execution
-        if ex is None:
-            return
+        if ex is None or (self.journal is not None and self.journal.replaying):
+            return  # logs of the replayed part were emitted by an earlier execution
         self.channel.send(
             {
                 "type": "log",
@@ -57,18 +61,23 @@ class Runner:
             )
             return {**base, "ok": False, "error": failure.to_dict()}
         ctx = Context.from_execution(execution)
+        journal = RunJournal(execution["run_id"], execution["attempt"], execution.get("journal", []), self.threshold)
         token = run_context.current.set(ctx)
-        self.execution = execution
+        journal_token = run_journal.current.set(journal)
+        self.execution, self.journal = execution, journal
         try:
-            output = await task.execute(execution["payload"], ctx)
+            output = await journal.run(task.execute(execution["payload"], ctx))
             return {**base, "ok": True, "output": output}
+        except Suspended as suspended:
+            return {**base, "ok": False, "waiting_on": suspended.waiting_on}
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit and friends from user code are failures too
             return {**base, "ok": False, "error": Failure.from_exception(exc).to_dict()}
         finally:
             await _flush_stdio()
-            self.execution = None
+            self.execution, self.journal = None, None
+            run_journal.current.reset(journal_token)
             run_context.current.reset(token)
 
     def serve(self) -> None:
@@ -145,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root)
     os.chdir(root)
     try:
-        manifest = load_tasks(load_project_config(root), dev=args.dev)
+        config = load_project_config(root)
+        threshold = checkpoint_threshold(config)
+        manifest = load_tasks(config, dev=args.dev)
     except BaseException as exc:
         channel.send({"type": "error", "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
         return 3
-    runner = Runner(channel)
+    runner = Runner(channel, threshold)
     set_sink(runner.log)
     sys.stdout = _StreamToLog(runner, "info", sys.stdout)
     sys.stderr = _StreamToLog(runner, "error", sys.stderr)
@@ -157,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     root_logger.addHandler(_LogHandler(runner))
     if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
         root_logger.setLevel(logging.INFO)
+    for noisy in ("httpx", "httpcore"):  # the SDK's own API calls (journal, triggers) are not run logs
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     channel.send({"type": "ready", "pid": os.getpid(), "manifest": manifest})
     runner.serve()
     return 0

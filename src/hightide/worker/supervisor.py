@@ -276,6 +276,8 @@ class Supervisor:
             async with asyncio.timeout(max_duration):
                 message = await runner.execute(execution, self._on_log)
             result = {**base, "ok": message["ok"], "output": message.get("output"), "error": message.get("error")}
+            if message.get("waiting_on") is not None:  # suspended: the server resumes it later
+                result["waiting_on"] = message["waiting_on"]
             self.pool.release(runner)
         except RunnerDied as died:
             result = (
@@ -424,6 +426,8 @@ class Supervisor:
 
     def _report_event(self, result: dict[str, Any], reply: dict[str, Any]) -> None:
         status = reply.get("status", "DISCARDED")
+        if result.get("waiting_on") is not None and reply.get("accepted"):
+            status = "WAITING"  # even if what it waits for resolved meanwhile and it is queued again
         message = "" if reply.get("accepted") else reply.get("message", "")
         if not result["ok"] and result.get("error"):
             err = result["error"]

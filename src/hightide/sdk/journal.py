@@ -1,0 +1,174 @@
+"""The journal of the run executing in this runner: durable operations replay from it or are recorded
+in it, and a run whose operations must wait is suspended (see docs/durable-execution.md).
+
+Each durable call takes the next position (``seq``) when it starts, before any ``await``, so that the
+positions follow the order of the calls, also across ``asyncio.gather``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from hightide.errors import ConnectionError_, NonDeterminismError, RunSuspendedSignal, ServerError
+from hightide.sdk.defaults import default_client
+
+RECORD_RETRY_SECONDS = 60.0  # how long a recording rides out a server restart before failing the attempt
+SUSPEND_GRACE = 10.0  # how long the task gets to unwind (its finally blocks) once suspended
+
+
+class Suspended(BaseException):
+    """Raised by ``RunJournal.run`` when the run stopped to wait on the journal positions ``waiting_on``."""
+
+    def __init__(self, waiting_on: list[int]) -> None:
+        super().__init__(f"suspended, waiting on {waiting_on}")
+        self.waiting_on = waiting_on
+
+
+class RunJournal:
+    def __init__(self, run_id: str, attempt: int, entries: list[dict[str, Any]], threshold: float) -> None:
+        self.run_id = run_id
+        self.attempt = attempt
+        self.threshold = threshold
+        self.entries = {e["seq"]: e for e in entries}
+        self.replay_end = max(self.entries, default=-1) + 1
+        self.next_seq = 0
+        self._busy = 0  # recordings and steps in progress: a suspension waits for them
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._blocked: dict[int, asyncio.Future[None]] = {}
+        self._wants_suspend = asyncio.Event()
+
+    @property
+    def replaying(self) -> bool:
+        """Whether execution is still before the last recorded operation (its logs were emitted)."""
+        return self.next_seq < self.replay_end
+
+    def take(self, kind: str, name: str) -> tuple[int, dict[str, Any] | None]:
+        """The next position and its recorded entry, if any (checked to be the same operation)."""
+        seq = self.next_seq
+        self.next_seq += 1
+        entry = self.entries.get(seq)
+        if entry is not None and (entry["kind"] != kind or entry["name"] != name):
+            raise NonDeterminismError(
+                f"run {self.run_id} replayed differently: durable operation #{seq} is {kind} {name!r} now, but "
+                f"the run's journal recorded {entry['kind']} {entry['name']!r} there. Durable operations must "
+                "happen in the same order on every execution (see docs/durable-execution.md)",
+                details={"seq": seq, "recorded": [entry["kind"], entry["name"]], "called": [kind, name]},
+            )
+        return seq, entry
+
+    def busy(self) -> _Busy:
+        """``async with journal.busy():`` around work a suspension must not cut (a step's function)."""
+        return _Busy(self)
+
+    async def record(self, seq: int, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Record the operation at ``seq`` (the server does what it does in the same transaction)."""
+        payload = {"attempt": self.attempt, "seq": seq, "kind": kind, "name": name, **body}
+        async with self.busy():
+            deadline = time.monotonic() + RECORD_RETRY_SECONDS
+            delay = 0.2
+            while True:
+                try:
+                    entry = await default_client().session.request(
+                        "POST", f"/api/v1/runs/{self.run_id}/journal", json=payload
+                    )
+                    break
+                except (ConnectionError_, ServerError):
+                    # Recording a position twice is harmless (the first entry stands): retry.
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        self.entries[seq] = entry
+        return entry
+
+    async def settle(self, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
+        """Return ``entry`` once it is done: a short timer sleeps here; anything else suspends the run."""
+        if entry["done"]:
+            return entry
+        resume_at = entry.get("resume_at")
+        if entry["kind"] == "wait" and resume_at is not None and resume_at - time.time() < self.threshold:
+            await asyncio.sleep(max(0.0, resume_at - time.time()))
+            return {**entry, "done": True}
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._blocked[seq] = future
+        self._wants_suspend.set()
+        await future  # never resolves: RunSuspendedSignal is set on it when the run suspends
+        raise AssertionError("unreachable")
+
+    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run the task's coroutine; raise ``Suspended`` if it must wait. Before suspending, let the
+        other branches of an ``asyncio.gather`` reach (and record) their own waits."""
+        main = asyncio.ensure_future(coro)
+        while True:
+            wants = asyncio.ensure_future(self._wants_suspend.wait())
+            await asyncio.wait({main, wants}, return_when=asyncio.FIRST_COMPLETED)
+            wants.cancel()
+            if main.done():
+                return main.result()
+            while True:  # settle: no recording or step in progress, and nothing new after a few turns
+                await self._idle.wait()
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                if self._idle.is_set():
+                    break
+            if main.done():
+                return main.result()
+            waiting_on = sorted(self._blocked)
+            for future in self._blocked.values():
+                if not future.done():
+                    future.set_exception(RunSuspendedSignal())
+            await _unwind(main)
+            raise Suspended(waiting_on)
+
+
+class _Busy:
+    def __init__(self, journal: RunJournal) -> None:
+        self.journal = journal
+
+    async def __aenter__(self) -> None:
+        self.journal._busy += 1
+        self.journal._idle.clear()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.journal._busy -= 1
+        if self.journal._busy == 0:
+            self.journal._idle.set()
+
+
+async def _unwind(main: asyncio.Future[Any]) -> None:
+    """Let the suspended task run its ``finally`` blocks; cancel it (and tasks it started) if it
+    does not end by itself."""
+    try:
+        await asyncio.wait_for(asyncio.shield(main), SUSPEND_GRACE)
+    except BaseException:  # RunSuspendedSignal, the task's own error, or the grace running out
+        pass
+    if not main.done():
+        main.cancel()
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():  # the runner's loop runs one run at a time: these are its tasks
+        if task is not current and not task.done():
+            task.cancel()
+
+
+current: contextvars.ContextVar[RunJournal | None] = contextvars.ContextVar("hightide_journal", default=None)
+
+
+def current_journal() -> RunJournal | None:
+    """The journal of the run executing here, or ``None`` outside a task."""
+    return current.get()
+
+
+async def perform(kind: str, name: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+    """One durable operation of the current run: replayed from the journal or recorded, then settled."""
+    journal = current.get()
+    if journal is None:
+        raise RuntimeError(f"{what} works inside a task only (the run's journal makes it durable)")
+    seq, entry = journal.take(kind, name)
+    if entry is None:
+        entry = await journal.record(seq, kind, name, body)
+    return await journal.settle(seq, entry)
