@@ -143,3 +143,32 @@ def test_cancelling_a_parent_waiting_on_a_child_cancels_the_child(client: Client
     client.runs.cancel(parent.id)
     [child] = list(client.runs.list(task="token-waiter", tag=tag))
     assert child.status == RunStatus.CANCELED
+
+
+def test_a_global_idempotency_key_gives_a_second_parent_the_first_child_and_its_result(client: Client) -> None:
+    key = f"order-{uuid.uuid4().hex[:8]}"
+    first = wait_finished(client, client.trigger("keyed-parent", {"key": key, "scope": "global", "n": 4}).id)
+    second = wait_finished(client, client.trigger("keyed-parent", {"key": key, "scope": "global", "n": 5}).id)
+    assert first.output == {"child": first.output["child"], "output": 8}
+    assert second.output == first.output  # the cached child, with its recorded result
+    run_scoped = wait_finished(client, client.trigger("keyed-parent", {"key": key, "scope": "run", "n": 5}).id)
+    assert run_scoped.output["child"] != first.output["child"] and run_scoped.output["output"] == 10
+
+
+def test_reset_forgets_an_idempotency_key(client: Client) -> None:
+    key = f"reset-{uuid.uuid4().hex[:8]}"
+    first = client.trigger("echo", {}, idempotency_key=key)
+    assert client.trigger("echo", {}, idempotency_key=key).id == first.id
+    assert client.reset_idempotency_key("echo", key) is True
+    again = client.trigger("echo", {}, idempotency_key=key)
+    assert again.id != first.id and not again.is_cached
+    assert client.reset_idempotency_key("echo", "never-used") is False
+
+
+def test_a_wait_with_an_idempotency_key_reuses_the_first_timer(client: Client) -> None:
+    key = f"timer-{uuid.uuid4().hex[:8]}"
+    first = client.trigger("keyed-timer", {"key": key, "seconds": 3})
+    assert_eventually(lambda: client.runs.retrieve(first.id).status == RunStatus.WAITING, timeout=20)
+    second = client.trigger("keyed-timer", {"key": key, "seconds": 600})  # same key: the first timer
+    assert wait_finished(client, first.id).output == "resumed"
+    assert wait_finished(client, second.id, timeout=30).output == "resumed"

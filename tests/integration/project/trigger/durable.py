@@ -3,7 +3,7 @@
 import asyncio
 from pathlib import Path
 
-from hightide import Context, SubtaskUnwrapError, logger, queue, step, task, wait
+from hightide import Context, SubtaskUnwrapError, idempotency_keys, logger, queue, step, task, wait
 
 
 @task(id="double")
@@ -93,3 +93,16 @@ async def serial_parent(payload: dict) -> str:
 @task(id="parent-of-waiter")
 async def parent_of_waiter(payload: dict) -> dict:
     return await token_waiter.trigger_and_wait({"tag": payload["tag"]}, tags=[payload["tag"]]).unwrap()
+
+
+@task(id="keyed-parent")
+async def keyed_parent(payload: dict) -> dict:
+    key = await idempotency_keys.create(payload["key"], scope=payload["scope"])
+    result = await double.trigger_and_wait({"n": payload["n"]}, idempotency_key=key)
+    return {"child": result.id, "output": result.output}
+
+
+@task(id="keyed-timer")
+async def keyed_timer(payload: dict) -> str:
+    await wait.for_(seconds=payload["seconds"], idempotency_key=payload["key"])
+    return "resumed"
