@@ -235,15 +235,14 @@ class WaitpointOps(RunOps):
         """Fire the timers whose time came and time out the tokens past their timeout, in one
         transaction. Returns how many waitpoints resolved."""
         w = t.waitpoints
+        due_timers = select(w.c.id).where(w.c.status == WAITING, w.c.resume_at <= now).limit(limit)
+        due_tokens = select(w.c.id).where(w.c.status == WAITING, w.c.timeout_at <= now).limit(limit)
+        with self._read() as conn:  # the scheduler asks often: take the write lock only for work
+            if conn.execute(due_timers.limit(1)).first() is None and conn.execute(due_tokens.limit(1)).first() is None:
+                return 0
         with self._write_notify() as conn:
-            timers = [
-                row.id
-                for row in conn.execute(select(w.c.id).where(w.c.status == WAITING, w.c.resume_at <= now).limit(limit))
-            ]
-            tokens = [
-                row.id
-                for row in conn.execute(select(w.c.id).where(w.c.status == WAITING, w.c.timeout_at <= now).limit(limit))
-            ]
+            timers = [row.id for row in conn.execute(due_timers)]
+            tokens = [row.id for row in conn.execute(due_tokens)]
             done = complete_waitpoints(conn, timers, "COMPLETED", now)
             done += complete_waitpoints(conn, tokens, "TIMED_OUT", now)
             for env_id in resume_waiting(conn, done, now):
