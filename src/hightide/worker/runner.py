@@ -81,6 +81,8 @@ class Runner:
             run_context.current.reset(token)
 
     def serve(self) -> None:
+        import httpx  # noqa: F401  (while idle, before the first run: durable calls use the API)
+
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         while True:
