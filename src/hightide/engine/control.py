@@ -21,21 +21,30 @@ class Control(Triggering):
     # -- control -----------------------------------------------------------------------------
     def cancel(self, env: Environment, run_id: str) -> Run:
         """Cancel a run that has not finished, and its unfinished children."""
-        run = self.get_run(env, run_id)
-        if run.status.is_final:
-            raise ConflictError(
-                f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
-                details={"run": run_id, "status": run.status.value},
-            )
-        executing = run.status == RunStatus.EXECUTING
-        started = executing or run.status == RunStatus.WAITING  # an attempt is open
-        cancelled = self._apply(
-            run,
-            RunEvent.CANCEL,
-            {"lease_expires_at": None, "idempotency_key": None},
-            attempt=run.attempt_count if started else None,
-            attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()} if started else None,
-        )
+        for _ in range(3):  # a run that moved meanwhile (claimed, suspended, resumed) is read again
+            run = self.get_run(env, run_id)
+            if run.status.is_final:
+                raise ConflictError(
+                    f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
+                    details={"run": run_id, "status": run.status.value},
+                )
+            executing = run.status == RunStatus.EXECUTING
+            started = executing or run.status == RunStatus.WAITING  # an attempt is open
+            try:
+                cancelled = self._apply(
+                    run,
+                    RunEvent.CANCEL,
+                    {"lease_expires_at": None, "idempotency_key": None},
+                    attempt=run.attempt_count if started else None,
+                    attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()}
+                    if started
+                    else None,
+                )
+                break
+            except ConflictError:
+                continue
+        else:
+            raise ConflictError(f"run {run_id} kept changing while it was being cancelled; try again")
         active = [s.value for s in RunStatus if not s.is_final]
         for child_id in self.store.child_run_ids(run.id, active):
             try:

@@ -3,6 +3,7 @@ is claimed again, and suspend a run that waits (see docs/durable-execution.md)."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +18,8 @@ from hightide.errors import ConflictError, NonDeterminismError, ValidationError
 from hightide.store.records import Environment, JournalEntry, JournalView, Run, Waitpoint
 
 TRIGGER_KINDS = ("trigger", "batch_trigger", "trigger_and_wait", "batch_trigger_and_wait")
+MAX_SEQ = 2**31 - 1  # positions are a 32-bit integer column
+MAX_TIME = 32503680000.0  # year 3000
 KINDS = (*TRIGGER_KINDS, "wait", "create_token", "wait_for_token", "complete_token", "step")
 
 
@@ -45,8 +48,8 @@ class Journal(Tokens, Triggering):
         self.get_run(env, run_id)
         if op.kind not in KINDS:
             raise ValidationError(f"kind: expected one of {list(KINDS)}", details={"field": "kind"})
-        if op.seq < 0:
-            raise ValidationError("seq: expected a position >= 0", details={"field": "seq"})
+        if not 0 <= op.seq < MAX_SEQ:
+            raise ValidationError(f"seq: expected a position from 0 to {MAX_SEQ - 1}", details={"field": "seq"})
         now = self.clock()
         entry = JournalEntry(run_id, op.seq, op.kind, op.name)
         new_runs, waitpoint = [], None
@@ -59,8 +62,9 @@ class Journal(Tokens, Triggering):
         elif op.kind == "create_token":
             waitpoint = self.new_token(env, op.token or TokenSpec(), run_id)
         elif op.kind == "wait_for_token":
-            entry = replace(entry, waitpoint_ids=[self.get_token(env, op.token_id or "").id])
+            entry = replace(entry, waitpoint_ids=[self.get_token(env, required_token(op)).id])
         elif op.kind == "complete_token":
+            required_token(op)
             self._complete_once(env, run_id, op)
             entry = replace(entry, result={"ok": True})
         elif op.kind == "step":
@@ -83,8 +87,11 @@ class Journal(Tokens, Triggering):
         return self.resolve(recorded, self.store.entry_view(recorded))
 
     def _timer(self, env: Environment, run_id: str, op: Operation, now: float) -> Waitpoint:
-        if op.resume_at is None:
-            raise ValidationError("resume_at: a wait needs the time to resume at", details={"field": "resume_at"})
+        if op.resume_at is None or not math.isfinite(op.resume_at) or not 0 <= op.resume_at < MAX_TIME:
+            raise ValidationError(
+                "resume_at: a wait needs the time to resume at, in seconds since the epoch",
+                details={"field": "resume_at"},
+            )
         key_ttl = op.idempotency_key_ttl if op.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
         return Waitpoint(
             id=new_id("waitpoint", now),
@@ -156,6 +163,12 @@ class Journal(Tokens, Triggering):
                 details={"run": run_id},
             )
         return status
+
+
+def required_token(op: Operation) -> str:
+    if not op.token_id:
+        raise ValidationError(f"token_id: {op.kind} needs the token's id", details={"field": "token_id"})
+    return op.token_id
 
 
 def check_same(entry: JournalEntry, kind: str, name: str) -> None:

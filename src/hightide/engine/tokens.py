@@ -99,7 +99,7 @@ class Tokens(EngineBase):
 
     def complete_token_signed(self, token_id: str, signature: str, output: Any) -> Waitpoint:
         """The callback URL's completion: the signature stands in for an API key."""
-        if not hmac.compare_digest(signature, self.token_signature(token_id)):
+        if not hmac.compare_digest(signature.encode(), self.token_signature(token_id).encode()):
             raise AuthenticationError("this callback URL is not valid for that token (the signature does not match)")
         token = self.store.get_waitpoint(token_id, None)
         if token is None or token.kind != "TOKEN":

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hightide.errors import HightideError, ServerError
 from hightide.store.base import Store
+from hightide.store.seam import TransactionConflict
 
 log = logging.getLogger(__name__)
 CHANNEL = "hightide_runs"
@@ -41,6 +42,8 @@ class PostgresStore(Store):
         conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": environment_id})
 
     def _translate(self, exc: DBAPIError) -> HightideError:
+        if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization failure
+            return TransactionConflict(f"the transaction raced another one and was rolled back: {exc.orig}")
         if isinstance(exc, OperationalError):
             return ServerError(f"the PostgreSQL database is unreachable: {exc.orig}")
         return super()._translate(exc)

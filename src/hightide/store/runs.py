@@ -23,7 +23,7 @@ from hightide.store.records import (
     loads,
     run_from_new,
 )
-from hightide.store.seam import Seam
+from hightide.store.seam import Seam, retried
 from hightide.store.wakeups import finish_awaited
 
 
@@ -160,6 +160,7 @@ class RunOps(Seam):
             return [row.id for row in rows]
 
     # -- the one conditional update ----------------------------------------------------------
+    @retried
     def update_run(
         self,
         run_id: str,
@@ -180,18 +181,28 @@ class RunOps(Seam):
         with self._write_notify() as conn:
             if not self._conditional_update(conn, change, now):
                 return None
+            self._after_updates(conn, [change], now)
             run = self._get_run(conn, run_id)
             self._publish(conn, run.environment_id)
             return run
 
+    @retried
     def update_runs(self, environment_id: str, changes: Sequence[RunChange], now: float) -> list[bool]:
         """Several conditional updates of runs of one environment in one transaction (a worker's
         batch of results). Returns, per change, whether it applied."""
         with self._write_notify() as conn:
             applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
             if any(applied):
+                self._after_updates(conn, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
                 self._publish(conn, environment_id)
         return applied
+
+    def _after_updates(self, conn: Connection, changes: Sequence[RunChange], now: float) -> None:
+        """In the same transaction, after the runs' own rows: whoever waits on the runs that just
+        finished is queued again (one batch, rows locked in id order)."""
+        final = {c.run_id: c.values["status"] for c in changes if c.values.get("status") in FINAL_VALUES}
+        for env_id in finish_awaited(conn, final, now):
+            self._publish(conn, env_id)
 
     def _conditional_update(
         self, conn: Connection, change: RunChange, now: float, environment_id: str | None = None
@@ -222,11 +233,6 @@ class RunOps(Seam):
                 .where(t.attempts.c.run_id == change.run_id, t.attempts.c.number == change.expect_attempt)
                 .values(**av)
             )
-        status = change.values.get("status")
-        if status in FINAL_VALUES:
-            # In the same transaction: whoever waits on this run is queued again.
-            for env_id in finish_awaited(conn, change.run_id, status, now):
-                self._publish(conn, env_id)
         return True
 
     def reset_idempotency_key(self, environment_id: str, task_id: str, key: str) -> int:

@@ -6,18 +6,47 @@ The named operations live in ``environments.py``, ``runs.py`` and ``claims.py``;
 
 from __future__ import annotations
 
+import functools
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hightide.errors import AlreadyExistsError, HightideError, ServerError
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 Listener = Callable[[str], None]
 """Called with an environment id when that environment may have new work or cancellations."""
+
+
+class TransactionConflict(ServerError):
+    """The database aborted a transaction that raced another one (a PostgreSQL deadlock or
+    serialization failure): running it again is safe."""
+
+
+def retried(fn: Callable[P, T]) -> Callable[P, T]:
+    """Run a write operation again (up to 5 times, with jitter) when its transaction lost a race.
+    For operations that lock rows of several runs and waitpoints in one transaction."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(5):
+            try:
+                return fn(*args, **kwargs)
+            except TransactionConflict:
+                if attempt == 4:
+                    raise
+                time.sleep(random.uniform(0.002, 0.02) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return wrapper
 
 
 class Seam:
@@ -71,6 +100,10 @@ class Seam:
 
     def _claim_select(self, stmt: Any) -> Any:
         return stmt
+
+    def _contains(self, column: Any, text: str) -> Any:
+        """A case-sensitive substring test (SQLite's LIKE ignores case)."""
+        return column.contains(text, autoescape=True)
 
     def _publish(self, conn: Connection, environment_id: str) -> None:
         """Announce, inside a write transaction, that ``environment_id`` changed."""

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, create_engine, event, func
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hightide.errors import HightideError, ServerError
@@ -45,6 +45,9 @@ class SQLiteStore(Store):
                         yield conn
             except DBAPIError as exc:
                 raise self._translate(exc) from exc
+
+    def _contains(self, column: Any, text: str) -> Any:
+        return func.instr(column, text) > 0
 
     def _translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, OperationalError) and "locked" in str(exc.orig):

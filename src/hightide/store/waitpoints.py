@@ -15,11 +15,13 @@ from hightide.errors import AlreadyExistsError, ConflictError
 from hightide.store import schema as t
 from hightide.store.records import JournalEntry, JournalView, NewRun, Run, Waitpoint, dumps
 from hightide.store.runs import RunOps, decode_cursor, encode_cursor
+from hightide.store.seam import retried
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
 
 
 class WaitpointOps(RunOps):
     # -- the journal -----------------------------------------------------------------------
+    @retried
     def record_entry(
         self,
         entry: JournalEntry,
@@ -36,42 +38,56 @@ class WaitpointOps(RunOps):
         ``entry.waitpoint_ids`` are kept as given (an existing token to wait for).
 
         If the position is already recorded, nothing is done: that entry is returned with ``False``."""
-        try:
-            with self._write_notify() as conn:
-                existing = self._entry(conn, entry.run_id, entry.seq)
+        for tries_left in (1, 0):
+            try:
+                return self._record(entry, attempt, new_runs, await_runs, waitpoint, now)
+            except AlreadyExistsError:
+                # Another execution of the run recorded this position first (its entry stands), or a
+                # child's idempotency key raced another trigger (now it is visible: try once more).
+                with self._read() as conn:
+                    existing = self._entry(conn, entry.run_id, entry.seq)
                 if existing is not None:
                     return existing, False
-                self._check_executing(conn, entry.run_id, attempt)
-                waitpoint_ids = list(entry.waitpoint_ids)
-                result = entry.result
-                if new_runs:
-                    inserted = self._insert_runs(conn, new_runs, now)
-                    result = {"runs": [{"id": run.id, "task_id": run.task_id, "is_cached": c} for run, c in inserted]}
-                    if await_runs:
-                        waitpoint_ids = [self._await_run(conn, run, entry, now) for run, _ in inserted]
-                if waitpoint is not None:
-                    waitpoint_ids = [self._insert_waitpoint(conn, waitpoint, now)[0].id]
-                recorded = replace(entry, result=result, waitpoint_ids=waitpoint_ids, created_at=now)
-                conn.execute(
-                    insert(t.run_journal).values(
-                        run_id=recorded.run_id,
-                        seq=recorded.seq,
-                        kind=recorded.kind,
-                        name=recorded.name,
-                        result=dumps(recorded.result),
-                        waitpoint_ids=dumps(recorded.waitpoint_ids),
-                        created_at=now,
-                    )
+                if not tries_left:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record(
+        self,
+        entry: JournalEntry,
+        attempt: int,
+        new_runs: Sequence[NewRun],
+        await_runs: bool,
+        waitpoint: Waitpoint | None,
+        now: float,
+    ) -> tuple[JournalEntry, bool]:
+        with self._write_notify() as conn:
+            existing = self._entry(conn, entry.run_id, entry.seq)
+            if existing is not None:
+                return existing, False
+            self._check_executing(conn, entry.run_id, attempt)
+            waitpoint_ids = list(entry.waitpoint_ids)
+            result = entry.result
+            if new_runs:
+                inserted = self._insert_runs(conn, new_runs, now)
+                result = {"runs": [{"id": run.id, "task_id": run.task_id, "is_cached": c} for run, c in inserted]}
+                if await_runs:
+                    waitpoint_ids = [self._await_run(conn, run, entry, now) for run, _ in inserted]
+            if waitpoint is not None:
+                waitpoint_ids = [self._insert_waitpoint(conn, waitpoint, now)[0].id]
+            recorded = replace(entry, result=result, waitpoint_ids=waitpoint_ids, created_at=now)
+            conn.execute(
+                insert(t.run_journal).values(
+                    run_id=recorded.run_id,
+                    seq=recorded.seq,
+                    kind=recorded.kind,
+                    name=recorded.name,
+                    result=dumps(recorded.result),
+                    waitpoint_ids=dumps(recorded.waitpoint_ids),
+                    created_at=now,
                 )
-                return recorded, True
-        except AlreadyExistsError:
-            # Another execution of the run recorded this position first (or an idempotency key
-            # raced): its entry stands.
-            with self._read() as conn:
-                existing = self._entry(conn, entry.run_id, entry.seq)
-            if existing is None:
-                raise
-            return existing, False
+            )
+            return recorded, True
 
     @staticmethod
     def _entry(conn: Connection, run_id: str, seq: int) -> JournalEntry | None:
@@ -82,7 +98,8 @@ class WaitpointOps(RunOps):
     @staticmethod
     def _check_executing(conn: Connection, run_id: str, attempt: int) -> None:
         r = t.runs
-        row = conn.execute(select(r.c.status, r.c.attempt_count).where(r.c.id == run_id)).first()
+        # Locked, so that a cancel cannot slip in between this check and the children's insert.
+        row = conn.execute(select(r.c.status, r.c.attempt_count).where(r.c.id == run_id).with_for_update()).first()
         if row is None or row.status != RunStatus.EXECUTING.value or row.attempt_count != attempt:
             state = row.status if row else "gone"
             raise ConflictError(
@@ -93,7 +110,11 @@ class WaitpointOps(RunOps):
     def _await_run(self, conn: Connection, run: Run, entry: JournalEntry, now: float) -> str:
         """A RUN waitpoint on ``run``: already COMPLETED when the run is (an idempotency key can
         return a run that finished long ago)."""
-        final = RunStatus(run.status).is_final
+        r = t.runs
+        # An existing run (cached by its key) may be finishing right now: wait for that transaction,
+        # which cannot see this waitpoint, and read the status it leaves.
+        status = conn.execute(select(r.c.status).where(r.c.id == run.id).with_for_update(read=True)).scalar_one()
+        final = RunStatus(status).is_final
         wp = Waitpoint(
             id=new_id("waitpoint", now),
             environment_id=run.environment_id,
@@ -177,6 +198,7 @@ class WaitpointOps(RunOps):
         return JournalView(entries, waitpoints, runs)
 
     # -- suspending ------------------------------------------------------------------------
+    @retried
     def suspend_run(
         self, run_id: str, attempt: int, worker_id: str, waitpoint_ids: Sequence[str], now: float
     ) -> RunStatus | None:
@@ -190,7 +212,10 @@ class WaitpointOps(RunOps):
             pending = [
                 row.id
                 for row in conn.execute(
-                    select(w.c.id).where(w.c.id.in_(list(waitpoint_ids)), w.c.status == WAITING).with_for_update()
+                    select(w.c.id)
+                    .where(w.c.id.in_(list(waitpoint_ids)), w.c.status == WAITING)
+                    .order_by(w.c.id)
+                    .with_for_update()
                 )
             ]
             target = transition(RunStatus.EXECUTING, RunEvent.SUSPEND)
@@ -222,6 +247,7 @@ class WaitpointOps(RunOps):
             return resumed
 
     # -- resolving waitpoints --------------------------------------------------------------
+    @retried
     def resolve_waitpoint(self, waitpoint_id: str, status: str, now: float, output: Any = None) -> bool:
         """Complete (or time out) one WAITING waitpoint and queue the runs that waited only on it.
         ``False`` if it was no longer WAITING."""
@@ -231,6 +257,7 @@ class WaitpointOps(RunOps):
                 self._publish(conn, env_id)
         return bool(done)
 
+    @retried
     def resolve_due_waitpoints(self, now: float, limit: int = 1000) -> int:
         """Fire the timers whose time came and time out the tokens past their timeout, in one
         transaction. Returns how many waitpoints resolved."""
@@ -291,7 +318,7 @@ class WaitpointOps(RunOps):
         if statuses:
             stmt = stmt.where(w.c.status.in_(list(statuses)))
         if tag:
-            stmt = stmt.where(w.c.tags.contains(json.dumps(tag, ensure_ascii=False)))
+            stmt = stmt.where(self._contains(w.c.tags, json.dumps(tag, ensure_ascii=False)))
         if cursor:
             created, wp_id = decode_cursor(cursor)
             stmt = stmt.where(or_(w.c.created_at < created, and_(w.c.created_at == created, w.c.id < wp_id)))

@@ -3,9 +3,10 @@
 Plain functions on a connection, so that they run inside the transaction that caused them: a child
 run finishing, a token completed, a timer firing, a run cancelled.
 
-Lock order, the same everywhere so that PostgreSQL transactions cannot deadlock: the waitpoint rows
-first, then the waiting runs' rows. Locking the waiting runs before counting their remaining links
-also means that two children of one batch finishing at once cannot both miss the last link.
+Locking the waiting runs before counting their remaining links means that two children of one batch
+finishing at once cannot both miss the last link. Rows are locked in id order, waitpoints before the
+waiting runs; a transaction that still deadlocks on PostgreSQL (a finishing run's own row is locked
+first) is rolled back and run again (``seam.retried``).
 """
 
 from __future__ import annotations
@@ -70,24 +71,39 @@ def resume_waiting(conn: Connection, waitpoint_ids: Sequence[str], now: float) -
     return woken
 
 
-def finish_awaited(conn: Connection, run_id: str, status: str, now: float) -> set[str]:
-    """``run_id`` reached the final ``status``: resolve the RUN waitpoints on it, release what it
-    waited for, and (when it was cancelled) cancel the waitpoints it created. Returns the
-    environments of the runs queued again."""
-    w, rw = t.waitpoints, t.run_waitpoints
+def finish_awaited(conn: Connection, finished: dict[str, str], now: float) -> set[str]:
+    """The runs in ``finished`` (run id → final status) just finished: resolve the RUN waitpoints
+    on them, release what they waited for, and for cancelled ones cancel the tokens they created and
+    close their suspended attempt. Returns the environments of the runs queued again."""
+    if not finished:
+        return set()
+    w, rw, a = t.waitpoints, t.run_waitpoints, t.attempts
+    ids = sorted(finished)
     awaited = [
         row.id
-        for row in conn.execute(select(w.c.id).where(w.c.run_id == run_id, w.c.status == WAITING).with_for_update())
+        for row in conn.execute(
+            select(w.c.id).where(w.c.run_id.in_(ids), w.c.status == WAITING).order_by(w.c.id).with_for_update()
+        )
     ]
     resolved = complete_waitpoints(conn, awaited, "COMPLETED", now)
-    if status != RunStatus.COMPLETED.value:  # only a run that never resumed can end with links left
-        conn.execute(delete(rw).where(rw.c.run_id == run_id))
-    if status == RunStatus.CANCELED.value:
+    ended = [run_id for run_id in ids if finished[run_id] != RunStatus.COMPLETED.value]
+    if ended:  # only a run that never resumed can end with links left
+        conn.execute(delete(rw).where(rw.c.run_id.in_(ended)))
+    cancelled = [run_id for run_id in ids if finished[run_id] == RunStatus.CANCELED.value]
+    if cancelled:
         owned = [
             row.id
             for row in conn.execute(
-                select(w.c.id).where(w.c.owner_run_id == run_id, w.c.status == WAITING).with_for_update()
+                select(w.c.id)
+                .where(w.c.owner_run_id.in_(cancelled), w.c.kind == "TOKEN", w.c.status == WAITING)
+                .order_by(w.c.id)
+                .with_for_update()
             )
         ]
         resolved += complete_waitpoints(conn, owned, "CANCELED", now)
+        conn.execute(
+            update(a)
+            .where(a.c.run_id.in_(cancelled), a.c.status == RunStatus.WAITING.value)
+            .values(status=RunStatus.CANCELED.value, finished_at=now)
+        )
     return resume_waiting(conn, resolved, now)
