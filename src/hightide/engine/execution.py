@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -32,6 +32,7 @@ class AttemptResult:
     output: Any = None
     error: dict[str, Any] | None = None
     waiting_on: list[int] | None = None  # the run suspended, waiting on these journal positions
+    execution: int | None = None  # the claim this result belongs to (refused if the run was claimed again)
 
 
 class Execution(EngineBase):
@@ -134,12 +135,20 @@ class Execution(EngineBase):
 
     def _suspend_reply(self, env: Environment, res: AttemptResult, worker_id: str) -> dict[str, Any]:
         try:
-            status = self.suspend(env, res.run_id, res.attempt, worker_id, res.waiting_on or [])
+            status = self.suspend(env, res.run_id, res.attempt, worker_id, res.waiting_on or [], res.execution)
         except (ConflictError, ValidationError) as exc:
             return {"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message}
         return {"run_id": res.run_id, "accepted": True, "status": status.value}
 
-    def suspend(self, env: Environment, run_id: str, attempt: int, worker_id: str, seqs: Sequence[int]) -> RunStatus:
+    def suspend(
+        self,
+        env: Environment,
+        run_id: str,
+        attempt: int,
+        worker_id: str,
+        seqs: Sequence[int],
+        execution: int | None = None,
+    ) -> RunStatus:
         raise NotImplementedError  # journal.py
 
     def _report_outcomes(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:
@@ -167,14 +176,17 @@ class Execution(EngineBase):
                         res.attempt,
                         {"status": target.value, "output": res.output, "finished_at": now, "lease_expires_at": None},
                         {"status": target.value, "finished_at": now},
+                        expect_execution=res.execution,
                     )
                 )
                 continue
             run = runs.get(res.run_id)
-            if run is None or run.status != RunStatus.EXECUTING or run.attempt_count != res.attempt:
+            stale = res.execution is not None and run is not None and run.executions != res.execution
+            if run is None or run.status != RunStatus.EXECUTING or run.attempt_count != res.attempt or stale:
                 changes.append(None)
                 continue
             failed, retry = self._failure_change(run, failures[i], now)
+            failed = replace(failed, expect_execution=res.execution)
             retrying = retrying or retry
             changes.append(failed)
         applied = iter(self.store.update_runs(env.id, [c for c in changes if c is not None], now))

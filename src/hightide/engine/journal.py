@@ -38,6 +38,7 @@ class Operation:
     token_id: str | None = None  # wait_for_token, complete_token
     data: Any = None  # complete_token
     result: Any = None  # step
+    execution: int | None = None  # the claim that is executing the run (refuses a stale execution)
 
 
 class Journal(Tokens, Triggering):
@@ -76,6 +77,7 @@ class Journal(Tokens, Triggering):
             new_runs=new_runs,
             await_runs=op.kind.endswith("_and_wait"),
             waitpoint=waitpoint,
+            execution=op.execution,
             now=now,
         )
         if not new:
@@ -145,7 +147,15 @@ class Journal(Tokens, Triggering):
         return {**base, "done": True, "result": entry.result}
 
     # -- suspending -------------------------------------------------------------------------------
-    def suspend(self, env: Environment, run_id: str, attempt: int, worker_id: str, seqs: Sequence[int]) -> RunStatus:
+    def suspend(
+        self,
+        env: Environment,
+        run_id: str,
+        attempt: int,
+        worker_id: str,
+        seqs: Sequence[int],
+        execution: int | None = None,
+    ) -> RunStatus:
         """The run stopped to wait on its entries ``seqs``: WAITING until they resolve (or QUEUED at
         once if they already have). Raises ``ConflictError`` for a stale request."""
         entries = {e.seq: e for e in self.store.journal_view([run_id]).entries.get(run_id, [])}
@@ -156,7 +166,7 @@ class Journal(Tokens, Triggering):
                 details={"field": "waiting_on"},
             )
         ids = sorted({i for s in seqs for i in entries[s].waitpoint_ids})
-        status = self.store.suspend_run(run_id, attempt, worker_id, ids, self.clock())
+        status = self.store.suspend_run(run_id, attempt, worker_id, ids, self.clock(), execution)
         if status is None:
             raise ConflictError(
                 f"run {run_id} is not executing attempt {attempt} for worker {worker_id}; suspension ignored",

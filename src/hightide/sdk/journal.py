@@ -29,9 +29,12 @@ class Suspended(BaseException):
 
 
 class RunJournal:
-    def __init__(self, run_id: str, attempt: int, entries: list[dict[str, Any]], threshold: float) -> None:
+    def __init__(
+        self, run_id: str, attempt: int, entries: list[dict[str, Any]], threshold: float, execution: int | None = None
+    ) -> None:
         self.run_id = run_id
         self.attempt = attempt
+        self.execution = execution
         self.threshold = threshold
         self.entries = {e["seq"]: e for e in entries}
         self.replay_end = max(self.entries, default=-1) + 1
@@ -41,6 +44,7 @@ class RunJournal:
         self._idle.set()
         self._blocked: dict[int, asyncio.Future[None]] = {}
         self._wants_suspend = asyncio.Event()
+        self._suspending = False  # decided: no durable operation may start any more
 
     @property
     def replaying(self) -> bool:
@@ -49,6 +53,8 @@ class RunJournal:
 
     def take(self, kind: str, name: str) -> tuple[int, dict[str, Any] | None]:
         """The next position and its recorded entry, if any (checked to be the same operation)."""
+        if self._suspending:  # e.g. in a `finally:` while the task unwinds: it runs again on replay
+            raise RunSuspendedSignal()
         seq = self.next_seq
         self.next_seq += 1
         entry = self.entries.get(seq)
@@ -67,7 +73,7 @@ class RunJournal:
 
     async def record(self, seq: int, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """Record the operation at ``seq`` (the server does what it does in the same transaction)."""
-        payload = {"attempt": self.attempt, "seq": seq, "kind": kind, "name": name, **body}
+        payload = {"attempt": self.attempt, "execution": self.execution, "seq": seq, "kind": kind, "name": name, **body}
         async with self.busy():
             deadline = time.monotonic() + RECORD_RETRY_SECONDS
             delay = 0.2
@@ -119,6 +125,7 @@ class RunJournal:
             if main.done():
                 return main.result()
             waiting_on = sorted(self._blocked)
+            self._suspending = True
             for future in self._blocked.values():
                 if not future.done():
                     future.set_exception(RunSuspendedSignal())
@@ -167,7 +174,9 @@ async def perform(kind: str, name: str, body: dict[str, Any], what: str) -> dict
     """One durable operation of the current run: replayed from the journal or recorded, then settled."""
     journal = current.get()
     if journal is None:
-        raise RuntimeError(f"{what} works inside a task only (the run's journal makes it durable)")
+        raise RuntimeError(
+            f"{what} works inside a task only, and not inside a step (the run's journal makes it durable)"
+        )
     seq, entry = journal.take(kind, name)
     if entry is None:
         entry = await journal.record(seq, kind, name, body)

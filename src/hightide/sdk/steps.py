@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from hightide.sdk.journal import current_journal
+from hightide.sdk.journal import current, current_journal
 from hightide.sdk.task import to_json
 
 T = TypeVar("T")
@@ -28,7 +28,13 @@ async def step(name: str, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwa
     if entry is not None:
         return entry["result"]
     async with journal.busy():  # a suspension waits for the step, so that it is never cut short
-        value = to_json(await _call(fn, args, kwargs), f"step {name!r}")
+        # Inside the step there is no journal: the step as a whole is what is recorded, so a trigger
+        # in it is a plain one, and a wait in it is an error instead of a run that never suspends.
+        outside = current.set(None)
+        try:
+            value = to_json(await _call(fn, args, kwargs), f"step {name!r}")
+        finally:
+            current.reset(outside)
         entry = await journal.record(seq, "step", name, {"result": value})
     return entry["result"]
 

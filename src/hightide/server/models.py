@@ -97,6 +97,7 @@ class AttemptResult(BaseModel):
     waiting_on: list[int] | None = Field(
         default=None, description="the run suspended: the journal positions it waits on (ok is ignored)"
     )
+    execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
 
 
 class ClaimMore(BaseModel):
@@ -143,6 +144,7 @@ class JournalBody(BaseModel):
     token_id: str | None = Field(default=None, description="wait_for_token, complete_token")
     data: Any = Field(default=None, description="complete_token")
     result: Any = Field(default=None, description="step: the JSON value it returned")
+    execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
 
 
 class ResetKeyBody(BaseModel):

@@ -62,6 +62,7 @@ async def record(run_id: str, body: JournalBody, env: CurrentEnv, request: Reque
         token_id=body.token_id,
         data=body.data,
         result=body.result,
+        execution=body.execution,
     )
     return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
 

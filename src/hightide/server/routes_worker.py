@@ -69,7 +69,9 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
     engine = _engine(request)
     if body.logs:
         await run_in_threadpool(engine.append_logs, env, [_log_entry(e) for e in body.logs])
-    results = [AttemptResult(r.run_id, r.attempt, r.ok, r.output, r.error, r.waiting_on) for r in body.results]
+    results = [
+        AttemptResult(r.run_id, r.attempt, r.ok, r.output, r.error, r.waiting_on, r.execution) for r in body.results
+    ]
     replies = await run_in_threadpool(engine.report, env, results, body.worker_id) if results else []
     runs = []
     if body.claim is not None:

@@ -87,6 +87,7 @@ def execution_json(run: Run, environment_slug: str, journal: list[dict[str, Any]
     """What a worker needs to execute one attempt of ``run``: with its journal, to replay it."""
     return {
         "journal": journal or [],
+        "execution": run.executions,
         "run_id": run.id,
         "task_id": run.task_id,
         "attempt": run.attempt_count,

@@ -78,6 +78,7 @@ class Run:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    executions: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> Run:
@@ -113,6 +114,7 @@ class Run:
             updated_at=m["updated_at"],
             started_at=m["started_at"],
             finished_at=m["finished_at"],
+            executions=m["executions"],
         )
 
 
@@ -236,6 +238,7 @@ class RunChange:
     values: dict[str, Any]
     attempt_values: dict[str, Any] | None = None
     lease_lapsed_by: float | None = None
+    expect_execution: int | None = None
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class RunOps(Seam):
             "created_at": new.created_at,
             "updated_at": new.created_at,
             "resuming": False,
+            "executions": 0,
         }
 
     # -- reading runs ----------------------------------------------------------------------
@@ -214,6 +215,8 @@ class RunOps(Seam):
             where = and_(where, r.c.environment_id == environment_id)
         if change.expect_attempt is not None:
             where = and_(where, r.c.attempt_count == change.expect_attempt)
+        if change.expect_execution is not None:
+            where = and_(where, r.c.executions == change.expect_execution)
         if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
             where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
         encoded: dict[str, Any] = {

@@ -121,6 +121,9 @@ runs = Table(
     Column("finished_at", Float),
     # Set when a WAITING run is queued again: its next claim continues the same attempt (a replay).
     Column("resuming", Boolean, nullable=False, server_default=false()),
+    # Bumped by every claim: names one execution of the run (an attempt spans several after resumes),
+    # so that a late or repeated report of an earlier execution is refused.
+    Column("executions", Integer, nullable=False, server_default="0"),
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)

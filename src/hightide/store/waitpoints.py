@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, true, update
 
 from hightide.core.ids import new_id
 from hightide.core.states import RunEvent, RunStatus, transition
@@ -30,17 +30,19 @@ class WaitpointOps(RunOps):
         new_runs: Sequence[NewRun] = (),
         await_runs: bool = False,
         waitpoint: Waitpoint | None = None,
+        execution: int | None = None,
         now: float,
     ) -> tuple[JournalEntry, bool]:
         """Record one durable operation of a run executing ``attempt``, with what it does, in one
         transaction: insert ``new_runs`` (its result lists them; with ``await_runs`` a RUN waitpoint
         waits on each), or insert ``waitpoint`` (or reuse the live one with its idempotency key).
-        ``entry.waitpoint_ids`` are kept as given (an existing token to wait for).
+        ``entry.waitpoint_ids`` are kept as given (an existing token to wait for). With
+        ``execution``, only that execution (claim) of the run may record.
 
         If the position is already recorded, nothing is done: that entry is returned with ``False``."""
         for tries_left in (1, 0):
             try:
-                return self._record(entry, attempt, new_runs, await_runs, waitpoint, now)
+                return self._record(entry, attempt, execution, new_runs, await_runs, waitpoint, now)
             except AlreadyExistsError:
                 # Another execution of the run recorded this position first (its entry stands), or a
                 # child's idempotency key raced another trigger (now it is visible: try once more).
@@ -56,6 +58,7 @@ class WaitpointOps(RunOps):
         self,
         entry: JournalEntry,
         attempt: int,
+        execution: int | None,
         new_runs: Sequence[NewRun],
         await_runs: bool,
         waitpoint: Waitpoint | None,
@@ -65,7 +68,7 @@ class WaitpointOps(RunOps):
             existing = self._entry(conn, entry.run_id, entry.seq)
             if existing is not None:
                 return existing, False
-            self._check_executing(conn, entry.run_id, attempt)
+            self._check_executing(conn, entry.run_id, attempt, execution)
             waitpoint_ids = list(entry.waitpoint_ids)
             result = entry.result
             if new_runs:
@@ -96,11 +99,14 @@ class WaitpointOps(RunOps):
         return JournalEntry.from_row(row) if row else None
 
     @staticmethod
-    def _check_executing(conn: Connection, run_id: str, attempt: int) -> None:
+    def _check_executing(conn: Connection, run_id: str, attempt: int, execution: int | None) -> None:
         r = t.runs
         # Locked, so that a cancel cannot slip in between this check and the children's insert.
-        row = conn.execute(select(r.c.status, r.c.attempt_count).where(r.c.id == run_id).with_for_update()).first()
-        if row is None or row.status != RunStatus.EXECUTING.value or row.attempt_count != attempt:
+        row = conn.execute(
+            select(r.c.status, r.c.attempt_count, r.c.executions).where(r.c.id == run_id).with_for_update()
+        ).first()
+        stale = execution is not None and row is not None and row.executions != execution
+        if row is None or row.status != RunStatus.EXECUTING.value or row.attempt_count != attempt or stale:
             state = row.status if row else "gone"
             raise ConflictError(
                 f"run {run_id} is {state}, not executing attempt {attempt}; its durable operation was not recorded",
@@ -200,7 +206,13 @@ class WaitpointOps(RunOps):
     # -- suspending ------------------------------------------------------------------------
     @retried
     def suspend_run(
-        self, run_id: str, attempt: int, worker_id: str, waitpoint_ids: Sequence[str], now: float
+        self,
+        run_id: str,
+        attempt: int,
+        worker_id: str,
+        waitpoint_ids: Sequence[str],
+        now: float,
+        execution: int | None = None,
     ) -> RunStatus | None:
         """EXECUTING → WAITING for ``worker_id``'s ``attempt``, waiting on those of ``waitpoint_ids``
         still WAITING; if none is, the run is queued again at once. Returns the new status, or
@@ -226,6 +238,7 @@ class WaitpointOps(RunOps):
                     r.c.status == RunStatus.EXECUTING.value,
                     r.c.attempt_count == attempt,
                     r.c.worker_id == worker_id,
+                    r.c.executions == execution if execution is not None else true(),
                 )
                 .values(status=target.value, lease_expires_at=None, worker_id=None, updated_at=now)
                 .returning(r.c.environment_id)

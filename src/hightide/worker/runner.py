@@ -61,7 +61,13 @@ class Runner:
             )
             return {**base, "ok": False, "error": failure.to_dict()}
         ctx = Context.from_execution(execution)
-        journal = RunJournal(execution["run_id"], execution["attempt"], execution.get("journal", []), self.threshold)
+        journal = RunJournal(
+            execution["run_id"],
+            execution["attempt"],
+            execution.get("journal", []),
+            self.threshold,
+            execution.get("execution"),
+        )
         token = run_context.current.set(ctx)
         journal_token = run_journal.current.set(journal)
         self.execution, self.journal = execution, journal

@@ -259,7 +259,7 @@ class Supervisor:
 
     async def _execute(self, execution: dict[str, Any], active: _Active) -> None:
         run_id = execution["run_id"]
-        base = {"run_id": run_id, "attempt": execution["attempt"]}
+        base = {"run_id": run_id, "attempt": execution["attempt"], "execution": execution.get("execution")}
         result: dict[str, Any] | None
         slot = False
         try:
