@@ -172,3 +172,13 @@ def test_a_wait_with_an_idempotency_key_reuses_the_first_timer(client: Client) -
     second = client.trigger("keyed-timer", {"key": key, "seconds": 600})  # same key: the first timer
     assert wait_finished(client, first.id).output == "resumed"
     assert wait_finished(client, second.id, timeout=30).output == "resumed"
+
+
+def test_a_retried_parent_triggers_its_failed_child_again(client: Client, tmp_path: Path) -> None:
+    handle = client.trigger("retries-its-child", {"path": str(tmp_path / "marker")})
+    run = wait_finished(client, handle.id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == "child ok" and run.attempt_count == 2
+    assert "SubtaskUnwrapError" in run.attempts[0].error["name"]
+    children = [c for c in client.runs.list(task="fails-once", limit=50) if c.parent_run_id == handle.id]
+    assert sorted(c.status for c in children) == [RunStatus.COMPLETED, RunStatus.FAILED]

@@ -123,7 +123,49 @@ class Journal(Tokens, Triggering):
     def journals(self, runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
         """The resolved journals of claimed runs (empty for runs that recorded nothing)."""
         view = self.store.journal_view([run.id for run in runs])
+        retried = [run for run in runs if self._retrigger_failed(run, view)]
+        if retried:
+            view = self.store.journal_view([run.id for run in runs])
         return {run_id: [self.resolve(entry, view) for entry in entries] for run_id, entries in view.entries.items()}
+
+    def _retrigger_failed(self, run: Run, view: JournalView) -> bool:
+        """On a new attempt, children that failed and stopped the previous attempt are triggered
+        again (the retry is for them); a failure the task went on from (it recorded more after it)
+        is replayed as it was."""
+        entries = view.entries.get(run.id, [])
+        changed = False
+        for entry in entries:
+            if entry.attempt >= run.attempt_count or not entry.kind.endswith("_and_wait"):
+                continue
+            children = [view.runs.get(view.waitpoints[i].run_id or "") for i in entry.waitpoint_ids]
+            failed = [c for c in children if c is not None and c.status.is_final and c.status != RunStatus.COMPLETED]
+            if not failed:
+                continue
+            seen_at = max(c.finished_at or 0.0 for c in failed)
+            if any(e.created_at > seen_at for e in entries if e.seq != entry.seq):
+                continue
+            env = self.store.get_environment_by_id(run.environment_id)
+            assert env is not None
+            specs = [
+                TriggerSpec(
+                    task_id=c.task_id,
+                    payload=c.payload,
+                    tags=tuple(c.tags),
+                    metadata=c.metadata,
+                    queue=c.queue,
+                    concurrency_key=c.concurrency_key,
+                    max_attempts=c.max_attempts,
+                    priority=c.priority,
+                    parent_run_id=run.id,
+                )
+                for c in failed
+            ]
+            new_runs = self._prepare(env, specs)
+            replacements = {c.id: new for c, new in zip(failed, new_runs, strict=True)}
+            self.store.retrigger_children(entry, run.attempt_count, replacements, self.clock())
+            self._announce(new_runs)
+            changed = True
+        return changed
 
     def resolve(self, entry: JournalEntry, view: JournalView) -> dict[str, Any]:
         """An entry as a runner uses it: ``done`` with its ``result``, or still waiting."""

@@ -294,6 +294,7 @@ class JournalEntry:
     result: JSON = None
     waitpoint_ids: list[str] = field(default_factory=list)
     created_at: float = 0.0
+    attempt: int = 1
 
     @classmethod
     def from_row(cls, row: Any) -> JournalEntry:
@@ -306,6 +307,7 @@ class JournalEntry:
             result=loads(m["result"]),
             waitpoint_ids=loads(m["waitpoint_ids"]),
             created_at=m["created_at"],
+            attempt=m["attempt"],
         )
 
 

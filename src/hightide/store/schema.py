@@ -216,6 +216,7 @@ run_journal = Table(
     Column("name", String(256), nullable=False),
     Column("result", Text),
     Column("waitpoint_ids", Text, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="1"),  # the attempt that recorded it
     Column("created_at", Float, nullable=False),
 )
 

@@ -13,7 +13,7 @@ from hightide.core.ids import new_id
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import AlreadyExistsError, ConflictError
 from hightide.store import schema as t
-from hightide.store.records import JournalEntry, JournalView, NewRun, Run, Waitpoint, dumps
+from hightide.store.records import JournalEntry, JournalView, NewRun, Run, Waitpoint, dumps, run_from_new
 from hightide.store.runs import RunOps, decode_cursor, encode_cursor
 from hightide.store.seam import retried
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
@@ -78,7 +78,7 @@ class WaitpointOps(RunOps):
                     waitpoint_ids = [self._await_run(conn, run, entry, now) for run, _ in inserted]
             if waitpoint is not None:
                 waitpoint_ids = [self._insert_waitpoint(conn, waitpoint, now)[0].id]
-            recorded = replace(entry, result=result, waitpoint_ids=waitpoint_ids, created_at=now)
+            recorded = replace(entry, result=result, waitpoint_ids=waitpoint_ids, created_at=now, attempt=attempt)
             conn.execute(
                 insert(t.run_journal).values(
                     run_id=recorded.run_id,
@@ -87,10 +87,39 @@ class WaitpointOps(RunOps):
                     name=recorded.name,
                     result=dumps(recorded.result),
                     waitpoint_ids=dumps(recorded.waitpoint_ids),
+                    attempt=attempt,
                     created_at=now,
                 )
             )
             return recorded, True
+
+    @retried
+    def retrigger_children(
+        self, entry: JournalEntry, attempt: int, replacements: dict[str, NewRun], now: float
+    ) -> JournalEntry:
+        """Give the entry ``entry`` (a wait on children) new runs in place of the failed children named in
+        ``replacements`` (old run id → the new run), and make it ``attempt``'s: a retried parent waits
+        for fresh children where the previous attempt stopped on a failure."""
+        j, w = t.run_journal, t.waitpoints
+        with self._write_notify() as conn:
+            self._insert_runs(conn, list(replacements.values()), now)
+            ids = list(entry.waitpoint_ids)
+            old = {row.id: row.run_id for row in conn.execute(select(w.c.id, w.c.run_id).where(w.c.id.in_(ids)))}
+            for i, wp_id in enumerate(ids):
+                new = replacements.get(old.get(wp_id) or "")
+                if new is not None:
+                    ids[i] = self._await_run(conn, run_from_new(new), entry, now)
+            runs = [
+                {**r, "id": replacements[r["id"]].id, "is_cached": False} if r["id"] in replacements else r
+                for r in (entry.result or {}).get("runs", [])
+            ]
+            updated = replace(entry, result={"runs": runs}, waitpoint_ids=ids, attempt=attempt)
+            conn.execute(
+                update(j)
+                .where(j.c.run_id == entry.run_id, j.c.seq == entry.seq)
+                .values(result=dumps(updated.result), waitpoint_ids=dumps(ids), attempt=attempt)
+            )
+            return updated
 
     @staticmethod
     def _entry(conn: Connection, run_id: str, seq: int) -> JournalEntry | None:

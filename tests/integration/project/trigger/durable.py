@@ -106,3 +106,17 @@ async def keyed_parent(payload: dict) -> dict:
 async def keyed_timer(payload: dict) -> str:
     await wait.for_(seconds=payload["seconds"], idempotency_key=payload["key"])
     return "resumed"
+
+
+@task(id="fails-once", retry={"max_attempts": 1})
+async def fails_once(payload: dict) -> str:
+    marker = Path(payload["path"])
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise RuntimeError("the first run of this child fails")
+    return "child ok"
+
+
+@task(id="retries-its-child", retry={"max_attempts": 3, "min_timeout": 0.05, "max_timeout": 0.1})
+async def retries_its_child(payload: dict) -> str:
+    return await fails_once.trigger_and_wait({"path": payload["path"]}).unwrap()

@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column("result", sa.Text(), nullable=True),
         sa.Column("waitpoint_ids", sa.Text(), nullable=False),
+        sa.Column("attempt", sa.Integer(), server_default="1", nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "seq"),
