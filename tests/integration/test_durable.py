@@ -182,3 +182,9 @@ def test_a_retried_parent_triggers_its_failed_child_again(client: Client, tmp_pa
     assert "SubtaskUnwrapError" in run.attempts[0].error["name"]
     children = [c for c in client.runs.list(task="fails-once", limit=50) if c.parent_run_id == handle.id]
     assert sorted(c.status for c in children) == [RunStatus.COMPLETED, RunStatus.FAILED]
+
+
+def test_gather_branches_with_several_durable_calls_each_replay_deterministically(client: Client) -> None:
+    run = wait_finished(client, client.trigger("gather-branches", {}).id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    assert run.output == [1, 3, 5, 7]

@@ -31,7 +31,7 @@ class AttemptResult:
     ok: bool
     output: Any = None
     error: dict[str, Any] | None = None
-    waiting_on: list[int] | None = None  # the run suspended, waiting on these journal positions
+    waiting_on: list[str] | None = None  # the run suspended, waiting on these journal positions
     execution: int | None = None  # the claim this result belongs to (refused if the run was claimed again)
 
 
@@ -146,7 +146,7 @@ class Execution(EngineBase):
         run_id: str,
         attempt: int,
         worker_id: str,
-        seqs: Sequence[int],
+        seqs: Sequence[str],
         execution: int | None = None,
     ) -> RunStatus:
         raise NotImplementedError  # journal.py

@@ -4,6 +4,7 @@ is claimed again, and suspend a run that waits (see docs/durable-execution.md)."
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,7 @@ from hightide.errors import ConflictError, NonDeterminismError, ValidationError
 from hightide.store.records import Environment, JournalEntry, JournalView, Run, Waitpoint
 
 TRIGGER_KINDS = ("trigger", "batch_trigger", "trigger_and_wait", "batch_trigger_and_wait")
-MAX_SEQ = 2**31 - 1  # positions are a 32-bit integer column
+POSITION = re.compile(r"(?=.{1,128}$)(t\d{1,9}/)*\d{1,9}")  # see sdk/journal.py
 MAX_TIME = 32503680000.0  # year 3000
 KINDS = (*TRIGGER_KINDS, "wait", "create_token", "wait_for_token", "complete_token", "step")
 
@@ -27,7 +28,7 @@ KINDS = (*TRIGGER_KINDS, "wait", "create_token", "wait_for_token", "complete_tok
 class Operation:
     """One durable operation as a runner asks to record it, at position ``seq`` of its run."""
 
-    seq: int
+    seq: str
     kind: str
     name: str
     specs: tuple[TriggerSpec, ...] = ()  # the trigger kinds
@@ -49,8 +50,11 @@ class Journal(Tokens, Triggering):
         self.get_run(env, run_id)
         if op.kind not in KINDS:
             raise ValidationError(f"kind: expected one of {list(KINDS)}", details={"field": "kind"})
-        if not 0 <= op.seq < MAX_SEQ:
-            raise ValidationError(f"seq: expected a position from 0 to {MAX_SEQ - 1}", details={"field": "seq"})
+        if not POSITION.fullmatch(op.seq):
+            raise ValidationError(
+                "seq: expected a journal position such as '3' or 't1/0' (at most 128 characters)",
+                details={"field": "seq"},
+            )
         now = self.clock()
         entry = JournalEntry(run_id, op.seq, op.kind, op.name)
         new_runs, waitpoint = [], None
@@ -195,7 +199,7 @@ class Journal(Tokens, Triggering):
         run_id: str,
         attempt: int,
         worker_id: str,
-        seqs: Sequence[int],
+        seqs: Sequence[str],
         execution: int | None = None,
     ) -> RunStatus:
         """The run stopped to wait on its entries ``seqs``: WAITING until they resolve (or QUEUED at

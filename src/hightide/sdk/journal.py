@@ -1,8 +1,12 @@
 """The journal of the run executing in this runner: durable operations replay from it or are recorded
 in it, and a run whose operations must wait is suspended (see docs/durable-execution.md).
 
-Each durable call takes the next position (``seq``) when it starts, before any ``await``, so that the
-positions follow the order of the calls, also across ``asyncio.gather``.
+Each durable call takes the next position (``seq``) of the asyncio task it runs in, when it starts,
+before any ``await``. Tasks are numbered in the order they are created by their parent task: the
+task's own code has positions "0", "1", ...; the second task it starts (``asyncio.gather`` of
+coroutines starts one each, in argument order) has "t1/0", "t1/1", ... So positions do not depend on
+which branch of a ``gather`` happens to finish first, and a replay finds every operation at the
+position where it was recorded.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -23,7 +28,7 @@ SUSPEND_GRACE = 10.0  # how long the task gets to unwind (its finally blocks) on
 class Suspended(BaseException):
     """Raised by ``RunJournal.run`` when the run stopped to wait on the journal positions ``waiting_on``."""
 
-    def __init__(self, waiting_on: list[int]) -> None:
+    def __init__(self, waiting_on: list[str]) -> None:
         super().__init__(f"suspended, waiting on {waiting_on}")
         self.waiting_on = waiting_on
 
@@ -37,26 +42,46 @@ class RunJournal:
         self.execution = execution
         self.threshold = threshold
         self.entries = {e["seq"]: e for e in entries}
-        self.replay_end = max(self.entries, default=-1) + 1
-        self.next_seq = 0
+        self._unreached = set(self.entries)  # recorded positions the replay has not reached yet
+        self._paths: weakref.WeakKeyDictionary[asyncio.Future[Any], str] = weakref.WeakKeyDictionary()
+        self._ops: dict[str, int] = {}  # per task path: operations taken
+        self._tasks: dict[str, int] = {}  # per task path: tasks started
         self._busy = 0  # recordings and steps in progress: a suspension waits for them
         self._idle = asyncio.Event()
         self._idle.set()
-        self._blocked: dict[int, asyncio.Future[None]] = {}
+        self._blocked: dict[str, asyncio.Future[None]] = {}
         self._wants_suspend = asyncio.Event()
         self._suspending = False  # decided: no durable operation may start any more
 
     @property
     def replaying(self) -> bool:
-        """Whether execution is still before the last recorded operation (its logs were emitted)."""
-        return self.next_seq < self.replay_end
+        """Whether recorded operations are still ahead (the logs up to them were emitted before)."""
+        return bool(self._unreached)
 
-    def take(self, kind: str, name: str) -> tuple[int, dict[str, Any] | None]:
-        """The next position and its recorded entry, if any (checked to be the same operation)."""
+    def task_factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        """The event loop's task factory while the run executes: numbers the tasks it starts."""
+        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, context=context)
+        parent = asyncio.current_task(loop)
+        path = self._paths.get(parent) if parent is not None else None
+        if path is not None and not _internal.get():
+            number = self._tasks.get(path, 0)
+            self._tasks[path] = number + 1
+            self._paths[task] = f"{path}t{number}/"
+        return task
+
+    def take(self, kind: str, name: str) -> tuple[str, dict[str, Any] | None]:
+        """The next position of the current task and its recorded entry, if any (checked to be the
+        same operation)."""
         if self._suspending:  # e.g. in a `finally:` while the task unwinds: it runs again on replay
             raise RunSuspendedSignal()
-        seq = self.next_seq
-        self.next_seq += 1
+        task = asyncio.current_task()
+        path = self._paths.get(task, "") if task is not None else ""
+        number = self._ops.get(path, 0)
+        self._ops[path] = number + 1
+        seq = f"{path}{number}"
+        self._unreached.discard(seq)
         entry = self.entries.get(seq)
         if entry is not None and (entry["kind"] != kind or entry["name"] != name):
             raise NonDeterminismError(
@@ -71,28 +96,35 @@ class RunJournal:
         """``async with journal.busy():`` around work a suspension must not cut (a step's function)."""
         return _Busy(self)
 
-    async def record(self, seq: int, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def record(self, seq: str, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """Record the operation at ``seq`` (the server does what it does in the same transaction)."""
         payload = {"attempt": self.attempt, "execution": self.execution, "seq": seq, "kind": kind, "name": name, **body}
         async with self.busy():
-            deadline = time.monotonic() + RECORD_RETRY_SECONDS
-            delay = 0.2
-            while True:
-                try:
-                    entry = await default_client().session.request(
-                        "POST", f"/api/v1/runs/{self.run_id}/journal", json=payload
-                    )
-                    break
-                except (ConnectionError_, ServerError):
-                    # Recording a position twice is harmless (the first entry stands): retry.
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+            internal = _internal.set(True)  # tasks the HTTP client may start are not the run's
+            try:
+                entry = await self._post(payload)
+            finally:
+                _internal.reset(internal)
         self.entries[seq] = entry
         return entry
 
-    async def settle(self, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        deadline = time.monotonic() + RECORD_RETRY_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                entry: dict[str, Any] = await default_client().session.request(
+                    "POST", f"/api/v1/runs/{self.run_id}/journal", json=payload
+                )
+                return entry
+            except (ConnectionError_, ServerError):
+                # Recording a position twice is harmless (the first entry stands): retry.
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def settle(self, seq: str, entry: dict[str, Any]) -> dict[str, Any]:
         """Return ``entry`` once it is done: a short timer sleeps here; anything else suspends the run."""
         if entry["done"]:
             return entry
@@ -110,6 +142,7 @@ class RunJournal:
         """Run the task's coroutine; raise ``Suspended`` if it must wait. Before suspending, let the
         other branches of an ``asyncio.gather`` reach (and record) their own waits."""
         main = asyncio.ensure_future(coro)
+        self._paths[main] = ""
         while True:
             wants = asyncio.ensure_future(self._wants_suspend.wait())
             await asyncio.wait({main, wants}, return_when=asyncio.FIRST_COMPLETED)
@@ -163,6 +196,7 @@ async def _unwind(main: asyncio.Future[Any]) -> None:
 
 
 current: contextvars.ContextVar[RunJournal | None] = contextvars.ContextVar("hightide_journal", default=None)
+_internal: contextvars.ContextVar[bool] = contextvars.ContextVar("hightide_internal", default=False)
 
 
 def current_journal() -> RunJournal | None:

@@ -94,7 +94,7 @@ class AttemptResult(BaseModel):
     ok: bool
     output: Any = None
     error: dict[str, Any] | None = None
-    waiting_on: list[int] | None = Field(
+    waiting_on: list[str] | None = Field(
         default=None, description="the run suspended: the journal positions it waits on (ok is ignored)"
     )
     execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
@@ -133,7 +133,7 @@ class JournalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attempt: int
-    seq: int = Field(..., ge=0)
+    seq: str = Field(..., max_length=128, description="the position, e.g. '3' or 't1/0'")
     kind: str
     name: str = Field("", max_length=256)
     items: list[BatchItem] = Field(default_factory=list, max_length=1000, description="trigger kinds")

@@ -288,7 +288,7 @@ class JournalEntry:
     outcome is read from its ``waitpoint_ids``."""
 
     run_id: str
-    seq: int
+    seq: str
     kind: str
     name: str
     result: JSON = None

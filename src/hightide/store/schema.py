@@ -211,7 +211,9 @@ run_journal = Table(
     "run_journal",
     metadata,
     Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    # The position: "3" is the 4th operation of the task's own code, "t1/0" the 1st of the 2nd task it
+    # started (asyncio.gather): per-task counters keep positions the same whatever finishes first.
+    Column("seq", String(128), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("name", String(256), nullable=False),
     Column("result", Text),

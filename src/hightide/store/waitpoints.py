@@ -122,7 +122,7 @@ class WaitpointOps(RunOps):
             return updated
 
     @staticmethod
-    def _entry(conn: Connection, run_id: str, seq: int) -> JournalEntry | None:
+    def _entry(conn: Connection, run_id: str, seq: str) -> JournalEntry | None:
         j = t.run_journal
         row = conn.execute(select(j).where(j.c.run_id == run_id, j.c.seq == seq)).first()
         return JournalEntry.from_row(row) if row else None

@@ -71,6 +71,8 @@ class Runner:
         token = run_context.current.set(ctx)
         journal_token = run_journal.current.set(journal)
         self.execution, self.journal = execution, journal
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(journal.task_factory)
         try:
             output = await journal.run(task.execute(execution["payload"], ctx))
             return {**base, "ok": True, "output": output}
@@ -82,6 +84,7 @@ class Runner:
             return {**base, "ok": False, "error": Failure.from_exception(exc).to_dict()}
         finally:
             await _flush_stdio()
+            loop.set_task_factory(None)
             self.execution, self.journal = None, None
             run_journal.current.reset(journal_token)
             run_context.current.reset(token)

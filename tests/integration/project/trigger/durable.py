@@ -120,3 +120,13 @@ async def fails_once(payload: dict) -> str:
 @task(id="retries-its-child", retry={"max_attempts": 3, "min_timeout": 0.05, "max_timeout": 0.1})
 async def retries_its_child(payload: dict) -> str:
     return await fails_once.trigger_and_wait({"path": payload["path"]}).unwrap()
+
+
+async def _two_steps(n: int) -> int:
+    doubled = await double.trigger_and_wait({"n": n}).unwrap()  # the branches finish in any order
+    return await step(f"add-{n}", lambda: doubled + 1)
+
+
+@task(id="gather-branches")
+async def gather_branches(payload: dict) -> list:
+    return list(await asyncio.gather(*(_two_steps(n) for n in range(4))))

@@ -58,7 +58,7 @@ def upgrade() -> None:
     op.create_table(
         "run_journal",
         sa.Column("run_id", sa.String(length=64), nullable=False),
-        sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("seq", sa.String(length=128), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column("result", sa.Text(), nullable=True),
