@@ -11,7 +11,7 @@ from hightide.core.ids import new_id
 from hightide.core.states import RunStatus
 from hightide.store import Store
 from hightide.store import schema as t
-from hightide.store.records import NewRun, Run
+from hightide.store.records import NewRun, Run, Waitpoint
 
 NOW = 1_800_000_000.0
 """A fixed clock: the store never reads the time itself, so the tests pass it in."""
@@ -95,3 +95,25 @@ def pause_queue(store: Store, env_id: str, name: str) -> None:
         conn.execute(
             update(t.queues).where(t.queues.c.environment_id == env_id, t.queues.c.name == name).values(paused=True)
         )
+
+
+# -- durable execution ------------------------------------------------------------------------------
+
+
+def start_run(
+    store: Store, env_id: str, task_id: str = "email", *, worker_id: str = "w1", now: float = NOW, **fields: Any
+) -> Run:
+    """Insert a run of ``task_id`` and claim it (attempt 1, EXECUTING for ``worker_id``). It is made
+    available long before ``now``, so that it is the one claimed even when others wait."""
+    run = insert(store, new_run(env_id, task_id, created_at=now, available_at=now - 10_000, **fields), now=now)[0]
+    claimed = store.claim_runs(
+        env_id, [task_id], worker_id=worker_id, version="20270115.1", limit=1, lease_seconds=30.0, now=now
+    )
+    assert [c.id for c in claimed] == [run.id]
+    return claimed[0]
+
+
+def new_waitpoint(env_id: str, kind: str = "TOKEN", *, created_at: float = NOW, **fields: Any) -> Waitpoint:
+    """A WAITING waitpoint as the engine would build it; ``fields`` override any other field."""
+    wp = Waitpoint(id=new_id("waitpoint", created_at), environment_id=env_id, kind=kind, status="WAITING")
+    return replace(wp, created_at=created_at, **fields)

@@ -190,9 +190,13 @@ async def _unwind(main: asyncio.Future[Any]) -> None:
     if not main.done():
         main.cancel()
     current = asyncio.current_task()
-    for task in asyncio.all_tasks():  # the runner's loop runs one run at a time: these are its tasks
-        if task is not current and not task.done():
-            task.cancel()
+    # The runner's loop runs one run at a time: the other tasks are this run's. Cancel them and let
+    # their `finally` blocks finish before the runner takes its next run.
+    leftovers = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        await asyncio.wait(leftovers, timeout=SUSPEND_GRACE)
 
 
 current: contextvars.ContextVar[RunJournal | None] = contextvars.ContextVar("hightide_journal", default=None)
