@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from hightide.errors import ValidationError, WaitpointTimeoutError
+from hightide.errors import ConflictError, ValidationError, WaitpointTimeoutError
 from hightide.sdk.client import Duration, _options
 from hightide.sdk.defaults import default_client
 from hightide.sdk.journal import current_journal, perform
@@ -92,9 +92,9 @@ class Wait:
         if result["ok"]:
             return WaitpointTokenResult(True, result.get("output"))
         error = result.get("error") or {}
-        return WaitpointTokenResult(
-            False, None, WaitpointTimeoutError(error.get("message", "timed out"), details=error)
-        )
+        # A token times out, or is cancelled with the run that created it.
+        cls = ConflictError if error.get("name") == "WaitpointCanceled" else WaitpointTimeoutError
+        return WaitpointTokenResult(False, None, cls(error.get("message", "timed out"), details=error))
 
     async def complete_token(self, token: Token | str, data: Any = None) -> None:
         """Complete a token with ``data`` (its waiting runs continue with it). Works anywhere; raises
