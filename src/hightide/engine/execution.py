@@ -12,7 +12,7 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.engine.base import EngineBase, cancel_key
 from hightide.engine.payloads import check_size
-from hightide.errors import ConflictError, NotFoundError, ValidationError
+from hightide.errors import ConflictError, NonDeterminismError, NotFoundError, ValidationError
 from hightide.store.records import (
     Environment,
     LogEntry,
@@ -33,6 +33,7 @@ class AttemptResult:
     error: dict[str, Any] | None = None
     waiting_on: list[str] | None = None  # the run suspended, waiting on these journal positions
     execution: int | None = None  # the claim this result belongs to (refused if the run was claimed again)
+    record: Sequence[Any] = ()  # with waiting_on: operations (journal.Operation) to record first
 
 
 class Execution(EngineBase):
@@ -135,8 +136,10 @@ class Execution(EngineBase):
 
     def _suspend_reply(self, env: Environment, res: AttemptResult, worker_id: str) -> dict[str, Any]:
         try:
+            for op in res.record:
+                self.record(env, res.run_id, res.attempt, op)
             status = self.suspend(env, res.run_id, res.attempt, worker_id, res.waiting_on or [], res.execution)
-        except (ConflictError, ValidationError) as exc:
+        except (ConflictError, ValidationError, NotFoundError, NonDeterminismError) as exc:
             return {"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message}
         return {"run_id": res.run_id, "accepted": True, "status": status.value}
 
@@ -149,6 +152,9 @@ class Execution(EngineBase):
         seqs: Sequence[str],
         execution: int | None = None,
     ) -> RunStatus:
+        raise NotImplementedError  # journal.py
+
+    def record(self, env: Environment, run_id: str, attempt: int, op: Any) -> dict[str, Any]:
         raise NotImplementedError  # journal.py
 
     def _report_outcomes(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:

@@ -28,9 +28,10 @@ SUSPEND_GRACE = 10.0  # how long the task gets to unwind (its finally blocks) on
 class Suspended(BaseException):
     """Raised by ``RunJournal.run`` when the run stopped to wait on the journal positions ``waiting_on``."""
 
-    def __init__(self, waiting_on: list[str]) -> None:
+    def __init__(self, waiting_on: list[str], records: list[dict[str, Any]]) -> None:
         super().__init__(f"suspended, waiting on {waiting_on}")
         self.waiting_on = waiting_on
+        self.records = records  # operations to record with the suspension (see `defer`)
 
 
 class RunJournal:
@@ -52,6 +53,7 @@ class RunJournal:
         self._blocked: dict[str, asyncio.Future[None]] = {}
         self._wants_suspend = asyncio.Event()
         self._suspending = False  # decided: no durable operation may start any more
+        self._deferred: dict[str, dict[str, Any]] = {}
 
     @property
     def replaying(self) -> bool:
@@ -108,6 +110,12 @@ class RunJournal:
         self.entries[seq] = entry
         return entry
 
+    def defer(self, seq: str, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A timer that will suspend the run is recorded with the suspension itself: one request
+        fewer per wait. Returns the entry as it will be recorded (not done)."""
+        self._deferred[seq] = {"seq": seq, "kind": kind, "name": name, **body}
+        return {"seq": seq, "kind": kind, "name": name, "done": False, "result": None, **body}
+
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + RECORD_RETRY_SECONDS
         delay = 0.2
@@ -163,7 +171,7 @@ class RunJournal:
                 if not future.done():
                     future.set_exception(RunSuspendedSignal())
             await _unwind(main)
-            raise Suspended(waiting_on)
+            raise Suspended(waiting_on, [self._deferred[s] for s in waiting_on if s in self._deferred])
 
 
 class _Busy:
@@ -216,6 +224,8 @@ async def perform(kind: str, name: str, body: dict[str, Any], what: str) -> dict
             f"{what} works inside a task only, and not inside a step (the run's journal makes it durable)"
         )
     seq, entry = journal.take(kind, name)
-    if entry is None:
+    if entry is None and kind == "wait" and body["resume_at"] - time.time() >= journal.threshold:
+        entry = journal.defer(seq, kind, name, body)
+    elif entry is None:
         entry = await journal.record(seq, kind, name, body)
     return await journal.settle(seq, entry)

@@ -98,6 +98,9 @@ class AttemptResult(BaseModel):
         default=None, description="the run suspended: the journal positions it waits on (ok is ignored)"
     )
     execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
+    record: list[JournalOp] = Field(
+        default_factory=list, description="with waiting_on: timers to record with the suspension, in one go"
+    )
 
 
 class ClaimMore(BaseModel):
@@ -127,12 +130,11 @@ class CompleteTokenBody(BaseModel):
     data: Any = Field(default=None, description="the token's output, returned by wait.for_token")
 
 
-class JournalBody(BaseModel):
-    """One durable operation of a run, recorded by its runner at position ``seq``."""
+class JournalOp(BaseModel):
+    """One durable operation of a run, at position ``seq``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    attempt: int
     seq: str = Field(..., max_length=128, description="the position, e.g. '3' or 't1/0'")
     kind: str
     name: str = Field("", max_length=256)
@@ -144,6 +146,12 @@ class JournalBody(BaseModel):
     token_id: str | None = Field(default=None, description="wait_for_token, complete_token")
     data: Any = Field(default=None, description="complete_token")
     result: Any = Field(default=None, description="step: the JSON value it returned")
+
+
+class JournalBody(JournalOp):
+    """A durable operation recorded by the runner executing ``attempt`` of the run."""
+
+    attempt: int
     execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
 
 
@@ -152,3 +160,6 @@ class ResetKeyBody(BaseModel):
 
     task_id: str
     key: str
+
+
+AttemptResult.model_rebuild()

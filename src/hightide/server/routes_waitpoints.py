@@ -8,14 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from hightide.core.durations import parse_duration
 from hightide.engine import RunEngine
-from hightide.engine.journal import Operation
-from hightide.engine.options import batch_specs
-from hightide.engine.tokens import TokenSpec
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.models import CompleteTokenBody, JournalBody, TokenOptions
+from hightide.server.operations import operation, token_spec
 from hightide.server.serialize import token_json
 from hightide.store.records import Waitpoint
 
@@ -31,45 +28,16 @@ def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
     return token_json(token, base + _engine(request).token_callback_path(token.id))
 
 
-def _token_spec(options: TokenOptions | None, prefix: str = "") -> TokenSpec:
-    if options is None:
-        return TokenSpec()
-    timeout = options.timeout
-    ttl = options.idempotency_key_ttl
-    return TokenSpec(
-        timeout=None if timeout is None else parse_duration(timeout, field=f"{prefix}timeout"),
-        tags=tuple(options.tags),
-        idempotency_key=options.idempotency_key,
-        idempotency_key_ttl=None if ttl is None else parse_duration(ttl, field=f"{prefix}idempotency_key_ttl"),
-    )
-
-
 @router.post("/runs/{run_id}/journal", summary="Record a durable operation of an executing run (runners)")
 async def record(run_id: str, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
-    now = engine.clock()
-    items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
-    ttl = body.idempotency_key_ttl
-    op = Operation(
-        seq=body.seq,
-        kind=body.kind,
-        name=body.name,
-        specs=tuple(batch_specs(body.name or None, items, now)) if items else (),
-        resume_at=body.resume_at,
-        idempotency_key=body.idempotency_key,
-        idempotency_key_ttl=None if ttl is None else parse_duration(ttl, field="idempotency_key_ttl"),
-        token=_token_spec(body.token, "token.") if body.kind == "create_token" else None,
-        token_id=body.token_id,
-        data=body.data,
-        result=body.result,
-        execution=body.execution,
-    )
+    op = operation(body, engine.clock(), body.execution)
     return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
 
 
 @router.post("/waitpoints/tokens", summary="Create a waitpoint token")
 async def create_token(body: TokenOptions, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    token, cached = await run_in_threadpool(_engine(request).create_token, env, _token_spec(body))
+    token, cached = await run_in_threadpool(_engine(request).create_token, env, token_spec(body))
     return {**_token_json(request, token), "is_cached": cached}
 
 

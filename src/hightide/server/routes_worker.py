@@ -13,6 +13,7 @@ from hightide.engine.runs import AttemptResult
 from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
 from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody
+from hightide.server.operations import operation
 from hightide.server.serialize import execution_json
 from hightide.store.records import Environment, LogEntry, Run, Version
 
@@ -69,8 +70,19 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
     engine = _engine(request)
     if body.logs:
         await run_in_threadpool(engine.append_logs, env, [_log_entry(e) for e in body.logs])
+    now = engine.clock()
     results = [
-        AttemptResult(r.run_id, r.attempt, r.ok, r.output, r.error, r.waiting_on, r.execution) for r in body.results
+        AttemptResult(
+            r.run_id,
+            r.attempt,
+            r.ok,
+            r.output,
+            r.error,
+            r.waiting_on,
+            r.execution,
+            [operation(op, now, r.execution) for op in r.record],
+        )
+        for r in body.results
     ]
     replies = await run_in_threadpool(engine.report, env, results, body.worker_id) if results else []
     runs = []

@@ -77,7 +77,7 @@ class Runner:
             output = await journal.run(task.execute(execution["payload"], ctx))
             return {**base, "ok": True, "output": output}
         except Suspended as suspended:
-            return {**base, "ok": False, "waiting_on": suspended.waiting_on}
+            return {**base, "ok": False, "waiting_on": suspended.waiting_on, "record": suspended.records}
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit and friends from user code are failures too

@@ -278,6 +278,7 @@ class Supervisor:
             result = {**base, "ok": message["ok"], "output": message.get("output"), "error": message.get("error")}
             if message.get("waiting_on") is not None:  # suspended: the server resumes it later
                 result["waiting_on"] = message["waiting_on"]
+                result["record"] = message.get("record") or []
             self.pool.release(runner)
         except RunnerDied as died:
             result = (
