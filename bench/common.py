@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -189,6 +190,80 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+# -- memory and processes -------------------------------------------------------------------------
+def proc_status(pid: int) -> dict[str, int] | None:
+    """``VmRSS`` (kB) and ``Threads`` from /proc/PID/status; None if the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    found = {"VmRSS": 0, "Threads": 0}  # a zombie has no VmRSS
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in found:
+            found[key] = int(value.split()[0])
+    return found
+
+
+@dataclass
+class Usage:
+    """What a set of processes holds: resident memory (MB), processes and threads."""
+
+    rss_mb: float = 0.0
+    processes: int = 0
+    threads: int = 0
+
+    @classmethod
+    def of(cls, pids: Sequence[int]) -> Usage:
+        live = [st for st in map(proc_status, pids) if st is not None]
+        rss = sum(st["VmRSS"] for st in live) / 1024
+        return cls(round(rss, 1), len(live), sum(st["Threads"] for st in live))
+
+    def peak(self, other: Usage) -> Usage:
+        return Usage(
+            max(self.rss_mb, other.rss_mb), max(self.processes, other.processes), max(self.threads, other.threads)
+        )
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
+    return [pid, *descendants(pid)]
+
+
+class Sampler(threading.Thread):
+    """Every ``interval`` seconds until ``stop``, the usage of each named process tree (by its root's
+    pid); keeps each tree's peak in ``peaks`` and the peak of their sum in ``peaks["total"]``."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.roots, self.interval = roots, interval
+        self.peaks: dict[str, Usage] = {name: Usage() for name in [*roots, "total"]}
+        self.samples = 0
+        self._stopped = threading.Event()
+
+    def sample(self) -> dict[str, Usage]:
+        found = {name: Usage.of(tree(pid)) for name, pid in self.roots.items()}
+        found["total"] = Usage(
+            round(sum(u.rss_mb for u in found.values()), 1),
+            sum(u.processes for u in found.values()),
+            sum(u.threads for u in found.values()),
+        )
+        return found
+
+    def run(self) -> None:
+        while True:
+            for name, usage in self.sample().items():
+                self.peaks[name] = self.peaks[name].peak(usage)
+            self.samples += 1
+            if self._stopped.wait(self.interval):
+                return
+
+    def stop(self) -> dict[str, Usage]:
+        self._stopped.set()
+        self.join()
+        return self.peaks
 
 
 # -- other work on the machine --------------------------------------------------------------------

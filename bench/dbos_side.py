@@ -3,7 +3,7 @@ process, its system database a fresh SQLite file in ``--db-dir``.
 
 (d) ``fanout``: a parent workflow starts N no-op child workflows and collects their results in order.
 (e) ``sleepers``: N workflows each ``DBOS.sleep(seconds)``; time until all are done, and the memory
-    and processes the waiting costs.
+    and processes the waiting costs (after 10 warm-up sleepers of 0.5 s, not measured).
 
 DBOS has no server or worker processes: workflows run on threads of the process that launched it,
 and with SQLite (no LISTEN/NOTIFY) a queue is polled and a polling handle's ``get_result`` re-reads
@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -36,10 +35,8 @@ except ImportError:  # a clear message instead of a traceback: the bench extra i
     print("dbos_side.py needs DBOS Transact: pip install -e '.[bench]' (or pip install dbos)", file=sys.stderr)
     raise SystemExit(2) from None
 
-try:
-    import psutil
-except ImportError:
-    psutil = None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Sampler, Usage, tree  # bench/ is not a package: found through sys.path
 
 
 def log(message: str) -> None:
@@ -89,71 +86,13 @@ def use_wal() -> None:
 
 
 # -- measurements ------------------------------------------------------------------------------------
-def _tree() -> list[int]:
-    """This process and its live descendants (DBOS itself starts none: it runs on threads)."""
-    if psutil is not None:
-        me = psutil.Process()
-        return [me.pid, *(p.pid for p in me.children(recursive=True))]
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
-    found, todo = [os.getpid()], [os.getpid()]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
-
-
-def _status(pid: int, field: str) -> int:
-    """A number from /proc/PID/status (VmRSS in kB, Threads); 0 if the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_usage() -> tuple[float, int, int]:
-    """(RSS in MB, processes, threads) of this process tree."""
-    pids = _tree()
-    rss_kb = sum(_status(p, "VmRSS") for p in pids)
-    return rss_kb / 1024, len(pids), sum(_status(p, "Threads") for p in pids)
-
-
-class Sampler(threading.Thread):
-    """Samples the tree's usage every ``interval`` seconds until stopped; keeps the peaks."""
-
-    def __init__(self, interval: float = 0.1) -> None:
-        super().__init__(daemon=True)
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.rss_mb = 0.0
-        self.processes = 0
-        self.threads = 0
-
-    def run(self) -> None:
-        while True:
-            rss, procs, threads = tree_usage()
-            self.rss_mb = max(self.rss_mb, rss)
-            self.processes = max(self.processes, procs)
-            self.threads = max(self.threads, threads)
-            if self.stopped.wait(self.interval):
-                return
-
-
 def run_fanout(children: int, repeats: int, via: str) -> dict[str, Any]:
     expected = list(range(children))
     walls: list[float] = []
     ok = True
+    cpu = 0.0
     for i in range(repeats + 1):  # the first is a warm-up (imports, first connections): not reported
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         result = DBOS.start_workflow(parent, children, via).get_result()
         wall = time.perf_counter() - t0
@@ -161,44 +100,57 @@ def run_fanout(children: int, repeats: int, via: str) -> dict[str, Any]:
         log(f"fanout {'warm-up' if i == 0 else i}: {wall:.3f}s ({'ok' if result == expected else 'WRONG RESULT'})")
         if i > 0:
             walls.append(wall)
+            cpu += time.process_time() - cpu0
     return {
         "children": children,
         "repeats": repeats,
         "wall_s": [round(w, 4) for w in walls],
         "median_s": round(statistics.median(walls), 4),
+        "cpu_ms_per_fanout": round(cpu * 1000 / repeats, 1),  # this process: DBOS and its database, all threads
         "result_ok": ok,
     }
 
 
-def run_sleepers(runs: int, seconds: float, via: str) -> dict[str, Any]:
-    rss_before, procs_before, threads_before = tree_usage()
-    sampler = Sampler()
-    t0 = time.perf_counter()
-    sampler.start()
+def _start(workflow: Any, via: str, *args: Any) -> Any:
     if via == "queue":
         assert queue is not None
-        handles = [queue.enqueue(sleeper, seconds) for _ in range(runs)]
-    else:
-        handles = [DBOS.start_workflow(sleeper, seconds) for _ in range(runs)]
+        return queue.enqueue(workflow, *args)
+    return DBOS.start_workflow(workflow, *args)
+
+
+def run_sleepers(runs: int, seconds: float, via: str, warmup: int = 10) -> dict[str, Any]:
+    # Warm-up, not measured (as durable.py does for Hightide): a few sleepers through the same path.
+    for h in [_start(sleeper, via, 0.5) for _ in range(warmup)]:
+        h.get_result(polling_interval_sec=poll_s)
+    # DBOS runs on threads of this process: its tree is the whole system (it starts no processes).
+    before = Usage.of(tree(os.getpid()))
+    sampler = Sampler({"dbos": os.getpid()})
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    sampler.start()
+    handles = [_start(sleeper, via, seconds) for _ in range(runs)]
     start_s = time.perf_counter() - t0
     results = [h.get_result(polling_interval_sec=poll_s) for h in handles]
     total_s = time.perf_counter() - t0
-    sampler.stopped.set()
-    sampler.join()
+    cpu = time.process_time() - cpu0
+    peak = sampler.stop()["dbos"]
     log(f"sleepers: {runs} x sleep({seconds}) done {total_s:.3f}s after the first start (starting took {start_s:.3f}s)")
     return {
         "runs": runs,
         "seconds": seconds,
+        "warmup_runs": warmup,
         "start_s": round(start_s, 4),
         "total_s": round(total_s, 4),
         "after_last_start_s": round(total_s - start_s, 4),
-        "rss_before_mb": round(rss_before, 1),
-        "rss_peak_during_wait_mb": round(sampler.rss_mb, 1),
-        "rss_growth_mb": round(sampler.rss_mb - rss_before, 1),
-        "processes_before": procs_before,
-        "processes_during_wait": sampler.processes,
-        "threads_before": threads_before,
-        "threads_peak_during_wait": sampler.threads,
+        "rss_before_mb": before.rss_mb,
+        "rss_peak_during_wait_mb": peak.rss_mb,
+        "rss_growth_mb": round(peak.rss_mb - before.rss_mb, 1),
+        "processes_before": before.processes,
+        "processes_during_wait": peak.processes,
+        "threads_before": before.threads,
+        "threads_peak_during_wait": peak.threads,
+        "samples": sampler.samples,
+        "cpu_ms_per_run": round(cpu * 1000 / runs, 2),  # this process (DBOS and its database), the sampler included
         "result_ok": results == [1] * runs,
     }
 

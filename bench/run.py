@@ -3,6 +3,7 @@
     python bench/run.py            # everything, ~4-5 minutes
     python bench/run.py --quick    # smaller sizes, ~1 minute
     python bench/run.py --only hightide --profile /tmp/prof   # py-spy the Hightide processes
+    python bench/run.py --only durable   # (d) fan-out and (e) 1,000 waits vs DBOS: bench/durable.py
 
 Prints a table and writes bench/results/latest.json. See bench/README.md.
 """
@@ -202,7 +203,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (~1 minute)")
-    parser.add_argument("--only", choices=["hightide", "celery"], help="run one side only")
+    parser.add_argument(
+        "--only", choices=["hightide", "celery", "durable"], help="one side only; durable: bench/durable.py instead"
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "latest.json")
     parser.add_argument("--profile", type=Path, help="py-spy the Hightide server and worker into this folder")
     parser.add_argument(
@@ -215,6 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs, databases)")
     args = parser.parse_args(argv)
+    if args.only == "durable":  # its own benchmarks and report (see durable.py --help for its options)
+        import durable
+
+        passed = ["--rounds", "1"] if args.quick else []
+        passed += ["--keep-tmp"] if args.keep_tmp else []
+        passed += ["--wait-quiet", str(args.wait_quiet)] if args.wait_quiet is not None else []
+        passed += ["--profile", str(args.profile)] if args.profile else []
+        return durable.main([*passed, "--hightide-worker-args", args.hightide_worker_args])
     sizes: Sizes = QUICK if args.quick else FULL
     if args.wait_quiet is None:
         args.wait_quiet = 10.0 if args.quick else 30.0
