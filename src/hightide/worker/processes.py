@@ -162,9 +162,12 @@ class RunnerProcess:
 class RunnerPool:
     """Idle runners by version. ``acquire`` reuses a warm one or spawns a new one."""
 
-    def __init__(self, root: Path, env: dict[str, str], dev: bool, runs_per_process: int) -> None:
+    def __init__(
+        self, root: Path, env: dict[str, str], dev: bool, runs_per_process: int, max_idle: int | None = None
+    ) -> None:
         self.root, self.env, self.dev = root, env, dev
         self.runs_per_process = runs_per_process
+        self.max_idle = max_idle  # idle runners kept per version: more would only hold memory
         self._idle: dict[str, list[RunnerProcess]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.current_version: str | None = None
@@ -181,7 +184,12 @@ class RunnerPool:
         return await self.spawn(version_id)
 
     def add_idle(self, runner: RunnerProcess) -> None:
-        self._idle.setdefault(runner.version_id, []).append(runner)
+        idle = self._idle.setdefault(runner.version_id, [])
+        if self.max_idle is not None and len(idle) >= self.max_idle:
+            # A replacement that arrived after its slot had started a runner of its own: surplus.
+            self._in_background(runner.shutdown())
+            return
+        idle.append(runner)
 
     def release(self, runner: RunnerProcess) -> None:
         """Keep a healthy runner of the current version for the next run; retire the others in the

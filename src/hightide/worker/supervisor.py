@@ -78,7 +78,7 @@ class Supervisor:
         env = {**os.environ, **options.runner_env, "PYTHONUNBUFFERED": "1"}
         env["HIGHTIDE_API_URL"] = api.session.api_url
         env["HIGHTIDE_SECRET_KEY"] = api.session.secret_key
-        self.pool = RunnerPool(options.root, env, options.dev, options.runs_per_process)
+        self.pool = RunnerPool(options.root, env, options.dev, options.runs_per_process, options.concurrency)
         self.version: dict[str, Any] | None = None
         self.lease_seconds = 30.0
         self.active: dict[str, _Active] = {}  # claimed runs: executing, or waiting for a slot

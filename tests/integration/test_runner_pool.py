@@ -1,0 +1,34 @@
+"""The runner pool keeps at most one idle runner per slot (real runner processes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from hightide.worker.processes import RunnerPool
+from tests.support import eventually
+
+PROJECT = Path(__file__).parent / "project"
+
+
+async def test_runners_beyond_the_slots_are_shut_down_not_kept(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT, root)
+    pool = RunnerPool(root, dict(os.environ), dev=False, runs_per_process=1000, max_idle=2)
+    pool.current_version = "v1"
+    runners = [await pool.spawn("v1") for _ in range(3)]
+    try:
+        for runner in runners:
+            pool.add_idle(runner)  # e.g. a replacement arriving after its slot started its own
+
+        async def surplus_gone() -> bool:
+            assert [r.alive for r in runners] == [True, True, False]
+            return True
+
+        await eventually(surplus_gone, timeout=10)
+        assert await pool.acquire("v1") in runners[:2]
+    finally:
+        await pool.close()
+        for runner in runners:
+            await runner.stop()
