@@ -18,7 +18,7 @@ from hightide.core.states import RunStatus
 from hightide.errors import AlreadyExistsError, ConflictError
 from hightide.store import Store
 from hightide.store import schema as t
-from hightide.store.records import JournalEntry, NewRun, Run, RunChange, Waitpoint
+from hightide.store.records import JournalEntry, NewRun, Run, RunChange, Suspension, Waitpoint
 from tests.store.factories import NOW, finish, insert, make_env, new_run, new_waitpoint, start_run
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -1091,3 +1091,32 @@ def test_cancelling_a_waiting_run_while_its_token_is_completed(store: Store) -> 
         assert run_of(store, run.id).status == RunStatus.CANCELED
         assert waitpoint_of(store, token.id).status == "COMPLETED"
         assert links(store, run.id) == []
+
+
+def test_suspend_runs_records_timers_and_suspends_a_batch_and_a_stale_item_leaves_nothing(store: Store) -> None:
+    env = make_env(store)
+    first, second = start_run(store, env), start_run(store, env)
+    items = [
+        Suspension(
+            first.id,
+            1,
+            first.worker_id or "",
+            first.executions,
+            ("0",),
+            ((JournalEntry(first.id, "0", "wait", "duration"), timer(env, first, NOW + 60)),),
+        ),
+        Suspension(  # another worker's claim: stale
+            second.id,
+            1,
+            "someone-else",
+            second.executions,
+            ("0",),
+            ((JournalEntry(second.id, "0", "wait", "duration"), timer(env, second, NOW + 60)),),
+        ),
+    ]
+    assert store.suspend_runs(items, NOW + 1) == [RunStatus.WAITING, None]
+    assert run_of(store, first.id).status == RunStatus.WAITING and len(links(store, first.id)) == 1
+    assert run_of(store, second.id).status == RunStatus.EXECUTING
+    assert store.journal_view([second.id]).entries == {}  # its timer and entry were rolled back
+    assert store.resolve_due_waitpoints(NOW + 61) == 1
+    assert run_of(store, first.id).status == RunStatus.QUEUED and resuming(store, first.id)

@@ -12,7 +12,7 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.engine.base import EngineBase, cancel_key
 from hightide.engine.payloads import check_size
-from hightide.errors import ConflictError, NonDeterminismError, NotFoundError, ValidationError
+from hightide.errors import NotFoundError, ValidationError
 from hightide.store.records import (
     Environment,
     LogEntry,
@@ -127,34 +127,14 @@ class Execution(EngineBase):
     def report(self, env: Environment, results: Sequence[AttemptResult], worker_id: str = "") -> list[dict[str, Any]]:
         """Apply a worker's batch of attempt results. Each reply says whether the result was accepted
         and the run's new status; a stale result is refused, not applied. Outcomes go in one
-        transaction; suspensions (``waiting_on``) in one each."""
+        transaction, and suspensions (``waiting_on``) in another."""
         finished = [res for res in results if res.waiting_on is None]
-        replies = iter(self._report_outcomes(env, finished) if finished else [])
-        return [
-            next(replies) if res.waiting_on is None else self._suspend_reply(env, res, worker_id) for res in results
-        ]
+        waiting = [res for res in results if res.waiting_on is not None]
+        done = iter(self._report_outcomes(env, finished) if finished else [])
+        suspended = iter(self.suspend_many(env, waiting, worker_id) if waiting else [])
+        return [next(done) if res.waiting_on is None else next(suspended) for res in results]
 
-    def _suspend_reply(self, env: Environment, res: AttemptResult, worker_id: str) -> dict[str, Any]:
-        try:
-            for op in res.record:
-                self.record(env, res.run_id, res.attempt, op)
-            status = self.suspend(env, res.run_id, res.attempt, worker_id, res.waiting_on or [], res.execution)
-        except (ConflictError, ValidationError, NotFoundError, NonDeterminismError) as exc:
-            return {"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message}
-        return {"run_id": res.run_id, "accepted": True, "status": status.value}
-
-    def suspend(
-        self,
-        env: Environment,
-        run_id: str,
-        attempt: int,
-        worker_id: str,
-        seqs: Sequence[str],
-        execution: int | None = None,
-    ) -> RunStatus:
-        raise NotImplementedError  # journal.py
-
-    def record(self, env: Environment, run_id: str, attempt: int, op: Any) -> dict[str, Any]:
+    def suspend_many(self, env: Environment, results: Sequence[AttemptResult], worker_id: str) -> list[dict[str, Any]]:
         raise NotImplementedError  # journal.py
 
     def _report_outcomes(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:

@@ -11,12 +11,13 @@ from typing import Any
 
 from hightide.core.ids import new_id
 from hightide.core.states import RunStatus
+from hightide.engine.execution import AttemptResult
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, TriggerSpec
 from hightide.engine.payloads import check_size
 from hightide.engine.tokens import Tokens, TokenSpec
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, NonDeterminismError, ValidationError
-from hightide.store.records import Environment, JournalEntry, JournalView, Run, Waitpoint
+from hightide.store.records import Environment, JournalEntry, JournalView, Run, Suspension, Waitpoint
 
 TRIGGER_KINDS = ("trigger", "batch_trigger", "trigger_and_wait", "batch_trigger_and_wait")
 POSITION = re.compile(r"(?=.{1,128}$)(t\d{1,9}/)*\d{1,9}")  # see sdk/journal.py
@@ -193,32 +194,49 @@ class Journal(Tokens, Triggering):
         return {**base, "done": True, "result": entry.result}
 
     # -- suspending -------------------------------------------------------------------------------
-    def suspend(
-        self,
-        env: Environment,
-        run_id: str,
-        attempt: int,
-        worker_id: str,
-        seqs: Sequence[str],
-        execution: int | None = None,
-    ) -> RunStatus:
-        """The run stopped to wait on its entries ``seqs``: WAITING until they resolve (or QUEUED at
-        once if they already have). Raises ``ConflictError`` for a stale request."""
-        entries = {e.seq: e for e in self.store.journal_view([run_id]).entries.get(run_id, [])}
-        missing = [s for s in seqs if s not in entries]
-        if missing or not seqs:
-            raise ValidationError(
-                f"waiting_on: positions {missing or list(seqs)} are not recorded in run {run_id}'s journal",
-                details={"field": "waiting_on"},
-            )
-        ids = sorted({i for s in seqs for i in entries[s].waitpoint_ids})
-        status = self.store.suspend_run(run_id, attempt, worker_id, ids, self.clock(), execution)
-        if status is None:
-            raise ConflictError(
-                f"run {run_id} is not executing attempt {attempt} for worker {worker_id}; suspension ignored",
-                details={"run": run_id},
-            )
-        return status
+    def suspend_many(self, env: Environment, results: Sequence[AttemptResult], worker_id: str) -> list[dict[str, Any]]:
+        """A worker's suspensions, in one transaction with the timers they record (see
+        ``sdk/journal.py``: a timer that suspends is sent with the suspension). Replies in order."""
+        now = self.clock()
+        items: list[Suspension | None] = []
+        replies: list[dict[str, Any] | None] = []
+        for res in results:
+            try:
+                if any(op.kind != "wait" for op in res.record):
+                    raise ValidationError("record: only timers are recorded with a suspension", details={})
+                timers = tuple(
+                    (JournalEntry(res.run_id, op.seq, op.kind, op.name), self._timer(env, res.run_id, op, now))
+                    for op in res.record
+                )
+                seqs = tuple(res.waiting_on or ())
+                if not seqs:
+                    raise ValidationError("waiting_on: a suspended run waits on at least one position", details={})
+                items.append(Suspension(res.run_id, res.attempt, worker_id, res.execution, seqs, timers))
+                replies.append(None)
+            except ValidationError as exc:
+                items.append(None)
+                replies.append({"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message})
+        statuses = iter(self.store.suspend_runs([i for i in items if i is not None], now))
+        if any(item is not None and item.timers for item in items):
+            self.on_due()
+        out = []
+        for res, item, reply in zip(results, items, replies, strict=True):
+            if reply is None and item is not None:
+                status = next(statuses)
+                reply = (
+                    {"run_id": res.run_id, "accepted": True, "status": status.value}
+                    if status is not None
+                    else {
+                        "run_id": res.run_id,
+                        "accepted": False,
+                        "code": "conflict",
+                        "message": f"run {res.run_id} is not executing attempt {res.attempt} for this worker any "
+                        "more; suspension ignored",
+                    }
+                )
+            assert reply is not None
+            out.append(reply)
+        return out
 
 
 def required_token(op: Operation) -> str:

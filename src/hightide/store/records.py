@@ -319,3 +319,16 @@ class JournalView:
     entries: dict[str, list[JournalEntry]]
     waitpoints: dict[str, Waitpoint]
     runs: dict[str, Run]
+
+
+@dataclass(frozen=True)
+class Suspension:
+    """A run that stops to wait: its execution, the new timers to record first (entry, timer), and
+    the journal positions it waits on."""
+
+    run_id: str
+    attempt: int
+    worker_id: str
+    execution: int | None
+    waiting_on: tuple[str, ...] = ()
+    timers: tuple[tuple[JournalEntry, Waitpoint], ...] = ()

@@ -8,12 +8,23 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 
 from hightide.core.ids import new_id
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import AlreadyExistsError, ConflictError
 from hightide.store import schema as t
-from hightide.store.records import JournalEntry, JournalView, NewRun, Run, Waitpoint, dumps, run_from_new
+from hightide.store.records import (
+    JournalEntry,
+    JournalView,
+    NewRun,
+    Run,
+    Suspension,
+    Waitpoint,
+    dumps,
+    loads,
+    run_from_new,
+)
 from hightide.store.runs import RunOps, decode_cursor, encode_cursor
 from hightide.store.seam import retried
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
@@ -246,47 +257,92 @@ class WaitpointOps(RunOps):
         """EXECUTING → WAITING for ``worker_id``'s ``attempt``, waiting on those of ``waitpoint_ids``
         still WAITING; if none is, the run is queued again at once. Returns the new status, or
         ``None`` if the run had moved on (a stale request)."""
-        w, r, a = t.waitpoints, t.runs, t.attempts
         with self._write_notify() as conn:
-            # Waitpoint rows first (see wakeups.py): a completion racing with this suspension
-            # either sees the links or is seen as resolved here.
-            pending = [
-                row.id
-                for row in conn.execute(
-                    select(w.c.id)
-                    .where(w.c.id.in_(list(waitpoint_ids)), w.c.status == WAITING)
-                    .order_by(w.c.id)
-                    .with_for_update()
-                )
-            ]
-            target = transition(RunStatus.EXECUTING, RunEvent.SUSPEND)
-            row = conn.execute(
-                update(r)
-                .where(
-                    r.c.id == run_id,
-                    r.c.status == RunStatus.EXECUTING.value,
-                    r.c.attempt_count == attempt,
-                    r.c.worker_id == worker_id,
-                    r.c.executions == execution if execution is not None else true(),
-                )
-                .values(status=target.value, lease_expires_at=None, worker_id=None, updated_at=now)
-                .returning(r.c.environment_id)
-            ).first()
-            if row is None:
-                return None
-            conn.execute(update(a).where(a.c.run_id == run_id, a.c.number == attempt).values(status=target.value))
-            if pending:
-                conn.execute(insert(t.run_waitpoints), [{"run_id": run_id, "waitpoint_id": i} for i in pending])
-                return target
-            # Everything it waits for resolved while it was stopping: straight back to the queue.
-            resumed = transition(target, RunEvent.RESUME)
-            conn.execute(
-                update(r)
-                .where(r.c.id == run_id)
-                .values(status=resumed.value, resuming=True, available_at=now, rank_at=now - r.c.priority)
+            return self._suspend(conn, Suspension(run_id, attempt, worker_id, execution), list(waitpoint_ids), now)
+
+    @retried
+    def suspend_runs(self, items: Sequence[Suspension], now: float) -> list[RunStatus | None]:
+        """A worker's batch of suspensions in one transaction: for each, record its new timers,
+        then suspend it on the waitpoints of its positions ``waiting_on``. ``None`` for a stale one
+        (or one whose timer position was recorded already: it is not this execution's to record)."""
+        j = t.run_journal
+        out: list[RunStatus | None] = []
+        with self._write_notify() as conn:
+            for item in items:
+                try:
+                    with conn.begin_nested():  # a stale item leaves nothing behind
+                        # Checked by the suspension's conditional update below, which rolls these back.
+                        for entry, timer in item.timers:
+                            wp_id = self._insert_waitpoint(conn, timer, now)[0].id
+                            conn.execute(
+                                insert(j).values(
+                                    run_id=item.run_id,
+                                    seq=entry.seq,
+                                    kind=entry.kind,
+                                    name=entry.name,
+                                    result=dumps(None),
+                                    waitpoint_ids=dumps([wp_id]),
+                                    attempt=item.attempt,
+                                    created_at=now,
+                                )
+                            )
+                        rows = conn.execute(
+                            select(j.c.waitpoint_ids).where(
+                                j.c.run_id == item.run_id, j.c.seq.in_(list(item.waiting_on))
+                            )
+                        ).all()
+                        if len(rows) != len(set(item.waiting_on)):
+                            raise ConflictError(f"run {item.run_id}: a position it waits on is not recorded")
+                        ids = sorted({i for row in rows for i in loads(row.waitpoint_ids)})
+                        status = self._suspend(conn, item, ids, now)
+                        if status is None:
+                            raise ConflictError(f"run {item.run_id} is not executing that attempt any more")
+                    out.append(status)
+                except (ConflictError, IntegrityError):
+                    out.append(None)
+        return out
+
+    def _suspend(self, conn: Connection, item: Suspension, waitpoint_ids: list[str], now: float) -> RunStatus | None:
+        w, r, a = t.waitpoints, t.runs, t.attempts
+        # Waitpoint rows first (see wakeups.py): a completion racing with this suspension either
+        # sees the links or is seen as resolved here.
+        pending = [
+            row.id
+            for row in conn.execute(
+                select(w.c.id)
+                .where(w.c.id.in_(waitpoint_ids), w.c.status == WAITING)
+                .order_by(w.c.id)
+                .with_for_update()
             )
-            self._publish(conn, row.environment_id)
-            return resumed
+        ]
+        target = transition(RunStatus.EXECUTING, RunEvent.SUSPEND)
+        row = conn.execute(
+            update(r)
+            .where(
+                r.c.id == item.run_id,
+                r.c.status == RunStatus.EXECUTING.value,
+                r.c.attempt_count == item.attempt,
+                r.c.worker_id == item.worker_id,
+                r.c.executions == item.execution if item.execution is not None else true(),
+            )
+            .values(status=target.value, lease_expires_at=None, worker_id=None, updated_at=now)
+            .returning(r.c.environment_id)
+        ).first()
+        if row is None:
+            return None
+        conn.execute(update(a).where(a.c.run_id == item.run_id, a.c.number == item.attempt).values(status=target.value))
+        if pending:
+            conn.execute(insert(t.run_waitpoints), [{"run_id": item.run_id, "waitpoint_id": i} for i in pending])
+            return target
+        # Everything it waits for resolved while it was stopping: straight back to the queue.
+        resumed = transition(target, RunEvent.RESUME)
+        conn.execute(
+            update(r)
+            .where(r.c.id == item.run_id)
+            .values(status=resumed.value, resuming=True, available_at=now, rank_at=now - r.c.priority)
+        )
+        self._publish(conn, row.environment_id)
+        return resumed
 
     # -- resolving waitpoints --------------------------------------------------------------
     @retried
