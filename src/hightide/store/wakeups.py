@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, exists, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.store import schema as t
@@ -51,24 +51,27 @@ def resume_waiting(conn: Connection, waitpoint_ids: Sequence[str], now: float) -
         return set()
     conn.execute(delete(rw).where(rw.c.waitpoint_id.in_(waitpoint_ids)))
     candidates = conn.execute(
-        select(r.c.id, r.c.environment_id, r.c.priority)
+        select(r.c.id, r.c.environment_id)
         .where(r.c.id.in_(sorted(set(linked))), r.c.status == RunStatus.WAITING.value)
         .order_by(r.c.id)
         .with_for_update()
     ).all()
-    woken: set[str] = set()
+    if not candidates:
+        return set()
+    still_waiting = {
+        row.run_id
+        for row in conn.execute(select(rw.c.run_id).where(rw.c.run_id.in_([row.id for row in candidates])).distinct())
+    }
+    ready = [row for row in candidates if row.id not in still_waiting]
+    if not ready:
+        return set()
     target = transition(RunStatus.WAITING, RunEvent.RESUME)
-    for row in candidates:
-        still_waiting = conn.execute(select(exists().where(rw.c.run_id == row.id))).scalar()
-        if still_waiting:
-            continue
-        conn.execute(
-            update(r)
-            .where(r.c.id == row.id, r.c.status == RunStatus.WAITING.value)
-            .values(status=target.value, resuming=True, available_at=now, rank_at=now - row.priority, updated_at=now)
-        )
-        woken.add(row.environment_id)
-    return woken
+    conn.execute(  # `rank_at`: the claim order, `priority` seconds ahead of when it is available
+        update(r)
+        .where(r.c.id.in_([row.id for row in ready]), r.c.status == RunStatus.WAITING.value)
+        .values(status=target.value, resuming=True, available_at=now, rank_at=now - r.c.priority, updated_at=now)
+    )
+    return {row.environment_id for row in ready}
 
 
 def finish_awaited(conn: Connection, finished: dict[str, str], now: float) -> set[str]:

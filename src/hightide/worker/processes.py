@@ -169,6 +169,8 @@ class RunnerPool:
         self.runs_per_process = runs_per_process
         self.max_idle = max_idle  # idle runners kept per version: more would only hold memory
         self._idle: dict[str, list[RunnerProcess]] = {}
+        self._replacing: dict[str, int] = {}  # replacements starting in the background, per version
+        self._idle_added = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.current_version: str | None = None
 
@@ -176,14 +178,20 @@ class RunnerPool:
         return await RunnerProcess.spawn(version_id, self.root, self.env, self.dev)
 
     async def acquire(self, version_id: str) -> RunnerProcess:
-        idle = self._idle.get(version_id, [])
-        while idle:
-            runner = idle.pop()
-            if runner.alive:
-                return runner
-        return await self.spawn(version_id)
+        while True:
+            idle = self._idle.get(version_id, [])
+            while idle:
+                runner = idle.pop()
+                if runner.alive:
+                    return runner
+            if not self._replacing.get(version_id):
+                return await self.spawn(version_id)
+            # A replacement is starting: take it rather than start one more runner.
+            self._idle_added.clear()
+            await self._idle_added.wait()
 
     def add_idle(self, runner: RunnerProcess) -> None:
+        self._idle_added.set()
         idle = self._idle.setdefault(runner.version_id, [])
         if self.max_idle is not None and len(idle) >= self.max_idle:
             # A replacement that arrived after its slot had started a runner of its own: surplus.
@@ -203,10 +211,14 @@ class RunnerPool:
             self._in_background(self._replace(runner.version_id))
 
     async def _replace(self, version_id: str) -> None:
+        self._replacing[version_id] = self._replacing.get(version_id, 0) + 1
         try:
             fresh = await self.spawn(version_id)
         except RunnerStartError:
             return  # the next acquire will try again and report the error with the run
+        finally:
+            self._replacing[version_id] -= 1
+            self._idle_added.set()  # wake a waiting acquire either way
         if version_id == self.current_version:
             self.add_idle(fresh)
         else:
