@@ -51,8 +51,9 @@ class EngineBase:
         # waiting when its worker hot-reloaded picks the new version up (tasks, version stamp).
         self._worker_versions: dict[str, Version] = {}
         self._task_cache: dict[tuple[str, str], tuple[TaskDefinition, float]] = {}
-        self.on_due: Callable[[], None] = lambda: None
-        """Called (from any thread) when something becomes due earlier: wakes the scheduler."""
+        self.on_due: Callable[..., None] = lambda at=None: None
+        """Called (from any thread) when something becomes due (at ``at``, or unknown): wakes the
+        scheduler if that is earlier than it planned to look."""
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> Notifier:
         """Route the store's change notifications to long-polls running on ``loop``."""

@@ -75,7 +75,7 @@ class Control(Triggering):
         until = parse_delay(delay, self.clock())
         assert until is not None
         rescheduled = self._apply(run, RunEvent.RESCHEDULE, {"delay_until": until, "available_at": until})
-        self.on_due()
+        self.on_due(until)
         return rescheduled
 
     # -- time-driven changes (called by the scheduler service) ---------------------------------

@@ -90,7 +90,7 @@ class Journal(Tokens, Triggering):
         elif new_runs:
             self._announce(new_runs)
         if waitpoint is not None and (waitpoint.resume_at or waitpoint.timeout_at):
-            self.on_due()  # the scheduler fires timers and timeouts
+            self.on_due(waitpoint.resume_at or waitpoint.timeout_at)  # the scheduler fires timers and timeouts
         return self.resolve(recorded, self.store.entry_view(recorded))
 
     def _timer(self, env: Environment, run_id: str, op: Operation, now: float) -> Waitpoint:
@@ -217,8 +217,9 @@ class Journal(Tokens, Triggering):
                 items.append(None)
                 replies.append({"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message})
         statuses = iter(self.store.suspend_runs([i for i in items if i is not None], now))
-        if any(item is not None and item.timers for item in items):
-            self.on_due()
+        due = [wp.resume_at for item in items if item is not None for _, wp in item.timers if wp.resume_at]
+        if due:
+            self.on_due(min(due))
         out = []
         for res, item, reply in zip(results, items, replies, strict=True):
             if reply is None and item is not None:

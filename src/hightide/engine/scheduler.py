@@ -25,13 +25,18 @@ class Scheduler:
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_at: float | None = None  # when the current sleep ends (engine clock)
 
     def stop(self) -> None:
         self._stop.set()
         self._poke.set()
 
-    def poke(self) -> None:
-        """Thread-safe: something became due earlier than planned; look again now."""
+    def poke(self, at: float | None = None) -> None:
+        """Thread-safe: something becomes due at ``at`` (unknown: ``None``); look again now unless
+        the scheduler already plans to look by then (a batch of long timers wakes it once)."""
+        wake_at = self._wake_at
+        if at is not None and wake_at is not None and at >= wake_at:
+            return
         if self._loop is not None:
             try:
                 self._loop.call_soon_threadsafe(self._poke.set)
@@ -43,6 +48,7 @@ class Scheduler:
         self.engine.on_due = self.poke
         last = self.engine.clock()
         while not self._stop.is_set():
+            self._poke.clear()  # before the pass: a poke during it means "look again"
             try:
                 await anyio.to_thread.run_sync(self.engine.process_due)
                 now = self.engine.clock()
@@ -52,5 +58,7 @@ class Scheduler:
             except Exception:  # a database hiccup must not stop the service: log, back off, go on
                 log.exception("scheduler pass failed; retrying")
                 delay = self.tick
+            self._wake_at = self.engine.clock() + max(delay, 0.01)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=max(delay, 0.01))
+                await asyncio.wait_for(self._poke.wait(), timeout=max(delay, 0.01))
+            self._wake_at = None

@@ -67,8 +67,9 @@ class Triggering(EngineBase):
         return self.store.reset_idempotency_key(env.id, task_id, key) > 0
 
     def _announce(self, new_runs: Sequence[NewRun]) -> None:
-        if any(new.delay_until or new.ttl_expires_at for new in new_runs):
-            self.on_due()
+        due = [t for new in new_runs for t in (new.delay_until, new.ttl_expires_at) if t]
+        if due:
+            self.on_due(min(due))
 
     def _prepare(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[NewRun]:
         """Validate ``specs`` and decide everything about the runs they create."""
