@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
@@ -25,6 +25,16 @@ from hightide.store.records import (
 )
 from hightide.store.seam import Seam, retried
 from hightide.store.wakeups import finish_awaited
+
+
+class _Dated(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+
+
+Item = TypeVar("Item", bound=_Dated)
 
 
 class RunOps(Seam):
@@ -137,15 +147,25 @@ class RunOps(Seam):
             stmt = stmt.where(r.c.created_at < flt.created_to)
         if flt.parent_run_id is not None:
             stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
+        return self._newest_first(stmt, r, Run.from_row, limit, cursor)
+
+    def _newest_first(
+        self, stmt: Any, table: Any, make: Callable[[Any], Item], limit: int, cursor: str | None
+    ) -> tuple[list[Item], str | None]:
+        """A page of ``stmt``'s rows, newest first (by ``created_at``, then ``id``), and the cursor
+        of the next page (``None`` at the end)."""
         if cursor:
-            created, run_id = decode_cursor(cursor)
-            stmt = stmt.where(or_(r.c.created_at < created, and_(r.c.created_at == created, r.c.id < run_id)))
-        stmt = stmt.order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
+            created, item_id = decode_cursor(cursor)
+            stmt = stmt.where(
+                or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < item_id))
+            )
+        stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
         with self._read() as conn:
-            rows = [Run.from_row(row) for row in conn.execute(stmt)]
+            rows = [make(row) for row in conn.execute(stmt)]
         if len(rows) > limit:
             rows = rows[:limit]
-            return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
+            last = rows[-1]
+            return rows, encode_cursor(last.created_at, last.id)
         return rows, None
 
     def list_attempts(self, run_id: str) -> list[Attempt]:

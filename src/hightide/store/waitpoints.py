@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, true, update
+from sqlalchemy import Connection, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from hightide.core.ids import new_id
@@ -25,7 +25,7 @@ from hightide.store.records import (
     loads,
     run_from_new,
 )
-from hightide.store.runs import RunOps, decode_cursor, encode_cursor
+from hightide.store.runs import RunOps
 from hightide.store.seam import retried
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
 
@@ -417,16 +417,7 @@ class WaitpointOps(RunOps):
             stmt = stmt.where(w.c.status.in_(list(statuses)))
         if tag:
             stmt = stmt.where(self._contains(w.c.tags, json.dumps(tag, ensure_ascii=False)))
-        if cursor:
-            created, wp_id = decode_cursor(cursor)
-            stmt = stmt.where(or_(w.c.created_at < created, and_(w.c.created_at == created, w.c.id < wp_id)))
-        stmt = stmt.order_by(w.c.created_at.desc(), w.c.id.desc()).limit(limit + 1)
-        with self._read() as conn:
-            rows = [Waitpoint.from_row(row) for row in conn.execute(stmt)]
-        if len(rows) > limit:
-            rows = rows[:limit]
-            return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
-        return rows, None
+        return self._newest_first(stmt, w, Waitpoint.from_row, limit, cursor)
 
     # -- server secrets --------------------------------------------------------------------
     def secret(self, name: str, make: Callable[[], str], now: float) -> str:
