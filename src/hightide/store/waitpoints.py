@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, insert, select, true, update
 
 from hightide.core.ids import new_id
 from hightide.core.states import RunEvent, RunStatus, transition
@@ -191,24 +190,7 @@ class WaitpointOps(RunOps):
                 if expires is None or expires > now:
                     return found, True
                 conn.execute(update(w).where(w.c.id == found.id).values(idempotency_key=None))
-        conn.execute(
-            insert(w).values(
-                id=wp.id,
-                environment_id=wp.environment_id,
-                kind=wp.kind,
-                status=wp.status,
-                run_id=wp.run_id,
-                owner_run_id=wp.owner_run_id,
-                resume_at=wp.resume_at,
-                timeout_at=wp.timeout_at,
-                output=None if wp.output is None else dumps(wp.output),
-                tags=dumps(wp.tags),
-                idempotency_key=wp.idempotency_key,
-                idempotency_key_expires_at=wp.idempotency_key_expires_at,
-                created_at=wp.created_at,
-                completed_at=wp.completed_at,
-            )
-        )
+        conn.execute(insert(w).values(**_waitpoint_values(wp)))
         return wp, False
 
     def journal_view(self, run_ids: Sequence[str]) -> JournalView:
@@ -262,45 +244,103 @@ class WaitpointOps(RunOps):
 
     @retried
     def suspend_runs(self, items: Sequence[Suspension], now: float) -> list[RunStatus | None]:
-        """A worker's batch of suspensions in one transaction: for each, record its new timers,
-        then suspend it on the waitpoints of its positions ``waiting_on``. ``None`` for a stale one
-        (or one whose timer position was recorded already: it is not this execution's to record)."""
-        j = t.run_journal
-        out: list[RunStatus | None] = []
+        """A worker's batch of suspensions in one transaction, a few statements for the whole batch:
+        for each, record its new timers, then suspend it on the waitpoints of its positions
+        ``waiting_on``. ``None`` for a stale one (not that execution any more, or a timer position
+        already recorded: not this execution's to record)."""
+        j, w, r, a = t.run_journal, t.waitpoints, t.runs, t.attempts
         with self._write_notify() as conn:
-            for item in items:
-                try:
-                    with conn.begin_nested():  # a stale item leaves nothing behind
-                        # Checked by the suspension's conditional update below, which rolls these back.
-                        for entry, timer in item.timers:
-                            wp_id = self._insert_waitpoint(conn, timer, now)[0].id
-                            conn.execute(
-                                insert(j).values(
-                                    run_id=item.run_id,
-                                    seq=entry.seq,
-                                    kind=entry.kind,
-                                    name=entry.name,
-                                    result=dumps(None),
-                                    waitpoint_ids=dumps([wp_id]),
-                                    attempt=item.attempt,
-                                    created_at=now,
-                                )
-                            )
-                        rows = conn.execute(
-                            select(j.c.waitpoint_ids).where(
-                                j.c.run_id == item.run_id, j.c.seq.in_(list(item.waiting_on))
-                            )
-                        ).all()
-                        if len(rows) != len(set(item.waiting_on)):
-                            raise ConflictError(f"run {item.run_id}: a position it waits on is not recorded")
-                        ids = sorted({i for row in rows for i in loads(row.waitpoint_ids)})
-                        status = self._suspend(conn, item, ids, now)
-                        if status is None:
-                            raise ConflictError(f"run {item.run_id} is not executing that attempt any more")
-                    out.append(status)
-                except (ConflictError, IntegrityError):
-                    out.append(None)
-        return out
+            # The runs first, locked: a suspension links only runs it holds. (Nothing else locks an
+            # executing run and then its waitpoints, so this order cannot deadlock with a wake-up.)
+            rows = {
+                row.id: row
+                for row in conn.execute(
+                    select(r.c.id, r.c.status, r.c.attempt_count, r.c.worker_id, r.c.executions, r.c.environment_id)
+                    .where(r.c.id.in_(sorted({i.run_id for i in items})))
+                    .order_by(r.c.id)
+                    .with_for_update()
+                )
+            }
+            recorded = {
+                (row.run_id, row.seq): loads(row.waitpoint_ids)
+                for row in conn.execute(
+                    select(j.c.run_id, j.c.seq, j.c.waitpoint_ids).where(j.c.run_id.in_(list(rows)))
+                )
+            }
+            valid = [i for i in items if _holds(rows.get(i.run_id), i) and not _re_records(i, recorded)]
+            entries, timers = [], []
+            for item in valid:
+                for entry, timer in item.timers:
+                    if timer.idempotency_key is not None:  # may wait on a live timer with that key
+                        timer = self._insert_waitpoint(conn, timer, now)[0]
+                    else:
+                        timers.append(timer)
+                    recorded[(item.run_id, entry.seq)] = [timer.id]
+                    entries.append(
+                        {
+                            "run_id": item.run_id,
+                            "seq": entry.seq,
+                            "kind": entry.kind,
+                            "name": entry.name,
+                            "result": dumps(None),
+                            "waitpoint_ids": dumps([timer.id]),
+                            "attempt": item.attempt,
+                            "created_at": now,
+                        }
+                    )
+            if timers:
+                conn.execute(insert(w), [_waitpoint_values(timer) for timer in timers])
+            if entries:
+                conn.execute(insert(j), entries)
+            waits = {i.run_id: {wp for seq in i.waiting_on for wp in recorded.get((i.run_id, seq), [])} for i in valid}
+            # Waitpoints next (see wakeups.py): a completion racing with this suspension either sees
+            # the links or is seen as resolved here.
+            pending = {
+                row.id
+                for row in conn.execute(
+                    select(w.c.id)
+                    .where(w.c.id.in_(sorted(set().union(*waits.values()))), w.c.status == WAITING)
+                    .order_by(w.c.id)
+                    .with_for_update()
+                )
+            }
+            waiting = [i for i in valid if waits[i.run_id] & pending]
+            ready = [i for i in valid if not waits[i.run_id] & pending]
+            suspended = transition(RunStatus.EXECUTING, RunEvent.SUSPEND)
+            resumed = transition(suspended, RunEvent.RESUME)
+            if waiting:
+                conn.execute(
+                    update(r)
+                    .where(r.c.id.in_([i.run_id for i in waiting]))
+                    .values(status=suspended.value, lease_expires_at=None, worker_id=None, updated_at=now)
+                )
+                links = [{"run_id": i.run_id, "waitpoint_id": wp} for i in waiting for wp in waits[i.run_id] & pending]
+                conn.execute(insert(t.run_waitpoints), links)
+            if ready:  # everything it waits for resolved while it was stopping: straight back to the queue
+                conn.execute(
+                    update(r)
+                    .where(r.c.id.in_([i.run_id for i in ready]))
+                    .values(
+                        status=resumed.value,
+                        resuming=True,
+                        available_at=now,
+                        rank_at=now - r.c.priority,
+                        lease_expires_at=None,
+                        worker_id=None,
+                        updated_at=now,
+                    )
+                )
+                for env_id in {rows[i.run_id].environment_id for i in ready}:
+                    self._publish(conn, env_id)
+            if valid:
+                conn.execute(
+                    update(a)
+                    .where(a.c.run_id == bindparam("r"), a.c.number == bindparam("n"))
+                    .values(status=suspended.value),
+                    [{"r": i.run_id, "n": i.attempt} for i in valid],
+                )
+        status = {i.run_id: suspended for i in waiting} | {i.run_id: resumed for i in ready}
+        return [status.get(i.run_id) for i in items]
 
     def _suspend(self, conn: Connection, item: Suspension, waitpoint_ids: list[str], now: float) -> RunStatus | None:
         w, r, a = t.waitpoints, t.runs, t.attempts
@@ -435,3 +475,42 @@ class WaitpointOps(RunOps):
             pass  # another server created it first: use theirs
         with self._read() as conn:
             return str(conn.execute(select(s.c.value).where(s.c.name == name)).scalar_one())
+
+
+def _holds(row: Any, item: Suspension) -> bool:
+    """Whether ``row`` (the run, as locked) is still executing the item's attempt for its worker."""
+    return (
+        row is not None
+        and row.status == RunStatus.EXECUTING.value
+        and row.attempt_count == item.attempt
+        and row.worker_id == item.worker_id
+        and (item.execution is None or row.executions == item.execution)
+    )
+
+
+def _re_records(item: Suspension, recorded: dict[tuple[str, str], Any]) -> bool:
+    """A timer position that is already recorded (by another execution), or a position waited on
+    that is not recorded at all: the item is stale."""
+    new = {entry.seq for entry, _ in item.timers}
+    if any((item.run_id, seq) in recorded for seq in new):
+        return True
+    return any((item.run_id, seq) not in recorded and seq not in new for seq in item.waiting_on)
+
+
+def _waitpoint_values(wp: Waitpoint) -> dict[str, Any]:
+    return {
+        "id": wp.id,
+        "environment_id": wp.environment_id,
+        "kind": wp.kind,
+        "status": wp.status,
+        "run_id": wp.run_id,
+        "owner_run_id": wp.owner_run_id,
+        "resume_at": wp.resume_at,
+        "timeout_at": wp.timeout_at,
+        "output": None if wp.output is None else dumps(wp.output),
+        "tags": dumps(wp.tags),
+        "idempotency_key": wp.idempotency_key,
+        "idempotency_key_expires_at": wp.idempotency_key_expires_at,
+        "created_at": wp.created_at,
+        "completed_at": wp.completed_at,
+    }
