@@ -127,6 +127,9 @@ class Journal(Tokens, Triggering):
     # -- handing the journal back ---------------------------------------------------------------
     def journals(self, runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
         """The resolved journals of claimed runs (empty for runs that recorded nothing)."""
+        runs = [run for run in runs if run.executions > 1]  # a first execution has recorded nothing yet
+        if not runs:
+            return {}
         view = self.store.journal_view([run.id for run in runs])
         retried = [run for run in runs if self._retrigger_failed(run, view)]
         if retried:
