@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -380,3 +381,12 @@ def batch_sizes(total: int, size: int) -> list[int]:
 def rate_entry(n: int, seconds: float, **extra: Any) -> dict[str, Any]:
     """How a timed trigger phase is recorded in the results."""
     return {"n": n, **extra, "seconds": round(seconds, 4), "rate": round(n / seconds, 1)}
+
+
+def clean_up(tmp: Path, keep: bool) -> None:
+    """After a benchmark: stop every process it started, then remove its folder (unless ``keep``)."""
+    Proc.stop_all()
+    if keep:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)

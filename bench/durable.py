@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import atexit
 import json
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -45,6 +44,7 @@ from common import (
     Sampler,
     Usage,
     child_env,
+    clean_up,
     latency_summary,
     log,
     split_cpu_seconds,
@@ -413,11 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                     res["other_work_share_of_machine"] = watch.stop()["other_work_share_of_machine"]
                     results.setdefault(f"{side}_{bench}", []).append(res)
     finally:
-        Proc.stop_all()
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(tmp, args.keep_tmp)
     rows = summarise(results)
     report = {
         "machine": machine(),

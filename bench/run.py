@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, FULL, QUICK, CpuWatch, Proc, Sizes, log
+from common import BENCH_DIR, FULL, QUICK, CpuWatch, Proc, Sizes, clean_up, log
 
 TARGET_DRAIN_RATIO = 0.7
 TARGET_P50_MS = 15.0
@@ -279,13 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"WARNING: other work used {report['cpu'][side]['other_work_share_of_machine']:.0%} of the machine"
                     )
     finally:
-        Proc.stop_all()
-        if args.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(tmp, args.keep_tmp)
 
     rows = summarise(results.get("hightide"), results.get("celery"))
     report.update(results)

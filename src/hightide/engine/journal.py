@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hightide.core.ids import new_id
 from hightide.core.states import RunStatus
 from hightide.engine.execution import AttemptResult
-from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, TriggerSpec
+from hightide.engine.options import TriggerSpec
 from hightide.engine.payloads import check_size
-from hightide.engine.tokens import Tokens, TokenSpec
+from hightide.engine.tokens import Tokens, TokenSpec, new_waitpoint
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, NonDeterminismError, ValidationError
 from hightide.store.records import Environment, JournalEntry, JournalView, Run, Suspension, Waitpoint
@@ -99,17 +98,8 @@ class Journal(Tokens, Triggering):
                 "resume_at: a wait needs the time to resume at, in seconds since the epoch",
                 details={"field": "resume_at"},
             )
-        key_ttl = op.idempotency_key_ttl if op.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
-        return Waitpoint(
-            id=new_id("waitpoint", now),
-            environment_id=env.id,
-            kind="DURATION",
-            status="WAITING",
-            owner_run_id=run_id,
-            resume_at=op.resume_at,
-            idempotency_key=op.idempotency_key,
-            idempotency_key_expires_at=now + key_ttl if op.idempotency_key else None,
-            created_at=now,
+        return new_waitpoint(
+            env, "DURATION", run_id, now, op.idempotency_key, op.idempotency_key_ttl, resume_at=op.resume_at
         )
 
     def _complete_once(self, env: Environment, run_id: str, op: Operation) -> None:

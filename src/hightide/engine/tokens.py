@@ -40,18 +40,15 @@ class Tokens(EngineBase):
     def new_token(self, env: Environment, spec: TokenSpec, owner_run_id: str | None) -> Waitpoint:
         check_token_spec(spec)
         now = self.clock()
-        key_ttl = spec.idempotency_key_ttl if spec.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
-        return Waitpoint(
-            id=new_id("waitpoint", now),
-            environment_id=env.id,
-            kind="TOKEN",
-            status="WAITING",
-            owner_run_id=owner_run_id,
+        return new_waitpoint(
+            env,
+            "TOKEN",
+            owner_run_id,
+            now,
+            spec.idempotency_key,
+            spec.idempotency_key_ttl,
             timeout_at=None if spec.timeout is None else now + spec.timeout,
             tags=list(dict.fromkeys(spec.tags)),
-            idempotency_key=spec.idempotency_key,
-            idempotency_key_expires_at=now + key_ttl if spec.idempotency_key else None,
-            created_at=now,
         )
 
     def get_token(self, env: Environment, token_id: str) -> Waitpoint:
@@ -117,6 +114,31 @@ class Tokens(EngineBase):
 
     def token_callback_path(self, token_id: str) -> str:
         return f"/api/v1/waitpoints/tokens/{token_id}/callback/{self.token_signature(token_id)}"
+
+
+def new_waitpoint(
+    env: Environment,
+    kind: str,
+    owner_run_id: str | None,
+    now: float,
+    idempotency_key: str | None,
+    idempotency_key_ttl: float | None,
+    **fields: Any,
+) -> Waitpoint:
+    """A WAITING waitpoint; its idempotency key, if any, lives ``idempotency_key_ttl`` seconds
+    (default 30 days, as for runs)."""
+    key_ttl = idempotency_key_ttl if idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
+    return Waitpoint(
+        id=new_id("waitpoint", now),
+        environment_id=env.id,
+        kind=kind,
+        status="WAITING",
+        owner_run_id=owner_run_id,
+        idempotency_key=idempotency_key,
+        idempotency_key_expires_at=now + key_ttl if idempotency_key else None,
+        created_at=now,
+        **fields,
+    )
 
 
 def check_token_spec(spec: TokenSpec) -> None:
