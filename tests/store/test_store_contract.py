@@ -146,10 +146,10 @@ def test_logs_are_appended_and_listed_in_order(store: Store) -> None:
     env = make_env(store)
     run, other = insert(store, new_run(env), new_run(env, created_at=NOW + 1))
     entries = [LogEntry(run.id, 1, NOW + i, "info", f"line {i}", {"i": i, "nested": {"ok": True}}) for i in range(5)]
-    store.append_logs(entries[:3])
-    store.append_logs([LogEntry(other.id, 1, NOW, "error", "elsewhere", {})])
-    store.append_logs(entries[3:])
-    store.append_logs([])  # nothing to do, and no error
+    store.append_telemetry(entries[:3])
+    store.append_telemetry([LogEntry(other.id, 1, NOW, "error", "elsewhere", {})])
+    store.append_telemetry(entries[3:])
+    store.append_telemetry([])  # nothing to do, and no error
 
     listed = store.list_logs(run.id)
     assert [entry for _, entry in listed] == entries
@@ -164,7 +164,7 @@ def test_logs_are_appended_and_listed_in_order(store: Store) -> None:
 
 def test_logs_need_an_existing_run(store: Store) -> None:
     with pytest.raises(AlreadyExistsError):  # a foreign-key violation is an integrity error
-        store.append_logs([LogEntry("run_missing", 1, NOW, "info", "orphan", {})])
+        store.append_telemetry([LogEntry("run_missing", 1, NOW, "info", "orphan", {})])
 
 
 # -- notifications ---------------------------------------------------------------------------

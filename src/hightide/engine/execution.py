@@ -1,4 +1,4 @@
-"""The worker protocol: claim (long-poll), heartbeat, report results, logs."""
+"""The worker protocol: claim (long-poll), heartbeat, report results."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.engine.base import EngineBase, cancel_key
 from hightide.engine.payloads import check_size
-from hightide.errors import NotFoundError, ValidationError
+from hightide.errors import ValidationError
 from hightide.store.records import (
     Environment,
-    LogEntry,
     Run,
     RunChange,
     Version,
@@ -192,17 +191,6 @@ class Execution(EngineBase):
         if retrying:
             self.on_due()
         return replies
-
-    def append_logs(self, env: Environment, entries: Sequence[LogEntry]) -> None:
-        run_ids = {e.run_id for e in entries}
-        missing = run_ids - set(self.store.get_runs(sorted(run_ids), env.id))
-        if missing:
-            raise NotFoundError(f"run(s) {sorted(missing)} not found in environment {env.slug!r}")
-        self.store.append_logs(entries)
-
-    def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
-        self.get_run(env, run_id)
-        return self.store.list_logs(run_id, after_id)
 
 
 def version_task_ids(version: Version) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from hightide.core.durations import parse_duration
 from hightide.core.retry import MAX_ATTEMPTS
+from hightide.core.tracing import TraceParent
 from hightide.errors import ValidationError
 
 MAX_BATCH_ITEMS = 1000
@@ -38,6 +39,7 @@ class TriggerSpec:
     machine: str | None = None
     version: str | None = None
     parent_run_id: str | None = None
+    trace_parent: TraceParent | None = None  # from the request's `traceparent` header
 
 
 def parse_delay(value: Any, now: float, field_name: str = "delay") -> float | None:
@@ -61,9 +63,16 @@ def parse_delay(value: Any, now: float, field_name: str = "delay") -> float | No
     return now + parse_duration(value, field=field_name)
 
 
-def spec_from_options(task_id: str, payload: Any, options: dict[str, Any], now: float, prefix: str = "") -> TriggerSpec:
+def spec_from_options(
+    task_id: str,
+    payload: Any,
+    options: dict[str, Any],
+    now: float,
+    prefix: str = "",
+    trace_parent: TraceParent | None = None,
+) -> TriggerSpec:
     """Validate the ``options`` of one trigger request; errors name the field (under ``prefix``)."""
-    known = set(TriggerSpec.__dataclass_fields__) - {"task_id", "payload", "delay_until"} | {"delay"}
+    known = set(TriggerSpec.__dataclass_fields__) - {"task_id", "payload", "delay_until", "trace_parent"} | {"delay"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValidationError(f"{prefix}options: unknown option(s) {unknown}", details={"field": f"{prefix}options"})
@@ -125,11 +134,15 @@ def spec_from_options(task_id: str, payload: Any, options: dict[str, Any], now: 
         machine=options.get("machine"),
         version=options.get("version"),
         parent_run_id=options.get("parent_run_id"),
+        trace_parent=trace_parent,
     )
 
 
 def batch_specs(
-    default_task: str | None, items: Sequence[tuple[str | None, Any, dict[str, Any]]], now: float
+    default_task: str | None,
+    items: Sequence[tuple[str | None, Any, dict[str, Any]]],
+    now: float,
+    trace_parent: TraceParent | None = None,
 ) -> list[TriggerSpec]:
     """The specs of a batch: each item is (task id or ``None`` for ``default_task``, payload, options)."""
     specs = []
@@ -137,5 +150,5 @@ def batch_specs(
         item_task = task_id or default_task
         if not item_task:
             raise ValidationError(f"items[{i}].task: required", details={"field": f"items[{i}].task"})
-        specs.append(spec_from_options(item_task, payload, options, now, f"items[{i}]."))
+        specs.append(spec_from_options(item_task, payload, options, now, f"items[{i}].", trace_parent))
     return specs

@@ -3,7 +3,7 @@ one conditional update, so a repeated or late request is rejected cleanly instea
 
 Its parts: ``triggering.py`` (versions, trigger), ``execution.py`` (the worker protocol),
 ``control.py`` (cancel, replay, reschedule, time-driven changes), ``journal.py`` and ``tokens.py``
-(durable operations, suspension, waitpoint tokens), over ``base.py``.
+(durable operations, suspension, waitpoint tokens), ``traces.py`` (logs and traces), over ``base.py``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from hightide.engine.base import Clock, EngineSettings
 from hightide.engine.control import Control
 from hightide.engine.execution import AttemptResult, Execution
 from hightide.engine.journal import Journal
+from hightide.engine.traces import Trace, Traces
 
 
-class RunEngine(Journal, Control, Execution):
+class RunEngine(Journal, Control, Execution, Traces):
     """Everything that happens to runs. Methods are synchronous (they run in a thread pool) except
     the long-polls, which are async."""
 
 
-__all__ = ["AttemptResult", "Clock", "EngineSettings", "RunEngine"]
+__all__ = ["AttemptResult", "Clock", "EngineSettings", "RunEngine", "Trace"]

@@ -10,10 +10,12 @@ from typing import Any
 from hightide.core.ids import new_id
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
+from hightide.core.tracing import attempt_span_id, new_span_id, new_trace_id
 from hightide.engine.base import TASK_CACHE_SECONDS, EngineBase
 from hightide.engine.manifest import check_manifest_task
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_BATCH_ITEMS, TriggerSpec
 from hightide.engine.payloads import check_schema, check_size
+from hightide.engine.traces import trace_ids
 from hightide.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from hightide.store.records import (
     Environment,
@@ -121,6 +123,7 @@ class Triggering(EngineBase):
         if spec.parent_run_id and parent is None:
             raise NotFoundError(f"{where}options.parent_run_id: run {spec.parent_run_id!r} not found")
         key_ttl = spec.idempotency_key_ttl if spec.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL
+        trace_id, parent_span_id = _trace_parent(spec, parent)
         return NewRun(
             id=new_id("run", now),
             environment_id=env.id,
@@ -143,4 +146,18 @@ class Triggering(EngineBase):
             parent_run_id=parent.id if parent else None,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
             created_at=now,
+            trace_id=trace_id,
+            span_id=new_span_id(),
+            parent_span_id=parent_span_id,
         )
+
+
+def _trace_parent(spec: TriggerSpec, parent: Run | None) -> tuple[str, str | None]:
+    """The new run's trace and the span it hangs under: the caller's span (``traceparent``), else
+    its parent run's current attempt; a run triggered from outside any trace starts a new one."""
+    if spec.trace_parent is not None:
+        return spec.trace_parent.trace_id, spec.trace_parent.span_id
+    if parent is not None:
+        trace_id, span_id = trace_ids(parent)
+        return trace_id, attempt_span_id(span_id, parent.attempt_count) if parent.attempt_count else span_id
+    return new_trace_id(), None

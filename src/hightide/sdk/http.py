@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from hightide.errors import ERRORS_BY_CODE, ConnectionError_, HightideError, ServerError
 
 if TYPE_CHECKING:
     import httpx
 
 USER_AGENT = "hightide-python/0.1"
+_propagator = TraceContextTextMapPropagator()  # W3C `traceparent`, which the server reads
 
 
 class ApiSession:
@@ -39,12 +42,15 @@ class ApiSession:
     ) -> Any:
         import httpx
 
+        headers: dict[str, str] = {}
+        _propagator.inject(headers)  # runs triggered by this call join the caller's trace
         try:
             response = await self._client.request(
                 method,
                 path,
                 json=json,
                 params=params,
+                headers=headers or None,
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.TransportError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 from hightide.errors import ConnectionError_, NonDeterminismError, RunSuspendedSignal, ServerError
 from hightide.sdk.defaults import default_client
+from hightide.sdk.tracing import SEQ, operation_span, waiting
 
 RECORD_RETRY_SECONDS = 60.0  # how long a recording rides out a server restart before failing the attempt
 SUSPEND_GRACE = 10.0  # how long the task gets to unwind (its finally blocks) once suspended
@@ -54,6 +55,11 @@ class RunJournal:
         self._wants_suspend = asyncio.Event()
         self._suspending = False  # decided: no durable operation may start any more
         self._deferred: dict[str, dict[str, Any]] = {}
+
+    @property
+    def suspending(self) -> bool:
+        """Whether the run is unwinding to suspend (what ends now is cut short, not finished)."""
+        return self._suspending
 
     @property
     def replaying(self) -> bool:
@@ -216,16 +222,22 @@ def current_journal() -> RunJournal | None:
     return current.get()
 
 
-async def perform(kind: str, name: str, body: dict[str, Any], what: str) -> dict[str, Any]:
-    """One durable operation of the current run: replayed from the journal or recorded, then settled."""
+async def perform(kind: str, name: str, body: dict[str, Any], what: str, label: str | None = None) -> dict[str, Any]:
+    """One durable operation of the current run: replayed from the journal or recorded, then settled.
+    A recorded one has no span of its own: the execution that first ran it recorded that."""
     journal = current.get()
     if journal is None:
         raise RuntimeError(
             f"{what} works inside a task only, and not inside a step (the run's journal makes it durable)"
         )
     seq, entry = journal.take(kind, name)
-    if entry is None and kind == "wait" and body["resume_at"] - time.time() >= journal.threshold:
-        entry = journal.defer(seq, kind, name, body)
-    elif entry is None:
-        entry = await journal.record(seq, kind, name, body)
-    return await journal.settle(seq, entry)
+    if entry is not None:
+        return await journal.settle(seq, entry)
+    with operation_span(kind, name, label) as span:
+        span.set_attribute(SEQ, seq)
+        if kind == "wait" and body["resume_at"] - time.time() >= journal.threshold:
+            entry = journal.defer(seq, kind, name, body)
+        else:
+            entry = await journal.record(seq, kind, name, body)  # the span is the children's parent
+        with waiting(span):
+            return await journal.settle(seq, entry)

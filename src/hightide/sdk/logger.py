@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from hightide.sdk.context import current_context
+from hightide.sdk.tracing import span
 
 Sink = Callable[[str, str, dict[str, Any]], None]
 """Receives (level, message, attributes) for the run executing in this process."""
@@ -33,6 +36,13 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [_jsonable(v) for v in value]
     return repr(value)
+
+
+def _attribute(value: Any) -> Any:
+    """OpenTelemetry attributes are scalars or lists of one scalar type; anything else as JSON."""
+    if isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(_jsonable(value))
 
 
 class Logger:
@@ -59,15 +69,16 @@ class Logger:
         self._emit("error", message, attributes)
 
     @contextlib.contextmanager
-    def trace(self, name: str, **attributes: Any) -> Iterator[dict[str, Any]]:
-        """Time a block; its duration is logged when it ends. ``with logger.trace("fetch"): ...``"""
-        span: dict[str, Any] = {"name": name, **attributes}
-        start = time.perf_counter()
-        try:
-            yield span
-        finally:
-            span["duration_ms"] = round((time.perf_counter() - start) * 1000, 3)
-            self._emit("info", f"span {name}", span)
+    def trace(self, name: str, **attributes: Any) -> Iterator[Span]:
+        """A span around a block, in the run's trace (an OpenTelemetry span: ``set_attribute``,
+        ``add_event``). An exception that leaves the block marks it as an error.
+
+        >>> with logger.trace("fetch-user", user_id=42) as span:
+        ...     user = await fetch_user(42)
+        ...     span.set_attribute("user.plan", user.plan)
+        """
+        with span(name, "span", {k: _attribute(v) for k, v in attributes.items()}) as current:
+            yield current
 
 
 logger = Logger()

@@ -10,13 +10,15 @@ from typing import Any, TypeVar
 
 from hightide.sdk.journal import current, current_journal
 from hightide.sdk.task import to_json
+from hightide.sdk.tracing import SEQ, span
 
 T = TypeVar("T")
 
 
 async def step(name: str, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` (sync or async) once per run; its JSON result is recorded in the
-    run's journal. A step that raises is not recorded: it runs again when the run is retried.
+    run's journal, and its execution is a span in the run's trace. A step that raises is not
+    recorded: it runs again when the run is retried.
 
     >>> charge = await step("charge", stripe_charge, order_id, amount=42)
     >>> now = await step("now", time.time)  # a non-deterministic read, fixed for the whole run
@@ -27,15 +29,17 @@ async def step(name: str, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwa
     seq, entry = journal.take("step", name)
     if entry is not None:
         return entry["result"]
-    async with journal.busy():  # a suspension waits for the step, so that it is never cut short
-        # Inside the step there is no journal: the step as a whole is what is recorded, so a trigger
-        # in it is a plain one, and a wait in it is an error instead of a run that never suspends.
-        outside = current.set(None)
-        try:
-            value = to_json(await _call(fn, args, kwargs), f"step {name!r}")
-        finally:
-            current.reset(outside)
-        entry = await journal.record(seq, "step", name, {"result": value})
+    # A suspension waits for the step, so that it is never cut short.
+    async with journal.busy():
+        with span(f"step {name}", "step", {SEQ: seq}):
+            # Inside the step there is no journal: the step as a whole is what is recorded, so a
+            # trigger in it is a plain one, and a wait in it is an error, not a run that never suspends.
+            outside = current.set(None)
+            try:
+                value = to_json(await _call(fn, args, kwargs), f"step {name!r}")
+            finally:
+                current.reset(outside)
+            entry = await journal.record(seq, "step", name, {"result": value})
     return entry["result"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextvars
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -24,13 +25,18 @@ class _Loop:
         self.thread.start()
 
     def call(self, coro: Any) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # In the caller's context: runs it triggers join the caller's OpenTelemetry trace.
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(_in_context(coro, contextvars.copy_context()), self.loop)
         return future.result()
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
         self.loop.close()
+
+
+async def _in_context(coro: Any, context: contextvars.Context) -> Any:
+    return await asyncio.get_running_loop().create_task(coro, context=context)
 
 
 def _iterate(loop: _Loop, agen: Any) -> Iterator[Any]:

@@ -13,6 +13,7 @@ from hightide.sdk.client import Duration, _options
 from hightide.sdk.defaults import default_client
 from hightide.sdk.journal import current_journal, perform
 from hightide.sdk.models import Token, WaitpointTokenResult
+from hightide.sdk.tracing import human_seconds
 
 
 class Wait:
@@ -43,7 +44,8 @@ class Wait:
         total = extra + seconds + 60 * minutes + 3600 * hours + 86400 * days + 604800 * weeks
         if total < 0:
             raise ValidationError(f"wait.for_: the duration must not be negative (got {total:g}s)")
-        await self._wait_until(time.time() + total, idempotency_key, idempotency_key_ttl, "wait.for_()")
+        label = f"wait.for_ {human_seconds(total)}"
+        await self._wait_until(time.time() + total, idempotency_key, idempotency_key_ttl, "wait.for_()", label)
 
     async def until(
         self, date: datetime, *, idempotency_key: str | None = None, idempotency_key_ttl: Duration | None = None
@@ -52,11 +54,12 @@ class Wait:
         date returns at once."""
         if not isinstance(date, datetime):
             raise ValidationError("wait.until: expected a datetime")
-        await self._wait_until(date.timestamp(), idempotency_key, idempotency_key_ttl, "wait.until()")
+        label = f"wait.until {date.isoformat()}"
+        await self._wait_until(date.timestamp(), idempotency_key, idempotency_key_ttl, "wait.until()", label)
 
-    async def _wait_until(self, when: float, key: str | None, key_ttl: Duration | None, what: str) -> None:
+    async def _wait_until(self, when: float, key: str | None, key_ttl: Duration | None, what: str, label: str) -> None:
         body = _options({"resume_at": when, "idempotency_key": key, "idempotency_key_ttl": key_ttl})
-        await perform("wait", "duration", body, what)
+        await perform("wait", "duration", body, what, label)
 
     async def create_token(
         self,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hightide.types import MAX_CLAIM_BATCH
 
 Duration = str | float
+_SPAN_ID = r"^[0-9a-f]{16}$"
 
 
 class TriggerOptions(BaseModel):
@@ -86,6 +87,31 @@ class LogBody(BaseModel):
     level: str = "info"
     message: str
     attributes: dict[str, Any] = Field(default_factory=dict)
+    span_id: str | None = Field(default=None, pattern=_SPAN_ID, description="the span current when it was logged")
+
+
+class SpanEvent(BaseModel):
+    name: str
+    time: float
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class SpanBody(BaseModel):
+    """A span recorded inside a run (times in seconds since the epoch)."""
+
+    run_id: str
+    attempt: int
+    trace_id: str = Field(..., pattern=r"^[0-9a-f]{32}$")
+    span_id: str = Field(..., pattern=_SPAN_ID)
+    parent_span_id: str | None = Field(default=None, pattern=_SPAN_ID)
+    name: str = Field(..., max_length=512)
+    kind: str = Field(default="span", max_length=32)
+    seq: str | None = Field(default=None, max_length=128, description="a wait's journal position")
+    start_time: float
+    end_time: float | None = Field(default=None, description="null: a wait that suspended the run, still open")
+    status: Literal["UNSET", "OK", "ERROR"] = "UNSET"
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    events: list[SpanEvent] = Field(default_factory=list, max_length=1000)
 
 
 class AttemptResult(BaseModel):
@@ -112,6 +138,7 @@ class CompleteBody(BaseModel):
     worker_id: str
     results: list[AttemptResult] = Field(default_factory=list, max_length=1000)
     logs: list[LogBody] = Field(default_factory=list, max_length=5000, description="appended before the results")
+    spans: list[SpanBody] = Field(default_factory=list, max_length=5000, description="stored with the logs")
     claim: ClaimMore | None = Field(default=None, description="claim more runs in the same round trip")
 
 

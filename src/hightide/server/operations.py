@@ -1,8 +1,11 @@
-"""Request bodies of durable operations to the engine's values."""
+"""Requests to the engine's values: durable operations, token options, trace context."""
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from hightide.core.durations import parse_duration
+from hightide.core.tracing import TraceParent, parse_traceparent
 from hightide.engine.journal import Operation
 from hightide.engine.options import batch_specs
 from hightide.engine.tokens import TokenSpec
@@ -22,14 +25,19 @@ def token_spec(options: TokenOptions | None, prefix: str = "") -> TokenSpec:
     )
 
 
-def operation(body: JournalOp, now: float, execution: int | None) -> Operation:
+def trace_parent(request: Request) -> TraceParent | None:
+    """The caller's span (W3C ``traceparent``): runs it triggers join that trace under it."""
+    return parse_traceparent(request.headers.get("traceparent"))
+
+
+def operation(body: JournalOp, now: float, execution: int | None, parent: TraceParent | None = None) -> Operation:
     items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
     ttl = body.idempotency_key_ttl
     return Operation(
         seq=body.seq,
         kind=body.kind,
         name=body.name,
-        specs=tuple(batch_specs(body.name or None, items, now)) if items else (),
+        specs=tuple(batch_specs(body.name or None, items, now, parent)) if items else (),
         resume_at=body.resume_at,
         idempotency_key=body.idempotency_key,
         idempotency_key_ttl=None if ttl is None else parse_duration(ttl, field="idempotency_key_ttl"),

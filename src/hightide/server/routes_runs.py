@@ -13,7 +13,8 @@ from hightide.engine.options import batch_specs, spec_from_options
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.models import BatchBody, RescheduleBody, ResetKeyBody, TriggerBody
-from hightide.server.serialize import log_json, run_json
+from hightide.server.operations import trace_parent
+from hightide.server.serialize import log_json, run_json, trace_json
 from hightide.store.records import RunFilter
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -26,7 +27,7 @@ def _engine(request: Request) -> RunEngine:
 @router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task")
 async def trigger(task_id: str, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
-    spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock())
+    spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock(), "", trace_parent(request))
     [(run, cached)] = await run_in_threadpool(engine.trigger, env, [spec])
     return {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
 
@@ -44,7 +45,8 @@ async def batch_trigger_task(task_id: str, body: BatchBody, env: CurrentEnv, req
 async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
-    results = await run_in_threadpool(engine.trigger, env, batch_specs(task_id, items, engine.clock()))
+    specs = batch_specs(task_id, items, engine.clock(), trace_parent(request))
+    results = await run_in_threadpool(engine.trigger, env, specs)
     return {
         "runs": [
             {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
@@ -121,6 +123,11 @@ async def reschedule(run_id: str, body: RescheduleBody, env: CurrentEnv, request
 async def logs(run_id: str, env: CurrentEnv, request: Request, after: int = 0) -> dict[str, Any]:
     entries = await run_in_threadpool(_engine(request).logs, env, run_id, after)
     return {"data": [log_json(i, e) for i, e in entries]}
+
+
+@router.get("/runs/{run_id}/trace", summary="The trace a run belongs to: runs, attempts and spans, oldest first")
+async def trace(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    return trace_json(await run_in_threadpool(_engine(request).trace, env, run_id))
 
 
 @router.post("/idempotency-keys/reset", summary="Forget an idempotency key of a task")

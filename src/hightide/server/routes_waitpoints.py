@@ -12,7 +12,7 @@ from hightide.engine import RunEngine
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.models import CompleteTokenBody, JournalBody, TokenOptions
-from hightide.server.operations import operation, token_spec
+from hightide.server.operations import operation, token_spec, trace_parent
 from hightide.server.serialize import token_json
 from hightide.store.records import Waitpoint
 
@@ -31,7 +31,7 @@ def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
 @router.post("/runs/{run_id}/journal", summary="Record a durable operation of an executing run (runners)")
 async def record(run_id: str, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
-    op = operation(body, engine.clock(), body.execution)
+    op = operation(body, engine.clock(), body.execution, trace_parent(request))
     return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
 
 

@@ -12,10 +12,10 @@ from hightide.engine import RunEngine
 from hightide.engine.runs import AttemptResult
 from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
-from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody
+from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody, SpanBody
 from hightide.server.operations import operation
 from hightide.server.serialize import execution_json
-from hightide.store.records import Environment, LogEntry, Run, Version
+from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Version
 
 router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
 
@@ -68,8 +68,9 @@ async def heartbeat(body: HeartbeatBody, env: CurrentEnv, request: Request) -> d
 @router.post("/complete", summary="Report attempt outcomes (and logs); optionally claim more runs")
 async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSONResponse:
     engine = _engine(request)
-    if body.logs:
-        await run_in_threadpool(engine.append_logs, env, [_log_entry(e) for e in body.logs])
+    if body.logs or body.spans:
+        logs, spans = [_log_entry(e) for e in body.logs], [_span_record(s) for s in body.spans]
+        await run_in_threadpool(engine.append_telemetry, env, logs, spans)
     now = engine.clock()
     results = [
         AttemptResult(
@@ -93,4 +94,22 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
 
 
 def _log_entry(e: LogBody) -> LogEntry:
-    return LogEntry(e.run_id, e.attempt, e.time, e.level, e.message, e.attributes)
+    return LogEntry(e.run_id, e.attempt, e.time, e.level, e.message, e.attributes, e.span_id)
+
+
+def _span_record(s: SpanBody) -> SpanRecord:
+    return SpanRecord(
+        trace_id=s.trace_id,
+        span_id=s.span_id,
+        parent_span_id=s.parent_span_id,
+        run_id=s.run_id,
+        attempt=s.attempt,
+        name=s.name,
+        kind=s.kind,
+        start_time=s.start_time,
+        end_time=s.end_time,
+        status=s.status,
+        attributes=s.attributes,
+        events=[e.model_dump() for e in s.events],
+        seq=s.seq,
+    )

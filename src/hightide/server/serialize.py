@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hightide.store.records import Attempt, LogEntry, Run, Waitpoint
+from hightide.core.tracing import attempt_span_id
+from hightide.engine.traces import Trace, trace_ids
+from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Waitpoint
 
 
 def iso(ts: float | None) -> str | None:
@@ -65,6 +67,30 @@ def log_json(log_id: int, entry: LogEntry) -> dict[str, Any]:
         "level": entry.level,
         "message": entry.message,
         "attributes": entry.attributes,
+        "span_id": entry.span_id,
+    }
+
+
+def trace_json(trace: Trace) -> dict[str, Any]:
+    return {"trace_id": trace.trace_id, "truncated": trace.truncated, "spans": [span_json(s) for s in trace.spans]}
+
+
+def span_json(span: SpanRecord) -> dict[str, Any]:
+    """A span; ``end_time`` is null while it is in progress (a run executing, a wait not over)."""
+    return {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "run_id": span.run_id,
+        "attempt": span.attempt,
+        "name": span.name,
+        "kind": span.kind,
+        "start_time": iso(span.start_time),
+        "end_time": iso(span.end_time),
+        "duration_ms": None if span.end_time is None else round((span.end_time - span.start_time) * 1000, 3),
+        "status": span.status,
+        "attributes": span.attributes,
+        "events": [{**e, "time": iso(e.get("time"))} for e in span.events],
     }
 
 
@@ -103,4 +129,11 @@ def execution_json(run: Run, environment_slug: str, journal: list[dict[str, Any]
         "root_run_id": run.root_run_id,
         "environment": environment_slug,
         "version": run.version,
+        "trace": _trace_context(run),
     }
+
+
+def _trace_context(run: Run) -> dict[str, str]:
+    """Where the runner's spans go: the trace, and the span of the attempt being executed."""
+    trace_id, span_id = trace_ids(run)
+    return {"trace_id": trace_id, "span_id": attempt_span_id(span_id, run.attempt_count)}

@@ -79,6 +79,9 @@ class Run:
     started_at: float | None
     finished_at: float | None
     executions: int = 0
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Run:
@@ -115,6 +118,9 @@ class Run:
             started_at=m["started_at"],
             finished_at=m["finished_at"],
             executions=m["executions"],
+            trace_id=m["trace_id"],
+            span_id=m["span_id"],
+            parent_span_id=m["parent_span_id"],
         )
 
 
@@ -151,6 +157,9 @@ def run_from_new(new: NewRun) -> Run:
         updated_at=new.created_at,
         started_at=None,
         finished_at=None,
+        trace_id=new.trace_id,
+        span_id=new.span_id,
+        parent_span_id=new.parent_span_id,
     )
 
 
@@ -188,6 +197,45 @@ class LogEntry:
     level: str
     message: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    span_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """A span recorded inside a run (times in seconds; ``end_time`` None while it is open)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    run_id: str
+    attempt: int
+    name: str
+    kind: str
+    start_time: float
+    end_time: float | None
+    status: str = "UNSET"
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    seq: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SpanRecord:
+        m = row._mapping
+        return cls(
+            trace_id=m["trace_id"],
+            span_id=m["span_id"],
+            parent_span_id=m["parent_span_id"],
+            run_id=m["run_id"],
+            attempt=m["attempt"],
+            name=m["name"],
+            kind=m["kind"],
+            start_time=m["start_time"],
+            end_time=m["end_time"],
+            status=m["status"],
+            attributes=loads(m["attributes"]),
+            events=loads(m["events"]),
+            seq=m["seq"],
+        )
 
 
 @dataclass(frozen=True)
@@ -215,6 +263,9 @@ class NewRun:
     parent_run_id: str | None
     root_run_id: str | None
     created_at: float
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
 
 
 @dataclass(frozen=True)

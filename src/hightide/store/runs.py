@@ -1,4 +1,4 @@
-"""Runs: insert (with idempotency), read, list, the one conditional update, logs."""
+"""Runs: insert (with idempotency), read, list, the one conditional update."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from hightide.errors import ValidationError
 from hightide.store import schema as t
 from hightide.store.records import (
     Attempt,
-    LogEntry,
     NewRun,
     Run,
     RunChange,
     RunFilter,
     dumps,
-    loads,
     run_from_new,
 )
 from hightide.store.seam import Seam, retried
@@ -109,6 +107,9 @@ class RunOps(Seam):
             "updated_at": new.created_at,
             "resuming": False,
             "executions": 0,
+            "trace_id": new.trace_id,
+            "span_id": new.span_id,
+            "parent_span_id": new.parent_span_id,
         }
 
     # -- reading runs ----------------------------------------------------------------------
@@ -275,40 +276,6 @@ class RunOps(Seam):
                 select(t.runs).where(t.runs.c.id.in_(run_ids), t.runs.c.environment_id == environment_id)
             )
             return {row._mapping["id"]: Run.from_row(row) for row in rows}
-
-    # -- logs ------------------------------------------------------------------------------
-    def append_logs(self, entries: Sequence[LogEntry]) -> None:
-        if not entries:
-            return
-        with self._write() as conn:
-            conn.execute(
-                insert(t.run_logs),
-                [
-                    {
-                        "run_id": e.run_id,
-                        "attempt": e.attempt,
-                        "time": e.time,
-                        "level": e.level,
-                        "message": e.message,
-                        "attributes": dumps(e.attributes),
-                    }
-                    for e in entries
-                ],
-            )
-
-    def list_logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[tuple[int, LogEntry]]:
-        lg = t.run_logs
-        with self._read() as conn:
-            rows = conn.execute(
-                select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id).order_by(lg.c.id).limit(limit)
-            ).all()
-        return [
-            (
-                row.id,
-                LogEntry(row.run_id, row.attempt, row.time, row.level, row.message, loads(row.attributes)),
-            )
-            for row in rows
-        ]
 
 
 FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)

@@ -124,6 +124,11 @@ runs = Table(
     # Bumped by every claim: names one execution of the run (an attempt spans several after resumes),
     # so that a late or repeated report of an earlier execution is refused.
     Column("executions", Integer, nullable=False, server_default="0"),
+    # W3C trace context (docs/tracing.md): the run's trace (its parent's, for a child run), the
+    # run's own span and the span it hangs under (a trigger in the parent run, or the caller's span).
+    Column("trace_id", String(32)),
+    Column("span_id", String(16)),
+    Column("parent_span_id", String(16)),
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)
@@ -131,6 +136,7 @@ Index("ix_runs_list", runs.c.environment_id, runs.c.created_at)
 Index("ix_runs_status_lease", runs.c.status, runs.c.lease_expires_at)
 Index("ix_runs_status_available", runs.c.status, runs.c.available_at)
 Index("ix_runs_parent", runs.c.parent_run_id)
+Index("ix_runs_trace", runs.c.trace_id)
 
 run_tags = Table(
     "run_tags",
@@ -164,8 +170,34 @@ run_logs = Table(
     Column("level", String(16), nullable=False),
     Column("message", Text, nullable=False),
     Column("attributes", Text, nullable=False),
+    Column("span_id", String(16)),  # the span that was current when it was logged
 )
 Index("ix_run_logs_run", run_logs.c.run_id, run_logs.c.id)
+
+# Spans recorded inside runs (steps, triggers, waits, `logger.trace`, instrumentations). Run and
+# attempt spans are not stored: the engine derives them from `runs` and `attempts`. A wait that
+# suspended its run is stored open (`end_time` NULL) with its journal position in `seq`: its end is
+# when the waitpoints of that journal entry resolved.
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16)),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("seq", String(128)),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float),
+    Column("status", String(16), nullable=False),
+    Column("attributes", Text, nullable=False),
+    Column("events", Text, nullable=False),
+)
+Index("ix_spans_trace", spans.c.trace_id, spans.c.start_time)
+Index("ix_spans_run", spans.c.run_id)
 
 # What a run can wait for. kind: DURATION (resume_at), RUN (the run `run_id` finishing) or TOKEN
 # (completed through the API or its callback URL, or TIMED_OUT at timeout_at).

@@ -33,11 +33,15 @@ class WorkerApi:
         return data["stop"]
 
     async def complete(
-        self, results: list[dict[str, Any]], logs: list[dict[str, Any]], claim: dict[str, Any] | None
+        self,
+        results: list[dict[str, Any]],
+        logs: list[dict[str, Any]],
+        spans: list[dict[str, Any]],
+        claim: dict[str, Any] | None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Report results (after their logs); with ``claim``, get more runs back. Returns the
-        replies to the results and the claimed executions."""
-        body: dict[str, Any] = {"worker_id": self.worker_id, "results": results, "logs": logs}
+        """Report results (after their logs and spans); with ``claim``, get more runs back. Returns
+        the replies to the results and the claimed executions."""
+        body: dict[str, Any] = {"worker_id": self.worker_id, "results": results, "logs": logs, "spans": spans}
         if claim:
             body["claim"] = claim
         data = await self.session.request("POST", "/api/v1/worker/complete", json=body)

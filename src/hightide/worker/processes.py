@@ -14,7 +14,8 @@ from typing import Any
 
 from hightide.worker.protocol import encode, read_message
 
-LogCallback = Callable[[dict[str, Any]], None]
+RecordCallback = Callable[[dict[str, Any]], None]
+"""Receives what a run tells while it executes: log records and spans."""
 STARTUP_TIMEOUT = 120.0  # seconds for a runner to import the project's tasks
 
 
@@ -121,7 +122,7 @@ class RunnerProcess:
         runner.manifest = hello["manifest"]
         return runner
 
-    async def execute(self, execution: dict[str, Any], on_log: LogCallback) -> dict[str, Any]:
+    async def execute(self, execution: dict[str, Any], on_record: RecordCallback) -> dict[str, Any]:
         """Run one attempt; returns the runner's result message or raises ``RunnerDied``."""
         self.runs += 1
         self.writer.write(encode({"type": "execute", "execution": execution}))
@@ -129,8 +130,8 @@ class RunnerProcess:
             message = await read_message(self.reader)
             if message is None:
                 raise RunnerDied(await self.process.wait())
-            if message["type"] == "log":
-                on_log(message)
+            if message["type"] in ("log", "span"):
+                on_record(message)
             elif message["type"] == "result":
                 return message
 

@@ -27,12 +27,14 @@ from hightide.sdk.logger import set_sink
 from hightide.sdk.task import registry
 from hightide.worker.loader import load_tasks
 from hightide.worker.protocol import BlockingChannel
+from hightide.worker.spans import RunSpans, tracer_provider
 
 
 class Runner:
-    def __init__(self, channel: BlockingChannel, threshold: float) -> None:
+    def __init__(self, channel: BlockingChannel, threshold: float, spans: RunSpans) -> None:
         self.channel = channel
         self.threshold = threshold
+        self.spans = spans
         self.execution: dict[str, Any] | None = None
         self.journal: RunJournal | None = None
 
@@ -49,6 +51,7 @@ class Runner:
                 "level": level,
                 "message": message,
                 "attributes": attributes,
+                "span_id": self.spans.current_span_id(),
             }
         )
 
@@ -74,7 +77,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         loop.set_task_factory(journal.task_factory)
         try:
-            output = await journal.run(task.execute(execution["payload"], ctx))
+            with self.spans.executing(execution, journal):
+                output = await journal.run(task.execute(execution["payload"], ctx))
             return {**base, "ok": True, "output": output}
         except Suspended as suspended:
             return {**base, "ok": False, "waiting_on": suspended.waiting_on, "record": suspended.records}
@@ -171,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         channel.send({"type": "error", "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
         return 3
-    runner = Runner(channel, threshold)
+    _, spans = tracer_provider(channel.send, config.project or root.name)
+    runner = Runner(channel, threshold, spans)
     set_sink(runner.log)
     sys.stdout = _StreamToLog(runner, "info", sys.stdout)
     sys.stderr = _StreamToLog(runner, "error", sys.stderr)

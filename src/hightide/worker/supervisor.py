@@ -88,6 +88,7 @@ class Supervisor:
         self._slot_freed = asyncio.Event()
         self._active_changed = asyncio.Event()
         self._outbox_logs: list[dict[str, Any]] = []
+        self._outbox_spans: list[dict[str, Any]] = []
         self._outbox_results: list[dict[str, Any]] = []
         self._outbox_ready = asyncio.Event()
         self._claiming = True
@@ -274,7 +275,7 @@ class Supervisor:
             active.runner = runner
             max_duration = execution.get("max_duration")
             async with asyncio.timeout(max_duration):
-                message = await runner.execute(execution, self._on_log)
+                message = await runner.execute(execution, self._on_record)
             result = {**base, "ok": message["ok"], "output": message.get("output"), "error": message.get("error")}
             if message.get("waiting_on") is not None:  # suspended: the server resumes it later
                 result["waiting_on"] = message["waiting_on"]
@@ -332,8 +333,11 @@ class Supervisor:
         if active.runner is not None:
             await active.runner.stop(self.options.kill_grace)
 
-    def _on_log(self, message: dict[str, Any]) -> None:
-        entry = {k: message[k] for k in ("run_id", "attempt", "time", "level", "message", "attributes")}
+    def _on_record(self, message: dict[str, Any]) -> None:
+        if message["type"] == "span":  # shipped with the next report
+            self._outbox_spans.append({k: v for k, v in message.items() if k != "type"})
+            return
+        entry = {k: message.get(k) for k in ("run_id", "attempt", "time", "level", "message", "attributes", "span_id")}
         self._outbox_logs.append(entry)
         self._outbox_ready.set()
         active = self.active.get(message["run_id"])
@@ -389,15 +393,18 @@ class Supervisor:
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
-            while self._outbox_logs or self._outbox_results:
+            while self._outbox_logs or self._outbox_spans or self._outbox_results:
                 logs, self._outbox_logs = self._outbox_logs[:5000], self._outbox_logs[5000:]
+                spans, self._outbox_spans = self._outbox_spans[:5000], self._outbox_spans[5000:]
                 results, self._outbox_results = self._outbox_results[:1000], self._outbox_results[1000:]
-                await self._send(logs, results)
+                await self._send(logs, spans, results)
             if self._stopped.is_set():
                 return
 
-    async def _send(self, logs: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        """One round trip: logs, then results, and a claim for the slots the results free."""
+    async def _send(
+        self, logs: list[dict[str, Any]], spans: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> None:
+        """One round trip: logs and spans, then results, and a claim for the slots the results free."""
         delay = 0.5
         first = True
         while True:
@@ -409,7 +416,7 @@ class Supervisor:
             try:
                 body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
                 claim = {"version_id": self.version["version_id"], "max_runs": want} if want and self.version else None
-                replies, executions = await self.api.complete(body, logs, claim)
+                replies, executions = await self.api.complete(body, logs, spans, claim)
             except (ConnectionError_, ServerError) as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)

@@ -1,0 +1,92 @@
+"""What runs tell about themselves: log records and spans (see docs/tracing.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import insert, select
+
+from hightide.store import schema as t
+from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, dumps, loads
+from hightide.store.seam import Seam
+
+
+class TelemetryOps(Seam):
+    def append_telemetry(self, logs: Sequence[LogEntry], spans: Sequence[SpanRecord] = ()) -> None:
+        """Store a worker's batch of log records and spans in one transaction."""
+        if not logs and not spans:
+            return
+        with self._write() as conn:
+            if logs:
+                conn.execute(insert(t.run_logs), [_log_values(e) for e in logs])
+            if spans:
+                conn.execute(insert(t.spans), [_span_values(s) for s in spans])
+
+    def list_logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[tuple[int, LogEntry]]:
+        lg = t.run_logs
+        with self._read() as conn:
+            rows = conn.execute(
+                select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id).order_by(lg.c.id).limit(limit)
+            ).all()
+        return [
+            (
+                row.id,
+                LogEntry(row.run_id, row.attempt, row.time, row.level, row.message, loads(row.attributes), row.span_id),
+            )
+            for row in rows
+        ]
+
+    def list_spans(self, trace_id: str, limit: int) -> list[SpanRecord]:
+        """The spans recorded in trace ``trace_id``, oldest first."""
+        s = t.spans
+        with self._read() as conn:
+            rows = conn.execute(
+                select(s).where(s.c.trace_id == trace_id).order_by(s.c.start_time, s.c.id).limit(limit)
+            ).all()
+        return [SpanRecord.from_row(row) for row in rows]
+
+    def runs_in_trace(self, environment_id: str, trace_id: str, limit: int) -> tuple[list[Run], list[Attempt]]:
+        """The runs of trace ``trace_id`` in the environment, oldest first, with their attempts."""
+        r, a = t.runs, t.attempts
+        with self._read() as conn:
+            rows = conn.execute(
+                select(r)
+                .where(r.c.trace_id == trace_id, r.c.environment_id == environment_id)
+                .order_by(r.c.created_at, r.c.id)
+                .limit(limit)
+            ).all()
+            runs = [Run.from_row(row) for row in rows]
+            attempts = conn.execute(
+                select(a).where(a.c.run_id.in_([run.id for run in runs])).order_by(a.c.run_id, a.c.number)
+            ).all()
+        return runs, [Attempt.from_row(row) for row in attempts]
+
+
+def _log_values(e: LogEntry) -> dict[str, object]:
+    return {
+        "run_id": e.run_id,
+        "attempt": e.attempt,
+        "time": e.time,
+        "level": e.level,
+        "message": e.message,
+        "attributes": dumps(e.attributes),
+        "span_id": e.span_id,
+    }
+
+
+def _span_values(s: SpanRecord) -> dict[str, object]:
+    return {
+        "trace_id": s.trace_id,
+        "span_id": s.span_id,
+        "parent_span_id": s.parent_span_id,
+        "run_id": s.run_id,
+        "attempt": s.attempt,
+        "name": s.name,
+        "kind": s.kind,
+        "seq": s.seq,
+        "start_time": s.start_time,
+        "end_time": s.end_time,
+        "status": s.status,
+        "attributes": dumps(s.attributes),
+        "events": dumps(s.events),
+    }

@@ -1,0 +1,45 @@
+"""Tasks whose traces the tests read (the worker runs with a 1 s checkpoint threshold)."""
+
+from pathlib import Path
+
+from hightide import Context, logger, step, task, wait
+
+
+@task(id="traced-child")
+async def traced_child(payload: dict) -> int:
+    return await step("child-work", lambda: payload["n"] + 1)
+
+
+@task(id="traced-parent")
+async def traced_parent(payload: dict) -> dict:
+    with logger.trace("prepare", order=7) as span:
+        span.set_attribute("prepared", True)
+        logger.info("inside prepare")
+    charged = await step("charge", lambda: 100)
+    child = await traced_child.trigger_and_wait({"n": 1}).unwrap()
+    await wait.for_(seconds=2)  # past the threshold: the run suspends and replays
+    done = await step("finish", lambda: charged + child)
+    logger.info("finished")
+    return {"total": done}
+
+
+def _flaky(path: str) -> str:
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise RuntimeError("the step fails on its first call")
+    return "ok"
+
+
+@task(id="traced-retry", retry={"max_attempts": 2, "min_timeout": 0.05, "max_timeout": 0.1})
+async def traced_retry(payload: dict, ctx: Context) -> str:
+    return await step("flaky", _flaky, payload["path"])
+
+
+@task(id="traced-phase")
+async def traced_phase(payload: dict) -> str:
+    with logger.trace("phase"):
+        await step("before", lambda: 1)
+        await wait.for_(seconds=2)  # suspends inside the span: the replay starts "phase" again
+        await step("after", lambda: 2)
+    return "done"
