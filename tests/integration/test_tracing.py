@@ -154,3 +154,12 @@ def test_a_span_cut_by_a_suspension_is_kept_and_the_replay_adds_none(stack: Stac
     assert _named(spans, "wait.for_ 2s")["parent_span_id"] == phase["span_id"]
     # Started inside the replayed "phase": it hangs under the nearest recorded span, the attempt.
     assert _named(spans, "step after")["parent_span_id"] == attempt["span_id"]
+
+
+def test_spans_of_the_opentelemetry_api_in_a_task_join_the_run(stack: Stack, client: Client) -> None:
+    handle = client.trigger("traced-otel", {})
+    assert wait_finished(client, handle.id).status == RunStatus.COMPLETED
+    spans = _trace(stack, handle.id)["spans"]
+    query = _named(spans, "query")
+    assert query["parent_span_id"] == _named(spans, "attempt 1")["span_id"]
+    assert query["attributes"] == {"db.system": "sqlite"} and query["kind"] == "span"

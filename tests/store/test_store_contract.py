@@ -1,4 +1,4 @@
-"""The store contract, part 1: environments, keys, versions, logs and notifications.
+"""The store contract, part 1: environments, keys, versions, logs, spans and notifications.
 
 Runs on SQLite and PostgreSQL alike (see conftest.py); claims and leases are in
 test_store_claims.py, triggering and reading runs in test_store_runs.py.
@@ -14,7 +14,7 @@ from sqlalchemy import update
 from hightide.errors import AlreadyExistsError
 from hightide.store import Store
 from hightide.store import schema as t
-from hightide.store.records import LogEntry
+from hightide.store.records import LogEntry, SpanRecord
 from tests.store.factories import NOW, insert, make_env, new_run
 from tests.support import assert_eventually
 
@@ -165,6 +165,64 @@ def test_logs_are_appended_and_listed_in_order(store: Store) -> None:
 def test_logs_need_an_existing_run(store: Store) -> None:
     with pytest.raises(AlreadyExistsError):  # a foreign-key violation is an integrity error
         store.append_telemetry([LogEntry("run_missing", 1, NOW, "info", "orphan", {})])
+
+
+# -- spans -----------------------------------------------------------------------------------
+
+
+def _span(run_id: str, trace_id: str, name: str, start: float, **fields: object) -> SpanRecord:
+    values: dict[str, object] = {
+        "trace_id": trace_id,
+        "span_id": f"{abs(hash((run_id, name))) % 16**16:016x}",
+        "parent_span_id": None,
+        "run_id": run_id,
+        "attempt": 1,
+        "name": name,
+        "kind": "step",
+        "start_time": start,
+        "end_time": start + 1,
+        **fields,
+    }
+    return SpanRecord(**values)  # type: ignore[arg-type]
+
+
+def test_spans_are_stored_with_logs_and_listed_by_trace_oldest_first(store: Store) -> None:
+    env = make_env(store)
+    trace, other_trace = "a" * 32, "b" * 32
+    parent, child, stranger = insert(
+        store,
+        new_run(env, trace_id=trace, span_id="1" * 16),
+        new_run(env, created_at=NOW + 1, trace_id=trace, span_id="2" * 16, parent_span_id="3" * 16),
+        new_run(env, created_at=NOW + 2, trace_id=other_trace, span_id="4" * 16),
+    )
+    late = _span(parent.id, trace, "late", NOW + 5, status="OK", attributes={"n": 1, "tags": ["x"]})
+    wait = _span(parent.id, trace, "wait", NOW + 2, kind="wait", seq="t1/0", end_time=None)
+    early = _span(child.id, trace, "early", NOW + 1, status="ERROR", events=[{"name": "exception", "time": NOW + 1.5}])
+    log = LogEntry(parent.id, 1, NOW + 5, "info", "in late", {}, late.span_id)
+    store.append_telemetry([log], [late, wait])
+    store.append_telemetry([], [early, _span(stranger.id, other_trace, "elsewhere", NOW)])
+    store.append_telemetry([], [])  # nothing to do, and no error
+
+    assert store.list_spans(trace, limit=10) == [early, wait, late]
+    assert store.list_spans(trace, limit=2) == [early, wait]
+    assert [s.name for s in store.list_spans(other_trace, limit=10)] == ["elsewhere"]
+    assert store.list_spans("c" * 32, limit=10) == []
+    [(_, stored_log)] = store.list_logs(parent.id)
+    assert stored_log.span_id == late.span_id
+
+    runs, attempts = store.runs_in_trace(env, trace, limit=10)
+    assert [(r.id, r.trace_id, r.span_id, r.parent_span_id) for r in runs] == [
+        (parent.id, trace, "1" * 16, None),
+        (child.id, trace, "2" * 16, "3" * 16),
+    ]
+    assert attempts == []
+    other_env = store.ensure_environment(store.ensure_project("acme", NOW), "prod", "production", 10, NOW)
+    assert store.runs_in_trace(other_env, trace, limit=10) == ([], [])
+
+
+def test_spans_need_an_existing_run(store: Store) -> None:
+    with pytest.raises(AlreadyExistsError):
+        store.append_telemetry([], [_span("run_missing", "a" * 32, "orphan", NOW)])
 
 
 # -- notifications ---------------------------------------------------------------------------

@@ -171,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_project_config(root)
         threshold = checkpoint_threshold(config)
+        # Before the tasks are imported: tracers they create at import time record into runs.
+        _, spans = tracer_provider(channel.send, config.project or root.name)
         manifest = load_tasks(config, dev=args.dev)
     except BaseException as exc:
         channel.send({"type": "error", "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
         return 3
-    _, spans = tracer_provider(channel.send, config.project or root.name)
     runner = Runner(channel, threshold, spans)
     set_sink(runner.log)
     sys.stdout = _StreamToLog(runner, "info", sys.stdout)
