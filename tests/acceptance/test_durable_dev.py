@@ -243,6 +243,19 @@ def test_a_retried_order_workflow_charges_and_fulfils_once(
     assert len(list(server.client.runs.list(task="charge-customer"))) == 1
     assert len(list(server.client.runs.list(task="fulfil-order"))) == 1
 
+    # The trace tells the same story: both children ran under the first attempt, in the parent's
+    # trace; the retry replayed them, so its attempt has no trigger spans of its own.
+    headers = {"Authorization": f"Bearer {server.secret_key}"}
+    trace = httpx.get(f"{server.api_url}/api/v1/runs/{handle.id}/trace", headers=headers).json()
+    attempts = {s["name"]: s["span_id"] for s in trace["spans"] if s["run_id"] == handle.id and s["kind"] == "attempt"}
+    triggers = [(s["name"], s["parent_span_id"]) for s in trace["spans"] if s["kind"] == "wait"]
+    assert triggers == [
+        ("trigger_and_wait charge-customer", attempts["attempt 1"]),
+        ("trigger_and_wait fulfil-order", attempts["attempt 1"]),
+    ]
+    children = {s["name"] for s in trace["spans"] if s["kind"] == "run" and s["run_id"] != handle.id}
+    assert children == {"charge-customer", "fulfil-order"}
+
 
 def token_number(token: Token) -> int:
     """The ``n`` of the run that created ``token`` (its ``n-N`` tag)."""

@@ -106,7 +106,11 @@ class RunsClient:
         while True:
             page = await self._session.request("GET", f"/api/v1/runs/{run_id}/logs", params={"after": after})
             for d in page["data"]:
-                records.append(LogRecord(_time(d["time"]), d["level"], d["message"], d["attempt"], d["attributes"]))
+                records.append(
+                    LogRecord(
+                        _time(d["time"]), d["level"], d["message"], d["attempt"], d["attributes"], d.get("span_id")
+                    )
+                )
                 after = d["id"]
             if len(page["data"]) < 1000:
                 return records

@@ -110,6 +110,7 @@ class LogRecord:
     message: str
     attempt: int
     attributes: dict[str, Any]
+    span_id: str | None = None  # the span it was written in (see docs/tracing.md)
 
 
 @dataclass(frozen=True)
