@@ -73,6 +73,7 @@ def test_a_run_that_waits_twice_reads_as_one_trace(stack: Stack, client: Client)
 
     # The child's trace is the same trace.
     assert _trace(stack, child_run["run_id"])["trace_id"] == body["trace_id"]
+    assert client.runs.retrieve(child_run["run_id"]).trace_id == run.trace_id == body["trace_id"]
 
 
 def test_a_failed_step_is_an_error_span_in_its_attempt(stack: Stack, client: Client, tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ class Run:
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     version: str | None = None
+    trace_id: str | None = None  # the OpenTelemetry trace it belongs to (GET /api/v1/runs/{id}/trace)
     attempts: list[Attempt] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -93,6 +94,7 @@ class Run:
             idempotency_key=data.get("idempotency_key"),
             parent_run_id=data.get("parent_run_id"),
             version=data.get("version"),
+            trace_id=data.get("trace_id"),
             attempts=[
                 Attempt(
                     a["number"], a["status"], _time(a.get("started_at")), _time(a.get("finished_at")), a.get("error")

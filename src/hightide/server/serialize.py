@@ -34,6 +34,7 @@ def run_json(run: Run, attempts: list[Attempt] | None = None) -> dict[str, Any]:
         "version": run.version,
         "parent_run_id": run.parent_run_id,
         "root_run_id": run.root_run_id,
+        "trace_id": trace_ids(run)[0],
         "created_at": iso(run.created_at),
         "updated_at": iso(run.updated_at),
         "started_at": iso(run.started_at),
