@@ -161,3 +161,72 @@ def test_spans_of_the_opentelemetry_api_in_a_task_join_the_run(stack: Stack, cli
     query = _named(spans, "query")
     assert query["parent_span_id"] == _named(spans, "attempt 1")["span_id"]
     assert query["attributes"] == {"db.system": "sqlite"} and query["kind"] == "span"
+
+
+def test_a_branch_running_for_real_is_traced_while_another_replays(
+    stack: Stack, client: Client, tmp_path: Path
+) -> None:
+    handle = client.trigger("traced-branches", {"path": str(tmp_path / "marker")})
+    run = wait_finished(client, handle.id)
+    assert run.status == RunStatus.COMPLETED and run.output == ["charged", "sent"]
+    spans = _trace(stack, handle.id)["spans"]
+    first, second = _named(spans, "attempt 1"), _named(spans, "attempt 2")
+    steps = sorted((s["name"], s["parent_span_id"], s["status"]) for s in spans if s["kind"] == "step")
+    assert steps == sorted(
+        [
+            ("step charge", first["span_id"], "ERROR"),
+            ("step email", first["span_id"], "UNSET"),
+            ("step charge", second["span_id"], "UNSET"),  # the email step replayed: no span
+        ]
+    )
+
+
+def test_a_retried_parent_waits_for_its_child_triggered_again_in_its_new_attempt(
+    stack: Stack, client: Client, tmp_path: Path
+) -> None:
+    handle = client.trigger("retries-its-child", {"path": str(tmp_path / "marker")})
+    run = wait_finished(client, handle.id)
+    assert run.status == RunStatus.COMPLETED and run.attempt_count == 2
+    spans = _trace(stack, handle.id)["spans"]
+    attempts = {s["span_id"]: s for s in spans if s["run_id"] == handle.id and s["kind"] == "attempt"}
+    waits = [s for s in spans if s["run_id"] == handle.id and s["kind"] == "wait"]
+    assert sorted(attempts[w["parent_span_id"]]["name"] for w in waits) == ["attempt 1", "attempt 2"]
+    for wait in waits:  # each ends with its attempt at the latest
+        attempt = attempts[wait["parent_span_id"]]
+        assert wait["end_time"] is not None and wait["end_time"] <= attempt["end_time"]
+    children = [s for s in spans if s["kind"] == "run" and s["run_id"] != handle.id]
+    assert len(children) == 2
+    first_attempt = next(a for a in attempts.values() if a["name"] == "attempt 1")
+    parents = {c["parent_span_id"] for c in children}
+    assert next(w for w in waits if w["parent_span_id"] == first_attempt["span_id"])["span_id"] in parents
+    assert next(a for a in attempts.values() if a["name"] == "attempt 2")["span_id"] in parents
+
+
+def test_odd_names_and_values_are_bounded_not_fatal(stack: Stack, client: Client) -> None:
+    handle = client.trigger("traced-odd", {})
+    run = wait_finished(client, handle.id)
+    assert run.status == RunStatus.COMPLETED, run.error
+    [span] = [s for s in _trace(stack, handle.id)["spans"] if s["kind"] == "span"]
+    assert span["name"] == "x" * 512
+    assert span["attributes"] == {"ratio": "nan", "big": "y" * 4096}
+    [record] = client.runs.logs(handle.id)
+    assert record.attributes == {"ratio": "inf"} and record.span_id == span["span_id"]
+
+
+def test_another_environment_cannot_read_a_trace_by_joining_it(stack: Stack, client: Client) -> None:
+    handle = client.trigger("traced-parent", {})
+    wait_finished(client, handle.id)
+    trace_id = _trace(stack, handle.id)["trace_id"]
+    other = stack.new_key("prod")
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {other}"}) as http:
+        # prod has no worker: its run stays queued, but it claims to be in dev's trace.
+        response = http.post(
+            "/api/v1/tasks/traced-child/trigger",
+            json={"payload": {"n": 1}},
+            headers={"traceparent": f"00-{trace_id}-{'1' * 16}-01"},
+        )
+        if response.status_code == 404:  # no such task registered in prod: nothing to read anyway
+            return
+        seen = http.get(f"/api/v1/runs/{response.json()['id']}/trace").json()
+    assert seen["trace_id"] == trace_id
+    assert {s["run_id"] for s in seen["spans"]} == {response.json()["id"]}

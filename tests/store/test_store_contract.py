@@ -203,10 +203,17 @@ def test_spans_are_stored_with_logs_and_listed_by_trace_oldest_first(store: Stor
     store.append_telemetry([], [early, _span(stranger.id, other_trace, "elsewhere", NOW)])
     store.append_telemetry([], [])  # nothing to do, and no error
 
-    assert store.list_spans(trace, limit=10) == [early, wait, late]
-    assert store.list_spans(trace, limit=2) == [early, wait]
-    assert [s.name for s in store.list_spans(other_trace, limit=10)] == ["elsewhere"]
-    assert store.list_spans("c" * 32, limit=10) == []
+    assert store.list_spans(env, trace, limit=10) == [early, wait, late]
+    assert store.list_spans(env, trace, limit=2) == [early, wait]
+    assert [s.name for s in store.list_spans(env, other_trace, limit=10)] == ["elsewhere"]
+    assert store.list_spans(env, "c" * 32, limit=10) == []
+    # Another environment may use the same trace id: neither sees the other's spans.
+    prod = store.ensure_environment(store.ensure_project("acme", NOW), "prod", "production", 10, NOW)
+    [foreign] = insert(store, new_run(prod, trace_id=trace, span_id="5" * 16))
+    store.append_telemetry([], [_span(foreign.id, trace, "foreign", NOW)])
+    assert store.list_spans(env, trace, limit=10) == [early, wait, late]
+    assert [s.name for s in store.list_spans(prod, trace, limit=10)] == ["foreign"]
+    assert store.run_traces([parent.id, foreign.id, "run_missing"], env) == {parent.id: (trace, "1" * 16)}
     [(_, stored_log)] = store.list_logs(parent.id)
     assert stored_log.span_id == late.span_id
 
@@ -216,8 +223,7 @@ def test_spans_are_stored_with_logs_and_listed_by_trace_oldest_first(store: Stor
         (child.id, trace, "2" * 16, "3" * 16),
     ]
     assert attempts == []
-    other_env = store.ensure_environment(store.ensure_project("acme", NOW), "prod", "production", 10, NOW)
-    assert store.runs_in_trace(other_env, trace, limit=10) == ([], [])
+    assert [r.id for r in store.runs_in_trace(prod, trace, limit=10)[0]] == [foreign.id]
 
 
 def test_spans_need_an_existing_run(store: Store) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hightide.core.states import RunStatus
-from hightide.core.tracing import TraceParent
 from hightide.engine.execution import AttemptResult
 from hightide.engine.options import TriggerSpec
 from hightide.engine.payloads import check_size
@@ -155,8 +154,7 @@ class Journal(Tokens, Triggering):
                     concurrency_key=c.concurrency_key,
                     max_attempts=c.max_attempts,
                     priority=c.priority,
-                    parent_run_id=run.id,
-                    trace_parent=TraceParent(c.trace_id, c.parent_span_id) if c.trace_id and c.parent_span_id else None,
+                    parent_run_id=run.id,  # under the parent's new attempt, in the parent's trace
                 )
                 for c in failed
             ]

@@ -38,6 +38,10 @@ class Trace:
     truncated: bool
 
 
+def _trace_of(run_id: str, ids: tuple[str | None, str | None]) -> str:
+    return ids[0] if ids[0] and ids[1] else derived_ids(run_id)[0]
+
+
 def trace_ids(run: Run) -> tuple[str, str]:
     """The run's trace id and span id (derived for runs stored before runs had them)."""
     if run.trace_id and run.span_id:
@@ -47,10 +51,13 @@ def trace_ids(run: Run) -> tuple[str, str]:
 
 class Traces(EngineBase):
     def append_telemetry(self, env: Environment, logs: Sequence[LogEntry], spans: Sequence[SpanRecord]) -> None:
+        """Store a worker's logs and spans. A span goes into its run's trace, whatever it says."""
         run_ids = {e.run_id for e in logs} | {s.run_id for s in spans}
-        missing = run_ids - set(self.store.get_runs(sorted(run_ids), env.id))
+        traces = self.store.run_traces(sorted(run_ids), env.id)
+        missing = run_ids - set(traces)
         if missing:
             raise NotFoundError(f"run(s) {sorted(missing)} not found in environment {env.slug!r}")
+        spans = [replace(s, trace_id=_trace_of(s.run_id, traces[s.run_id])) for s in spans]
         self.store.append_telemetry(logs, spans)
 
     def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
@@ -62,24 +69,27 @@ class Traces(EngineBase):
         attempts, and the spans recorded inside them, oldest first."""
         run = self.get_run(env, run_id)
         trace_id, _ = trace_ids(run)
-        runs, attempts = self.store.runs_in_trace(env.id, trace_id, MAX_TRACE_RUNS) if run.trace_id else ([run], [])
-        if not run.trace_id:
-            attempts = self.store.list_attempts(run.id)
-        recorded = self.store.list_spans(trace_id, MAX_TRACE_SPANS)
+        runs, attempts = self.store.runs_in_trace(env.id, trace_id, MAX_TRACE_RUNS)
+        truncated = len(runs) >= MAX_TRACE_RUNS
+        if run.id not in {r.id for r in runs}:  # stored before runs had trace ids, or cut off
+            runs, attempts = [*runs, run], [*attempts, *self.store.list_attempts(run.id)]
         by_run = {r.id: r for r in runs}
+        recorded = self.store.list_spans(env.id, trace_id, MAX_TRACE_SPANS)
+        truncated = truncated or len(recorded) >= MAX_TRACE_SPANS
         spans = [_run_span(r) for r in runs]
-        spans += [_attempt_span(by_run[a.run_id], a) for a in attempts if a.run_id in by_run]
-        spans += self._close_waits(_unique(recorded), by_run)
+        spans += [_attempt_span(by_run[a.run_id], a) for a in attempts]
+        ended = {(a.run_id, a.number): a.finished_at for a in attempts}
+        spans += self._close_waits([s for s in _unique(recorded) if s.run_id in by_run], ended)
         spans.sort(key=lambda s: (s.start_time, s.kind != "run"))
-        truncated = len(runs) >= MAX_TRACE_RUNS or len(recorded) >= MAX_TRACE_SPANS
         return Trace(trace_id, spans, truncated)
 
-    def _close_waits(self, spans: list[SpanRecord], runs: dict[str, Run]) -> list[SpanRecord]:
-        """End each open wait when the waitpoints of its journal entry resolved (or its run ended)."""
-        open_waits = [s for s in spans if s.end_time is None and s.seq is not None]
+    def _close_waits(self, spans: list[SpanRecord], ended: dict[tuple[str, int], float | None]) -> list[SpanRecord]:
+        """End each open wait when the waitpoints of its journal entry resolved, and at the latest
+        when its attempt ended (a retried attempt may wait on the same entry again)."""
+        open_waits = {s.span_id for s in spans if s.end_time is None and s.seq is not None}
         if not open_waits:
             return spans
-        view = self.store.journal_view(sorted({s.run_id for s in open_waits}))
+        view = self.store.journal_view(sorted({s.run_id for s in spans if s.span_id in open_waits}))
         ends: dict[tuple[str, str], float | None] = {}
         for run_id, entries in view.entries.items():
             for entry in entries:
@@ -89,11 +99,11 @@ class Traces(EngineBase):
                     ends[(run_id, entry.seq)] = max(done)
         closed = []
         for span in spans:
-            if span in open_waits:
-                run = runs.get(span.run_id)
+            if span.span_id in open_waits and span.end_time is None:
                 end = ends.get((span.run_id, span.seq or ""))
-                if end is None and run is not None and run.status.is_final:
-                    end = run.finished_at
+                attempt_end = ended.get((span.run_id, span.attempt))
+                if attempt_end is not None:
+                    end = attempt_end if end is None else min(end, attempt_end)
                 span = replace(span, end_time=end)
             closed.append(span)
         return closed

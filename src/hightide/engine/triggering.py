@@ -153,11 +153,15 @@ class Triggering(EngineBase):
 
 
 def _trace_parent(spec: TriggerSpec, parent: Run | None) -> tuple[str, str | None]:
-    """The new run's trace and the span it hangs under: the caller's span (``traceparent``), else
-    its parent run's current attempt; a run triggered from outside any trace starts a new one."""
-    if spec.trace_parent is not None:
-        return spec.trace_parent.trace_id, spec.trace_parent.span_id
+    """The new run's trace and the span it hangs under. A child run is in its parent's trace, under
+    the calling span (``traceparent``: the trigger inside the parent) or else the parent's current
+    attempt. Any other run is under the caller's span if there is one, or starts a trace."""
+    caller = spec.trace_parent
     if parent is not None:
         trace_id, span_id = trace_ids(parent)
+        if caller is not None and caller.trace_id == trace_id:
+            return trace_id, caller.span_id
         return trace_id, attempt_span_id(span_id, parent.attempt_count) if parent.attempt_count else span_id
+    if caller is not None:
+        return caller.trace_id, caller.span_id
     return new_trace_id(), None

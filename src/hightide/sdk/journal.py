@@ -66,6 +66,19 @@ class RunJournal:
         """Whether recorded operations are still ahead (the logs up to them were emitted before)."""
         return bool(self._unreached)
 
+    def replaying_here(self) -> bool:
+        """Whether the calling asyncio task (or the tasks it started) has recorded operations still
+        ahead: what it does now was done, and logged and traced, by an earlier execution. Another
+        branch of a ``gather`` may be past its recorded operations while this one replays."""
+        if not self._unreached:
+            return False
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # a thread (a sync step or task): judge by the whole run
+            return True
+        path = self._paths.get(task, "") if task is not None else ""
+        return any(seq.startswith(path) for seq in self._unreached)
+
     def task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context | None = None
     ) -> asyncio.Task[Any]:
@@ -231,13 +244,15 @@ async def perform(kind: str, name: str, body: dict[str, Any], what: str, label: 
             f"{what} works inside a task only, and not inside a step (the run's journal makes it durable)"
         )
     seq, entry = journal.take(kind, name)
-    if entry is not None:
-        return await journal.settle(seq, entry)
+    if entry is not None and entry["done"]:
+        return entry
+    # Recorded but not done: this execution waits on it anew (a retried attempt waiting for a child
+    # triggered again, a runner that died before suspending): a span of its own.
     with operation_span(kind, name, label) as span:
         span.set_attribute(SEQ, seq)
-        if kind == "wait" and body["resume_at"] - time.time() >= journal.threshold:
+        if entry is None and kind == "wait" and body["resume_at"] - time.time() >= journal.threshold:
             entry = journal.defer(seq, kind, name, body)
-        else:
+        elif entry is None:
             entry = await journal.record(seq, kind, name, body)  # the span is the children's parent
         with waiting(span):
             return await journal.settle(seq, entry)

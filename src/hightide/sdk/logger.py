@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ def set_sink(sink: Sink | None) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinities
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, dict):

@@ -47,13 +47,18 @@ def waiting(current: Span) -> Iterator[None]:
         raise
 
 
+_CALLS = {
+    "create_token": "wait.create_token",
+    "wait_for_token": "wait.for_token",
+    "complete_token": "wait.complete_token",
+}
 _KINDS = {"trigger": "trigger", "batch_trigger": "trigger", "create_token": "token", "complete_token": "token"}
 
 
 def operation_span(kind: str, name: str, label: str | None) -> contextlib.AbstractContextManager[Span]:
     """The span of a durable operation: ``trigger_and_wait child-task``, ``wait.for_ 30s``."""
     if label is None:
-        label = f"wait.{kind} {name}".rstrip() if kind.endswith("_token") else f"{kind} {name}".rstrip()
+        label = f"{_CALLS.get(kind, kind)} {name}".rstrip()
     return span(label, _KINDS.get(kind, "wait"), {"hightide.operation": kind})
 
 

@@ -83,7 +83,7 @@ class Wait:
             {"timeout": timeout, "tags": [tags] if isinstance(tags, str) else tags, "idempotency_key": idempotency_key}
         )
         options.update(_options({"idempotency_key_ttl": idempotency_key_ttl}))
-        entry = await perform("create_token", "token", {"token": options}, "wait.create_token()")
+        entry = await perform("create_token", "token", {"token": options}, "wait.create_token()", "wait.create_token")
         return Token.from_json(entry["result"], client.api_url)
 
     async def for_token(self, token: Token | str) -> WaitpointTokenResult[Any]:

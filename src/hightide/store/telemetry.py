@@ -36,12 +36,28 @@ class TelemetryOps(Seam):
             for row in rows
         ]
 
-    def list_spans(self, trace_id: str, limit: int) -> list[SpanRecord]:
-        """The spans recorded in trace ``trace_id``, oldest first."""
-        s = t.spans
+    def run_traces(self, run_ids: Sequence[str], environment_id: str) -> dict[str, tuple[str | None, str | None]]:
+        """The trace id and span id of each of ``run_ids`` found in the environment."""
+        r = t.runs
         with self._read() as conn:
             rows = conn.execute(
-                select(s).where(s.c.trace_id == trace_id).order_by(s.c.start_time, s.c.id).limit(limit)
+                select(r.c.id, r.c.trace_id, r.c.span_id).where(
+                    r.c.id.in_(run_ids), r.c.environment_id == environment_id
+                )
+            ).all()
+        return {row.id: (row.trace_id, row.span_id) for row in rows}
+
+    def list_spans(self, environment_id: str, trace_id: str, limit: int) -> list[SpanRecord]:
+        """The spans recorded in trace ``trace_id`` by the environment's runs, oldest first (a trace
+        id is not a secret: runs of other environments may use it too)."""
+        s, r = t.spans, t.runs
+        with self._read() as conn:
+            rows = conn.execute(
+                select(s)
+                .join(r, r.c.id == s.c.run_id)
+                .where(s.c.trace_id == trace_id, r.c.environment_id == environment_id)
+                .order_by(s.c.start_time, s.c.id)
+                .limit(limit)
             ).all()
         return [SpanRecord.from_row(row) for row in rows]
 

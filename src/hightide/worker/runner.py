@@ -40,7 +40,7 @@ class Runner:
 
     def log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
         ex = self.execution
-        if ex is None or (self.journal is not None and self.journal.replaying):
+        if ex is None or (self.journal is not None and self.journal.replaying_here()):
             return  # logs of the replayed part were emitted by an earlier execution
         self.channel.send(
             {
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         root_logger.setLevel(logging.INFO)
     for noisy in ("httpx", "httpcore"):  # the SDK's own API calls (journal, triggers) are not run logs
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # e.g. each attribute cut to its limit
     channel.send({"type": "ready", "pid": os.getpid(), "manifest": manifest})
     runner.serve()
     return 0

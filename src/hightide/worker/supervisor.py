@@ -424,6 +424,16 @@ class Supervisor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
                 continue
+            except HightideError as exc:
+                if not logs and not spans:
+                    raise
+                # The server refused what the runs told (a record too large, say): the results
+                # must still get through, so send them without it.
+                log.warning(
+                    "dropping %d log record(s) and %d span(s) the server refused: %s", len(logs), len(spans), exc
+                )
+                logs, spans = [], []
+                continue
             finally:
                 self._release(want)
             for execution in executions:

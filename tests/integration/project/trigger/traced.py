@@ -1,5 +1,7 @@
 """Tasks whose traces the tests read (the worker runs with a 1 s checkpoint threshold)."""
 
+import asyncio
+import time
 from pathlib import Path
 
 from opentelemetry import trace
@@ -55,4 +57,26 @@ _tracer = trace.get_tracer("the-project")
 async def traced_otel(payload: dict) -> str:
     with _tracer.start_as_current_span("query", attributes={"db.system": "sqlite"}):
         logger.info("querying")
+    return "ok"
+
+
+def _charge_once(path: str) -> str:
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text("failed once")
+        time.sleep(0.5)  # after the email step has been recorded
+        raise RuntimeError("the charge fails on its first call")
+    return "charged"
+
+
+@task(id="traced-branches", retry={"max_attempts": 2, "min_timeout": 0.05, "max_timeout": 0.1})
+async def traced_branches(payload: dict) -> list:
+    # On the retry, the email branch replays its recorded step while the charge branch runs for real.
+    return list(await asyncio.gather(step("charge", _charge_once, payload["path"]), step("email", lambda: "sent")))
+
+
+@task(id="traced-odd")
+async def traced_odd(payload: dict) -> str:
+    with logger.trace("x" * 2000, ratio=float("nan"), big="y" * 10_000):
+        logger.info("odd values", ratio=float("inf"))
     return "ok"
