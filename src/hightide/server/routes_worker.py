@@ -98,18 +98,4 @@ def _log_entry(e: LogBody) -> LogEntry:
 
 
 def _span_record(s: SpanBody) -> SpanRecord:
-    return SpanRecord(
-        trace_id=s.trace_id,
-        span_id=s.span_id,
-        parent_span_id=s.parent_span_id,
-        run_id=s.run_id,
-        attempt=s.attempt,
-        name=s.name,
-        kind=s.kind,
-        start_time=s.start_time,
-        end_time=s.end_time,
-        status=s.status,
-        attributes=s.attributes,
-        events=[e.model_dump() for e in s.events],
-        seq=s.seq,
-    )
+    return SpanRecord(**s.model_dump())
