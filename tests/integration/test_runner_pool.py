@@ -32,3 +32,31 @@ async def test_runners_beyond_the_slots_are_shut_down_not_kept(tmp_path: Path) -
         await pool.close()
         for runner in runners:
             await runner.stop()
+
+
+async def test_runners_that_served_their_runs_retire_one_at_a_time(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT, root)
+    pool = RunnerPool(root, dict(os.environ), dev=False, runs_per_process=1, max_idle=2)
+    pool.current_version = "v1"
+    first, second = [await pool.spawn("v1") for _ in range(2)]
+    fresh = None
+    try:
+        first.runs = second.runs = 1  # runners used in turn reach their limit together
+        pool.release(first)  # retired: its replacement starts
+        pool.release(second)  # goes on past its limit meanwhile, so the slots need not wait
+        assert await pool.acquire("v1") is second
+        fresh = await pool.acquire("v1")  # the replacement
+        assert fresh not in (first, second) and fresh.alive
+        pool.release(second)  # no replacement is starting now: retired
+
+        async def both_retired() -> bool:
+            assert not first.alive and not second.alive
+            return True
+
+        await eventually(both_retired, timeout=10)
+    finally:
+        await pool.close()
+        for runner in (first, second, fresh):
+            if runner is not None:
+                await runner.stop()

@@ -11,7 +11,7 @@ import pytest
 from hightide.core.states import RunStatus
 from hightide.errors import AlreadyExistsError, ValidationError
 from hightide.store import Store
-from hightide.store.records import RunFilter
+from hightide.store.records import RunChange, RunFilter
 from tests.store.factories import NOW, insert, make_env, new_run
 
 # -- triggering ------------------------------------------------------------------------------
@@ -277,6 +277,59 @@ def test_update_run_closes_the_attempt_in_the_same_transaction(store: Store) -> 
         NOW + 3,
         {"name": "Boom"},
     )
+
+
+def test_update_runs_applies_the_changes_whose_runs_are_as_expected(store: Store) -> None:
+    env = make_env(store)
+    insert(store, *(new_run(env, created_at=NOW - 10 + i) for i in range(6)))
+    claimed = store.claim_runs(env, ["email"], worker_id="w1", version="v", limit=6, lease_seconds=30, now=NOW)
+    done, stale_attempt, stale_execution, held, retried, lapsed = claimed
+    close = {"status": "FAILED", "finished_at": NOW + 3, "error": {"name": "Boom"}}
+    changes = [
+        RunChange(done.id, "EXECUTING", 1, {"status": "COMPLETED", "output": {"w": 1}}, close, expect_execution=1),
+        RunChange(stale_attempt.id, "EXECUTING", 2, {"status": "COMPLETED"}),
+        RunChange(stale_execution.id, "EXECUTING", 1, {"status": "COMPLETED"}, expect_execution=2),
+        RunChange(held.id, "EXECUTING", 1, {"status": "CRASHED"}, lease_lapsed_by=NOW + 29),  # lease ends NOW + 30
+        RunChange(retried.id, "EXECUTING", 1, {"status": "QUEUED", "available_at": NOW + 50}, close),
+        RunChange(lapsed.id, "EXECUTING", 1, {"status": "CRASHED"}, lease_lapsed_by=NOW + 30),
+        RunChange("run_missing", "EXECUTING", 1, {"status": "COMPLETED"}),
+    ]
+
+    assert store.update_runs(env, changes, NOW + 3) == [True, False, False, False, True, True, False]
+
+    after = {run.id: store.get_run(run.id) for run in claimed}
+    assert (after[done.id].status, after[done.id].output, after[done.id].updated_at) == (
+        RunStatus.COMPLETED,
+        {"w": 1},
+        NOW + 3,
+    )
+    for unchanged in (stale_attempt, stale_execution, held):
+        assert after[unchanged.id] == unchanged
+    assert (after[retried.id].status, after[retried.id].available_at) == (RunStatus.QUEUED, NOW + 50)
+    assert after[lapsed.id].status == RunStatus.CRASHED
+    closed = {run.id: store.list_attempts(run.id)[0] for run in (done, stale_attempt, retried)}
+    assert (closed[done.id].status, closed[done.id].finished_at, closed[done.id].error) == (
+        "FAILED",
+        NOW + 3,
+        {"name": "Boom"},
+    )
+    assert closed[stale_attempt.id].status == "EXECUTING"
+    assert closed[retried.id].status == "FAILED"
+    # The retried run keeps its place in the claim order (ranked at its new available_at).
+    later = insert(store, new_run(env, created_at=NOW + 40))[0]
+    requeued = store.claim_runs(env, ["email"], worker_id="w2", version="v", limit=5, lease_seconds=30, now=NOW + 60)
+    assert [run.id for run in requeued] == [later.id, retried.id]
+
+
+def test_update_runs_applies_only_the_first_of_two_changes_of_one_run(store: Store) -> None:
+    env = make_env(store)
+    insert(store, new_run(env))
+    [run] = store.claim_runs(env, ["email"], worker_id="w1", version="v", limit=1, lease_seconds=30, now=NOW)
+    twice = RunChange(run.id, "EXECUTING", 1, {"status": "COMPLETED", "output": 1})
+
+    assert store.update_runs(env, [twice, replace(twice, values={"status": "FAILED"})], NOW + 1) == [True, False]
+    after = store.get_run(run.id)
+    assert after is not None and (after.status, after.output) == (RunStatus.COMPLETED, 1)
 
 
 def test_update_run_keeps_the_claim_order_in_step_with_priority(store: Store) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
@@ -153,14 +153,14 @@ class ClaimOps(Seam):
         ]
         if fresh:
             conn.execute(insert(t.attempts), fresh)
-        for run in runs:
-            if run.id in resumed:
-                a = t.attempts
-                conn.execute(
-                    update(a)
-                    .where(a.c.run_id == run.id, a.c.number == run.attempt_count)
-                    .values(status=target.value, worker_id=worker_id, version=version)
-                )
+        if resumed:  # one statement for the batch, as `suspend_runs` closes them
+            a = t.attempts
+            conn.execute(
+                update(a)
+                .where(a.c.run_id == bindparam("r"), a.c.number == bindparam("n"))
+                .values(status=target.value, worker_id=worker_id, version=version),
+                [{"r": run.id, "n": run.attempt_count} for run in runs if run.id in resumed],
+            )
         return runs
 
     def has_ready_runs(self, environment_id: str, task_ids: Sequence[str], now: float) -> bool:
@@ -261,23 +261,16 @@ class ClaimOps(Seam):
         r, w = t.runs, t.waitpoints
         # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
         waiting = [RunStatus.PENDING_VERSION.value, RunStatus.DELAYED.value, RunStatus.QUEUED.value]
+        earliest = [  # one statement: the scheduler asks after every pass
+            select(func.min(r.c.available_at)).where(r.c.status == RunStatus.DELAYED.value),
+            select(func.min(r.c.available_at)).where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > now),
+            select(func.min(r.c.ttl_expires_at)).where(r.c.status.in_(waiting), r.c.started_at.is_(None)),
+            select(func.min(r.c.lease_expires_at)).where(r.c.status == RunStatus.EXECUTING.value),
+            select(func.min(w.c.resume_at)).where(w.c.status == "WAITING"),
+            select(func.min(w.c.timeout_at)).where(w.c.status == "WAITING"),
+        ]
         with self._read() as conn:
-            times = [
-                conn.execute(select(func.min(r.c.available_at)).where(r.c.status == RunStatus.DELAYED.value)).scalar(),
-                conn.execute(
-                    select(func.min(r.c.available_at)).where(
-                        r.c.status == RunStatus.QUEUED.value, r.c.available_at > now
-                    )
-                ).scalar(),
-                conn.execute(
-                    select(func.min(r.c.ttl_expires_at)).where(r.c.status.in_(waiting), r.c.started_at.is_(None))
-                ).scalar(),
-                conn.execute(
-                    select(func.min(r.c.lease_expires_at)).where(r.c.status == RunStatus.EXECUTING.value)
-                ).scalar(),
-                conn.execute(select(func.min(w.c.resume_at)).where(w.c.status == "WAITING")).scalar(),
-                conn.execute(select(func.min(w.c.timeout_at)).where(w.c.status == "WAITING")).scalar(),
-            ]
+            times = conn.execute(select(*(q.scalar_subquery() for q in earliest))).one()
         present = [x for x in times if x is not None]
         return min(present) if present else None
 

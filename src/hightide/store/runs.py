@@ -7,10 +7,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from hightide.core.states import FINAL_STATUSES
-from hightide.errors import ValidationError
+from hightide.errors import ServerError, ValidationError
 from hightide.store import schema as t
 from hightide.store.records import (
     Attempt,
@@ -45,20 +45,31 @@ class RunOps(Seam):
 
     def _insert_runs(self, conn: Connection, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
         out: list[tuple[Run, bool]] = []
+        rows: list[dict[str, Any]] = []  # inserted together (one executemany), with their tags
+        tags: list[dict[str, Any]] = []
         for new in new_runs:
-            existing = self._live_idempotent_run(conn, new, now) if new.idempotency_key else None
-            if existing is not None:
-                out.append((existing, True))
-                continue
-            conn.execute(insert(t.runs).values(**self._run_values(new)))
-            if new.tags:
-                conn.execute(
-                    insert(t.run_tags),
-                    [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags],
-                )
+            if new.idempotency_key:
+                self._insert_rows(conn, rows, tags)  # a key may be one of this batch's: they must be visible
+                existing = self._live_idempotent_run(conn, new, now)
+                if existing is not None:
+                    out.append((existing, True))
+                    continue
+            rows.append(self._run_values(new))
+            tags += [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags]
             self._publish(conn, new.environment_id)
             out.append((run_from_new(new), False))
+        self._insert_rows(conn, rows, tags)
         return out
+
+    @staticmethod
+    def _insert_rows(conn: Connection, rows: list[dict[str, Any]], tags: list[dict[str, Any]]) -> None:
+        """Insert the runs in ``rows``, then their ``tags``, and empty both lists."""
+        if rows:
+            conn.execute(insert(t.runs), rows)
+        if tags:
+            conn.execute(insert(t.run_tags), tags)
+        rows.clear()
+        tags.clear()
 
     def _live_idempotent_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
         r = t.runs
@@ -213,7 +224,10 @@ class RunOps(Seam):
         """Several conditional updates of runs of one environment in one transaction (a worker's
         batch of results). Returns, per change, whether it applied."""
         with self._write_notify() as conn:
-            applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
+            if len(changes) > 1 and len({c.run_id for c in changes}) == len(changes):
+                applied = self._conditional_updates(conn, changes, now, environment_id)
+            else:
+                applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
             if any(applied):
                 self._after_updates(conn, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
                 self._publish(conn, environment_id)
@@ -259,6 +273,91 @@ class RunOps(Seam):
             )
         return True
 
+    def _conditional_updates(
+        self, conn: Connection, changes: Sequence[RunChange], now: float, environment_id: str
+    ) -> list[bool]:
+        """``_conditional_update`` for changes of distinct runs, in a few statements: lock the runs
+        (in id order), check each change's conditions on them, then apply the changes that hold with
+        one executemany UPDATE per shape of change (and one for their attempts)."""
+        r, a = t.runs, t.attempts
+        rows = {
+            row.id: row
+            for row in conn.execute(
+                select(r.c.id, r.c.environment_id, r.c.status, r.c.attempt_count, r.c.executions, r.c.lease_expires_at)
+                .where(r.c.id.in_(sorted(c.run_id for c in changes)))
+                .order_by(r.c.id)
+                .with_for_update()
+            )
+        }
+        applied = [_change_holds(rows.get(c.run_id), c, environment_id) for c in changes]
+        shapes: dict[tuple[Any, ...], list[RunChange]] = {}
+        for change, ok in zip(changes, applied, strict=True):
+            if not ok:
+                continue
+            if "available_at" in change.values or "priority" in change.values:  # rank_at: see above
+                if not self._conditional_update(conn, change, now, environment_id):
+                    raise ServerError(f"run {change.run_id} changed under its lock; rolled back")
+                continue
+            with_attempt = (
+                tuple(sorted(change.attempt_values)) if change.attempt_values and change.expect_attempt else ()
+            )
+            shape = (
+                tuple(sorted(change.values)),
+                change.expect_attempt is None,
+                change.expect_execution is None,
+                change.lease_lapsed_by is None,
+                with_attempt,
+            )
+            shapes.setdefault(shape, []).append(change)
+        for (keys, no_attempt, no_execution, no_lease, attempt_keys), group in shapes.items():
+            where = [
+                r.c.id == bindparam("c_id"),
+                r.c.status == bindparam("c_status"),
+                r.c.environment_id == environment_id,
+            ]
+            if not no_attempt:
+                where.append(r.c.attempt_count == bindparam("c_attempt"))
+            if not no_execution:
+                where.append(r.c.executions == bindparam("c_execution"))
+            if not no_lease:
+                where.append(r.c.lease_expires_at <= bindparam("c_lapsed"))
+            values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys} | {"updated_at": bindparam("c_now")}
+            params = [
+                {
+                    "c_id": c.run_id,
+                    "c_status": c.expect_status,
+                    "c_attempt": c.expect_attempt,
+                    "c_execution": c.expect_execution,
+                    "c_lapsed": c.lease_lapsed_by,
+                    "c_now": now,
+                    **{
+                        f"v_{k}": (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in c.values.items()
+                    },
+                }
+                for c in group
+            ]
+            updated = conn.execute(update(r).where(*where).values(values), params).rowcount
+            if conn.dialect.supports_sane_multi_rowcount and updated != len(group):
+                raise ServerError(f"{len(group) - updated} run(s) changed under their lock; rolled back")
+            if attempt_keys:
+                conn.execute(
+                    update(a)
+                    .where(a.c.run_id == bindparam("c_id"), a.c.number == bindparam("c_attempt"))
+                    .values({k: bindparam(f"v_{k}") for k in attempt_keys}),
+                    [
+                        {
+                            "c_id": c.run_id,
+                            "c_attempt": c.expect_attempt,
+                            **{
+                                f"v_{k}": (dumps(v) if k == "error" and v is not None else v)
+                                for k, v in (c.attempt_values or {}).items()
+                            },
+                        }
+                        for c in group
+                    ],
+                )
+        return applied
+
     def reset_idempotency_key(self, environment_id: str, task_id: str, key: str) -> int:
         """Forget ``key`` for ``task_id``: the next trigger with it creates a new run. Returns how many
         runs held it (0 or 1)."""
@@ -279,6 +378,23 @@ class RunOps(Seam):
 
 
 FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
+
+
+def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
+    """Whether ``row`` (the run, as locked) meets the conditions of ``_conditional_update``'s UPDATE."""
+    return (
+        row is not None
+        and row.status == change.expect_status
+        and row.environment_id == environment_id
+        and (change.expect_attempt is None or row.attempt_count == change.expect_attempt)
+        and (change.expect_execution is None or row.executions == change.expect_execution)
+        and (
+            change.lease_lapsed_by is None
+            or (row.lease_expires_at is not None and row.lease_expires_at <= change.lease_lapsed_by)
+        )
+    )
+
+
 _JSON_COLUMNS = frozenset({"output", "error", "metadata", "tags", "retry", "payload"})
 
 

@@ -85,7 +85,7 @@ class WaitpointOps(RunOps):
                 inserted = self._insert_runs(conn, new_runs, now)
                 result = {"runs": [{"id": run.id, "task_id": run.task_id, "is_cached": c} for run, c in inserted]}
                 if await_runs:
-                    waitpoint_ids = [self._await_run(conn, run, entry, now) for run, _ in inserted]
+                    waitpoint_ids = self._await_runs(conn, [run for run, _ in inserted], entry, now)
             if waitpoint is not None:
                 waitpoint_ids = [self._insert_waitpoint(conn, waitpoint, now)[0].id]
             recorded = replace(entry, result=result, waitpoint_ids=waitpoint_ids, created_at=now, attempt=attempt)
@@ -118,7 +118,7 @@ class WaitpointOps(RunOps):
             for i, wp_id in enumerate(ids):
                 new = replacements.get(old.get(wp_id) or "")
                 if new is not None:
-                    ids[i] = self._await_run(conn, run_from_new(new), entry, now)
+                    ids[i] = self._await_runs(conn, [run_from_new(new)], entry, now)[0]
             runs = [
                 {**r, "id": replacements[r["id"]].id, "is_cached": False} if r["id"] in replacements else r
                 for r in (entry.result or {}).get("runs", [])
@@ -152,25 +152,39 @@ class WaitpointOps(RunOps):
                 details={"run": run_id, "status": state},
             )
 
-    def _await_run(self, conn: Connection, run: Run, entry: JournalEntry, now: float) -> str:
-        """A RUN waitpoint on ``run``: already COMPLETED when the run is (an idempotency key can
-        return a run that finished long ago)."""
+    @staticmethod
+    def _await_runs(conn: Connection, runs: Sequence[Run], entry: JournalEntry, now: float) -> list[str]:
+        """A RUN waitpoint on each of ``runs``, in order, in two statements: already COMPLETED on a
+        run that is (an idempotency key can return a run that finished long ago)."""
         r = t.runs
         # An existing run (cached by its key) may be finishing right now: wait for that transaction,
         # which cannot see this waitpoint, and read the status it leaves.
-        status = conn.execute(select(r.c.status).where(r.c.id == run.id).with_for_update(read=True)).scalar_one()
-        final = RunStatus(status).is_final
-        wp = Waitpoint(
-            id=new_id("waitpoint", now),
-            environment_id=run.environment_id,
-            kind="RUN",
-            status="COMPLETED" if final else WAITING,
-            run_id=run.id,
-            owner_run_id=entry.run_id,
-            created_at=now,
-            completed_at=now if final else None,
+        statuses = dict(
+            conn.execute(
+                select(r.c.id, r.c.status)
+                .where(r.c.id.in_(sorted({run.id for run in runs})))
+                .order_by(r.c.id)
+                .with_for_update(read=True)
+            ).all()
         )
-        return self._insert_waitpoint(conn, wp, now)[0].id
+        waitpoints = []
+        for run in runs:
+            final = RunStatus(statuses[run.id]).is_final
+            waitpoints.append(
+                Waitpoint(
+                    id=new_id("waitpoint", now),
+                    environment_id=run.environment_id,
+                    kind="RUN",
+                    status="COMPLETED" if final else WAITING,
+                    run_id=run.id,
+                    owner_run_id=entry.run_id,
+                    created_at=now,
+                    completed_at=now if final else None,
+                )
+            )
+        if waitpoints:
+            conn.execute(insert(t.waitpoints), [_waitpoint_values(wp) for wp in waitpoints])
+        return [wp.id for wp in waitpoints]
 
     def _insert_waitpoint(self, conn: Connection, wp: Waitpoint, now: float) -> tuple[Waitpoint, bool]:
         """Insert ``wp``, unless a live waitpoint of its kind has its idempotency key: then return
@@ -403,11 +417,11 @@ class WaitpointOps(RunOps):
         due_timers = select(w.c.id).where(w.c.status == WAITING, w.c.resume_at <= now).limit(limit)
         due_tokens = select(w.c.id).where(w.c.status == WAITING, w.c.timeout_at <= now).limit(limit)
         with self._read() as conn:  # the scheduler asks often: take the write lock only for work
-            if conn.execute(due_timers.limit(1)).first() is None and conn.execute(due_tokens.limit(1)).first() is None:
-                return 0
-        with self._write_notify() as conn:
             timers = [row.id for row in conn.execute(due_timers)]
             tokens = [row.id for row in conn.execute(due_tokens)]
+        if not timers and not tokens:
+            return 0
+        with self._write_notify() as conn:  # those still WAITING (see complete_waitpoints)
             done = complete_waitpoints(conn, timers, "COMPLETED", now)
             done += complete_waitpoints(conn, tokens, "TIMED_OUT", now)
             for env_id in resume_waiting(conn, done, now):

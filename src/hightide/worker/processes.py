@@ -202,17 +202,23 @@ class RunnerPool:
 
     def release(self, runner: RunnerProcess) -> None:
         """Keep a healthy runner of the current version for the next run; retire the others in the
-        background (and start the replacement of one that served its runs), so no slot waits."""
+        background (and start the replacement of one that served its runs), so no slot waits.
+        Runners that served their runs are retired one at a time: while a replacement starts, the
+        others go on past their limit, so that the slots always have a runner to share (runners
+        used in turn reach their limit together, and would otherwise all wait for a new one)."""
         current = runner.version_id == self.current_version
-        if runner.alive and runner.runs < self.runs_per_process and current:
+        spent = runner.runs >= self.runs_per_process and not self._replacing.get(runner.version_id)
+        if runner.alive and not spent and current:
             self.add_idle(runner)
             return
         self._in_background(runner.shutdown())
         if current and runner.alive:
+            # Counted now, not when the task starts: the next release or acquire must see it.
+            self._replacing[runner.version_id] = self._replacing.get(runner.version_id, 0) + 1
             self._in_background(self._replace(runner.version_id))
 
     async def _replace(self, version_id: str) -> None:
-        self._replacing[version_id] = self._replacing.get(version_id, 0) + 1
+        """Start a replacement (counted in ``_replacing`` by ``release``)."""
         try:
             fresh = await self.spawn(version_id)
         except RunnerStartError:
