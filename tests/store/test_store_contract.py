@@ -14,7 +14,7 @@ from sqlalchemy import update
 from hightide.errors import AlreadyExistsError
 from hightide.store import Store
 from hightide.store import schema as t
-from hightide.store.records import LogEntry, SpanRecord
+from hightide.store.records import LogEntry, SpanRecord, Telemetry
 from tests.store.factories import NOW, insert, make_env, new_run
 from tests.support import assert_eventually
 
@@ -224,6 +224,19 @@ def test_spans_are_stored_with_logs_and_listed_by_trace_oldest_first(store: Stor
     ]
     assert attempts == []
     assert [r.id for r in store.runs_in_trace(prod, trace, limit=10)[0]] == [foreign.id]
+
+
+def test_a_reports_logs_and_spans_are_stored_in_the_transaction_of_its_results(store: Store) -> None:
+    env = make_env(store)
+    [run] = insert(store, new_run(env, trace_id="a" * 32, span_id="1" * 16))
+    outcome = Telemetry([LogEntry(run.id, 1, NOW, "info", "with the outcome", {})])
+    suspension = Telemetry([], [_span(run.id, "a" * 32, "with the suspension", NOW)])
+    assert store.update_runs(env, [], NOW, outcome) == []  # nothing applied, and the log is kept
+    assert store.suspend_runs([], NOW, suspension) == []
+    assert [entry.message for _, entry in store.list_logs(run.id)] == ["with the outcome"]
+    assert [s.name for s in store.list_spans(env, "a" * 32, limit=10)] == ["with the suspension"]
+    with pytest.raises(AlreadyExistsError):  # an orphan record rolls the whole report back
+        store.update_runs(env, [], NOW, Telemetry([LogEntry("run_missing", 1, NOW, "info", "orphan", {})]))
 
 
 def test_spans_need_an_existing_run(store: Store) -> None:

@@ -10,13 +10,17 @@ import anyio
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
-from hightide.engine.base import EngineBase, cancel_key
+from hightide.engine.base import cancel_key
 from hightide.engine.payloads import check_size
+from hightide.engine.traces import Traces
 from hightide.errors import ValidationError
 from hightide.store.records import (
     Environment,
+    LogEntry,
     Run,
     RunChange,
+    SpanRecord,
+    Telemetry,
     Version,
 )
 
@@ -35,7 +39,7 @@ class AttemptResult:
     record: Sequence[Any] = ()  # with waiting_on: operations (journal.Operation) to record first
 
 
-class Execution(EngineBase):
+class Execution(Traces):
     # -- the worker protocol -----------------------------------------------------------------
     def claim(self, env: Environment, worker_id: str, version: Version, limit: int) -> list[Run]:
         return self.store.claim_runs(
@@ -123,20 +127,35 @@ class Execution(EngineBase):
         self._check_attempt(run, attempt)
         return self._fail(run, failure)
 
-    def report(self, env: Environment, results: Sequence[AttemptResult], worker_id: str = "") -> list[dict[str, Any]]:
-        """Apply a worker's batch of attempt results. Each reply says whether the result was accepted
-        and the run's new status; a stale result is refused, not applied. Outcomes go in one
-        transaction, and suspensions (``waiting_on``) in another."""
+    def report(
+        self,
+        env: Environment,
+        results: Sequence[AttemptResult],
+        worker_id: str = "",
+        logs: Sequence[LogEntry] = (),
+        spans: Sequence[SpanRecord] = (),
+    ) -> list[dict[str, Any]]:
+        """Apply a worker's batch of attempt results, with the logs and spans that came with them.
+        Each reply says whether the result was accepted and the run's new status; a stale result is
+        refused, not applied. Outcomes go in one transaction, and suspensions (``waiting_on``) in
+        another; the logs and spans go in the first of them."""
+        telemetry = self.checked_telemetry(env, logs, spans)
         finished = [res for res in results if res.waiting_on is None]
         waiting = [res for res in results if res.waiting_on is not None]
-        done = iter(self._report_outcomes(env, finished) if finished else [])
-        suspended = iter(self.suspend_many(env, waiting, worker_id) if waiting else [])
+        if not results and telemetry is not None:
+            self.store.append_telemetry(telemetry.logs, telemetry.spans)
+        done = iter(self._report_outcomes(env, finished, telemetry) if finished else [])
+        suspended = iter(self.suspend_many(env, waiting, worker_id, None if finished else telemetry) if waiting else [])
         return [next(done) if res.waiting_on is None else next(suspended) for res in results]
 
-    def suspend_many(self, env: Environment, results: Sequence[AttemptResult], worker_id: str) -> list[dict[str, Any]]:
+    def suspend_many(
+        self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None = None
+    ) -> list[dict[str, Any]]:
         raise NotImplementedError  # journal.py
 
-    def _report_outcomes(self, env: Environment, results: Sequence[AttemptResult]) -> list[dict[str, Any]]:
+    def _report_outcomes(
+        self, env: Environment, results: Sequence[AttemptResult], telemetry: Telemetry | None
+    ) -> list[dict[str, Any]]:
         now = self.clock()
         limit = self.settings.max_payload_bytes
         failures: dict[int, Failure] = {}
@@ -174,7 +193,7 @@ class Execution(EngineBase):
             failed = replace(failed, expect_execution=res.execution)
             retrying = retrying or retry
             changes.append(failed)
-        applied = iter(self.store.update_runs(env.id, [c for c in changes if c is not None], now))
+        applied = iter(self.store.update_runs(env.id, [c for c in changes if c is not None], now, telemetry))
         replies = []
         for res, maybe in zip(results, changes, strict=True):
             if maybe is not None and next(applied):

@@ -16,7 +16,7 @@ from hightide.engine.payloads import check_size
 from hightide.engine.tokens import Tokens, TokenSpec, new_waitpoint
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, NonDeterminismError, ValidationError
-from hightide.store.records import Environment, JournalEntry, JournalView, Run, Suspension, Waitpoint
+from hightide.store.records import Environment, JournalEntry, JournalView, Run, Suspension, Telemetry, Waitpoint
 
 TRIGGER_KINDS = ("trigger", "batch_trigger", "trigger_and_wait", "batch_trigger_and_wait")
 POSITION = re.compile(r"(?=.{1,128}$)(t\d{1,9}/)*\d{1,9}")  # see sdk/journal.py
@@ -187,7 +187,9 @@ class Journal(Tokens, Triggering):
         return {**base, "done": True, "result": entry.result}
 
     # -- suspending -------------------------------------------------------------------------------
-    def suspend_many(self, env: Environment, results: Sequence[AttemptResult], worker_id: str) -> list[dict[str, Any]]:
+    def suspend_many(
+        self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None = None
+    ) -> list[dict[str, Any]]:
         """A worker's suspensions, in one transaction with the timers they record (see
         ``sdk/journal.py``: a timer that suspends is sent with the suspension). Replies in order."""
         now = self.clock()
@@ -209,7 +211,7 @@ class Journal(Tokens, Triggering):
             except ValidationError as exc:
                 items.append(None)
                 replies.append({"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message})
-        statuses = iter(self.store.suspend_runs([i for i in items if i is not None], now))
+        statuses = iter(self.store.suspend_runs([i for i in items if i is not None], now, telemetry))
         due = [wp.resume_at for item in items if item is not None for _, wp in item.timers if wp.resume_at]
         if due:
             self.on_due(min(due))

@@ -12,10 +12,10 @@ from hightide.engine.base import Clock, EngineSettings
 from hightide.engine.control import Control
 from hightide.engine.execution import AttemptResult, Execution
 from hightide.engine.journal import Journal
-from hightide.engine.traces import Trace, Traces
+from hightide.engine.traces import Trace
 
 
-class RunEngine(Journal, Control, Execution, Traces):
+class RunEngine(Journal, Control, Execution):
     """Everything that happens to runs. Methods are synchronous (they run in a thread pool) except
     the long-polls, which are async."""
 

@@ -14,7 +14,7 @@ from hightide.core.states import RunStatus
 from hightide.core.tracing import attempt_span_id, derived_ids
 from hightide.engine.base import EngineBase
 from hightide.errors import NotFoundError
-from hightide.store.records import Attempt, Environment, LogEntry, Run, SpanRecord
+from hightide.store.records import Attempt, Environment, LogEntry, Run, SpanRecord, Telemetry
 
 MAX_TRACE_SPANS = 10_000
 MAX_TRACE_RUNS = 1_000
@@ -50,15 +50,19 @@ def trace_ids(run: Run) -> tuple[str, str]:
 
 
 class Traces(EngineBase):
-    def append_telemetry(self, env: Environment, logs: Sequence[LogEntry], spans: Sequence[SpanRecord]) -> None:
-        """Store a worker's logs and spans. A span goes into its run's trace, whatever it says."""
+    def checked_telemetry(
+        self, env: Environment, logs: Sequence[LogEntry], spans: Sequence[SpanRecord]
+    ) -> Telemetry | None:
+        """A worker's logs and spans, ready to store with its results: of runs of the environment
+        only, and each span in its run's trace, whatever it says."""
+        if not logs and not spans:
+            return None
         run_ids = {e.run_id for e in logs} | {s.run_id for s in spans}
         traces = self.store.run_traces(sorted(run_ids), env.id)
         missing = run_ids - set(traces)
         if missing:
             raise NotFoundError(f"run(s) {sorted(missing)} not found in environment {env.slug!r}")
-        spans = [replace(s, trace_id=_trace_of(s.run_id, traces[s.run_id])) for s in spans]
-        self.store.append_telemetry(logs, spans)
+        return Telemetry(logs, [replace(s, trace_id=_trace_of(s.run_id, traces[s.run_id])) for s in spans])
 
     def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
         self.get_run(env, run_id)

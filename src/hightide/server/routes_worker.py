@@ -65,12 +65,10 @@ async def heartbeat(body: HeartbeatBody, env: CurrentEnv, request: Request) -> d
     return {"stop": stop}
 
 
-@router.post("/complete", summary="Report attempt outcomes (and logs); optionally claim more runs")
+@router.post("/complete", summary="Report attempt outcomes (with logs and spans); optionally claim more runs")
 async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSONResponse:
     engine = _engine(request)
-    if body.logs or body.spans:
-        logs, spans = [_log_entry(e) for e in body.logs], [_span_record(s) for s in body.spans]
-        await run_in_threadpool(engine.append_telemetry, env, logs, spans)
+    logs, spans = [_log_entry(e) for e in body.logs], [_span_record(s) for s in body.spans]
     now = engine.clock()
     results = [
         AttemptResult(
@@ -85,7 +83,9 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
         )
         for r in body.results
     ]
-    replies = await run_in_threadpool(engine.report, env, results, body.worker_id) if results else []
+    replies: list[dict[str, Any]] = []
+    if results or logs or spans:  # logs and spans go in the transaction of the results
+        replies = await run_in_threadpool(engine.report, env, results, body.worker_id, logs, spans)
     runs = []
     if body.claim is not None:
         version = await _version(request, env, body.claim.version_id)

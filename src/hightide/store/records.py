@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,14 @@ class LogEntry:
     message: str
     attributes: dict[str, Any] = field(default_factory=dict)
     span_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """A worker's batch of log records and spans, stored with the results it reports."""
+
+    logs: Sequence[LogEntry] = ()
+    spans: Sequence[SpanRecord] = ()
 
 
 @dataclass(frozen=True)

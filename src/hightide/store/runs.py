@@ -18,10 +18,12 @@ from hightide.store.records import (
     Run,
     RunChange,
     RunFilter,
+    Telemetry,
     dumps,
     run_from_new,
 )
 from hightide.store.seam import Seam, retried
+from hightide.store.telemetry import insert_telemetry
 from hightide.store.wakeups import finish_awaited
 
 
@@ -220,10 +222,14 @@ class RunOps(Seam):
             return run
 
     @retried
-    def update_runs(self, environment_id: str, changes: Sequence[RunChange], now: float) -> list[bool]:
+    def update_runs(
+        self, environment_id: str, changes: Sequence[RunChange], now: float, telemetry: Telemetry | None = None
+    ) -> list[bool]:
         """Several conditional updates of runs of one environment in one transaction (a worker's
-        batch of results). Returns, per change, whether it applied."""
+        batch of results, with the logs and spans that came with it). Returns, per change, whether
+        it applied."""
         with self._write_notify() as conn:
+            insert_telemetry(conn, telemetry)
             if len(changes) > 1 and len({c.run_id for c in changes}) == len(changes):
                 applied = self._conditional_updates(conn, changes, now, environment_id)
             else:

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from hightide.store import schema as t
-from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, dumps, loads
+from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Telemetry, dumps, loads
 from hightide.store.seam import Seam
 
 
 class TelemetryOps(Seam):
     def append_telemetry(self, logs: Sequence[LogEntry], spans: Sequence[SpanRecord] = ()) -> None:
-        """Store a worker's batch of log records and spans in one transaction."""
+        """Store a worker's batch of log records and spans in one transaction (a report with results
+        stores them in the transaction of its results instead: ``update_runs``, ``suspend_runs``)."""
         if not logs and not spans:
             return
         with self._write() as conn:
-            if logs:
-                conn.execute(insert(t.run_logs), [_log_values(e) for e in logs])
-            if spans:
-                conn.execute(insert(t.spans), [_span_values(s) for s in spans])
+            insert_telemetry(conn, Telemetry(logs, spans))
 
     def list_logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[tuple[int, LogEntry]]:
         lg = t.run_logs
@@ -76,6 +74,15 @@ class TelemetryOps(Seam):
                 select(a).where(a.c.run_id.in_([run.id for run in runs])).order_by(a.c.run_id, a.c.number)
             ).all()
         return runs, [Attempt.from_row(row) for row in attempts]
+
+
+def insert_telemetry(conn: Connection, telemetry: Telemetry | None) -> None:
+    if telemetry is None:
+        return
+    if telemetry.logs:
+        conn.execute(insert(t.run_logs), [_log_values(e) for e in telemetry.logs])
+    if telemetry.spans:
+        conn.execute(insert(t.spans), [_span_values(s) for s in telemetry.spans])
 
 
 def _log_values(e: LogEntry) -> dict[str, object]:

@@ -19,6 +19,7 @@ from hightide.store.records import (
     NewRun,
     Run,
     Suspension,
+    Telemetry,
     Waitpoint,
     dumps,
     loads,
@@ -26,6 +27,7 @@ from hightide.store.records import (
 )
 from hightide.store.runs import RunOps
 from hightide.store.seam import retried
+from hightide.store.telemetry import insert_telemetry
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
 
 
@@ -257,13 +259,17 @@ class WaitpointOps(RunOps):
             return self._suspend(conn, Suspension(run_id, attempt, worker_id, execution), list(waitpoint_ids), now)
 
     @retried
-    def suspend_runs(self, items: Sequence[Suspension], now: float) -> list[RunStatus | None]:
-        """A worker's batch of suspensions in one transaction, a few statements for the whole batch:
-        for each, record its new timers, then suspend it on the waitpoints of its positions
-        ``waiting_on``. ``None`` for a stale one (not that execution any more, or a timer position
-        already recorded: not this execution's to record)."""
+    def suspend_runs(
+        self, items: Sequence[Suspension], now: float, telemetry: Telemetry | None = None
+    ) -> list[RunStatus | None]:
+        """A worker's batch of suspensions in one transaction (with the logs and spans that came
+        with it), a few statements for the whole batch: for each, record its new timers, then
+        suspend it on the waitpoints of its positions ``waiting_on``. ``None`` for a stale one (not
+        that execution any more, or a timer position already recorded: not this execution's to
+        record)."""
         j, w, r, a = t.run_journal, t.waitpoints, t.runs, t.attempts
         with self._write_notify() as conn:
+            insert_telemetry(conn, telemetry)
             # The runs first, locked: a suspension links only runs it holds. (Nothing else locks an
             # executing run and then its waitpoints, so this order cannot deadlock with a wake-up.)
             rows = {
