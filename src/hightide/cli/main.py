@@ -115,7 +115,7 @@ def worker(
         typer.Option(
             envvar="HIGHTIDE_PREFETCH",
             min=0,
-            help="Most runs claimed ahead of free slots; fewer when runs are long (default: 8 x concurrency).",
+            help="Most runs claimed ahead of free slots; fewer when runs are long (default: 32 x concurrency).",
         ),
     ] = None,
     runs_per_process: Annotated[
@@ -131,7 +131,7 @@ def worker(
 
     config = load_project_config()
     settings = client_settings(api_url, secret_key)
-    prefetch = 8 * concurrency if prefetch is None else prefetch
+    prefetch = 32 * concurrency if prefetch is None else prefetch
     asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
 
 
