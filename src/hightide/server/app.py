@@ -18,7 +18,7 @@ from hightide.engine import RunEngine
 from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
-from hightide.server import errors, routes_runs, routes_waitpoints, routes_worker
+from hightide.server import docs, errors, routes_runs, routes_waitpoints, routes_worker
 from hightide.server.errors import error_body
 from hightide.store import Store, open_store
 
@@ -87,8 +87,8 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
         title="Hightide",
         version="1",
         lifespan=lifespan,
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        docs_url=None,  # docs.install serves it, with its assets
+        openapi_url=docs.OPENAPI_URL,
         redoc_url=None,
     )
     app.state.engine = engine
@@ -96,6 +96,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.state.versions = {}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     errors.install(app)
+    docs.install(app)
     app.include_router(routes_runs.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_waitpoints.router)
