@@ -17,10 +17,12 @@ class HightideError(Exception):
 
     code: ClassVar[str] = "error"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        if code is not None and code != self.code:  # a server's code that this version has no class for
+            self.code = code  # type: ignore[misc]
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}

@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from hightide.errors import ERRORS_BY_CODE, ConnectionError_, HightideError, ServerError
+from hightide.errors import (
+    ERRORS_BY_CODE,
+    AuthenticationError,
+    ConflictError,
+    ConnectionError_,
+    HightideError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServerError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -66,11 +76,33 @@ class ApiSession:
         await self._client.aclose()
 
 
+# For an error whose body is not Hightide's (a proxy in front of the server) or whose code this
+# version does not know: the class its status means.
+_ERRORS_BY_STATUS: dict[int, type[HightideError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: ValidationError,
+}
+
+
 def _error_from(response: httpx.Response) -> HightideError:
+    """The ``HightideError`` of an error response ``{"error": {"code", "message", "details"?}}``, with
+    the server's code and message."""
+    status = response.status_code
+    default = _ERRORS_BY_STATUS.get(status, ServerError if status >= 500 else HightideError)
     try:
-        error = response.json()["error"]
-        cls = ERRORS_BY_CODE.get(error["code"], HightideError)
-        return cls(error["message"], details=error.get("details"))
-    except (ValueError, KeyError, TypeError):
-        text = response.text[:200]
-        return ServerError(f"HTTP {response.status_code} from {response.request.url}: {text}")
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str):
+        details = error.get("details")
+        cls = ERRORS_BY_CODE.get(error["code"], default)
+        return cls(error["message"], details=details if isinstance(details, dict) else None, code=error["code"])
+    detail = body.get("detail") if isinstance(body, dict) else None
+    text = detail if isinstance(detail, str) else response.text[:200]
+    return default(f"HTTP {status} from {response.request.method} {response.request.url}: {text}")

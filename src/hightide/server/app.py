@@ -95,6 +95,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.state.authenticator = KeyAuthenticator(store)
     app.state.versions = {}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(errors.CatchAll)  # outermost: answers whatever escapes the rest
     errors.install(app)
     docs.install(app)
     app.include_router(routes_runs.router)

@@ -12,19 +12,20 @@ from hightide.engine import RunEngine
 from hightide.engine.options import batch_specs, spec_from_options
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
+from hightide.server.errors import responses
 from hightide.server.models import BatchBody, RescheduleBody, ResetKeyBody, TriggerBody
 from hightide.server.operations import trace_parent
 from hightide.server.serialize import log_json, run_json, trace_json
 from hightide.store.records import RunFilter
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = APIRouter(prefix="/api/v1", tags=["runs"], responses=responses(401, 422, 500))
 
 
 def _engine(request: Request) -> RunEngine:
     return request.app.state.engine
 
 
-@router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task")
+@router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task", responses=responses(404, 409, 413))
 async def trigger(task_id: str, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock(), "", trace_parent(request))
@@ -32,12 +33,18 @@ async def trigger(task_id: str, body: TriggerBody, env: CurrentEnv, request: Req
     return {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
 
 
-@router.post("/tasks/batch", summary="Trigger up to 1,000 runs atomically (any tasks)")
+@router.post(
+    "/tasks/batch", summary="Trigger up to 1,000 runs atomically (any tasks)", responses=responses(404, 409, 413)
+)
 async def batch_trigger(body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     return await _batch(None, body, env, request)
 
 
-@router.post("/tasks/{task_id}/batch", summary="Trigger up to 1,000 runs of one task atomically")
+@router.post(
+    "/tasks/{task_id}/batch",
+    summary="Trigger up to 1,000 runs of one task atomically",
+    responses=responses(404, 409, 413),
+)
 async def batch_trigger_task(task_id: str, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     return await _batch(task_id, body, env, request)
 
@@ -55,7 +62,7 @@ async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request:
     }
 
 
-@router.get("/runs/{run_id}", summary="Retrieve a run with its attempts")
+@router.get("/runs/{run_id}", summary="Retrieve a run with its attempts", responses=responses(404))
 async def retrieve(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
 
@@ -101,36 +108,44 @@ async def list_runs(
     return {"data": [run_json(run) for run in runs], "next_cursor": next_cursor}
 
 
-@router.post("/runs/{run_id}/cancel", summary="Cancel a run and its unfinished children")
+@router.post("/runs/{run_id}/cancel", summary="Cancel a run and its unfinished children", responses=responses(404, 409))
 async def cancel(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     run = await run_in_threadpool(_engine(request).cancel, env, run_id)
     return run_json(run)
 
 
-@router.post("/runs/{run_id}/replay", summary="Trigger a new run with the same payload")
+@router.post(
+    "/runs/{run_id}/replay", summary="Trigger a new run with the same payload", responses=responses(404, 409, 413)
+)
 async def replay(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     run = await run_in_threadpool(_engine(request).replay, env, run_id)
     return {"id": run.id, "is_cached": False, "task_id": run.task_id, "status": run.status.value}
 
 
-@router.post("/runs/{run_id}/reschedule", summary="Change the delay of a DELAYED run")
+@router.post(
+    "/runs/{run_id}/reschedule", summary="Change the delay of a DELAYED run", responses=responses(404, 409, 413)
+)
 async def reschedule(run_id: str, body: RescheduleBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     run = await run_in_threadpool(_engine(request).reschedule, env, run_id, body.delay)
     return run_json(run)
 
 
-@router.get("/runs/{run_id}/logs", summary="The run's log records, oldest first")
+@router.get("/runs/{run_id}/logs", summary="The run's log records, oldest first", responses=responses(404))
 async def logs(run_id: str, env: CurrentEnv, request: Request, after: int = 0) -> dict[str, Any]:
     entries = await run_in_threadpool(_engine(request).logs, env, run_id, after)
     return {"data": [log_json(i, e) for i, e in entries]}
 
 
-@router.get("/runs/{run_id}/trace", summary="The trace a run belongs to: runs, attempts and spans, oldest first")
+@router.get(
+    "/runs/{run_id}/trace",
+    summary="The trace a run belongs to: runs, attempts and spans, oldest first",
+    responses=responses(404),
+)
 async def trace(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     return trace_json(await run_in_threadpool(_engine(request).trace, env, run_id))
 
 
-@router.post("/idempotency-keys/reset", summary="Forget an idempotency key of a task")
+@router.post("/idempotency-keys/reset", summary="Forget an idempotency key of a task", responses=responses(404, 413))
 async def reset_idempotency_key(body: ResetKeyBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     reset = await run_in_threadpool(_engine(request).reset_idempotency_key, env, body.task_id, body.key)
     return {"task_id": body.task_id, "key": body.key, "reset": reset}

@@ -11,12 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from hightide.engine import RunEngine
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
+from hightide.server.errors import responses
 from hightide.server.models import CompleteTokenBody, JournalBody, TokenOptions
 from hightide.server.operations import operation, token_spec, trace_parent
 from hightide.server.serialize import token_json
 from hightide.store.records import Waitpoint
 
-router = APIRouter(prefix="/api/v1", tags=["waitpoints"])
+router = APIRouter(prefix="/api/v1", tags=["waitpoints"], responses=responses(401, 422, 500))
 
 
 def _engine(request: Request) -> RunEngine:
@@ -28,14 +29,18 @@ def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
     return token_json(token, base + _engine(request).token_callback_path(token.id))
 
 
-@router.post("/runs/{run_id}/journal", summary="Record a durable operation of an executing run (runners)")
+@router.post(
+    "/runs/{run_id}/journal",
+    summary="Record a durable operation of an executing run (runners)",
+    responses=responses(404, 409, 413),
+)
 async def record(run_id: str, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     op = operation(body, engine.clock(), body.execution, trace_parent(request))
     return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
 
 
-@router.post("/waitpoints/tokens", summary="Create a waitpoint token")
+@router.post("/waitpoints/tokens", summary="Create a waitpoint token", responses=responses(409, 413))
 async def create_token(body: TokenOptions, env: CurrentEnv, request: Request) -> dict[str, Any]:
     token, cached = await run_in_threadpool(_engine(request).create_token, env, token_spec(body))
     return {**_token_json(request, token), "is_cached": cached}
@@ -55,13 +60,17 @@ async def list_tokens(
     return {"data": [_token_json(request, t) for t in tokens], "next_cursor": next_cursor}
 
 
-@router.get("/waitpoints/tokens/{token_id}", summary="Retrieve a waitpoint token")
+@router.get("/waitpoints/tokens/{token_id}", summary="Retrieve a waitpoint token", responses=responses(404))
 async def retrieve_token(token_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     token = await run_in_threadpool(_engine(request).get_token, env, token_id)
     return _token_json(request, token)
 
 
-@router.post("/waitpoints/tokens/{token_id}/complete", summary="Complete a waitpoint token with data")
+@router.post(
+    "/waitpoints/tokens/{token_id}/complete",
+    summary="Complete a waitpoint token with data",
+    responses=responses(404, 409, 413),
+)
 async def complete_token(token_id: str, body: CompleteTokenBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     token = await run_in_threadpool(_engine(request).complete_token, env, token_id, body.data)
     return _token_json(request, token)
@@ -70,6 +79,8 @@ async def complete_token(token_id: str, body: CompleteTokenBody, env: CurrentEnv
 @router.post(
     "/waitpoints/tokens/{token_id}/callback/{signature}",
     summary="Complete a token from a webhook: the JSON body is its output (no API key: the URL is signed)",
+    responses=responses(404, 409, 413),
+    openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}},
 )
 async def callback(token_id: str, signature: str, request: Request) -> dict[str, Any]:
     raw = await request.body()

@@ -12,12 +12,18 @@ from hightide.engine import RunEngine
 from hightide.engine.runs import AttemptResult
 from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
+from hightide.server.errors import responses
 from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody, SpanBody
 from hightide.server.operations import operation
 from hightide.server.serialize import execution_json
 from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Version
 
-router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
+# Every operation takes a body, and may meet a version that is gone or a state that moved on.
+router = APIRouter(
+    prefix="/api/v1/worker",
+    tags=["worker"],
+    responses=responses(401, 404, 409, 413, 422, 500),
+)
 
 
 def _engine(request: Request) -> RunEngine:
