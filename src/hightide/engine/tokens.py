@@ -94,10 +94,15 @@ class Tokens(EngineBase):
             details={"token": token_id, "status": token.status},
         )
 
-    def complete_token_signed(self, token_id: str, signature: str, output: Any) -> Waitpoint:
-        """The callback URL's completion: the signature stands in for an API key."""
+    def check_token_signature(self, token_id: str, signature: str) -> None:
+        """Raise ``AuthenticationError`` unless ``signature`` is the one of ``token_id``'s callback URL
+        (the server checks it before it reads the request's body)."""
         if not hmac.compare_digest(signature.encode(), self.token_signature(token_id).encode()):
             raise AuthenticationError("this callback URL is not valid for that token (the signature does not match)")
+
+    def complete_token_signed(self, token_id: str, signature: str, output: Any) -> Waitpoint:
+        """The callback URL's completion: the signature stands in for an API key."""
+        self.check_token_signature(token_id, signature)
         token = self.store.get_waitpoint(token_id, None)
         if token is None or token.kind != "TOKEN":
             raise NotFoundError(f"waitpoint token {token_id!r} not found", details={"token": token_id})

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.responses import HTMLResponse
 
 from hightide.config import DEFAULT_MAX_PAYLOAD_BYTES
 from hightide.engine import RunEngine
@@ -19,7 +18,7 @@ from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
 from hightide.server import docs, errors, routes_runs, routes_waitpoints, routes_worker
-from hightide.server.errors import error_body
+from hightide.server.limits import BodyLimit
 from hightide.store import Store, open_store
 
 
@@ -36,27 +35,6 @@ class ServerSettings:
     def max_body_bytes(self) -> int:
         # A batch carries up to 1,000 payloads; each is checked against max_payload_bytes.
         return max(64 * 1024 * 1024, 4 * self.max_payload_bytes)
-
-
-class BodyLimit:
-    """Reject bodies over ``limit`` bytes (by Content-Length) before they are read. Pure ASGI: it
-    sits on every request, so it stays cheap."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    body = error_body(
-                        "payload_too_large",
-                        f"request body of {int(value):,} bytes is over the limit of {self.limit:,}",
-                    )
-                    await JSONResponse(body, status_code=413)(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
@@ -94,8 +72,10 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.authenticator = KeyAuthenticator(store)
     app.state.versions = {}
+    # The last added is the outermost: CatchAll answers whatever escapes the rest, BodyLimit streams
+    # every body under the cap. Authentication comes before any body is read (routing.ApiRoute).
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(errors.CatchAll)  # outermost: answers whatever escapes the rest
+    app.add_middleware(errors.CatchAll)
     errors.install(app)
     docs.install(app)
     app.include_router(routes_runs.router)

@@ -1,4 +1,8 @@
-"""Bearer auth with environment secret keys."""
+"""Bearer auth with environment secret keys.
+
+``authenticate`` runs before the request body is read (``routing.ApiRoute`` calls it for every
+operation that takes ``CurrentEnv``); the ``CurrentEnv`` dependency then hands the operation the
+environment it found."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from hightide.errors import AuthenticationError
 from hightide.store.records import Environment
 
 
-async def current_environment(request: Request) -> Environment:
+async def authenticate(request: Request) -> Environment:
     header = request.headers.get("authorization")
     if header is None:
         raise AuthenticationError(f"missing Authorization header: {AUTH_HEADER_HELP}")
@@ -24,6 +28,13 @@ async def current_environment(request: Request) -> Environment:
     env = authenticator.cached(secret.strip())
     if env is None:
         env = await run_in_threadpool(authenticator.authenticate, secret.strip())
+    return env
+
+
+async def current_environment(request: Request) -> Environment:  # async: no thread hop
+    env: Environment | None = getattr(request.state, "environment", None)
+    if env is None:  # a route outside ApiRoute would have read its body before authenticating
+        raise RuntimeError(f"{request.url.path} takes CurrentEnv but is not an ApiRoute")
     return env
 
 

@@ -15,10 +15,11 @@ from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.models import BatchBody, RescheduleBody, ResetKeyBody, TriggerBody
 from hightide.server.operations import trace_parent
+from hightide.server.routing import ApiRoute
 from hightide.server.serialize import log_json, run_json, trace_json
 from hightide.store.records import RunFilter
 
-router = APIRouter(prefix="/api/v1", tags=["runs"], responses=responses(401, 422, 500))
+router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=ApiRoute, responses=responses(401, 422, 500))
 
 
 def _engine(request: Request) -> RunEngine:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.engine import RunEngine
-from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
+from hightide.server.limits import parse_json
 from hightide.server.models import CompleteTokenBody, JournalBody, TokenOptions
 from hightide.server.operations import operation, token_spec, trace_parent
+from hightide.server.routing import ApiRoute
 from hightide.server.serialize import token_json
 from hightide.store.records import Waitpoint
 
-router = APIRouter(prefix="/api/v1", tags=["waitpoints"], responses=responses(401, 422, 500))
+router = APIRouter(prefix="/api/v1", tags=["waitpoints"], route_class=ApiRoute, responses=responses(401, 422, 500))
 
 
 def _engine(request: Request) -> RunEngine:
@@ -83,10 +83,10 @@ async def complete_token(token_id: str, body: CompleteTokenBody, env: CurrentEnv
     openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}},
 )
 async def callback(token_id: str, signature: str, request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError as exc:
-        raise ValidationError(f"the request body is not valid JSON: {exc}", details={"field": "body"}) from exc
-    token = await run_in_threadpool(_engine(request).complete_token_signed, token_id, signature, data)
+    engine = _engine(request)
+    # The signature stands in for a key, so it is checked before the body is read.
+    await run_in_threadpool(engine.check_token_signature, token_id, signature)
+    raw = await request.body()  # streamed under the server's byte limit
+    data = parse_json(raw) if raw.strip() else None
+    token = await run_in_threadpool(engine.complete_token_signed, token_id, signature, data)
     return {"id": token.id, "status": token.status}

@@ -15,6 +15,7 @@ from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody, SpanBody
 from hightide.server.operations import operation
+from hightide.server.routing import ApiRoute
 from hightide.server.serialize import execution_json
 from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Version
 
@@ -22,6 +23,7 @@ from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Versi
 router = APIRouter(
     prefix="/api/v1/worker",
     tags=["worker"],
+    route_class=ApiRoute,
     responses=responses(401, 404, 409, 413, 422, 500),
 )
 
