@@ -198,8 +198,6 @@ def test_every_error_an_operation_answers_is_documented_for_it(stack: Stack, htt
     with httpx.Client(timeout=30) as raw:
         for method, path, op in _operations(spec):
             for request in _hostile_requests(stack, method, path):
-                if method == "POST" and path.endswith("/claim") and "authorization" in request.headers:
-                    request.headers["Content-Type"] = "application/json"  # a valid claim would long-poll
                 response = raw.send(request)
                 assert str(response.status_code) in op["responses"], (method, path, response.status_code, response.text)
                 if response.status_code >= 400:

@@ -182,6 +182,9 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except RequestError as exc:  # the body limit, met by a read outside FastAPI's handlers
+            if not started:
+                await error_response(exc.error, {"Connection": "close"})(scope, receive, send)
         except Exception:
             ref = secrets.token_hex(4)
             log.exception("unexpected error [ref %s] while handling %s %s", ref, scope["method"], scope["path"])
