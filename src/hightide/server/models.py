@@ -61,11 +61,20 @@ class RegisterBody(BaseModel):
     worker_id: str | None = Field(default=None, description="lets a waiting claim switch to this version")
 
 
+_CLAIM_ID = Field(
+    default=None,
+    min_length=1,
+    max_length=64,
+    description="chosen by the worker (a UUID), the same on each try of one claim: a try gets what an earlier try took",
+)
+
+
 class ClaimBody(BaseModel):
     worker_id: str
     version_id: str
     max_runs: int = Field(1, ge=0, le=MAX_CLAIM_BATCH)
     wait: float = Field(10.0, ge=0, le=60)
+    claim_id: str | None = _CLAIM_ID
 
 
 class HeldRun(BaseModel):
@@ -132,6 +141,21 @@ class AttemptResult(BaseModel):
 class ClaimMore(BaseModel):
     version_id: str
     max_runs: int = Field(..., ge=1, le=MAX_CLAIM_BATCH)
+    claim_id: str | None = _CLAIM_ID
+
+
+class ReleasedRun(BaseModel):
+    run_id: str
+    attempt: int
+    execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is ignored")
+
+
+class ReleaseBody(BaseModel):
+    worker_id: str
+    runs: list[ReleasedRun] = Field(default_factory=list, max_length=1000, description="runs given back unfinished")
+    claims: list[str] = Field(
+        default_factory=list, max_length=100, description="claim ids whose answer the worker never took: their runs"
+    )
 
 
 class CompleteBody(BaseModel):
