@@ -76,7 +76,7 @@ def test_a_rolling_restart_with_a_grace_shorter_than_the_runs_loses_and_cancels_
     second = worker(root, hosted.api_url, key, "--concurrency", "2", "--shutdown-grace", "0")
 
     with Client(api_url=hosted.api_url, secret_key=key) as client:
-        ids = [client.trigger("long", {"folder": str(notes), "seconds": 6}).id for _ in range(4)]
+        ids = [client.trigger("long", {"folder": str(notes), "seconds": 8}).id for _ in range(4)]
         assert_eventually(
             lambda: all(_lines(notes, f"{i}.prepared") == 1 for i in ids), timeout=TIMEOUT, what="4 runs to start"
         )
@@ -84,7 +84,7 @@ def test_a_rolling_restart_with_a_grace_shorter_than_the_runs_loses_and_cancels_
         # Each old worker is stopped while its replacement starts: a grace of 1 s, then none.
         replacements = [background("worker", "--concurrency", "2", cwd=root, env=env, name="replacement1")]
         assert _stop(first) == 0
-        assert sorted(_statuses(client, ids)) in (["EXECUTING"] * 2 + ["QUEUED"] * 2, ["EXECUTING"] * 4)
+        assert set(_statuses(client, ids)) <= {"EXECUTING", "QUEUED"}  # its two: queued, or taken again
         replacements.append(background("worker", "--concurrency", "2", cwd=root, env=env, name="replacement2"))
         assert _stop(second) == 0
         assert set(_statuses(client, ids)) <= {"EXECUTING", "QUEUED"}
