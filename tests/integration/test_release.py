@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.conftest import Stack
 
@@ -118,9 +119,26 @@ def test_a_claim_riding_on_a_report_is_tried_again_with_its_id(stack: Stack) -> 
         assert http.get(f"/api/v1/runs/{ids[1]}").json()["status"] == "QUEUED"
 
 
-def test_release_requests_are_validated(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"worker_id": "w", "claims": ["c"] * 101},
+        {"worker_id": "w", "claims": ["x" * 65]},
+        {"worker_id": "w", "claims": ["a\u0000b"]},
+        {"worker_id": "w\u0000", "claims": []},
+        {"worker_id": "w", "runs": [{"run_id": "run_1", "attempt": 2**40}]},
+        {"worker_id": "w", "runs": [{"run_id": "run_1", "attempt": 1, "execution": -1}]},
+    ],
+)
+def test_release_requests_are_validated(stack: Stack, body: dict[str, Any]) -> None:
     with stack.http() as http:
-        too_many = {"worker_id": "w", "claims": ["c"] * 101}
-        assert http.post("/api/v1/worker/release", json=too_many).status_code == 422
-        long_id = {"worker_id": "w", "version_id": "v", "max_runs": 1, "wait": 0, "claim_id": "x" * 65}
-        assert http.post("/api/v1/worker/claim", json=long_id).status_code == 422
+        response = http.post("/api/v1/worker/release", json=body)
+        assert response.status_code == 422 and response.json()["error"]["code"], response.text
+
+
+def test_claim_ids_are_validated(stack: Stack) -> None:
+    with stack.http() as http:
+        version = _register(http, f"manual-{uuid.uuid4().hex[:8]}")
+        for claim_id in ("x" * 65, "", "a\u0000b"):
+            body = {"worker_id": "w", "version_id": version, "max_runs": 1, "wait": 0, "claim_id": claim_id}
+            assert http.post("/api/v1/worker/claim", json=body).status_code == 422

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,10 +61,11 @@ class RegisterBody(BaseModel):
     worker_id: str | None = Field(default=None, description="lets a waiting claim switch to this version")
 
 
+_ID = r"^[A-Za-z0-9_.:-]{1,64}$"  # run ids, worker ids, claim ids: nothing a database could refuse
+_INT32 = 2**31 - 1
 _CLAIM_ID = Field(
     default=None,
-    min_length=1,
-    max_length=64,
+    pattern=_ID,
     description="chosen by the worker (a UUID), the same on each try of one claim: a try gets what an earlier try took",
 )
 
@@ -145,15 +146,17 @@ class ClaimMore(BaseModel):
 
 
 class ReleasedRun(BaseModel):
-    run_id: str
-    attempt: int
-    execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is ignored")
+    run_id: str = Field(..., pattern=_ID)
+    attempt: int = Field(..., ge=0, le=_INT32)
+    execution: int | None = Field(
+        default=None, ge=0, le=_INT32, description="the `execution` of the claim; a stale one is ignored"
+    )
 
 
 class ReleaseBody(BaseModel):
-    worker_id: str
+    worker_id: str = Field(..., pattern=_ID)
     runs: list[ReleasedRun] = Field(default_factory=list, max_length=1000, description="runs given back unfinished")
-    claims: list[str] = Field(
+    claims: list[Annotated[str, Field(pattern=_ID)]] = Field(
         default_factory=list, max_length=100, description="claim ids whose answer the worker never took: their runs"
     )
 
