@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import httpx
 
 from hightide import Client, Run
 from tests.acceptance.conftest import Background, Server
-from tests.support import assert_eventually, wait_finished
+from tests.support import assert_eventually, free_port, wait_finished
 
 TIMEOUT = 30.0  # below the server's 30 s lease: a run that waited for its lease would not make it
 
@@ -178,3 +182,69 @@ def test_a_worker_stopped_while_claiming_leaves_nothing_executing(
 
     assert [(r.status, r.attempt_count) for r in runs] == [("COMPLETED", 1)] * 4
     assert "CANCELED" not in stopped.output()
+
+
+class _LosingProxy:
+    """An HTTP proxy in front of the server that loses the answer to the first claim that took
+    runs: it closes the connection instead of replying, as a timeout or a network cut would."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = httpx.Client(base_url=upstream, timeout=60)
+        self.lost: list[list[str]] = []  # the run ids of each answer lost
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                skip = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                reply = proxy.upstream.request(self.command, self.path, content=body, headers=headers)
+                if self.path == "/api/v1/worker/claim" and not proxy.lost and reply.json().get("runs"):
+                    proxy.lost.append([e["run_id"] for e in reply.json()["runs"]])
+                    self.close_connection = True  # no reply at all
+                    return
+                self.send_response(reply.status_code)
+                self.send_header("Content-Type", reply.headers.get("content-type", "application/json"))
+                self.send_header("Content-Length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+            do_GET = do_POST = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.upstream.close()
+
+
+def test_a_claim_whose_answer_was_lost_is_tried_again_and_gets_the_same_run(
+    project: Callable[..., Path],
+    server: Callable[..., Server],
+    worker: Callable[..., Background],
+    tmp_path: Path,
+) -> None:
+    root = project({"trigger/work.py": TASKS})
+    hosted = server("--lease-seconds", "60")  # without the claim id, the run would wait for this lease
+    key = hosted.create_key("dev")
+    proxy = _LosingProxy(hosted.api_url)
+    try:
+        worker(root, proxy.url, key, "--concurrency", "1")
+        with Client(api_url=hosted.api_url, secret_key=key) as client:
+            handle = client.trigger("quick", {"n": 7})
+            run = wait_finished(client, handle.id, TIMEOUT)
+    finally:
+        proxy.close()
+
+    assert proxy.lost == [[handle.id]]
+    assert (run.status, run.output, run.attempt_count) == ("COMPLETED", 7, 1)
+    assert [a.status for a in run.attempts] == ["COMPLETED"]
