@@ -128,7 +128,7 @@ SLEEPER = """
 """
 
 
-def test_stopping_a_worker_lets_runs_finish_then_cancels_the_rest(
+def test_stopping_a_worker_lets_runs_finish_then_hands_the_rest_back(
     project: Callable[..., Path],
     server: Callable[..., Server],
     worker: Callable[..., Background],
@@ -148,12 +148,14 @@ def test_stopping_a_worker_lets_runs_finish_then_cancels_the_rest(
         run = client.runs.retrieve(handle.id)
         assert run.status == "COMPLETED" and run.attempt_count == 1
 
-        # Past the grace period: the run is cancelled and its runner stopped.
+        # Past the grace period: its runner is stopped and the run is back in the queue, not
+        # cancelled, with no attempt used.
         hasty = worker(root, hosted.api_url, key, "--concurrency", "1", "--shutdown-grace", "0.5")
         marker = tmp_path / "second.pid"
         handle = client.trigger("sleeper", {"marker": str(marker), "seconds": 30})
         runner = assert_eventually(lambda: marker.exists() and int(marker.read_text()), timeout=TIMEOUT)
         os.kill(hasty.pid, signal.SIGTERM)
         assert hasty.wait(timeout=TIMEOUT) == 0
-        assert client.runs.retrieve(handle.id).status == "CANCELED"
+        run = client.runs.retrieve(handle.id)
+        assert (run.status, run.attempt_count, [a.status for a in run.attempts]) == ("QUEUED", 1, ["RELEASED"])
         assert_eventually(lambda: not pid_alive(runner), timeout=10, what=f"runner {runner} to stop")

@@ -14,6 +14,7 @@ S = RunStatus
         (S.QUEUED, RunEvent.START, S.EXECUTING),
         (S.EXECUTING, RunEvent.COMPLETE, S.COMPLETED),
         (S.EXECUTING, RunEvent.RETRY, S.QUEUED),
+        (S.EXECUTING, RunEvent.RELEASE, S.QUEUED),
         (S.EXECUTING, RunEvent.FAIL, S.FAILED),
         (S.EXECUTING, RunEvent.CRASH, S.CRASHED),
         (S.EXECUTING, RunEvent.TIME_OUT, S.TIMED_OUT),
@@ -59,3 +60,9 @@ def test_expiry_only_before_start() -> None:
 def test_status_is_a_str_enum_and_knows_finality() -> None:
     assert S.COMPLETED == "COMPLETED"
     assert S.COMPLETED.is_final and not S.WAITING.is_final
+
+
+@pytest.mark.parametrize("status", [S.DELAYED, S.QUEUED, S.WAITING, S.PENDING_VERSION])
+def test_only_an_executing_run_can_be_released(status: RunStatus) -> None:
+    with pytest.raises(ConflictError, match=f"cannot release a run that is {status.value}"):
+        transition(status, RunEvent.RELEASE)

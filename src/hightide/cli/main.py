@@ -122,7 +122,13 @@ def worker(
         int, typer.Option(envvar="HIGHTIDE_RUNS_PER_PROCESS", min=1, help="Runs before a runner is replaced.")
     ] = 1000,
     shutdown_grace: Annotated[
-        float, typer.Option(envvar="HIGHTIDE_SHUTDOWN_GRACE", min=0, help="Seconds to let runs finish on stop.")
+        float,
+        typer.Option(
+            envvar="HIGHTIDE_SHUTDOWN_GRACE",
+            min=0,
+            help="On stop, seconds to let runs finish; runs still going then are handed back to the queue"
+            " (no attempt used) and continue on another worker. Runs not started are handed back at once.",
+        ),
     ] = 30.0,
 ) -> None:
     """Run the tasks of the current project against a server."""

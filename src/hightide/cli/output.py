@@ -23,6 +23,7 @@ _STATUS_STYLE = {
     "TIMED_OUT": "red",
     "SYSTEM_FAILURE": "red",
     "CANCELED": "magenta",
+    "RELEASED": "yellow",  # handed back to the queue by a stopping worker, to continue elsewhere
     "WAITING": "blue",  # suspended: no process held until what it waits for resolves
 }
 _LEVEL_STYLE = {"debug": "dim", "info": "", "warn": "yellow", "error": "red"}

@@ -46,6 +46,7 @@ class RunEvent(StrEnum):
     START = "start"  # a worker claimed the run
     COMPLETE = "complete"
     RETRY = "retry"  # the attempt failed and another is scheduled
+    RELEASE = "release"  # its worker gave the run back unfinished (stopping): queued again, no attempt used
     FAIL = "fail"  # the attempt failed and no attempt is left (or it was aborted)
     CRASH = "crash"  # the runner process or its worker died and no attempt is left
     TIME_OUT = "time_out"  # max_duration exceeded and no attempt is left
@@ -65,6 +66,7 @@ _TABLE: dict[RunEvent, tuple[frozenset[RunStatus], RunStatus]] = {
     RunEvent.START: (frozenset({_S.QUEUED}), _S.EXECUTING),
     RunEvent.COMPLETE: (frozenset({_S.EXECUTING}), _S.COMPLETED),
     RunEvent.RETRY: (frozenset({_S.EXECUTING}), _S.QUEUED),
+    RunEvent.RELEASE: (frozenset({_S.EXECUTING}), _S.QUEUED),
     RunEvent.FAIL: (frozenset({_S.EXECUTING}), _S.FAILED),
     RunEvent.CRASH: (frozenset({_S.EXECUTING}), _S.CRASHED),
     RunEvent.TIME_OUT: (frozenset({_S.EXECUTING}), _S.TIMED_OUT),

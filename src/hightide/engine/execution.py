@@ -10,9 +10,10 @@ import anyio
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
+from hightide.core.tracing import attempt_span_id, new_span_id
 from hightide.engine.base import cancel_key
 from hightide.engine.payloads import check_size
-from hightide.engine.traces import Traces
+from hightide.engine.traces import Traces, trace_ids
 from hightide.errors import ValidationError
 from hightide.store.records import (
     Environment,
@@ -23,6 +24,7 @@ from hightide.store.records import (
     Telemetry,
     Version,
 )
+from hightide.store.releases import Held
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,11 @@ class AttemptResult:
 
 class Execution(Traces):
     # -- the worker protocol -----------------------------------------------------------------
-    def claim(self, env: Environment, worker_id: str, version: Version, limit: int) -> list[Run]:
+    def claim(
+        self, env: Environment, worker_id: str, version: Version, limit: int, claim_id: str | None = None
+    ) -> list[Run]:
+        """Up to ``limit`` runs for ``worker_id``. Each try of one claim carries the same ``claim_id``:
+        a try after one that took runs gets the same runs, and a claim released gets none."""
         return self.store.claim_runs(
             env.id,
             version_task_ids(version),
@@ -50,7 +56,38 @@ class Execution(Traces):
             limit=limit,
             lease_seconds=self.settings.lease_seconds,
             now=self.clock(),
+            claim_id=claim_id,
         )
+
+    def release(
+        self, env: Environment, worker_id: str, held: Sequence[Held], claim_ids: Sequence[str] = ()
+    ) -> list[Run]:
+        """Give back, unfinished, the runs of ``held`` and those the claims ``claim_ids`` took (a
+        stopping worker; a claim whose answer it never saw): each is QUEUED again at once, with no
+        attempt used, and continues its attempt on its next claim. The trace shows each release as
+        a ``released`` span in its attempt. Returns the runs released."""
+        now = self.clock()
+        released = self.store.release_runs(env.id, worker_id, held, claim_ids, now=now)
+        spans = []
+        for run in released:
+            trace_id, span_id = trace_ids(run)
+            spans.append(
+                SpanRecord(
+                    trace_id=trace_id,
+                    span_id=new_span_id(),
+                    parent_span_id=attempt_span_id(span_id, run.attempt_count),
+                    run_id=run.id,
+                    attempt=run.attempt_count,
+                    name="released",
+                    kind="release",
+                    start_time=now,
+                    end_time=now,
+                    attributes={"hightide.worker.id": worker_id},
+                )
+            )
+        if spans:
+            self.store.append_telemetry([], spans)
+        return released
 
     async def claim_wait(
         self,
@@ -60,6 +97,7 @@ class Execution(Traces):
         limit: int,
         wait: float,
         gone: Callable[[], Awaitable[bool]] | None = None,
+        claim_id: str | None = None,
     ) -> list[Run]:
         """Claim, long-polling up to ``wait`` seconds for work to appear. ``gone`` tells whether the
         worker hung up: then nothing is claimed for it."""
@@ -77,7 +115,7 @@ class Execution(Traces):
             if first or await anyio.to_thread.run_sync(
                 self.store.has_ready_runs, env.id, version_task_ids(version), self.clock()
             ):
-                runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit)
+                runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit, claim_id)
             first = False
             remaining = deadline - self.clock()
             if runs or remaining <= 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,11 +61,21 @@ class RegisterBody(BaseModel):
     worker_id: str | None = Field(default=None, description="lets a waiting claim switch to this version")
 
 
+_ID = r"^[A-Za-z0-9_.:-]{1,64}$"  # run ids, worker ids, claim ids: nothing a database could refuse
+_INT32 = 2**31 - 1
+_CLAIM_ID = Field(
+    default=None,
+    pattern=_ID,
+    description="chosen by the worker (a UUID), the same on each try of one claim: a try gets what an earlier try took",
+)
+
+
 class ClaimBody(BaseModel):
     worker_id: str
     version_id: str
     max_runs: int = Field(1, ge=0, le=MAX_CLAIM_BATCH)
     wait: float = Field(10.0, ge=0, le=60)
+    claim_id: str | None = _CLAIM_ID
 
 
 class HeldRun(BaseModel):
@@ -132,6 +142,23 @@ class AttemptResult(BaseModel):
 class ClaimMore(BaseModel):
     version_id: str
     max_runs: int = Field(..., ge=1, le=MAX_CLAIM_BATCH)
+    claim_id: str | None = _CLAIM_ID
+
+
+class ReleasedRun(BaseModel):
+    run_id: str = Field(..., pattern=_ID)
+    attempt: int = Field(..., ge=0, le=_INT32)
+    execution: int | None = Field(
+        default=None, ge=0, le=_INT32, description="the `execution` of the claim; a stale one is ignored"
+    )
+
+
+class ReleaseBody(BaseModel):
+    worker_id: str = Field(..., pattern=_ID)
+    runs: list[ReleasedRun] = Field(default_factory=list, max_length=1000, description="runs given back unfinished")
+    claims: list[Annotated[str, Field(pattern=_ID)]] = Field(
+        default_factory=list, max_length=100, description="claim ids whose answer the worker never took: their runs"
+    )
 
 
 class CompleteBody(BaseModel):

@@ -13,11 +13,20 @@ from hightide.engine.runs import AttemptResult
 from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
-from hightide.server.models import ClaimBody, CompleteBody, HeartbeatBody, LogBody, RegisterBody, SpanBody
+from hightide.server.models import (
+    ClaimBody,
+    CompleteBody,
+    HeartbeatBody,
+    LogBody,
+    RegisterBody,
+    ReleaseBody,
+    SpanBody,
+)
 from hightide.server.operations import operation
 from hightide.server.routing import ApiRoute
 from hightide.server.serialize import execution_json
 from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Version
+from hightide.store.releases import Held
 
 # Every operation takes a body, and may meet a version that is gone or a state that moved on.
 router = APIRouter(
@@ -54,7 +63,7 @@ async def _version(request: Request, env: Environment, version_id: str) -> Versi
 async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> JSONResponse:
     version = await _version(request, env, body.version_id)
     runs = await _engine(request).claim_wait(
-        env, body.worker_id, version, body.max_runs, body.wait, request.is_disconnected
+        env, body.worker_id, version, body.max_runs, body.wait, request.is_disconnected, body.claim_id
     )
     return JSONResponse({"runs": await _executions(request, env, runs)})
 
@@ -97,8 +106,17 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
     runs = []
     if body.claim is not None:
         version = await _version(request, env, body.claim.version_id)
-        runs = await run_in_threadpool(engine.claim, env, body.worker_id, version, body.claim.max_runs)
+        runs = await run_in_threadpool(
+            engine.claim, env, body.worker_id, version, body.claim.max_runs, body.claim.claim_id
+        )
     return JSONResponse({"results": replies, "runs": await _executions(request, env, runs)})
+
+
+@router.post("/release", summary="Give runs back unfinished: QUEUED again at once, no attempt used")
+async def release(body: ReleaseBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    held = [Held(r.run_id, r.attempt, r.execution) for r in body.runs]
+    runs = await run_in_threadpool(_engine(request).release, env, body.worker_id, held, body.claims)
+    return {"released": [run.id for run in runs]}
 
 
 def _log_entry(e: LogBody) -> LogEntry:

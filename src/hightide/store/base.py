@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
+from hightide.store.releases import ReleaseOps
 from hightide.store.seam import Listener
 from hightide.store.telemetry import TelemetryOps
 from hightide.store.waitpoints import WaitpointOps
 
 
-class Store(EnvironmentOps, WaitpointOps, ClaimOps, TelemetryOps):
+class Store(EnvironmentOps, WaitpointOps, ReleaseOps, ClaimOps, TelemetryOps):
     """Named storage operations. Every method is one transaction unless it says otherwise."""
 
 

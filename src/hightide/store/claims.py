@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
@@ -16,8 +16,14 @@ from hightide.store.records import (
 )
 from hightide.store.seam import Seam
 
+# How long a claim id is remembered at least (and a lease's tenfold when longer): a retried claim
+# gets what its first try took, and a claim given up on takes nothing, within this time.
+CLAIM_MEMORY_SECONDS = 3600.0
+
 
 class ClaimOps(Seam):
+    _claims_pruned_at = 0.0  # when this process last deleted the claim ids it need not remember
+
     # -- claiming and leases ---------------------------------------------------------------
     def claim_runs(
         self,
@@ -29,14 +35,23 @@ class ClaimOps(Seam):
         limit: int,
         lease_seconds: float,
         now: float,
+        claim_id: str | None = None,
     ) -> list[Run]:
         """Move up to ``limit`` ready runs of ``task_ids`` to EXECUTING for ``worker_id``, respecting
-        the environment's and each queue's concurrency limit, and open an attempt for each."""
+        the environment's and each queue's concurrency limit, and open an attempt for each.
+
+        ``claim_id`` (chosen by the worker, the same for each try of one claim) makes the claim
+        exactly-once: a claim id that already took runs gets those runs again (those it still
+        holds), one that was released (``release_runs``) gets nothing, whatever the server."""
         if limit <= 0 or not task_ids:
             return []
         r, q = t.runs, t.queues
         with self._write_notify() as conn:
             self._lock_for_claim(conn, environment_id)
+            if claim_id is not None:
+                seen = conn.execute(select(t.claims).where(t.claims.c.id == claim_id)).first()
+                if seen is not None:
+                    return self._claimed_before(conn, seen, environment_id, worker_id)
             env_limit = conn.execute(
                 select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
             ).scalar_one()
@@ -90,11 +105,53 @@ class ClaimOps(Seam):
                         blocked.add(queue)
                 if not taken:
                     break  # nothing left that may start
-                claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now))
+                claimed.extend(
+                    self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id)
+                )
+            if claim_id is not None and claimed:
+                conn.execute(
+                    insert(t.claims).values(
+                        id=claim_id, environment_id=environment_id, worker_id=worker_id, created_at=now
+                    )
+                )
+                self._forget_old_claims(conn, now - max(CLAIM_MEMORY_SECONDS, 10 * lease_seconds), now)
             return claimed
 
+    @staticmethod
+    def _claimed_before(conn: Connection, seen: Any, environment_id: str, worker_id: str) -> list[Run]:
+        """A claim id seen before: the runs it took that its worker still holds, unless it was
+        released (or is another worker's or environment's)."""
+        if seen.released_at is not None or seen.worker_id != worker_id or seen.environment_id != environment_id:
+            return []
+        r = t.runs
+        rows = conn.execute(
+            select(r)
+            .where(
+                r.c.environment_id == environment_id,
+                r.c.status == RunStatus.EXECUTING.value,
+                r.c.claim_id == seen.id,
+                r.c.worker_id == worker_id,
+            )
+            .order_by(r.c.rank_at, r.c.id)
+        ).all()
+        return [Run.from_row(row) for row in rows]
+
+    def _forget_old_claims(self, conn: Connection, before: float, now: float) -> None:
+        """Delete claim ids older than ``before``, at most once a minute per process."""
+        if now - self._claims_pruned_at < 60:
+            return
+        self._claims_pruned_at = now
+        conn.execute(delete(t.claims).where(t.claims.c.created_at < before))
+
     def _start_attempts(
-        self, conn: Connection, rows: Sequence[Any], worker_id: str, version: str, lease_until: float, now: float
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        worker_id: str,
+        version: str,
+        lease_until: float,
+        now: float,
+        claim_id: str | None = None,
     ) -> list[Run]:
         """QUEUED → EXECUTING for rows read under the claim lock (so the conditional update matches
         every one of them), and an attempt record each. One UPDATE and one INSERT for the batch. A
@@ -115,6 +172,7 @@ class ClaimOps(Seam):
                 lease_expires_at=lease_until,
                 started_at=func.coalesce(r.c.started_at, now),
                 updated_at=now,
+                claim_id=claim_id,
             )
         ).rowcount
         if updated != len(ids):  # cannot happen under the lock; refuse rather than double-run

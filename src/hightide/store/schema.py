@@ -129,6 +129,9 @@ runs = Table(
     Column("trace_id", String(32)),
     Column("span_id", String(16)),
     Column("parent_span_id", String(16)),
+    # The claim request (its id, chosen by the worker) that took the run while it is EXECUTING: a
+    # retried claim gets the same runs back, and a claim the worker gave up on is released.
+    Column("claim_id", String(64)),
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)
@@ -137,6 +140,19 @@ Index("ix_runs_status_lease", runs.c.status, runs.c.lease_expires_at)
 Index("ix_runs_status_available", runs.c.status, runs.c.available_at)
 Index("ix_runs_parent", runs.c.parent_run_id)
 Index("ix_runs_trace", runs.c.trace_id)
+
+# Claim requests that took runs, and claims their worker gave up on (``released_at``), kept for an
+# hour or more (``store/claims.py``): a claim id seen again returns what it took, or nothing.
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment_id", String(64), ForeignKey("environments.id"), nullable=False),
+    Column("worker_id", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("released_at", Float),
+)
+Index("ix_claims_created", claims.c.created_at)
 
 run_tags = Table(
     "run_tags",

@@ -17,10 +17,26 @@ class WorkerApi:
             "POST", "/api/v1/worker/register", json={"manifest": manifest, "worker_id": self.worker_id}
         )
 
-    async def claim(self, version_id: str, max_runs: int, wait: float) -> list[dict[str, Any]]:
-        body = {"worker_id": self.worker_id, "version_id": version_id, "max_runs": max_runs, "wait": wait}
+    async def claim(self, version_id: str, max_runs: int, wait: float, claim_id: str) -> list[dict[str, Any]]:
+        """Claim up to ``max_runs`` runs. Send each try of one claim with the same ``claim_id``: a try
+        gets what an earlier one took; ``release(claims=[claim_id])`` gives back a claim let go."""
+        body = {
+            "worker_id": self.worker_id,
+            "version_id": version_id,
+            "max_runs": max_runs,
+            "wait": wait,
+            "claim_id": claim_id,
+        }
         data = await self.session.request("POST", "/api/v1/worker/claim", json=body, timeout=wait + 30)
         return data["runs"]
+
+    async def release(self, runs: list[dict[str, Any]], claims: list[str]) -> list[str]:
+        """Give back, unfinished, ``runs`` (``run_id``, ``attempt``, ``execution``) and the runs of the
+        claims ``claims``: they are queued again at once, with no attempt used. Returns the ids of
+        the runs released (not those that had moved on)."""
+        body = {"worker_id": self.worker_id, "runs": runs, "claims": claims}
+        data = await self.session.request("POST", "/api/v1/worker/release", json=body)
+        return data["released"]
 
     async def heartbeat(self, held: list[tuple[str, int]], wait: float, extend: bool) -> list[str]:
         body = {

@@ -5,8 +5,11 @@ Side tasks (named, watched by ``run``): ``claim`` (long-poll for work while slot
 ``heartbeat`` (extend leases; learn which runs were cancelled), ``outbox`` (ship logs, then
 results, in batches). If one dies, the supervisor stops rather than limp on.
 
-Shutdown order: stop claiming; let in-flight runs finish up to the grace period; cancel what is
-left (kill its runner, cancel the run); flush the outbox; stop idle runners.
+Shutdown order (``_shutdown``): stop claiming; give back at once the runs not started yet
+(prefetched, or brought by a claim in flight: a long-poll abandoned is released by its claim id);
+let the runs executing finish up to the grace period; then stop their runners and give them back
+too (``hightide dev``'s Ctrl-C cancels them instead); flush the outbox; stop idle runners. A run
+given back ("released") is queued again at once and uses no attempt: it continues elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,9 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.errors import ConnectionError_, HightideError, ServerError
 from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
+from hightide.worker.events import EventSink, RunEvent
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
+from hightide.worker.releases import Releaser
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +47,6 @@ class WorkerOptions:
     runner_env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class RunEvent:
-    """One line of what happened, for ``hightide dev`` / ``hightide worker`` to print."""
-
-    kind: str  # "run" | "log" | "version" | "error"
-    task_id: str = ""
-    run_id: str = ""
-    attempt: int = 0
-    status: str = ""
-    duration: float | None = None
-    message: str = ""
-    level: str = "info"
-    time: float = field(default_factory=time.time)
-
-
-EventSink = Callable[[RunEvent], None]
-
-
 @dataclass
 class _Active:
     execution: dict[str, Any]
@@ -68,6 +54,8 @@ class _Active:
     started: float
     runner: RunnerProcess | None = None
     stopping: bool = False
+    running: bool = False  # it has a slot: its code may have started
+    released: bool = False  # stopped to be given back to the queue, not cancelled
 
 
 class Supervisor:
@@ -92,6 +80,7 @@ class Supervisor:
         self._outbox_results: list[dict[str, Any]] = []
         self._outbox_ready = asyncio.Event()
         self._claiming = True
+        self.releaser = Releaser(api, self.on_event)
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
@@ -170,7 +159,13 @@ class Supervisor:
     async def _shutdown(self, side: set[asyncio.Task[Any]], stop_task: asyncio.Task[Any], mode: str) -> None:
         self._claiming = False
         claim = next(t for t in side if t.get_name() == "claim")
-        claim.cancel()
+        claim.cancel()  # a long-poll in flight is abandoned: its claim id stays open, released below
+        await asyncio.gather(claim, return_exceptions=True)
+        if mode != "abandon":
+            # What has not started goes back at once, whatever the grace: it must not wait here.
+            waiting = [a for a in self.active.values() if not a.running]
+            await self._stop_runs(waiting)
+            self.releaser.give_back([a.execution for a in waiting], self.releaser.take_open_claims())
         if self.active and mode == "drain":
             self.on_event(
                 RunEvent(
@@ -178,26 +173,41 @@ class Supervisor:
                 )
             )
             await asyncio.wait([a.task for a in self.active.values()], timeout=self.options.shutdown_grace)
-        if self.active:
-            await self._cancel_in_flight(report=mode != "abandon")
+        if self.active and mode == "cancel":
+            await self._cancel_in_flight()
+        elif self.active:
+            left = list(self.active.values())
+            await self._stop_runs(left, release=mode == "drain")
+            if mode == "drain":
+                self.releaser.give_back([a.execution for a in left])
         self._stopped.set()
         self._outbox_ready.set()
         outbox = next(t for t in side if t.get_name() == "outbox")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(outbox), 10)
+        if mode != "abandon":
+            self.releaser.give_back([], self.releaser.take_open_claims())  # claims of reports given up on
+        await self.releaser.wait(15)
         for task in (*side, stop_task):
             task.cancel()
         await asyncio.gather(*side, stop_task, return_exceptions=True)
         await self.pool.close()
 
-    async def _cancel_in_flight(self, report: bool = True) -> None:
-        runs = list(self.active.items())
-        for _run_id, active in runs:
+    async def _stop_runs(self, runs: list[_Active], release: bool = True) -> None:
+        """Stop ``runs`` (kill their runners; a run still waiting for a slot never starts), marked
+        as given back to the queue when ``release``."""
+        for active in runs:
             active.stopping = True
-            active.task.cancel()  # a run still waiting for a slot never starts
-        await asyncio.gather(*(self._kill(a) for _, a in runs), return_exceptions=True)
-        await asyncio.gather(*(a.task for _, a in runs), return_exceptions=True)
-        for run_id, _active in runs if report else []:
+            active.released = release
+            active.task.cancel()
+        await asyncio.gather(*(self._kill(a) for a in runs), return_exceptions=True)
+        await asyncio.gather(*(a.task for a in runs), return_exceptions=True)
+
+    async def _cancel_in_flight(self) -> None:
+        """``hightide dev``'s Ctrl-C: stop the runs executing and cancel them."""
+        runs = list(self.active.items())
+        await self._stop_runs([a for _, a in runs], release=False)
+        for run_id, _active in runs:
             try:
                 await self.api.cancel(run_id)
             except HightideError as exc:
@@ -220,7 +230,7 @@ class Supervisor:
         free = self.options.concurrency + self._prefetch - len(self.active) - self._reserved
         return min(free, MAX_CLAIM_BATCH)
 
-    def _release(self, reserved: int) -> None:
+    def _unreserve(self, reserved: int) -> None:
         """A claim came back: what it did not fill may be claimed again, so wake the claim loop
         (it may have gone to sleep because of this very reservation)."""
         self._reserved -= reserved
@@ -230,6 +240,7 @@ class Supervisor:
         """Long-poll for work whenever a slot would otherwise idle. Under load, claims ride on the
         result reports instead (see ``_send``), so this loop mostly waits."""
         backoff = 0.5
+        claim_id: str | None = None  # kept while a claim is tried again: the server answers it once
         while self._claiming:
             if len(self.active) + self._reserved >= self.options.concurrency or self._capacity <= 0:
                 self._slot_freed.clear()
@@ -237,9 +248,12 @@ class Supervisor:
                 continue
             assert self.version is not None
             want = self._capacity
+            claim_id = claim_id or self.releaser.open_claim()
             self._reserved += want
             try:
-                executions = await self.api.claim(self.version["version_id"], want, self.options.claim_wait)
+                executions = await self.api.claim(self.version["version_id"], want, self.options.claim_wait, claim_id)
+                self.releaser.answered(claim_id)
+                claim_id = None
                 backoff = 0.5
             except (ConnectionError_, ServerError) as exc:
                 self.on_event(RunEvent("error", message=f"{exc.message}; retrying in {backoff:g}s", level="warn"))
@@ -247,11 +261,14 @@ class Supervisor:
                 backoff = min(backoff * 2, 10)
                 continue
             finally:
-                self._release(want)
+                self._unreserve(want)
             for execution in executions:
                 self._start(execution)
 
     def _start(self, execution: dict[str, Any]) -> None:
+        if not self._claiming:  # a claim in flight when the stop began: its runs go back at once
+            self.releaser.give_back([execution])
+            return
         run_id = execution["run_id"]
         active = _Active(execution, None, time.monotonic())  # type: ignore[arg-type]
         active.task = asyncio.create_task(self._execute(execution, active), name=f"run {run_id}")
@@ -266,6 +283,7 @@ class Supervisor:
         try:
             await self._slots.acquire()
             slot = True
+            active.running = True
             active.started = time.monotonic()
             self.on_event(
                 RunEvent("run", execution["task_id"], run_id, execution["attempt"], "EXECUTING", None, "started")
@@ -322,7 +340,8 @@ class Supervisor:
         avg = self._avg_duration
         self._avg_duration = duration if avg is None else 0.8 * avg + 0.2 * duration
         if result is None:
-            self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "CANCELED", duration))
+            if not active.released:  # a released run is told of when the server took it back
+                self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "CANCELED", duration))
             return
         result["_task_id"], result["_duration"] = execution["task_id"], duration
         self._outbox_results.append(result)
@@ -406,17 +425,22 @@ class Supervisor:
     ) -> None:
         """One round trip: logs and spans, then results, and a claim for the slots the results free."""
         delay = 0.5
-        first = True
+        claim: dict[str, Any] | None = None
+        if self._claiming and self.version is not None and self._capacity > 0:
+            claim_id = self.releaser.open_claim()
+            claim = {"version_id": self.version["version_id"], "max_runs": self._capacity, "claim_id": claim_id}
         while True:
-            # Claim only on the first try: if a try failed after the server applied it, its runs
-            # come back through their leases; claiming again would only add more of those.
-            want = max(0, self._capacity) if first and self._claiming and self.version is not None else 0
-            first = False
+            # A try after a failed one carries the same claim id: if the server applied the failed
+            # try, this one gets the runs it took. Once stopping, the claim is left to be released.
+            if claim is not None and not self._claiming:
+                claim = None
+            want = claim["max_runs"] if claim else 0
             self._reserved += want
             try:
                 body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
-                claim = {"version_id": self.version["version_id"], "max_runs": want} if want and self.version else None
                 replies, executions = await self.api.complete(body, logs, spans, claim)
+                if claim is not None:
+                    self.releaser.answered(claim["claim_id"])
             except (ConnectionError_, ServerError) as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)
@@ -435,7 +459,7 @@ class Supervisor:
                 logs, spans = [], []
                 continue
             finally:
-                self._release(want)
+                self._unreserve(want)
             for execution in executions:
                 self._start(execution)
             for result, reply in zip(results, replies, strict=True):

@@ -1,0 +1,124 @@
+"""Releases: a worker gives runs back unfinished (it is stopping, or never received them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select, update
+
+from hightide.core.states import RunEvent, RunStatus, transition
+from hightide.store import schema as t
+from hightide.store.records import Run, RunChange
+from hightide.store.runs import RunOps
+
+# What the attempt record says while its run waits in the queue to continue it elsewhere.
+RELEASED = "RELEASED"
+
+
+@dataclass(frozen=True)
+class Held:
+    """A run a worker holds: the attempt (and the claim's ``execution``, when known) it executes."""
+
+    run_id: str
+    attempt: int
+    execution: int | None = None
+
+
+class ReleaseOps(RunOps):
+    def release_runs(
+        self,
+        environment_id: str,
+        worker_id: str,
+        held: Sequence[Held] = (),
+        claim_ids: Sequence[str] = (),
+        *,
+        now: float,
+    ) -> list[Run]:
+        """EXECUTING → QUEUED, in one transaction, for the runs of ``held`` that ``worker_id`` still
+        executes on that attempt (and execution), and for the runs that the claims ``claim_ids``
+        took and it still holds; those claims are closed, so that a try of them still on its way
+        takes nothing. Returns the runs released.
+
+        A release uses no attempt: the run continues the same attempt on its next claim (as a
+        resumed run does; ``resuming``), and keeps its place in the queue (``rank_at``). Its lease
+        ends, so it is claimable at once, and its slot is free. A run that moved on meanwhile
+        (completed, cancelled, its lease lapsed) is left as it is."""
+        r = t.runs
+        with self._write_notify() as conn:
+            wanted: dict[str, Held] = {h.run_id: h for h in held}
+            if claim_ids:
+                # Under the claim lock: a claim of these ids either committed before (its runs are
+                # found here) or comes after, and finds its id closed.
+                self._lock_for_claim(conn, environment_id)
+                wanted.update(
+                    (h.run_id, h) for h in self._close_claims(conn, environment_id, worker_id, claim_ids, now)
+                )
+            if not wanted:
+                return []
+            rows = conn.execute(
+                select(r.c.id, r.c.worker_id)
+                .where(r.c.id.in_(sorted(wanted)), r.c.environment_id == environment_id)
+                .order_by(r.c.id)
+                .with_for_update()
+            ).all()
+            target = transition(RunStatus.EXECUTING, RunEvent.RELEASE)
+            released: list[str] = []
+            for row in rows:
+                if row.worker_id != worker_id:
+                    continue
+                item = wanted[row.id]
+                change = RunChange(
+                    row.id,
+                    RunStatus.EXECUTING.value,
+                    item.attempt,
+                    {"status": target.value, "resuming": True, "lease_expires_at": None, "claim_id": None},
+                    {"status": RELEASED},
+                    expect_execution=item.execution,
+                )
+                if self._conditional_update(conn, change, now, environment_id):
+                    released.append(row.id)
+            if not released:
+                return []
+            self._publish(conn, environment_id)
+            found = conn.execute(select(r).where(r.c.id.in_(released)).order_by(r.c.id)).all()
+            return [Run.from_row(row) for row in found]
+
+    @staticmethod
+    def _close_claims(
+        conn: Connection, environment_id: str, worker_id: str, claim_ids: Sequence[str], now: float
+    ) -> list[Held]:
+        """Mark ``claim_ids`` released (a claim id never seen is recorded released), and return the
+        runs they took that ``worker_id`` still executes."""
+        c, r = t.claims.c, t.runs
+        ids = sorted(set(claim_ids))
+        known = {row.id: row for row in conn.execute(select(t.claims).where(c.id.in_(ids)).with_for_update())}
+        mine = [i for i, row in known.items() if row.worker_id == worker_id and row.environment_id == environment_id]
+        if mine:
+            conn.execute(update(t.claims).where(c.id.in_(mine), c.released_at.is_(None)).values(released_at=now))
+        unseen = [i for i in ids if i not in known]
+        if unseen:
+            conn.execute(
+                insert(t.claims),
+                [
+                    {
+                        "id": i,
+                        "environment_id": environment_id,
+                        "worker_id": worker_id,
+                        "created_at": now,
+                        "released_at": now,
+                    }
+                    for i in unseen
+                ],
+            )
+        if not mine:
+            return []
+        rows = conn.execute(
+            select(r.c.id, r.c.attempt_count, r.c.executions).where(
+                r.c.environment_id == environment_id,
+                r.c.status == RunStatus.EXECUTING.value,
+                r.c.claim_id.in_(mine),
+                r.c.worker_id == worker_id,
+            )
+        ).all()
+        return [Held(row.id, row.attempt_count, row.executions) for row in rows]

@@ -1,0 +1,71 @@
+"""Giving runs back: what a stopping worker releases, and the claims whose answer it never took."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from hightide.errors import ConnectionError_, ServerError
+from hightide.worker.api import WorkerApi
+from hightide.worker.events import EventSink, RunEvent
+
+log = logging.getLogger(__name__)
+
+
+class Releaser:
+    """Releases runs in the background (``give_back``), and keeps the ids of the claims sent whose
+    answer was not taken: a claim tried again keeps its id, so the server answers it once, and a
+    claim let go (a long-poll abandoned at shutdown) is released by its id, runs and all."""
+
+    def __init__(self, api: WorkerApi, on_event: EventSink) -> None:
+        self.api = api
+        self.on_event = on_event
+        self._open: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def open_claim(self) -> str:
+        """A new claim id, open until ``answered``."""
+        claim_id = uuid.uuid4().hex
+        self._open.add(claim_id)
+        return claim_id
+
+    def answered(self, claim_id: str) -> None:
+        self._open.discard(claim_id)
+
+    def take_open_claims(self) -> list[str]:
+        claims, self._open = sorted(self._open), set()
+        return claims
+
+    def give_back(self, executions: list[dict[str, Any]], claims: list[str] | None = None) -> None:
+        """Release ``executions`` and the runs of ``claims``, at once, in the background."""
+        if not executions and not claims:
+            return
+        task = asyncio.create_task(self._release(executions, claims or []), name="release")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the releases under way."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def _release(self, executions: list[dict[str, Any]], claims: list[str]) -> None:
+        held = [{"run_id": e["run_id"], "attempt": e["attempt"], "execution": e.get("execution")} for e in executions]
+        delay = 0.25
+        for tries in range(5):
+            try:
+                released = set(await self.api.release(held, claims))
+                break
+            except (ConnectionError_, ServerError) as exc:
+                if tries == 4:  # their leases lapse instead, and they are retried then
+                    log.warning("could not give back %d run(s) and %d claim(s): %s", len(held), len(claims), exc)
+                    return
+                await asyncio.sleep(delay)
+                delay *= 2
+        for e in executions:
+            if e["run_id"] in released:
+                self.on_event(
+                    RunEvent("run", e["task_id"], e["run_id"], e["attempt"], "RELEASED", None, "back in the queue")
+                )

@@ -1,0 +1,194 @@
+"""The store contract, part 5: releases (a worker gives runs back unfinished) and claim ids (a claim
+tried again gets what it took; a claim given up on takes nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from hightide.core.states import RunStatus
+from hightide.store import Store
+from hightide.store.records import Run
+from hightide.store.releases import Held
+from tests.store.factories import NOW, finish, insert, make_env, new_run
+
+LEASE = 30.0
+
+
+def claim(
+    store: Store, env: str, limit: int = 10, *, worker_id: str = "w1", now: float = NOW, claim_id: str | None = None
+) -> list[Run]:
+    return store.claim_runs(
+        env,
+        ["email"],
+        worker_id=worker_id,
+        version="20270115.1",
+        limit=limit,
+        lease_seconds=LEASE,
+        now=now,
+        claim_id=claim_id,
+    )
+
+
+def held(run: Run) -> Held:
+    return Held(run.id, run.attempt_count, run.executions)
+
+
+def test_a_released_run_is_queued_at_once_and_continues_its_attempt(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env, created_at=NOW - 10))[0]
+    [claimed] = claim(store, env, worker_id="w1")
+
+    [released] = store.release_runs(env, "w1", [held(claimed)], now=NOW + 1)
+
+    assert released == store.get_run(run.id)
+    assert (released.status, released.attempt_count, released.lease_expires_at) == (RunStatus.QUEUED, 1, None)
+    assert released.available_at <= NOW + 1  # claimable at once
+    [attempt] = store.list_attempts(run.id)
+    assert (attempt.status, attempt.finished_at, attempt.error) == ("RELEASED", None, None)
+
+    [again] = claim(store, env, worker_id="w2", now=NOW + 2)
+    assert (again.id, again.attempt_count, again.worker_id) == (run.id, 1, "w2")
+    assert again.executions == claimed.executions + 1
+    [attempt] = store.list_attempts(run.id)
+    assert (attempt.number, attempt.status, attempt.worker_id) == (1, "EXECUTING", "w2")
+    done = finish(store, again, now=NOW + 3)
+    assert (done.status, done.attempt_count) == (RunStatus.COMPLETED, 1)
+
+
+def test_a_released_run_keeps_its_place_in_the_queue(store: Store) -> None:
+    env = make_env(store)
+    first = insert(store, new_run(env, created_at=NOW - 10))[0]
+    [claimed] = claim(store, env, limit=1)
+    insert(store, *(new_run(env, created_at=NOW - 5 + i) for i in range(3)))
+
+    store.release_runs(env, "w1", [held(claimed)], now=NOW)
+
+    assert [r.id for r in claim(store, env, limit=1, worker_id="w2")] == [first.id]
+
+
+def test_a_release_frees_the_concurrency_slot(store: Store) -> None:
+    env = make_env(store, concurrency_limit=1)
+    insert(store, new_run(env, created_at=NOW - 10), new_run(env, created_at=NOW - 9))
+    [claimed] = claim(store, env)
+    assert claim(store, env, worker_id="w2") == []
+
+    store.release_runs(env, "w1", [held(claimed)], now=NOW)
+
+    assert [r.id for r in claim(store, env, worker_id="w2")] == [claimed.id]
+
+
+@pytest.mark.parametrize(
+    "stale",
+    [
+        lambda run: Held(run.id, run.attempt_count + 1, run.executions),  # another attempt
+        lambda run: Held(run.id, run.attempt_count, run.executions + 1),  # another execution
+    ],
+)
+def test_a_release_of_an_attempt_no_longer_held_is_a_no_op(store: Store, stale: Callable[[Run], Held]) -> None:
+    env = make_env(store)
+    insert(store, new_run(env))
+    [claimed] = claim(store, env)
+
+    assert store.release_runs(env, "w1", [stale(claimed)], now=NOW) == []
+    assert store.release_runs(env, "w2", [held(claimed)], now=NOW) == []  # not that worker's
+    assert store.get_run(claimed.id) == claimed
+
+
+def test_a_release_after_the_run_moved_on_is_a_no_op(store: Store) -> None:
+    env = make_env(store)
+    insert(store, new_run(env, created_at=NOW - 2), new_run(env, created_at=NOW - 1))
+    done, lost = claim(store, env)
+    finish(store, done, now=NOW + 1)
+    # Its lease lapsed: failed and queued for attempt 2 by the scheduler, then claimed elsewhere.
+    store.update_run(lost.id, expect_status="EXECUTING", expect_attempt=1, values={"status": "QUEUED"}, now=NOW + LEASE)
+    [retried] = claim(store, env, worker_id="w2", now=NOW + LEASE + 1)
+    assert retried.attempt_count == 2
+
+    assert store.release_runs(env, "w1", [held(done), held(lost)], now=NOW + LEASE + 2) == []
+    assert store.get_run(done.id).status == RunStatus.COMPLETED  # type: ignore[union-attr]
+    assert store.get_run(lost.id) == retried
+    # Released twice: the second is a no-op too.
+    assert len(store.release_runs(env, "w2", [held(retried)], now=NOW + LEASE + 3)) == 1
+    assert store.release_runs(env, "w2", [held(retried)], now=NOW + LEASE + 4) == []
+
+
+def test_a_resumed_run_released_continues_the_same_attempt(store: Store) -> None:
+    env = make_env(store)
+    insert(store, new_run(env))
+    [first] = claim(store, env)
+    store.release_runs(env, "w1", [held(first)], now=NOW)
+    [second] = claim(store, env, worker_id="w2")
+    store.release_runs(env, "w2", [held(second)], now=NOW + 1)
+    [third] = claim(store, env, worker_id="w3", now=NOW + 2)
+
+    assert [r.attempt_count for r in (first, second, third)] == [1, 1, 1]
+    assert [a.number for a in store.list_attempts(first.id)] == [1]
+
+
+# -- claim ids -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_stores(store: Store, database_url: str, open_stores: Callable[[str], Store]) -> list[Store]:
+    """The test's store and a second one on the same database, as two servers would have."""
+    return [store, open_stores(database_url)]
+
+
+def test_a_claim_tried_again_gets_the_same_runs_on_any_server(two_stores: list[Store]) -> None:
+    one, two = two_stores
+    env = make_env(one)
+    insert(one, *(new_run(env, created_at=NOW - 10 + i) for i in range(5)))
+
+    taken = claim(one, env, limit=2, claim_id="clm-1")
+    again = claim(two, env, limit=3, claim_id="clm-1", now=NOW + 1)  # the answer was lost: same id
+
+    assert [r.id for r in again] == [r.id for r in taken]
+    assert again == [one.get_run(r.id) for r in taken]  # not claimed twice: same attempt, same execution
+    others = claim(two, env, limit=10, claim_id="clm-2")
+    assert len(others) == 3 and not {r.id for r in others} & {r.id for r in taken}
+    assert claim(one, env, claim_id="clm-1", worker_id="w2") == []  # another worker's claim id
+
+
+def test_a_released_claim_gives_its_runs_back_and_takes_nothing_more(two_stores: list[Store]) -> None:
+    one, two = two_stores
+    env = make_env(one)
+    insert(one, *(new_run(env, created_at=NOW - 10 + i) for i in range(3)))
+    taken = claim(one, env, limit=2, claim_id="clm-1")
+
+    released = two.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
+
+    assert sorted(r.id for r in released) == sorted(r.id for r in taken)
+    assert all(r.status == RunStatus.QUEUED and r.attempt_count == 1 for r in released)
+    assert claim(one, env, claim_id="clm-1", now=NOW + 2) == []  # a late try of the released claim
+    assert len(claim(one, env, claim_id="clm-2", now=NOW + 2)) == 3
+
+
+def test_a_claim_released_before_it_arrives_takes_nothing(store: Store) -> None:
+    env = make_env(store)
+    insert(store, new_run(env))
+
+    assert store.release_runs(env, "w1", claim_ids=["clm-late"], now=NOW) == []
+
+    assert claim(store, env, claim_id="clm-late") == []
+    assert len(claim(store, env, claim_id="clm-next")) == 1
+
+
+def test_releasing_another_workers_claim_releases_nothing(store: Store) -> None:
+    env = make_env(store)
+    insert(store, new_run(env))
+    [taken] = claim(store, env, claim_id="clm-1", worker_id="w1")
+
+    assert store.release_runs(env, "w2", claim_ids=["clm-1"], now=NOW) == []
+
+    assert store.get_run(taken.id) == taken
+    assert claim(store, env, claim_id="clm-1", worker_id="w1") == [taken]  # still w1's to retry
+
+
+def test_a_claim_id_that_took_nothing_may_claim_later(store: Store) -> None:
+    env = make_env(store)
+    assert claim(store, env, claim_id="clm-1") == []  # an empty long-poll round
+    run = insert(store, new_run(env))[0]
+
+    assert [r.id for r in claim(store, env, claim_id="clm-1")] == [run.id]
