@@ -15,7 +15,7 @@ from hightide.errors import (
     AbortTaskRunError,
     AuthenticationError,
     ConflictError,
-    ConnectionError_,
+    HightideConnectionError,
     HightideError,
     NonDeterminismError,
     NotFoundError,
@@ -35,8 +35,6 @@ from hightide.sdk.steps import step
 from hightide.sdk.sync import Client
 from hightide.sdk.task import Queue, Task, queue, task, tasks
 from hightide.sdk.waits import wait
-
-HightideConnectionError = ConnectionError_
 
 __all__ = [
     "AbortTaskRunError",

@@ -61,7 +61,7 @@ class AlreadyExistsError(ConflictError):
     code = "already_exists"
 
 
-class ConnectionError_(HightideError):
+class HightideConnectionError(HightideError):
     """The Hightide server could not be reached."""
 
     code = "connection_error"
@@ -136,7 +136,7 @@ ERRORS_BY_CODE: dict[str, type[HightideError]] = {
         NotFoundError,
         ConflictError,
         AlreadyExistsError,
-        ConnectionError_,
+        HightideConnectionError,
         ServerError,
         ConfigError,
         NonDeterminismError,

@@ -140,3 +140,12 @@ def test_too_many_parameters_are_refused() -> None:
 
         @task(id="unit-params")
         async def fn(payload: dict, other: int) -> None: ...
+
+
+def test_the_connection_error_has_its_public_name() -> None:
+    import hightide
+    import hightide.errors
+
+    assert hightide.HightideConnectionError.__name__ == "HightideConnectionError"
+    assert hightide.HightideConnectionError is hightide.errors.HightideConnectionError
+    assert not hasattr(hightide.errors, "ConnectionError_") and not hasattr(hightide, "ConnectionError_")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from hightide.errors import ERRORS_BY_CODE, ConnectionError_, HightideError, ServerError
+from hightide.errors import ERRORS_BY_CODE, HightideConnectionError, HightideError, ServerError
 
 if TYPE_CHECKING:
     import httpx
@@ -54,7 +54,7 @@ class ApiSession:
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.TransportError as exc:
-            raise ConnectionError_(
+            raise HightideConnectionError(
                 f"could not reach the Hightide server at {self.api_url} ({type(exc).__name__}: {exc}); "
                 "is `hightide dev` or `hightide server` running?"
             ) from exc

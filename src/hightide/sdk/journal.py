@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any
 
-from hightide.errors import ConnectionError_, NonDeterminismError, RunSuspendedSignal, ServerError
+from hightide.errors import HightideConnectionError, NonDeterminismError, RunSuspendedSignal, ServerError
 from hightide.sdk.defaults import default_client
 from hightide.sdk.tracing import SEQ, operation_span, waiting
 
@@ -144,7 +144,7 @@ class RunJournal:
                     "POST", f"/api/v1/runs/{self.run_id}/journal", json=payload
                 )
                 return entry
-            except (ConnectionError_, ServerError):
+            except (HightideConnectionError, ServerError):
                 # Recording a position twice is harmless (the first entry stands): retry.
                 if time.monotonic() > deadline:
                     raise
