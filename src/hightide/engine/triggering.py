@@ -141,7 +141,9 @@ class Triggering(EngineBase):
             retry=policy.to_dict(),
             max_duration=task.config.get("max_duration"),
             delay_until=spec.delay_until if delayed else None,
-            ttl_expires_at=now + float(ttl) if ttl else None,
+            # The ttl counts from when the run is queued: a delayed run's clock starts after its
+            # delay (the scheduler restarts it when it enqueues the run; see `delayed_ttl`).
+            ttl_expires_at=available_at + float(ttl) if ttl else None,
             available_at=available_at,
             parent_run_id=parent.id if parent else None,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,
