@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, field_validator
 
-from hightide import Context, queue, task
-from hightide.errors import ConfigError, ValidationError
+from hightide import Context, configure, queue, task
+from hightide.core.failures import Failure, FailureKind
+from hightide.errors import (
+    ConfigError,
+    HightideConnectionError,
+    OutputSerializationError,
+    PayloadValidationError,
+    ValidationError,
+)
 from hightide.sdk.task import registry
+from tests.support import free_port
 
 
 class Item(BaseModel):
@@ -97,7 +106,7 @@ async def test_non_json_output_is_a_clear_error() -> None:
     async def fn(payload: dict) -> object:
         return object()
 
-    with pytest.raises(TypeError, match="not JSON-serialisable"):
+    with pytest.raises(OutputSerializationError, match="not JSON-serialisable"):
         await fn.execute({}, _ctx("unit-bad-output"))
 
 
@@ -149,3 +158,102 @@ def test_the_connection_error_has_its_public_name() -> None:
     assert hightide.HightideConnectionError.__name__ == "HightideConnectionError"
     assert hightide.HightideConnectionError is hightide.errors.HightideConnectionError
     assert not hasattr(hightide.errors, "ConnectionError_") and not hasattr(hightide, "ConnectionError_")
+
+
+class Signup(BaseModel):
+    email: str
+    age: int
+
+    @field_validator("email")
+    @classmethod
+    def _has_at(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("an email address has an @")
+        return value
+
+
+@pytest.fixture
+def unreachable_server():
+    """The SDK pointed at a port nobody listens on: a call that reaches the network fails with
+    ``HightideConnectionError``, so any other error was raised before sending."""
+    configure(api_url=f"http://127.0.0.1:{free_port()}", secret_key="ht_dev_unit")
+    yield
+    configure(api_url="", secret_key="")
+
+
+async def test_trigger_validates_with_the_model_before_sending(unreachable_server: None) -> None:
+    @task(id="unit-signup")
+    async def fn(payload: Signup) -> None: ...
+
+    with pytest.raises(PayloadValidationError) as info:
+        await fn.trigger({"email": "ada.example.com", "age": "many"})
+    assert info.value.message == (
+        "payload.email: Value error, an email address has an @; "
+        "payload.age: Input should be a valid integer, unable to parse string as an integer (task 'unit-signup')"
+    )
+    assert isinstance(info.value, ValidationError) and info.value.details["field"] == "payload.email"
+    with pytest.raises(PayloadValidationError, match=r"items\[1\]\.payload\.email: Value error"):
+        await fn.batch_trigger([{"payload": {"email": "a@b", "age": 1}}, {"payload": {"email": "b", "age": 2}}])
+    with pytest.raises(HightideConnectionError):  # "12" for an int passes, as in Pydantic: it is sent
+        await fn.trigger({"email": "ada@example.com", "age": "12"})
+
+
+async def test_trigger_refuses_an_unknown_machine_before_sending(unreachable_server: None) -> None:
+    @task(id="unit-machine")
+    async def fn(payload: dict) -> None: ...
+
+    with pytest.raises(ValidationError, match=r"options.machine: unknown machine 'xl'; expected one of micro, "):
+        await fn.trigger({}, machine="xl")
+    with pytest.raises(ValidationError, match=r"items\[0\]\.options\.machine: unknown machine"):
+        await fn.batch_trigger([{"payload": {}, "options": {"machine": "xl"}}])
+
+
+def test_retries_disabled_give_every_task_one_attempt() -> None:
+    @task(id="unit-no-retries", retry={"max_attempts": 5, "factor": 3})
+    async def fn(payload: dict) -> None: ...
+
+    entry = fn.manifest(default_retry={"max_attempts": 4}, retries_enabled=False)
+    assert entry["retry"]["max_attempts"] == 1 and entry["retry"]["factor"] == 3
+    assert fn.manifest(default_retry={"max_attempts": 4})["retry"]["max_attempts"] == 5
+
+
+class Csv(BaseModel):
+    values: Annotated[list[int], BeforeValidator(lambda v: v.split(",") if isinstance(v, str) else v)]
+
+
+def test_the_server_checks_the_schema_only_when_it_describes_the_model() -> None:
+    @task(id="unit-described")
+    async def described(payload: Signup) -> None: ...
+
+    @task(id="unit-reshaped")
+    async def reshaped(payload: Csv) -> None: ...
+
+    @task(id="unit-untyped")
+    async def untyped(payload: dict[str, Any]) -> None: ...
+
+    assert described.manifest()["payload_schema_checked"] is True
+    assert reshaped.manifest()["payload_schema_checked"] is False  # "1,2" is valid: its schema says array
+    assert reshaped.manifest()["payload_schema"]["properties"]["values"]["type"] == "array"  # still shown
+    assert untyped.manifest()["payload_schema_checked"] is True
+
+
+async def test_a_payload_failing_the_model_in_the_runner_is_not_retried() -> None:
+    @task(id="unit-runner-payload")
+    async def fn(payload: Signup) -> None: ...
+
+    with pytest.raises(PayloadValidationError) as info:
+        await fn.execute({"email": "nope", "age": 1}, _ctx("unit-runner-payload"))
+    failure = Failure.from_exception(info.value)
+    assert (failure.name, failure.kind) == ("PayloadValidationError", FailureKind.INVALID)
+    assert failure.message.startswith("payload.email: Value error, an email address has an @")
+    with pytest.raises(OutputSerializationError) as bad_output:
+        await _bad_output_task().execute({}, _ctx("unit-bad-output-2"))
+    assert Failure.from_exception(bad_output.value).kind == FailureKind.INVALID
+
+
+def _bad_output_task() -> Any:
+    @task(id="unit-bad-output-2")
+    async def fn(payload: dict) -> object:
+        return {"when": object()}
+
+    return fn
