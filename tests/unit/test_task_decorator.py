@@ -4,6 +4,7 @@ calls the function with a validated payload and the context."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ import pytest
 from pydantic import BaseModel, BeforeValidator, field_validator
 
 from hightide import Context, configure, queue, task
+from hightide.config import ProjectConfig
 from hightide.core.failures import Failure, FailureKind
 from hightide.errors import (
     ConfigError,
@@ -19,7 +21,9 @@ from hightide.errors import (
     PayloadValidationError,
     ValidationError,
 )
+from hightide.sdk import defaults
 from hightide.sdk.task import registry
+from hightide.worker.loader import load_tasks
 from tests.support import free_port
 
 
@@ -176,9 +180,12 @@ class Signup(BaseModel):
 def unreachable_server():
     """The SDK pointed at a port nobody listens on: a call that reaches the network fails with
     ``HightideConnectionError``, so any other error was raised before sending."""
+    before = dict(defaults._settings)
     configure(api_url=f"http://127.0.0.1:{free_port()}", secret_key="ht_dev_unit")
     yield
-    configure(api_url="", secret_key="")
+    defaults._settings.clear()
+    defaults._settings.update(before)
+    defaults._clients.clear()
 
 
 async def test_trigger_validates_with_the_model_before_sending(unreachable_server: None) -> None:
@@ -257,3 +264,22 @@ def _bad_output_task() -> Any:
         return {"when": object()}
 
     return fn
+
+
+def test_the_loader_disables_retries_only_in_dev(tmp_path) -> None:
+    (tmp_path / "trigger").mkdir()
+    (tmp_path / "trigger" / "unit_loaded.py").write_text(
+        "from hightide import task\n\n"
+        "@task(id='unit-loaded', retry={'max_attempts': 6})\n"
+        "async def unit_loaded(payload: dict) -> None: ...\n"
+    )
+    config = ProjectConfig(root=tmp_path, retries={"enabled_in_dev": False, "default": {"max_attempts": 2}})
+    try:
+        dev = {t["id"]: t for t in load_tasks(config, dev=True)["tasks"]}
+        deployed = {t["id"]: t for t in load_tasks(config, dev=False)["tasks"]}
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("trigger.unit_loaded", None)
+        sys.modules.pop("trigger", None)
+    assert dev["unit-loaded"]["retry"]["max_attempts"] == 1
+    assert deployed["unit-loaded"]["retry"]["max_attempts"] == 6
