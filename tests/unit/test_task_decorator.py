@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, BeforeValidator, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from hightide import Context, configure, queue, task
 from hightide.config import ProjectConfig
@@ -228,6 +228,15 @@ class Csv(BaseModel):
     values: Annotated[list[int], BeforeValidator(lambda v: v.split(",") if isinstance(v, str) else v)]
 
 
+class Aliased(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    user_id: int = Field(alias="userId")
+
+
+class Stripped(BaseModel):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2)]
+
+
 def test_the_server_checks_the_schema_only_when_it_describes_the_model() -> None:
     @task(id="unit-described")
     async def described(payload: Signup) -> None: ...
@@ -242,6 +251,16 @@ def test_the_server_checks_the_schema_only_when_it_describes_the_model() -> None
     assert reshaped.manifest()["payload_schema_checked"] is False  # "1,2" is valid: its schema says array
     assert reshaped.manifest()["payload_schema"]["properties"]["values"]["type"] == "array"  # still shown
     assert untyped.manifest()["payload_schema_checked"] is True
+
+    @task(id="unit-aliased")
+    async def aliased(payload: Aliased) -> None: ...
+
+    @task(id="unit-stripped")
+    async def stripped(payload: Stripped) -> None: ...
+
+    # {"user_id": 1} and {"code": " ab "} are valid, though their schemas say otherwise
+    assert aliased.manifest()["payload_schema_checked"] is False
+    assert stripped.manifest()["payload_schema_checked"] is False
 
 
 async def test_a_payload_failing_the_model_in_the_runner_is_not_retried() -> None:

@@ -272,11 +272,24 @@ def _queue_of(task_id: str, value: Queue | dict[str, Any] | None) -> Queue:
 
 _ANY = TypeAdapter(Any)
 _RESHAPING = frozenset({"function-before", "function-wrap", "function-plain"})
+# Settings under which a model accepts input its JSON schema refuses: field names where the schema
+# requires aliases, text that fits a length or pattern once stripped or lower-cased, numbers as text.
+_RESHAPING_SETTINGS = (
+    "validate_by_name",
+    "str_strip_whitespace",
+    "str_to_lower",
+    "str_to_upper",
+    "coerce_numbers_to_str",
+    "strip_whitespace",
+    "to_lower",
+    "to_upper",
+)
 
 
 def _reshapes_input(adapter: TypeAdapter[Any] | None) -> bool:
-    """Whether the type has validators that see the raw input (``mode="before"``, ``"wrap"``,
-    ``"plain"``, model validators too): they may accept what its JSON schema does not describe."""
+    """Whether the type accepts input its JSON schema does not describe: validators that see the raw
+    input (``mode="before"``, ``"wrap"``, ``"plain"``, model validators too), or settings that
+    transform it before the checks the schema shows."""
     stack: list[Any] = [adapter.core_schema] if adapter is not None else []
     seen: set[int] = set()
     while stack:
@@ -285,7 +298,7 @@ def _reshapes_input(adapter: TypeAdapter[Any] | None) -> bool:
             continue
         seen.add(id(node))
         if isinstance(node, dict):
-            if node.get("type") in _RESHAPING:
+            if node.get("type") in _RESHAPING or any(node.get(name) is True for name in _RESHAPING_SETTINGS):
                 return True
             stack.extend(node.values())
         elif isinstance(node, list | tuple):
