@@ -15,11 +15,14 @@ from hightide.errors import (
     AbortTaskRunError,
     AuthenticationError,
     ConflictError,
-    ConnectionError_,
+    DurableCallError,
+    HightideConnectionError,
     HightideError,
     NonDeterminismError,
     NotFoundError,
+    OutputSerializationError,
     PayloadTooLargeError,
+    PayloadValidationError,
     SubtaskUnwrapError,
     ValidationError,
     WaitpointTimeoutError,
@@ -36,8 +39,6 @@ from hightide.sdk.sync import Client
 from hightide.sdk.task import Queue, Task, queue, task, tasks
 from hightide.sdk.waits import wait
 
-HightideConnectionError = ConnectionError_
-
 __all__ = [
     "AbortTaskRunError",
     "AsyncClient",
@@ -47,11 +48,14 @@ __all__ = [
     "Client",
     "ConflictError",
     "Context",
+    "DurableCallError",
     "HightideConnectionError",
     "HightideError",
     "NonDeterminismError",
     "NotFoundError",
+    "OutputSerializationError",
     "PayloadTooLargeError",
+    "PayloadValidationError",
     "Queue",
     "Run",
     "RunHandle",

@@ -16,6 +16,8 @@ class HightideError(Exception):
     """Base of every Hightide error. ``code`` is stable and documented; ``message`` is for people."""
 
     code: ClassVar[str] = "error"
+    retried: ClassVar[bool] = True
+    """Whether a run that fails with it is retried: not when the same call fails the same way."""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -41,6 +43,31 @@ class PayloadTooLargeError(ValidationError):
     code = "payload_too_large"
 
 
+class PayloadValidationError(ValidationError):
+    """The payload does not pass the task's payload model (Pydantic's reasons, field by field).
+
+    Raised by ``my_task.trigger(...)`` before anything is sent, and in the runner when a run's
+    payload fails the model there: that run fails at once, since every retry would fail the same way.
+    """
+
+    retried = False
+
+
+class OutputSerializationError(HightideError):
+    """A task returned a value that cannot be converted to JSON: the run fails at once."""
+
+    code = "output_not_serializable"
+    retried = False
+
+
+class DurableCallError(HightideError):
+    """A durable call (``wait.*``, ``trigger_and_wait``, ``step``...) made where it cannot work: from a
+    plain ``def`` task (which runs in a thread), or never awaited. The run fails at once."""
+
+    code = "durable_call_error"
+    retried = False
+
+
 class AuthenticationError(HightideError):
     """A missing, malformed or unknown secret key."""
 
@@ -63,7 +90,7 @@ class AlreadyExistsError(ConflictError):
     code = "already_exists"
 
 
-class ConnectionError_(HightideError):
+class HightideConnectionError(HightideError):
     """The Hightide server could not be reached."""
 
     code = "connection_error"
@@ -84,6 +111,7 @@ class NonDeterminismError(HightideError):
     position: the task's code changed, or it branches on something outside its durable operations."""
 
     code = "non_determinism"
+    retried = False
 
 
 class WaitpointTimeoutError(HightideError):
@@ -138,10 +166,12 @@ ERRORS_BY_CODE: dict[str, type[HightideError]] = {
         NotFoundError,
         ConflictError,
         AlreadyExistsError,
-        ConnectionError_,
+        HightideConnectionError,
         ServerError,
         ConfigError,
         NonDeterminismError,
         WaitpointTimeoutError,
+        OutputSerializationError,
+        DurableCallError,
     )
 }

@@ -335,3 +335,30 @@ def test_runs_still_queued_when_dev_stops_run_when_it_starts_again(
             assert run.status == "COMPLETED", (run.id, before, run.status)
             assert run.output == ids.index(run.id)
     assert [run.status for run in runs].count("CANCELED") <= 1
+
+
+def test_retries_disabled_in_dev_stop_a_tasks_own_retries(
+    project: Callable[..., Path], dev: Callable[..., Dev]
+) -> None:
+    root = project(
+        {
+            "hightide.config.py": """
+            from hightide import define_config
+
+            config = define_config(dirs=["trigger"], retries={"enabled_in_dev": False})
+            """,
+            "trigger/flaky.py": """
+            from hightide import task
+
+
+            @task(id="always-flaky", retry={"max_attempts": 4, "min_timeout": 0.1, "max_timeout": 0.2})
+            async def always_flaky(payload: dict) -> None:
+                raise RuntimeError("flaky")
+            """,
+        }
+    )
+    server = dev(root)
+    run = wait_for_status(server, server.client.trigger("always-flaky", {}).id, "FAILED", "COMPLETED")
+    assert run.status == "FAILED"
+    assert run.attempt_count == 1  # the task's own policy allows 4, but not under `hightide dev`
+    assert run.error["message"] == "flaky"

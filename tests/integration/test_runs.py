@@ -143,9 +143,10 @@ def test_cancel_an_executing_run_stops_it(client: Client) -> None:
 
 
 def test_ttl_expires_a_run_that_did_not_start(client: Client) -> None:
-    handle = client.trigger("echo", {}, delay="3s", ttl="1s")
+    handle = client.trigger("never-runs", {}, ttl="1s")  # its queue's concurrency limit is 0
     run = _finished(client, handle.id, timeout=15)
     assert run.status == RunStatus.EXPIRED and run.attempt_count == 0
+    # A delayed run's ttl starts after its delay: tests/integration/test_papercuts.py
 
 
 def test_replay_makes_a_new_run_with_the_same_payload(client: Client) -> None:

@@ -306,9 +306,13 @@ def test_due_runs_finds_delays_ttls_and_lapsed_leases(store: Store) -> None:
     assert _due(store, NOW + 20) == {"delayed": [], "expired": [doomed.id], "lease_expired": []}
     assert _due(store, NOW + 30) == {"delayed": [], "expired": [doomed.id], "lease_expired": [executing.id]}
     due = _due(store, NOW + 50)
-    assert (due["delayed"], sorted(due["expired"])) == ([delayed.id], sorted([doomed.id, delayed_doomed.id]))
+    assert (due["delayed"], due["expired"]) == ([delayed.id], [doomed.id])
     assert plain.id not in str(due)
-    assert len(store.due_runs(NOW + 50, limit=1)["expired"]) == 1
+    # A delayed run's ttl has not started (it counts from when the run is queued): past its
+    # ttl_expires_at it is not expired, and once its delay ends it is due to be queued.
+    assert delayed_doomed.id not in str(due)
+    assert sorted(_due(store, NOW + 500)["delayed"]) == sorted([delayed.id, delayed_doomed.id])
+    assert len(store.due_runs(NOW + 500, limit=1)["delayed"]) == 1
 
 
 def test_a_started_run_does_not_expire(store: Store) -> None:
@@ -332,6 +336,12 @@ def test_next_due_time_is_the_earliest_future_event(store: Store) -> None:
     assert store.next_due_time(NOW) is None
 
     insert(store, new_run(env, status=RunStatus.DELAYED, delay_until=NOW + 50, available_at=NOW + 50))
+    assert store.next_due_time(NOW) == NOW + 50
+    # A delayed run's ttl starts when it is queued: what is due first is its delay ending.
+    insert(
+        store,
+        new_run(env, status=RunStatus.DELAYED, delay_until=NOW + 60, available_at=NOW + 60, ttl_expires_at=NOW + 45),
+    )
     assert store.next_due_time(NOW) == NOW + 50
     insert(store, new_run(env, available_at=NOW + 40))  # a retry backoff that ends later
     assert store.next_due_time(NOW) == NOW + 40

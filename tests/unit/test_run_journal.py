@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hightide.errors import ConflictError, ConnectionError_, NonDeterminismError, RunSuspendedSignal
+from hightide.errors import ConflictError, HightideConnectionError, NonDeterminismError, RunSuspendedSignal
 from hightide.sdk import journal as journal_module
 from hightide.sdk.journal import RunJournal, Suspended, perform
 from hightide.sdk.steps import step
@@ -278,7 +278,7 @@ async def test_new_operations_are_recorded_and_recorded_ones_replayed(server: Se
 
 
 async def test_recording_rides_out_a_server_restart(server: Server) -> None:
-    server.failures = [ConnectionError_("server restarting")]
+    server.failures = [HightideConnectionError("server restarting")]
     journal = make()
 
     async def task() -> Any:

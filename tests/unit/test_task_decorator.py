@@ -4,14 +4,27 @@ calls the function with a validated payload and the context."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
-from hightide import Context, queue, task
-from hightide.errors import ConfigError, ValidationError
+from hightide import Context, configure, queue, task
+from hightide.config import ProjectConfig
+from hightide.core.failures import Failure, FailureKind
+from hightide.errors import (
+    ConfigError,
+    HightideConnectionError,
+    OutputSerializationError,
+    PayloadValidationError,
+    ValidationError,
+)
+from hightide.sdk import defaults
 from hightide.sdk.task import registry
+from hightide.worker.loader import load_tasks
+from tests.support import free_port
 
 
 class Item(BaseModel):
@@ -97,7 +110,7 @@ async def test_non_json_output_is_a_clear_error() -> None:
     async def fn(payload: dict) -> object:
         return object()
 
-    with pytest.raises(TypeError, match="not JSON-serialisable"):
+    with pytest.raises(OutputSerializationError, match="not JSON-serialisable"):
         await fn.execute({}, _ctx("unit-bad-output"))
 
 
@@ -140,3 +153,152 @@ def test_too_many_parameters_are_refused() -> None:
 
         @task(id="unit-params")
         async def fn(payload: dict, other: int) -> None: ...
+
+
+def test_the_connection_error_has_its_public_name() -> None:
+    import hightide
+    import hightide.errors
+
+    assert hightide.HightideConnectionError.__name__ == "HightideConnectionError"
+    assert hightide.HightideConnectionError is hightide.errors.HightideConnectionError
+    assert not hasattr(hightide.errors, "ConnectionError_") and not hasattr(hightide, "ConnectionError_")
+
+
+class Signup(BaseModel):
+    email: str
+    age: int
+
+    @field_validator("email")
+    @classmethod
+    def _has_at(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("an email address has an @")
+        return value
+
+
+@pytest.fixture
+def unreachable_server():
+    """The SDK pointed at a port nobody listens on: a call that reaches the network fails with
+    ``HightideConnectionError``, so any other error was raised before sending."""
+    before = dict(defaults._settings)
+    configure(api_url=f"http://127.0.0.1:{free_port()}", secret_key="ht_dev_unit")
+    yield
+    defaults._settings.clear()
+    defaults._settings.update(before)
+    defaults._clients.clear()
+
+
+async def test_trigger_validates_with_the_model_before_sending(unreachable_server: None) -> None:
+    @task(id="unit-signup")
+    async def fn(payload: Signup) -> None: ...
+
+    with pytest.raises(PayloadValidationError) as info:
+        await fn.trigger({"email": "ada.example.com", "age": "many"})
+    assert info.value.message == (
+        "payload.email: Value error, an email address has an @; "
+        "payload.age: Input should be a valid integer, unable to parse string as an integer (task 'unit-signup')"
+    )
+    assert isinstance(info.value, ValidationError) and info.value.details["field"] == "payload.email"
+    with pytest.raises(PayloadValidationError, match=r"items\[1\]\.payload\.email: Value error"):
+        await fn.batch_trigger([{"payload": {"email": "a@b", "age": 1}}, {"payload": {"email": "b", "age": 2}}])
+    with pytest.raises(HightideConnectionError):  # "12" for an int passes, as in Pydantic: it is sent
+        await fn.trigger({"email": "ada@example.com", "age": "12"})
+
+
+async def test_trigger_refuses_an_unknown_machine_before_sending(unreachable_server: None) -> None:
+    @task(id="unit-machine")
+    async def fn(payload: dict) -> None: ...
+
+    with pytest.raises(ValidationError, match=r"options.machine: unknown machine 'xl'; expected one of micro, "):
+        await fn.trigger({}, machine="xl")
+    with pytest.raises(ValidationError, match=r"items\[0\]\.options\.machine: unknown machine"):
+        await fn.batch_trigger([{"payload": {}, "options": {"machine": "xl"}}])
+
+
+def test_retries_disabled_give_every_task_one_attempt() -> None:
+    @task(id="unit-no-retries", retry={"max_attempts": 5, "factor": 3})
+    async def fn(payload: dict) -> None: ...
+
+    entry = fn.manifest(default_retry={"max_attempts": 4}, retries_enabled=False)
+    assert entry["retry"]["max_attempts"] == 1 and entry["retry"]["factor"] == 3
+    assert fn.manifest(default_retry={"max_attempts": 4})["retry"]["max_attempts"] == 5
+
+
+class Csv(BaseModel):
+    values: Annotated[list[int], BeforeValidator(lambda v: v.split(",") if isinstance(v, str) else v)]
+
+
+class Aliased(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    user_id: int = Field(alias="userId")
+
+
+class Stripped(BaseModel):
+    code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2)]
+
+
+def test_the_server_checks_the_schema_only_when_it_describes_the_model() -> None:
+    @task(id="unit-described")
+    async def described(payload: Signup) -> None: ...
+
+    @task(id="unit-reshaped")
+    async def reshaped(payload: Csv) -> None: ...
+
+    @task(id="unit-untyped")
+    async def untyped(payload: dict[str, Any]) -> None: ...
+
+    assert described.manifest()["payload_schema_checked"] is True
+    assert reshaped.manifest()["payload_schema_checked"] is False  # "1,2" is valid: its schema says array
+    assert reshaped.manifest()["payload_schema"]["properties"]["values"]["type"] == "array"  # still shown
+    assert untyped.manifest()["payload_schema_checked"] is True
+
+    @task(id="unit-aliased")
+    async def aliased(payload: Aliased) -> None: ...
+
+    @task(id="unit-stripped")
+    async def stripped(payload: Stripped) -> None: ...
+
+    # {"user_id": 1} and {"code": " ab "} are valid, though their schemas say otherwise
+    assert aliased.manifest()["payload_schema_checked"] is False
+    assert stripped.manifest()["payload_schema_checked"] is False
+
+
+async def test_a_payload_failing_the_model_in_the_runner_is_not_retried() -> None:
+    @task(id="unit-runner-payload")
+    async def fn(payload: Signup) -> None: ...
+
+    with pytest.raises(PayloadValidationError) as info:
+        await fn.execute({"email": "nope", "age": 1}, _ctx("unit-runner-payload"))
+    failure = Failure.from_exception(info.value)
+    assert (failure.name, failure.kind) == ("PayloadValidationError", FailureKind.INVALID)
+    assert failure.message.startswith("payload.email: Value error, an email address has an @")
+    with pytest.raises(OutputSerializationError) as bad_output:
+        await _bad_output_task().execute({}, _ctx("unit-bad-output-2"))
+    assert Failure.from_exception(bad_output.value).kind == FailureKind.INVALID
+
+
+def _bad_output_task() -> Any:
+    @task(id="unit-bad-output-2")
+    async def fn(payload: dict) -> object:
+        return {"when": object()}
+
+    return fn
+
+
+def test_the_loader_disables_retries_only_in_dev(tmp_path) -> None:
+    (tmp_path / "trigger").mkdir()
+    (tmp_path / "trigger" / "unit_loaded.py").write_text(
+        "from hightide import task\n\n"
+        "@task(id='unit-loaded', retry={'max_attempts': 6})\n"
+        "async def unit_loaded(payload: dict) -> None: ...\n"
+    )
+    config = ProjectConfig(root=tmp_path, retries={"enabled_in_dev": False, "default": {"max_attempts": 2}})
+    try:
+        dev = {t["id"]: t for t in load_tasks(config, dev=True)["tasks"]}
+        deployed = {t["id"]: t for t in load_tasks(config, dev=False)["tasks"]}
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("trigger.unit_loaded", None)
+        sys.modules.pop("trigger", None)
+    assert dev["unit-loaded"]["retry"]["max_attempts"] == 1
+    assert deployed["unit-loaded"]["retry"]["max_attempts"] == 6

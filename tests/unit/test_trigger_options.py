@@ -1,11 +1,21 @@
 """Trigger options are validated before anything is stored, with the failing field named."""
 
 from datetime import UTC, datetime
+from enum import IntEnum
 
 import pytest
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from hightide.engine.options import parse_delay, spec_from_options
+from hightide.engine.payloads import check_schema
 from hightide.errors import ValidationError
+
+
+class Size(IntEnum):
+    S = 1
+    M = 2
+
 
 NOW = 1_800_000_000.0
 
@@ -52,3 +62,68 @@ def test_bad_options_name_the_field(options: dict, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         spec_from_options("t", None, options, NOW, prefix="items[3].")
     assert info.value.message.startswith(f"items[3].{field}")
+
+
+def test_an_unknown_machine_is_refused_naming_the_presets() -> None:
+    assert spec_from_options("t", None, {"machine": "large-2x"}, NOW).machine == "large-2x"
+    with pytest.raises(ValidationError) as info:
+        spec_from_options("t", None, {"machine": "huge"}, NOW, prefix="items[1].")
+    assert info.value.message.startswith("items[1].options.machine: unknown machine 'huge'")
+    assert "micro, small-1x, small-2x, medium-1x, medium-2x, large-1x, large-2x" in info.value.message
+    assert info.value.details["allowed"][0] == "micro"
+
+
+def test_a_version_is_refused_until_deploys_exist() -> None:
+    with pytest.raises(ValidationError, match=r"options.version: pinning a run to a version needs deploys"):
+        spec_from_options("t", None, {"version": "20261124.1"}, NOW)
+
+
+# -- the payload schema, as Pydantic's lax mode reads it ------------------------------------------
+
+
+class Order(BaseModel):
+    order_id: str
+    quantity: int = Field(gt=0)
+    express: bool = False
+    price: float = 1.0
+    due: datetime | None = None
+    labels: set[str] = set()
+    size: Size = Size.S
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"order_id": "o-1", "quantity": "12"},
+        {"order_id": "o-1", "quantity": " 12 "},
+        {"order_id": "o-1", "quantity": 12.0},
+        {"order_id": "o-1", "quantity": 1, "express": "yes"},
+        {"order_id": "o-1", "quantity": 1, "express": 1},
+        {"order_id": "o-1", "quantity": 1, "price": "1e3"},
+        {"order_id": "o-1", "quantity": 1, "due": 1_800_000_000},
+        {"order_id": "o-1", "quantity": 1, "labels": ["a", "a"]},
+        {"order_id": "o-1", "quantity": 1, "size": "2"},
+    ],
+)
+def test_the_server_accepts_what_pydantic_accepts(payload: dict) -> None:
+    TypeAdapter(Order).validate_python(payload)  # Pydantic accepts it...
+    check_schema(payload, TypeAdapter(Order).json_schema(), "order")  # ...so the server does
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"order_id": "o-1", "quantity": "many"}, "payload.quantity: 'many' is not a valid integer"),
+        ({"order_id": "o-1", "quantity": 0}, "payload.quantity: 0 is less than or equal to the minimum of 0"),
+        ({"order_id": "o-1", "quantity": 1, "express": 2}, "payload.express: 2 is greater than the maximum of 1"),
+        ({"order_id": "o-1", "quantity": 1, "express": "maybe"}, "payload.express: 'maybe' is not a valid boolean"),
+        ({"order_id": 7, "quantity": 1}, "payload.order_id: 7 is not of type 'string'"),
+        ({"quantity": 1}, "payload: 'order_id' is a required property"),
+    ],
+)
+def test_the_server_refuses_what_pydantic_refuses_in_every_mode(payload: dict, message: str) -> None:
+    with pytest.raises(PydanticValidationError) as info:
+        TypeAdapter(Order).validate_python(payload)
+    with pytest.raises(ValidationError) as refused:
+        check_schema(payload, TypeAdapter(Order).json_schema(), "order")
+    assert refused.value.message == f"{message} (task 'order')", info

@@ -6,7 +6,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hightide.errors import AbortTaskRunError, NonDeterminismError
+from hightide.errors import AbortTaskRunError, HightideError, NonDeterminismError
 
 
 class FailureKind:
@@ -16,7 +16,9 @@ class FailureKind:
     ABORT = "abort"  # AbortTaskRunError: FAILED at once
     CRASH = "crash"  # the runner process died, or its worker: retried, then CRASHED
     TIMEOUT = "timeout"  # max_duration exceeded: retried, then TIMED_OUT
-    SYSTEM = "system"  # Hightide itself could not run it (bad output, lost task): SYSTEM_FAILURE
+    SYSTEM = "system"  # Hightide itself could not run it (output over the limit, lost task): SYSTEM_FAILURE
+    INVALID = "invalid"  # the run cannot work as called (payload refused by its model, output not JSON,
+    # durable calls from a plain `def`): FAILED at once, since every retry would fail the same way
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,12 @@ class Failure:
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
         # A non-deterministic replay fails the same way on every retry: do not retry it.
-        aborts = isinstance(exc, AbortTaskRunError | NonDeterminismError)
-        kind = FailureKind.ABORT if aborts else FailureKind.ERROR
+        if isinstance(exc, AbortTaskRunError | NonDeterminismError):
+            kind = FailureKind.ABORT
+        elif isinstance(exc, HightideError) and not exc.retried:
+            kind = FailureKind.INVALID
+        else:
+            kind = FailureKind.ERROR
         return cls(
             name=type(exc).__name__,
             message=str(exc),

@@ -76,6 +76,6 @@ def decide_failure(
         FailureKind.TIMEOUT: RunEvent.TIME_OUT,
         FailureKind.SYSTEM: RunEvent.SYSTEM_FAIL,
     }.get(kind, RunEvent.FAIL)
-    if kind in (FailureKind.ABORT, FailureKind.SYSTEM) or attempt >= max_attempts:
+    if kind in (FailureKind.ABORT, FailureKind.SYSTEM, FailureKind.INVALID) or attempt >= max_attempts:
         return FailureDecision(retry=False, final_event=final.value)
     return FailureDecision(retry=True, delay=policy.delay(attempt, rng))

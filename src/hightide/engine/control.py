@@ -74,7 +74,11 @@ class Control(Triggering):
             raise ValidationError("delay: required, e.g. '1h' or an ISO 8601 date-time", details={"field": "delay"})
         until = parse_delay(delay, self.clock())
         assert until is not None
-        rescheduled = self._apply(run, RunEvent.RESCHEDULE, {"delay_until": until, "available_at": until})
+        values: dict[str, Any] = {"delay_until": until, "available_at": until}
+        ttl = delayed_ttl(run)
+        if ttl is not None:  # the ttl still counts from when the run is queued
+            values["ttl_expires_at"] = until + ttl
+        rescheduled = self._apply(run, RunEvent.RESCHEDULE, values)
         self.on_due(until)
         return rescheduled
 
@@ -89,7 +93,11 @@ class Control(Triggering):
         for run in due["expired"]:
             changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
         for run in due["delayed"]:
-            changed += self._try(self._apply, run, RunEvent.ENQUEUE, {"delay_until": None})
+            values: dict[str, Any] = {"delay_until": None}
+            ttl = delayed_ttl(run)
+            if ttl is not None:  # the ttl starts now, even if this pass comes late
+                values["ttl_expires_at"] = now + ttl
+            changed += self._try(self._apply, run, RunEvent.ENQUEUE, values)
         for run in due["lease_expired"]:
             failure = Failure(
                 name="WorkerLost",
@@ -112,3 +120,11 @@ class Control(Triggering):
         now = self.clock()
         nxt = self.store.next_due_time(now)
         return cap if nxt is None else max(0.0, min(cap, nxt - now))
+
+
+def delayed_ttl(run: Run) -> float | None:
+    """The ttl of a delayed run, in seconds: its expiry is kept as ``delay_until + ttl`` until it is
+    queued (when the ttl starts counting)."""
+    if run.ttl_expires_at is None or run.delay_until is None:
+        return None
+    return max(0.0, run.ttl_expires_at - run.delay_until)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from hightide.core.durations import parse_duration
+from hightide.core.machines import check_machine
 from hightide.core.retry import MAX_ATTEMPTS
 from hightide.core.tracing import TraceParent
 from hightide.errors import ValidationError
@@ -118,6 +119,7 @@ def spec_from_options(
         value = options.get(name)
         if value is not None and (not isinstance(value, str) or not value):
             raise ValidationError(f"{prefix}options.{name}: expected a non-empty string", details={"field": name})
+    check_machine_and_version(options, prefix)
     return TriggerSpec(
         task_id=task_id,
         payload=payload,
@@ -136,6 +138,19 @@ def spec_from_options(
         parent_run_id=options.get("parent_run_id"),
         trace_parent=trace_parent,
     )
+
+
+def check_machine_and_version(options: dict[str, Any], prefix: str = "") -> None:
+    """``machine`` must name a preset. ``version`` pins a deployed version, and there are no deploys
+    yet: refuse it rather than ignore it."""
+    if options.get("machine") is not None:
+        check_machine(options["machine"], f"{prefix}options.machine")
+    if options.get("version") is not None:
+        raise ValidationError(
+            f"{prefix}options.version: pinning a run to a version needs deploys, which this server does not "
+            "support yet; leave `version` unset (a run uses the version of the worker that runs it)",
+            details={"field": f"{prefix}options.version"},
+        )
 
 
 def batch_specs(

@@ -1,4 +1,12 @@
-"""Payload checks at trigger time: size, and the task's JSON schema (from its Pydantic model)."""
+"""Payload checks at trigger time: size, and the task's JSON schema (from its Pydantic model).
+
+The schema is checked as Pydantic validates in its default (lax) mode, which the runner uses: the
+server refuses only what the model would refuse too. Pydantic converts ``"12"`` to an ``int``,
+``"true"`` or ``1`` to a ``bool``, a Unix time to a ``datetime``, and a list with repeats to a ``set``;
+JSON Schema says none of that, so ``lax_schema`` widens those keywords before checking. Whatever is
+left to the model (a bound on a number given as a string, a custom validator) is checked by
+``my_task.trigger`` before sending and by the runner, which fails such a run at once.
+"""
 
 from __future__ import annotations
 
@@ -59,15 +67,74 @@ def check_size(payload: Any, limit: int, field: str = "payload") -> None:
         )
 
 
+# What Pydantic's lax mode accepts for a value of each JSON Schema type, beyond the type itself:
+# other types, with the keywords that bound them (``pattern`` applies to strings only, ``minimum``
+# to numbers only, so each bounds only the values it widens to).
+_INT_TEXT = r"^\s*[+-]?[0-9][0-9_]*(\.0*)?\s*$"  # "12", " 12 ", "1_000", "12.0"
+_NUMBER_TEXT = r"^\s*[+-]?([0-9_]*\.?[0-9_]*[0-9][0-9_]*([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\s*$"
+_BOOL_TEXT = r"^(?i:0|1|t|f|y|n|true|false|yes|no|on|off)$"
+_LAX_TYPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "integer": (("string", "boolean"), {"pattern": _INT_TEXT}),  # 12.0 already is an integer
+    "number": (("string", "boolean"), {"pattern": _NUMBER_TEXT}),
+    "boolean": (("number", "string"), {"pattern": _BOOL_TEXT, "minimum": 0, "maximum": 1, "multipleOf": 1}),
+}
+_TEXT_OF = {_INT_TEXT: "a valid integer", _NUMBER_TEXT: "a valid number", _BOOL_TEXT: "a valid boolean"}
+_TIME_FORMATS = frozenset({"date-time", "date", "time", "duration"})  # also a number (Unix time, seconds)
+_SUBSCHEMA = frozenset(
+    {"items", "additionalItems", "additionalProperties", "contains", "propertyNames", "not", "if", "then", "else"}
+    | {"unevaluatedItems", "unevaluatedProperties"}
+)
+_SUBSCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_SUBSCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
+
+
+def lax_schema(node: Any) -> Any:
+    """``node`` (a JSON schema from Pydantic) widened to accept what Pydantic's lax mode accepts."""
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _SUBSCHEMA:
+            out[key] = [lax_schema(v) for v in value] if isinstance(value, list) else lax_schema(value)
+        elif key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: lax_schema(v) for name, v in value.items()}
+        elif key in _SUBSCHEMA_LISTS and isinstance(value, list):
+            # oneOf becomes anyOf: widened branches may overlap, and Pydantic takes the first that fits.
+            out["anyOf" if key == "oneOf" else key] = [lax_schema(v) for v in value]
+        elif key == "uniqueItems":
+            continue  # a set or frozenset field drops repeats, it does not refuse them
+        elif key in ("enum", "const") and not all(isinstance(v, str) for v in (value if key == "enum" else [value])):
+            continue  # an IntEnum accepts "1"; only string choices are matched exactly
+        elif key == "type":
+            out[key], bounds = _lax_type(value, node.get("format"))
+            for name, bound in bounds.items():
+                if name not in node:
+                    out[name] = bound
+        else:
+            out[key] = value
+    return out
+
+
+def _lax_type(value: Any, fmt: Any) -> tuple[Any, dict[str, Any]]:
+    types = [value] if isinstance(value, str) else list(value) if isinstance(value, list) else None
+    if types is None or len(types) != 1:  # Pydantic writes unions as anyOf: a list is someone else's schema
+        return value, {}
+    name = types[0]
+    if name == "string" and fmt in _TIME_FORMATS:
+        return ["string", "number"], {}
+    wider, bounds = _LAX_TYPES.get(name, ((), {}))
+    return ([name, *wider] if wider else name), bounds
+
+
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
-    schema = json.loads(schema_json)
+    schema = lax_schema(json.loads(schema_json))
     cls = validator_for(schema)
     return cls(schema)
 
 
 def check_schema(payload: Any, schema: dict[str, Any] | None, task_id: str, field: str = "payload") -> None:
-    """Raise ``ValidationError`` naming the first failing field and why."""
+    """Raise ``ValidationError`` naming the first failing field and why (as Pydantic's lax mode sees it)."""
     if not schema:
         return
     error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(payload))
@@ -75,7 +142,10 @@ def check_schema(payload: Any, schema: dict[str, Any] | None, task_id: str, fiel
         return
     path = ".".join(str(p) for p in error.absolute_path)
     where = f"{field}.{path}" if path else field
+    reason = error.message
+    if error.validator == "pattern" and error.validator_value in _TEXT_OF:  # one of ours: say what it wanted
+        reason = f"{error.instance!r} is not {_TEXT_OF[error.validator_value]}"
     raise ValidationError(
-        f"{where}: {error.message} (task {task_id!r})",
-        details={"field": where, "reason": error.message, "task": task_id},
+        f"{where}: {reason} (task {task_id!r})",
+        details={"field": where, "reason": reason, "task": task_id},
     )

@@ -112,7 +112,8 @@ class Triggering(EngineBase):
 
     def _new_run(self, env: Environment, task: TaskDefinition, spec: TriggerSpec, now: float, where: str) -> NewRun:
         check_size(spec.payload, self.settings.max_payload_bytes, f"{where}payload")
-        check_schema(spec.payload, task.config.get("payload_schema"), task.task_id, f"{where}payload")
+        if task.config.get("payload_schema_checked", True):  # else the model has validators it does not describe
+            check_schema(spec.payload, task.config.get("payload_schema"), task.task_id, f"{where}payload")
         check_size(spec.metadata, self.settings.max_payload_bytes, f"{where}options.metadata")
         retry = task.config.get("retry") or {}
         policy = RetryPolicy.from_dict(retry)
@@ -141,7 +142,9 @@ class Triggering(EngineBase):
             retry=policy.to_dict(),
             max_duration=task.config.get("max_duration"),
             delay_until=spec.delay_until if delayed else None,
-            ttl_expires_at=now + float(ttl) if ttl else None,
+            # The ttl counts from when the run is queued: a delayed run's clock starts after its
+            # delay (the scheduler restarts it when it enqueues the run; see `delayed_ttl`).
+            ttl_expires_at=available_at + float(ttl) if ttl else None,
             available_at=available_at,
             parent_run_id=parent.id if parent else None,
             root_run_id=(parent.root_run_id or parent.id) if parent else None,

@@ -9,14 +9,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hightide.config import client_settings
+from hightide.core.machines import check_machine
 from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token, _time
 
 Duration = str | float | int | timedelta
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    """Trigger options as JSON: drop unset ones, durations as seconds, datetimes as ISO 8601."""
+def _options(options: dict[str, Any], field: str = "options") -> dict[str, Any]:
+    """Trigger options as JSON: drop unset ones, durations as seconds, datetimes as ISO 8601. An unknown
+    ``machine`` is refused here, before anything is sent (the server refuses it too)."""
+    if options.get("machine") is not None:
+        check_machine(options["machine"], f"{field}.machine")
     out: dict[str, Any] = {}
     for key, value in options.items():
         if value is None:
@@ -213,9 +217,9 @@ class AsyncClient:
             {
                 **({"task": item["task"]} if item.get("task") else {}),
                 "payload": item.get("payload"),
-                "options": _options(dict(item.get("options") or {})),
+                "options": _options(dict(item.get("options") or {}), f"items[{i}].options"),
             }
-            for item in items
+            for i, item in enumerate(items)
         ]
         path = f"/api/v1/tasks/{task_id}/batch" if task_id else "/api/v1/tasks/batch"
         data = await self.session.request("POST", path, json={"items": body})

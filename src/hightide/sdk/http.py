@@ -10,7 +10,7 @@ from hightide.errors import (
     ERRORS_BY_CODE,
     AuthenticationError,
     ConflictError,
-    ConnectionError_,
+    HightideConnectionError,
     HightideError,
     NotFoundError,
     PayloadTooLargeError,
@@ -64,7 +64,7 @@ class ApiSession:
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         except httpx.TransportError as exc:
-            raise ConnectionError_(
+            raise HightideConnectionError(
                 f"could not reach the Hightide server at {self.api_url} ({type(exc).__name__}: {exc}); "
                 "is `hightide dev` or `hightide server` running?"
             ) from exc

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
+import inspect
 import time
 import weakref
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
-from hightide.errors import ConnectionError_, NonDeterminismError, RunSuspendedSignal, ServerError
+from hightide.errors import (
+    DurableCallError,
+    HightideConnectionError,
+    NonDeterminismError,
+    RunSuspendedSignal,
+    ServerError,
+)
 from hightide.sdk.defaults import default_client
 from hightide.sdk.tracing import SEQ, operation_span, waiting
 
@@ -55,6 +63,10 @@ class RunJournal:
         self._wants_suspend = asyncio.Event()
         self._suspending = False  # decided: no durable operation may start any more
         self._deferred: dict[str, dict[str, Any]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None  # the run's loop, once it runs
+        self.misuse: DurableCallError | None = None  # a durable call made where it cannot work
+        self._calls: list[tuple[str, Any]] = []  # durable calls made, until they are awaited
+        self._prune_at = 64
 
     @property
     def suspending(self) -> bool:
@@ -144,7 +156,7 @@ class RunJournal:
                     "POST", f"/api/v1/runs/{self.run_id}/journal", json=payload
                 )
                 return entry
-            except (ConnectionError_, ServerError):
+            except (HightideConnectionError, ServerError):
                 # Recording a position twice is harmless (the first entry stands): retry.
                 if time.monotonic() > deadline:
                     raise
@@ -168,6 +180,7 @@ class RunJournal:
     async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run the task's coroutine; raise ``Suspended`` if it must wait. Before suspending, let the
         other branches of an ``asyncio.gather`` reach (and record) their own waits."""
+        self.loop = asyncio.get_running_loop()
         main = asyncio.ensure_future(coro)
         self._paths[main] = ""
         while True:
@@ -175,7 +188,7 @@ class RunJournal:
             await asyncio.wait({main, wants}, return_when=asyncio.FIRST_COMPLETED)
             wants.cancel()
             if main.done():
-                return main.result()
+                return self._finished(main)
             while True:  # settle: no recording or step in progress, and nothing new after a few turns
                 await self._idle.wait()
                 for _ in range(5):
@@ -183,14 +196,51 @@ class RunJournal:
                 if self._idle.is_set():
                     break
             if main.done():
-                return main.result()
+                return self._finished(main)
             waiting_on = sorted(self._blocked)
             self._suspending = True
             for future in self._blocked.values():
                 if not future.done():
                     future.set_exception(RunSuspendedSignal())
             await _unwind(main)
+            self._forget_calls()
             raise Suspended(waiting_on, [self._deferred[s] for s in waiting_on if s in self._deferred])
+
+    def called(self, what: str, call: Any) -> None:
+        """Note a durable call (a coroutine or promise) until it is awaited: one never awaited fails
+        the run rather than let it finish as if it had waited."""
+        self._calls.append((what, call))
+        if len(self._calls) > self._prune_at:  # forget the awaited ones now and then
+            self._calls = [c for c in self._calls if _unstarted(c[1])]
+            self._prune_at = max(64, 2 * len(self._calls))
+
+    def _forget_calls(self) -> list[str]:
+        """The durable calls never awaited (closed: no "never awaited" warning on top of the run's
+        error, or when the run suspends before awaiting them)."""
+        forgotten = [what for what, call in self._calls if _unstarted(call)]
+        for _, call in self._calls:
+            if inspect.iscoroutine(call) and _unstarted(call):
+                call.close()
+        self._calls = []
+        return forgotten
+
+    def _finished(self, main: asyncio.Future[Any]) -> Any:
+        """The result of the run's function, unless a durable call in it was never awaited."""
+        forgotten = self._forget_calls()
+        result = main.result()
+        if forgotten:
+            raise DurableCallError(
+                f"durable call {forgotten[0]} was never awaited, so the run did not wait for it: write "
+                f"`await {forgotten[0]}` (durable calls need an `async def` task that awaits them)",
+                details={"calls": forgotten},
+            )
+        return result
+
+
+def _unstarted(call: Any) -> bool:
+    if inspect.iscoroutine(call):
+        return inspect.getcoroutinestate(call) == inspect.CORO_CREATED
+    return not getattr(call, "started", True)
 
 
 class _Busy:
@@ -233,6 +283,53 @@ _internal: contextvars.ContextVar[bool] = contextvars.ContextVar("hightide_inter
 def current_journal() -> RunJournal | None:
     """The journal of the run executing here, or ``None`` outside a task."""
     return current.get()
+
+
+def check_durable_call(what: str) -> RunJournal | None:
+    """Called when a durable operation is called (not awaited): inside a run it must be called on the
+    run's event loop, i.e. from an ``async def`` task. From a plain ``def`` task (run in a thread) it
+    could neither wait nor suspend the run: raise, and remember it, so the run fails even if the
+    function catches the error. Returns the run's journal (``None`` outside a run)."""
+    journal = current.get()
+    if journal is None or journal.loop is None:
+        return journal
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not journal.loop:
+        journal.misuse = DurableCallError(
+            f"durable calls need an `async def` task: {what} was called from a plain `def` task (or another "
+            "thread or event loop), where the run can neither wait nor be suspended; declare the task "
+            f"`async def` and `await {what}`",
+            details={"call": what},
+        )
+        raise journal.misuse
+    return journal
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def durable(what: str) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
+    """Mark an ``async def`` SDK function as a durable call: checked when it is called (a plain
+    ``def`` task calling it fails at once, rather than finishing with a "never awaited" warning), and
+    watched until it is awaited. ``what`` names it in errors; ``{0.id}`` is the id of ``self``."""
+
+    def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]:
+            name = what.format(*args) if "{" in what else what
+            journal = check_durable_call(name)
+            coro = fn(*args, **kwargs)
+            if journal is not None:
+                journal.called(name, coro)
+            return coro
+
+        return call
+
+    return decorate
 
 
 async def perform(kind: str, name: str, body: dict[str, Any], what: str, label: str | None = None) -> dict[str, Any]:

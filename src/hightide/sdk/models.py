@@ -60,6 +60,7 @@ class Run:
     started_at: datetime | None
     finished_at: datetime | None
     delay_until: datetime | None = None
+    ttl_expires_at: datetime | None = None  # EXPIRED if not started by then (counts from when it is queued)
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     version: str | None = None
@@ -91,6 +92,7 @@ class Run:
             started_at=_time(data.get("started_at")),
             finished_at=_time(data.get("finished_at")),
             delay_until=_time(data.get("delay_until")),
+            ttl_expires_at=_time(data.get("ttl_expires_at")),
             idempotency_key=data.get("idempotency_key"),
             parent_run_id=data.get("parent_run_id"),
             version=data.get("version"),

@@ -8,13 +8,14 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from hightide.sdk.journal import current, current_journal
+from hightide.sdk.journal import current, current_journal, durable
 from hightide.sdk.task import to_json
 from hightide.sdk.tracing import SEQ, span
 
 T = TypeVar("T")
 
 
+@durable("step()")
 async def step(name: str, fn: Callable[..., Awaitable[T] | T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` (sync or async) once per run; its JSON result is recorded in the
     run's journal, and its execution is a span in the run's trace. A step that raises is not

@@ -19,8 +19,10 @@ class TaskRunPromise(Generic[R]):
 
     def __init__(self, start: Callable[[], Awaitable[TaskRunResult[R]]]) -> None:
         self._start = start
+        self.started = False
 
     def __await__(self) -> Generator[Any, None, TaskRunResult[R]]:
+        self.started = True
         return self._start().__await__()  # the operation starts (takes its position) when awaited
 
     async def unwrap(self) -> R:
@@ -34,8 +36,8 @@ def in_run() -> bool:
 def items_body(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Batch items as the journal records them; the parent is always the current run."""
     body = []
-    for item in items:
-        options = _options(dict(item.get("options") or {}))
+    for i, item in enumerate(items):
+        options = _options(dict(item.get("options") or {}), f"items[{i}].options" if len(items) > 1 else "options")
         options.pop("parent_run_id", None)
         if isinstance(options.get("tags"), str):
             options["tags"] = [options["tags"]]

@@ -15,18 +15,19 @@ from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from hightide.core.durations import parse_duration
+from hightide.core.machines import DEFAULT_MACHINE, MACHINES
 from hightide.core.retry import RetryPolicy
-from hightide.errors import ConfigError, ValidationError
+from hightide.errors import ConfigError, OutputSerializationError, PayloadValidationError, ValidationError
 from hightide.sdk import subtasks
 from hightide.sdk.client import Duration
 from hightide.sdk.context import Context, current_context
 from hightide.sdk.defaults import default_client
+from hightide.sdk.journal import check_durable_call, current_journal, durable
 from hightide.sdk.models import BatchHandle, BatchResult, RunHandle, TaskRunResult
 
 P = TypeVar("P")
 R = TypeVar("R")
 
-MACHINES = ("micro", "small-1x", "small-2x", "medium-1x", "medium-2x", "large-1x", "large-2x")
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 
 registry: dict[str, Task[Any, Any]] = {}
@@ -77,7 +78,7 @@ class Task(Generic[P, R]):
         self.retry = RetryPolicy.from_dict(retry)  # validates early: errors show at import
         self._retry_options = dict(retry or {})
         self.queue = _queue_of(id, queue)
-        self.machine = machine or "small-1x"
+        self.machine = machine or DEFAULT_MACHINE
         self.max_duration = max_duration
         self.ttl = None if ttl is None else parse_duration(ttl, field=f"task {id!r} ttl")
         self._signature = inspect.signature(fn)
@@ -103,9 +104,16 @@ class Task(Generic[P, R]):
 
     # -- the manifest entry the worker registers ----------------------------------------------
     def manifest(
-        self, default_retry: dict[str, Any] | None = None, default_max_duration: float | None = None
+        self,
+        default_retry: dict[str, Any] | None = None,
+        default_max_duration: float | None = None,
+        retries_enabled: bool = True,
     ) -> dict[str, Any]:
+        """The task as the worker registers it. ``retries_enabled=False`` (``hightide dev`` with
+        ``retries={"enabled_in_dev": False}``) gives every task one attempt, whatever its own policy."""
         retry = RetryPolicy.from_dict({**(default_retry or {}), **self._retry_options}).to_dict()
+        if not retries_enabled:
+            retry["max_attempts"] = 1
         schema = None
         if self._payload_adapter is not None:
             try:
@@ -121,17 +129,25 @@ class Task(Generic[P, R]):
             "max_duration": self.max_duration if self.max_duration is not None else default_max_duration,
             "ttl": self.ttl,
             "payload_schema": schema,
+            # The server checks the schema only when it says all the model checks of a value's shape.
+            "payload_schema_checked": schema is not None and not _reshapes_input(self._payload_adapter),
             "function": f"{self.fn.__module__}.{self.fn.__qualname__}",
         }
 
     # -- running (inside a runner process) ---------------------------------------------------
+    def validate_payload(self, payload: Any, field: str = "payload") -> Any:
+        """``payload`` (as JSON, as the runner receives it) validated by the task's payload model, or
+        ``PayloadValidationError`` with Pydantic's reasons, field by field."""
+        if self._payload_adapter is None:
+            return payload
+        try:
+            return self._payload_adapter.validate_python(payload)
+        except PydanticValidationError as exc:
+            raise payload_error(exc, self.id, field) from None
+
     async def execute(self, payload: Any, ctx: Context) -> Any:
         """Validate ``payload``, call the function (a plain ``def`` runs in a thread), return JSON."""
-        if self._payload_adapter is not None:
-            try:
-                payload = self._payload_adapter.validate_python(payload)
-            except PydanticValidationError as exc:
-                raise ValidationError(f"payload of task {self.id!r} is invalid: {exc}") from exc
+        payload = self.validate_payload(payload)
         args: list[Any] = [payload] if self._signature.parameters else []
         kwargs = {"ctx": ctx} if self._wants_ctx else {}
         if inspect.iscoroutinefunction(self.fn):
@@ -140,13 +156,17 @@ class Task(Generic[P, R]):
             result = await asyncio.to_thread(self.fn, *args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-        return to_json(result, self.id)
+        journal = current_journal()
+        if journal is not None and journal.misuse is not None:
+            raise journal.misuse  # even if the function caught it: what it called never ran
+        return to_json(result, f"task {self.id!r}")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Calling the task directly runs its function in-process (handy in unit tests)."""
         return self.fn(*args, **kwargs)
 
     # -- triggering ---------------------------------------------------------------------------
+    @durable("{0.id}.trigger()")
     async def trigger(
         self,
         payload: P,
@@ -171,12 +191,13 @@ class Task(Generic[P, R]):
         'run_...'
         """
         options = {k: v for k, v in locals().items() if k not in ("self", "payload")}
-        payload_json = _payload_json(payload, self.id)
+        payload_json = self._checked_payload(payload)
         if subtasks.in_run():
             batch = await subtasks.trigger(self.id, [{"payload": payload_json, "options": options}])
             return batch.runs[0]
         return await default_client().trigger(self.id, payload_json, **options)
 
+    @durable("{0.id}.batch_trigger()")
     async def batch_trigger(self, items: Sequence[dict[str, Any] | Any]) -> BatchHandle:
         """Trigger up to 1,000 runs atomically: ``[{"payload": p, "options": {...}}, ...]``."""
         body = self._items(items, "batch_trigger")
@@ -192,14 +213,20 @@ class Task(Generic[P, R]):
         >>> result.ok, result.output, result.error
         >>> output = await child.trigger_and_wait({"n": 1}).unwrap()  # raises SubtaskUnwrapError
         """
-        item = {"payload": _payload_json(payload, self.id), "options": options}
+        what = f"{self.id}.trigger_and_wait()"
+        journal = check_durable_call(what)
+        item = {"payload": self._checked_payload(payload), "options": options}
 
         async def start() -> TaskRunResult[R]:
             batch = await subtasks.trigger_and_wait(self.id, [item], "trigger_and_wait")
             return batch.runs[0]
 
-        return subtasks.TaskRunPromise(start)
+        promise = subtasks.TaskRunPromise(start)
+        if journal is not None:
+            journal.called(what, promise)
+        return promise
 
+    @durable("{0.id}.batch_trigger_and_wait()")
     async def batch_trigger_and_wait(self, items: Sequence[dict[str, Any]]) -> BatchResult[R]:
         """Inside a task: trigger up to 1,000 children and wait for all; ``.runs`` are their results,
         in input order."""
@@ -210,14 +237,21 @@ class Task(Generic[P, R]):
     def _items(self, items: Sequence[dict[str, Any] | Any], what: str) -> list[dict[str, Any]]:
         ctx = current_context()
         body = []
-        for item in items:
+        for i, item in enumerate(items):
             if not isinstance(item, dict) or "payload" not in item:
                 raise ValidationError(f"{what} of {self.id!r}: each item is {{'payload': ..., 'options': {{...}}}}")
             options = dict(item.get("options") or {})
             if ctx:
                 options.setdefault("parent_run_id", ctx.run.id)
-            body.append({"payload": _payload_json(item["payload"], self.id), "options": options})
+            body.append({"payload": self._checked_payload(item["payload"], f"items[{i}].payload"), "options": options})
         return body
+
+    def _checked_payload(self, payload: Any, field: str = "payload") -> Any:
+        """The payload as it is sent: converted to JSON as given, and checked with the task's model as
+        the runner will check it (see docs/decisions.md, "Payload validation")."""
+        payload_json = _payload_json(payload, self.id)
+        self.validate_payload(payload_json, field)
+        return payload_json
 
     def __repr__(self) -> str:
         return f"<Task {self.id}>"
@@ -237,21 +271,74 @@ def _queue_of(task_id: str, value: Queue | dict[str, Any] | None) -> Queue:
 
 
 _ANY = TypeAdapter(Any)
+_RESHAPING = frozenset({"function-before", "function-wrap", "function-plain"})
+# Settings under which a model accepts input its JSON schema refuses: field names where the schema
+# requires aliases, text that fits a length or pattern once stripped or lower-cased, numbers as text.
+_RESHAPING_SETTINGS = (
+    "validate_by_name",
+    "str_strip_whitespace",
+    "str_to_lower",
+    "str_to_upper",
+    "coerce_numbers_to_str",
+    "strip_whitespace",
+    "to_lower",
+    "to_upper",
+)
 
 
-def to_json(value: Any, task_id: str) -> Any:
-    """Convert a return value to JSON (Pydantic models, dataclasses and datetimes included)."""
+def _reshapes_input(adapter: TypeAdapter[Any] | None) -> bool:
+    """Whether the type accepts input its JSON schema does not describe: validators that see the raw
+    input (``mode="before"``, ``"wrap"``, ``"plain"``, model validators too), or settings that
+    transform it before the checks the schema shows."""
+    stack: list[Any] = [adapter.core_schema] if adapter is not None else []
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            if node.get("type") in _RESHAPING or any(node.get(name) is True for name in _RESHAPING_SETTINGS):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return False
+
+
+def to_json(value: Any, what: str) -> Any:
+    """Convert the return value of ``what`` (``"task 'x'"``, ``"step 'y'"``) to JSON (Pydantic models,
+    dataclasses and datetimes included); ``OutputSerializationError`` if it cannot be."""
     try:
         return _ANY.dump_python(value, mode="json")
     except Exception as exc:
-        raise TypeError(f"the output of task {task_id!r} is not JSON-serialisable: {exc}") from exc
+        raise OutputSerializationError(
+            f"the output of {what} is not JSON-serialisable: {exc}; return JSON values, Pydantic models, "
+            "dataclasses or datetimes",
+            details={"type": type(value).__name__},
+        ) from None
 
 
 def _payload_json(payload: Any, task_id: str) -> Any:
+    # By alias: a model given as the payload is validated again from this JSON (here and in the runner).
     try:
-        return _ANY.dump_python(payload, mode="json")
+        return _ANY.dump_python(payload, mode="json", by_alias=True)
     except Exception as exc:
         raise ValidationError(f"the payload for task {task_id!r} is not JSON-serialisable: {exc}") from exc
+
+
+def payload_error(exc: PydanticValidationError, task_id: str, field: str = "payload") -> PayloadValidationError:
+    """Pydantic's reasons as one line per field, named like the server's errors
+    (``payload.quantity: Input should be greater than 0``)."""
+    reasons = []
+    for error in exc.errors(include_url=False):
+        where = ".".join([field, *(str(p) for p in error.get("loc", ()))])
+        reasons.append({"field": where, "reason": error.get("msg", "invalid"), "type": error.get("type", "")})
+    text = "; ".join(f"{r['field']}: {r['reason']}" for r in reasons) or f"{field}: invalid"
+    first = reasons[0]["field"] if reasons else field
+    return PayloadValidationError(
+        f"{text} (task {task_id!r})", details={"field": first, "task": task_id, "errors": reasons}
+    )
 
 
 @overload
@@ -290,12 +377,14 @@ def task(fn: Callable[..., Any] | None = None, /, *, id: str | None = None, **op
 class _Tasks:
     """``tasks.trigger("child-task", payload, **options)``: trigger by id, without importing the task."""
 
+    @durable("tasks.trigger()")
     async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle[Any]:
         if subtasks.in_run():
             batch = await subtasks.trigger(task_id, [{"payload": payload, "options": options}])
             return batch.runs[0]
         return await default_client().trigger(task_id, payload, **options)
 
+    @durable("tasks.batch_trigger()")
     async def batch_trigger(self, items: Sequence[dict[str, Any]]) -> BatchHandle:
         """Items name their task: ``[{"task": "a", "payload": ..., "options": {...}}, ...]``."""
         if subtasks.in_run():

@@ -11,12 +11,13 @@ from typing import Any
 from hightide.errors import ConflictError, ValidationError, WaitpointTimeoutError
 from hightide.sdk.client import Duration, _options
 from hightide.sdk.defaults import default_client
-from hightide.sdk.journal import current_journal, perform
+from hightide.sdk.journal import current_journal, durable, perform
 from hightide.sdk.models import Token, WaitpointTokenResult
 from hightide.sdk.tracing import human_seconds
 
 
 class Wait:
+    @durable("wait.for_()")
     async def for_(
         self,
         delta: timedelta | float | None = None,
@@ -47,6 +48,7 @@ class Wait:
         label = f"wait.for_ {human_seconds(total)}"
         await self._wait_until(time.time() + total, idempotency_key, idempotency_key_ttl, "wait.for_()", label)
 
+    @durable("wait.until()")
     async def until(
         self, date: datetime, *, idempotency_key: str | None = None, idempotency_key_ttl: Duration | None = None
     ) -> None:
@@ -61,6 +63,7 @@ class Wait:
         body = _options({"resume_at": when, "idempotency_key": key, "idempotency_key_ttl": key_ttl})
         await perform("wait", "duration", body, what, label)
 
+    @durable("wait.create_token()")
     async def create_token(
         self,
         *,
@@ -86,6 +89,7 @@ class Wait:
         entry = await perform("create_token", "token", {"token": options}, "wait.create_token()", "wait.create_token")
         return Token.from_json(entry["result"], client.api_url)
 
+    @durable("wait.for_token()")
     async def for_token(self, token: Token | str) -> WaitpointTokenResult[Any]:
         """Inside a task: wait until the token is completed (``ok``, ``output``) or times out
         (``ok=False``, ``error`` is a ``WaitpointTimeoutError``). The run is suspended meanwhile."""
@@ -99,6 +103,7 @@ class Wait:
         cls = ConflictError if error.get("name") == "WaitpointCanceled" else WaitpointTimeoutError
         return WaitpointTokenResult(False, None, cls(error.get("message", "timed out"), details=error))
 
+    @durable("wait.complete_token()")
     async def complete_token(self, token: Token | str, data: Any = None) -> None:
         """Complete a token with ``data`` (its waiting runs continue with it). Works anywhere; raises
         ``ConflictError`` if the token is no longer waiting (timed out, cancelled, completed)."""

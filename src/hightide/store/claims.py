@@ -287,17 +287,17 @@ class ClaimOps(Seam):
         return lost
 
     def due_runs(self, now: float, limit: int = 500) -> dict[str, list[Run]]:
-        """Runs whose time has come: ``delayed`` (delay passed), ``expired`` (ttl passed, never
-        started) and ``lease_expired`` (EXECUTING with a lapsed lease)."""
+        """Runs whose time has come: ``delayed`` (delay passed), ``expired`` (queued or waiting for a
+        version, ttl passed, never started) and ``lease_expired`` (EXECUTING with a lapsed lease)."""
         r = t.runs
         with self._read() as conn:
             delayed = conn.execute(
                 select(r).where(r.c.status == RunStatus.DELAYED.value, r.c.available_at <= now).limit(limit)
             ).all()
-            expired = conn.execute(
+            expired = conn.execute(  # not DELAYED: a run's ttl starts when it is queued
                 select(r)
                 .where(
-                    r.c.status.in_([RunStatus.QUEUED.value, RunStatus.DELAYED.value, RunStatus.PENDING_VERSION.value]),
+                    r.c.status.in_([RunStatus.QUEUED.value, RunStatus.PENDING_VERSION.value]),
                     r.c.ttl_expires_at.is_not(None),
                     r.c.ttl_expires_at <= now,
                     r.c.started_at.is_(None),
@@ -318,7 +318,7 @@ class ClaimOps(Seam):
         ttl or a lease runs out, a timer fires or a token times out."""
         r, w = t.runs, t.waitpoints
         # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
-        waiting = [RunStatus.PENDING_VERSION.value, RunStatus.DELAYED.value, RunStatus.QUEUED.value]
+        waiting = [RunStatus.PENDING_VERSION.value, RunStatus.QUEUED.value]
         earliest = [  # one statement: the scheduler asks after every pass
             select(func.min(r.c.available_at)).where(r.c.status == RunStatus.DELAYED.value),
             select(func.min(r.c.available_at)).where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > now),

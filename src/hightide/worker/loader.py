@@ -40,6 +40,7 @@ def load_tasks(config: ProjectConfig, dev: bool = False) -> dict[str, Any]:
     if not registry:
         raise ConfigError(f"no tasks found under {', '.join(config.dirs)} in {root}; define one with @task(id=...)")
     default_retry = dict(config.retries.get("default") or {})
-    if dev and not config.retries.get("enabled_in_dev", True):
-        default_retry["max_attempts"] = 1
-    return {"tasks": [t.manifest(default_retry, config.max_duration) for t in registry.values()]}
+    # `retries={"enabled_in_dev": False}`: under `hightide dev`, one attempt for every task, its own
+    # retry policy included.
+    retries_enabled = not dev or bool(config.retries.get("enabled_in_dev", True))
+    return {"tasks": [t.manifest(default_retry, config.max_duration, retries_enabled) for t in registry.values()]}

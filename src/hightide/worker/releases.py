@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from hightide.errors import ConnectionError_, ServerError
+from hightide.errors import HightideConnectionError, ServerError
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
 
@@ -58,7 +58,7 @@ class Releaser:
             try:
                 released = set(await self.api.release(held, claims))
                 break
-            except (ConnectionError_, ServerError) as exc:
+            except (HightideConnectionError, ServerError) as exc:
                 if tries == 4:  # their leases lapse instead, and they are retried then
                     log.warning("could not give back %d run(s) and %d claim(s): %s", len(held), len(claims), exc)
                     return

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
-from hightide.errors import ConnectionError_, HightideError, ServerError
+from hightide.errors import HightideConnectionError, HightideError, ServerError
 from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
@@ -255,7 +255,7 @@ class Supervisor:
                 self.releaser.answered(claim_id)
                 claim_id = None
                 backoff = 0.5
-            except (ConnectionError_, ServerError) as exc:
+            except (HightideConnectionError, ServerError) as exc:
                 self.on_event(RunEvent("error", message=f"{exc.message}; retrying in {backoff:g}s", level="warn"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
@@ -393,7 +393,7 @@ class Supervisor:
                 # The server holds the call up to `wait` seconds: keep it well inside the lease, and
                 # date an extension from when it was sent, so that a lease never lapses between calls.
                 stop = await self.api.heartbeat(held, wait=min(1.0, self.lease_seconds / 3), extend=extend)
-            except (ConnectionError_, ServerError) as exc:
+            except (HightideConnectionError, ServerError) as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
@@ -441,7 +441,7 @@ class Supervisor:
                 replies, executions = await self.api.complete(body, logs, spans, claim)
                 if claim is not None:
                     self.releaser.answered(claim["claim_id"])
-            except (ConnectionError_, ServerError) as exc:
+            except (HightideConnectionError, ServerError) as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)
                     return
