@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from hightide.cli.render import format_attributes
 from hightide.worker.supervisor import RunEvent
 
 console = Console(highlight=False, soft_wrap=True)
@@ -40,7 +41,7 @@ def _fields(event: RunEvent) -> tuple[str, str, str, str]:
         duration = f"{event.duration * 1000:.0f}ms" if event.duration is not None else ""
         extra = f"  {event.message}" if event.message and event.message != "started" else ""
         return prefix, f"{status:<9}", _STATUS_STYLE.get(event.status, ""), f" {duration:>7}{extra}"
-    return prefix, "", _LEVEL_STYLE.get(event.level, ""), event.message
+    return prefix, "", _LEVEL_STYLE.get(event.level, ""), event.message + format_attributes(event.attributes)
 
 
 def print_event(event: RunEvent) -> None:

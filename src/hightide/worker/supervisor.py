@@ -56,6 +56,7 @@ class RunEvent:
     message: str = ""
     level: str = "info"
     time: float = field(default_factory=time.time)
+    attributes: dict[str, Any] = field(default_factory=dict)  # of a log: logger.info("...", url=...)
 
 
 EventSink = Callable[[RunEvent], None]
@@ -351,6 +352,7 @@ class Supervisor:
                 message=message["message"],
                 level=message["level"],
                 time=message["time"],
+                attributes=message.get("attributes") or {},
             )
         )
 
