@@ -7,6 +7,7 @@ prints the API's own fields for scripts.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -146,10 +147,15 @@ def runs_logs(
     api_url: ApiUrl = None,
     secret_key: SecretKey = None,
 ) -> None:
-    """Print a run's logs (logger calls, print and logging inside the task), oldest first."""
+    """Print a run's logs (logger calls, print and logging inside the task), oldest first.
+    With --json: one JSON record per line."""
 
     def show(entry: dict[str, Any]) -> None:
-        print_json(entry) if as_json else console.print(log_line(entry), markup=False, soft_wrap=True)
+        if as_json:
+            sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            console.print(log_line(entry), markup=False, soft_wrap=True)
 
     async def go(client: AsyncClient) -> None:
         after = 0
