@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from hightide.cli.options import ApiUrl, SecretKey
+from hightide.cli.options import KEY_HELP, ApiUrl, SecretKey
 from hightide.cli.output import console, fail
 from hightide.cli.runs import runs_app, tokens_app, trigger
-from hightide.errors import HightideError
+from hightide.errors import AuthenticationError, HightideError
 
 app = typer.Typer(
     name="hightide",
@@ -180,6 +180,9 @@ def db_migrate(database_url: DatabaseUrl = DEFAULT_SERVER_DB) -> None:
 def main() -> None:
     try:
         app()
+    except AuthenticationError as exc:
+        # The server's wording is for HTTP clients (headers); a shell user sets a variable.
+        fail(exc.message if KEY_HELP in exc.message else f"the server refused the secret key: {KEY_HELP}")
     except HightideError as exc:
         fail(exc.message)
     except KeyboardInterrupt:
