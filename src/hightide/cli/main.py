@@ -24,7 +24,6 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage environment secret keys (operators).", no_args_is_help=True)
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
-app.command()(trigger)
 app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
@@ -141,6 +140,9 @@ def worker(
     settings = client_settings(api_url, secret_key)
     prefetch = 32 * concurrency if prefetch is None else prefetch
     asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
+
+
+app.command()(trigger)  # after init, dev, server and worker in --help
 
 
 @keys_app.command("create")

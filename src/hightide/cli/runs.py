@@ -44,14 +44,12 @@ def trigger(
 
     async def go(client: AsyncClient) -> dict[str, Any] | None:
         handle = await client.trigger(task_id, body, delay=delay, idempotency_key=idempotency_key, tags=tag)
-        if not wait:
-            if as_json:
-                print_json({"id": handle.id, "task_id": handle.task_id, "is_cached": handle.is_cached})
-            else:
-                console.print(handle.id + ("  (cached)" if handle.is_cached else ""))
-            return None
         if not as_json:
             console.print(handle.id + ("  (cached)" if handle.is_cached else ""))
+        elif not wait:  # with --wait, the JSON printed is the finished run's
+            print_json({"id": handle.id, "task_id": handle.task_id, "is_cached": handle.is_cached})
+        if not wait:
+            return None
         await client.runs.poll(handle.id)
         return await _retrieve(client, handle.id)
 
