@@ -130,6 +130,21 @@ def find_dev_env(start: Path | None = None) -> Path | None:
     return None
 
 
+DEV_DATABASE_FILE = "dev.db"
+
+
+def dev_database(root: Path, explicit: str | None = None) -> tuple[str, str]:
+    """The database of ``hightide dev`` and where that choice came from: ``--database-url`` or
+    ``HIGHTIDE_DEV_DATABASE_URL``, else SQLite under ``.hightide/``. ``HIGHTIDE_DATABASE_URL`` is
+    the server's: an exported production URL must never become the dev database by accident."""
+    if explicit:
+        return explicit, "--database-url / HIGHTIDE_DEV_DATABASE_URL"
+    from_env = env("DEV_DATABASE_URL")
+    if from_env:
+        return from_env, "HIGHTIDE_DEV_DATABASE_URL"
+    return str(root / STATE_DIR / DEV_DATABASE_FILE), "default"
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     api_url: str

@@ -38,11 +38,17 @@ def user_env(**extra: str) -> dict[str, str]:
 
 
 def hightide(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run one ``hightide`` command to completion."""
+    """Run one ``hightide`` command to completion (``stdin``: what is piped into it)."""
     return subprocess.run(
-        [*CLI, *args], cwd=cwd, env=user_env(**(env or {})), capture_output=True, text=True, timeout=timeout
+        [*CLI, *args],
+        cwd=cwd,
+        env=user_env(**(env or {})),
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -1120,3 +1120,18 @@ def test_suspend_runs_records_timers_and_suspends_a_batch_and_a_stale_item_leave
     assert store.journal_view([second.id]).entries == {}  # its timer and entry were rolled back
     assert store.resolve_due_waitpoints(NOW + 61) == 1
     assert run_of(store, first.id).status == RunStatus.QUEUED and resuming(store, first.id)
+
+
+def test_open_waitpoints_are_what_a_waiting_run_still_waits_for(store: Store) -> None:
+    env = make_env(store)
+    parent = start_run(store, env)
+    entry = trigger_and_wait(store, parent, "0", new_run(env, "resize", created_at=NOW), new_run(env, "resize"))
+    assert store.open_waitpoints(parent.id) == []  # not suspended yet: it waits for nothing
+    suspend(store, parent, entry, now=NOW + 1)
+    first, second = claim(store, env, ("resize",), now=NOW + 2)
+    assert [(w.kind, w.run_id) for w in store.open_waitpoints(parent.id)] == [("RUN", first.id), ("RUN", second.id)]
+
+    finish(store, first, now=NOW + 3)
+    assert [w.run_id for w in store.open_waitpoints(parent.id)] == [second.id]
+    finish(store, second, now=NOW + 4)
+    assert store.open_waitpoints(parent.id) == []

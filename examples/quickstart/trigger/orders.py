@@ -3,7 +3,8 @@
     hightide trigger process-order --payload '{"order_id": "o-1", "amount": 42}' --wait
 
 `process-order` is suspended (WAITING, no process held) while its children run and while it waits
-for the approval token; `hightide runs get RUN_ID` shows the token to complete, or complete it with
+for the approval token; `hightide runs get RUN_ID` shows the token and its URL. Complete it with
+`hightide tokens complete TOKEN_ID --data '{"approved": true}'`, or from any webhook:
 `curl -X POST <token url> -H 'content-type: application/json' -d '{"approved": true}'`.
 """
 

@@ -8,11 +8,13 @@ import secrets
 import signal
 from pathlib import Path
 
+from rich.markup import escape
 from watchfiles import awatch
 
+from hightide.cli.devlock import DevLock
 from hightide.cli.embedded import EmbeddedServer, check_port, dev_key
 from hightide.cli.output import console, print_event
-from hightide.config import DEV_ENV_FILE, STATE_DIR, ProjectConfig, read_env_file
+from hightide.config import DEV_ENV_FILE, STATE_DIR, ProjectConfig, dev_database, env, read_env_file
 from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
 from hightide.store import open_store
@@ -35,25 +37,48 @@ async def run_dev(
     config: ProjectConfig, host: str, port: int, concurrency: int, database: str | None, lease_seconds: float
 ) -> None:
     root = config.root or Path.cwd()
-    check_port(host, port)
     state = root / STATE_DIR
     state.mkdir(exist_ok=True)
-    db_url = database or str(state / "dev.db")
+    api_url = f"http://{host}:{port}"
+    lock = DevLock.acquire(state, api_url)  # before anything else: a second dev must not touch dev.env
+    try:
+        await _run_dev(config, root, state, api_url, host, port, concurrency, database, lease_seconds)
+    finally:
+        lock.release()
+
+
+async def _run_dev(
+    config: ProjectConfig,
+    root: Path,
+    state: Path,
+    api_url: str,
+    host: str,
+    port: int,
+    concurrency: int,
+    database: str | None,
+    lease_seconds: float,
+) -> None:
+    check_port(host, port)
+    db_url, db_source = dev_database(root, database)
     store = open_store(db_url)
     store.migrate()
     env_file = state / DEV_ENV_FILE
     existing = read_env_file(env_file).get("HIGHTIDE_SECRET_KEY") if env_file.is_file() else None
     key = dev_key(store, existing)
-    api_url = f"http://{host}:{port}"
     write_dev_env(root, api_url, key)
 
     settings = ServerSettings(database_url=db_url, migrate=False, lease_seconds=lease_seconds)
     server = EmbeddedServer(settings, store, host, port)
     await server.start()
     console.print(f"[bold]Hightide dev[/] server on [link={api_url}]{api_url}[/]  (API docs {api_url}/api/docs)")
-    console.print(
-        f"[dim]project {root}  database {store.engine.url.database or store.engine.url}  key in {env_file}[/]"
-    )
+    shown = store.engine.url.render_as_string(hide_password=True)
+    console.print(f"[dim]project {root}  key in {env_file}[/]")
+    console.print(f"[dim]database {escape(shown)} ({db_source})[/]")
+    if env("DATABASE_URL") and db_source == "default":
+        console.print(
+            "[yellow]HIGHTIDE_DATABASE_URL is set and not used: it is for `hightide server`; "
+            "pass --database-url or set HIGHTIDE_DEV_DATABASE_URL to give dev another database[/]"
+        )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

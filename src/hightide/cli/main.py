@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from hightide.cli.options import KEY_HELP, ApiUrl, SecretKey
 from hightide.cli.output import console, fail
-from hightide.errors import HightideError
+from hightide.cli.runs import runs_app, tokens_app, trigger
+from hightide.errors import AuthenticationError, HightideError
 
 app = typer.Typer(
     name="hightide",
@@ -21,10 +22,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-runs_app = typer.Typer(help="Inspect and control runs.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage environment secret keys (operators).", no_args_is_help=True)
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
@@ -34,10 +35,6 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url", envvar="HIGHTIDE_DATABASE_URL", help="SQLite path / sqlite:///PATH / postgresql://..."
     ),
-]
-ApiUrl = Annotated[str | None, typer.Option("--api-url", "-a", envvar="HIGHTIDE_API_URL", help="Server URL.")]
-SecretKey = Annotated[
-    str | None, typer.Option("--secret-key", envvar="HIGHTIDE_SECRET_KEY", help="Environment secret key.")
 ]
 
 
@@ -61,7 +58,12 @@ def dev(
         int, typer.Option(envvar="HIGHTIDE_MAX_CONCURRENT_RUNS", min=1, help="Runs executing at once.")
     ] = 8,
     database_url: Annotated[
-        str | None, typer.Option("--database-url", envvar="HIGHTIDE_DATABASE_URL", help="Default: .hightide/dev.db")
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="HIGHTIDE_DEV_DATABASE_URL",
+            help="Dev's own database (default .hightide/dev.db); HIGHTIDE_DATABASE_URL, the server's, is not used.",
+        ),
     ] = None,
     lease_seconds: Annotated[
         float,
@@ -91,7 +93,9 @@ def server(
     concurrency_limit: Annotated[
         int | None,
         typer.Option(
-            envvar="HIGHTIDE_CONCURRENCY_LIMIT", min=1, help="Runs executing at once per environment (default 100)."
+            envvar="HIGHTIDE_CONCURRENCY_LIMIT",
+            min=1,
+            help="Runs executing at once in each environment, applied at start (default: keep each one's, 100 at first).",
         ),
     ] = None,
 ) -> None:
@@ -100,7 +104,10 @@ def server(
     from hightide.server import ServerSettings
 
     settings = ServerSettings(
-        database_url=database_url, lease_seconds=lease_seconds, max_payload_bytes=max_payload_bytes
+        database_url=database_url,
+        lease_seconds=lease_seconds,
+        max_payload_bytes=max_payload_bytes,
+        environment_concurrency=concurrency_limit,
     )
     asyncio.run(run_server(settings, host, port))
 
@@ -141,97 +148,7 @@ def worker(
     asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
 
 
-@app.command()
-def trigger(
-    task_id: Annotated[str, typer.Argument(help="Task id.")],
-    payload: Annotated[str, typer.Option(help="JSON payload.", envvar="HIGHTIDE_PAYLOAD")] = "null",
-    delay: Annotated[str | None, typer.Option(help="e.g. 5m", envvar="HIGHTIDE_DELAY")] = None,
-    idempotency_key: Annotated[str | None, typer.Option(envvar="HIGHTIDE_IDEMPOTENCY_KEY")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Repeatable.", envvar="HIGHTIDE_TAG")] = None,
-    wait: Annotated[bool, typer.Option("--wait", envvar="HIGHTIDE_WAIT", help="Wait for the run to finish.")] = False,
-    api_url: ApiUrl = None,
-    secret_key: SecretKey = None,
-) -> None:
-    """Trigger a run from a shell."""
-    try:
-        body = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        fail(f"--payload is not valid JSON: {exc}")
-
-    async def go() -> None:
-        from hightide.sdk.client import AsyncClient
-
-        async with AsyncClient(api_url=api_url, secret_key=secret_key) as client:
-            handle = await client.trigger(task_id, body, delay=delay, idempotency_key=idempotency_key, tags=tag)
-            console.print(f"{handle.id}" + ("  (cached)" if handle.is_cached else ""))
-            if wait:
-                run = await client.runs.poll(handle.id)
-                _print_run(run.raw)
-                if not run.is_success:
-                    sys.exit(1)
-
-    asyncio.run(go())
-
-
-def _print_run(data: dict[str, Any]) -> None:
-    console.print_json(json.dumps(data))
-
-
-async def _with_client(api_url: str | None, secret_key: str | None, fn: Any) -> Any:
-    from hightide.sdk.client import AsyncClient
-
-    async with AsyncClient(api_url=api_url, secret_key=secret_key) as client:
-        return await fn(client)
-
-
-@runs_app.command("list")
-def runs_list(
-    status: Annotated[list[str] | None, typer.Option(help="Repeatable.", envvar="HIGHTIDE_STATUS")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="Repeatable.", envvar="HIGHTIDE_TASK")] = None,
-    tag: Annotated[str | None, typer.Option(envvar="HIGHTIDE_TAG")] = None,
-    limit: Annotated[int, typer.Option(min=1, envvar="HIGHTIDE_LIMIT")] = 20,
-    api_url: ApiUrl = None,
-    secret_key: SecretKey = None,
-) -> None:
-    """List runs, newest first."""
-    from rich.table import Table
-
-    async def fetch(client: Any) -> list[Any]:
-        return [run async for run in client.runs.list(status=status, task=task, tag=tag, limit=limit)]
-
-    found = asyncio.run(_with_client(api_url, secret_key, fetch))
-    table = Table("id", "task", "status", "attempts", "created", "finished")
-    for run in found:
-        table.add_row(
-            run.id,
-            run.task_id,
-            run.status.value,
-            str(run.attempt_count),
-            run.created_at.strftime("%Y-%m-%d %H:%M:%S") if run.created_at else "",
-            run.finished_at.strftime("%H:%M:%S") if run.finished_at else "",
-        )
-    console.print(table)
-
-
-@runs_app.command("get")
-def runs_get(run_id: str, api_url: ApiUrl = None, secret_key: SecretKey = None) -> None:
-    """Show a run as JSON."""
-    run = asyncio.run(_with_client(api_url, secret_key, lambda c: c.runs.retrieve(run_id)))
-    _print_run(run.raw)
-
-
-@runs_app.command("cancel")
-def runs_cancel(run_id: str, api_url: ApiUrl = None, secret_key: SecretKey = None) -> None:
-    """Cancel a run (and its unfinished children)."""
-    run = asyncio.run(_with_client(api_url, secret_key, lambda c: c.runs.cancel(run_id)))
-    console.print(f"{run.id} {run.status.value}")
-
-
-@runs_app.command("replay")
-def runs_replay(run_id: str, api_url: ApiUrl = None, secret_key: SecretKey = None) -> None:
-    """Trigger a new run with the same payload."""
-    handle = asyncio.run(_with_client(api_url, secret_key, lambda c: c.runs.replay(run_id)))
-    console.print(handle.id)
+app.command()(trigger)  # after init, dev, server and worker in --help
 
 
 @keys_app.command("create")
@@ -271,6 +188,9 @@ def db_migrate(database_url: DatabaseUrl = DEFAULT_SERVER_DB) -> None:
 def main() -> None:
     try:
         app()
+    except AuthenticationError as exc:
+        # The server's wording is for HTTP clients (headers); a shell user sets a variable.
+        fail(exc.message if KEY_HELP in exc.message else f"the server refused the secret key: {KEY_HELP}")
     except HightideError as exc:
         fail(exc.message)
     except KeyboardInterrupt:

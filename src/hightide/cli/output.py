@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from hightide.worker.supervisor import RunEvent
+from hightide.cli.render import format_attributes
+from hightide.worker.events import RunEvent
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -41,7 +42,7 @@ def _fields(event: RunEvent) -> tuple[str, str, str, str]:
         duration = f"{event.duration * 1000:.0f}ms" if event.duration is not None else ""
         extra = f"  {event.message}" if event.message and event.message != "started" else ""
         return prefix, f"{status:<9}", _STATUS_STYLE.get(event.status, ""), f" {duration:>7}{extra}"
-    return prefix, "", _LEVEL_STYLE.get(event.level, ""), event.message
+    return prefix, "", _LEVEL_STYLE.get(event.level, ""), event.message + format_attributes(event.attributes)
 
 
 def print_event(event: RunEvent) -> None:

@@ -28,5 +28,8 @@ def scaffold(root: Path, force: bool) -> list[str]:
     if ".hightide/" not in current.splitlines():
         gitignore.write_text(current + ("" if current.endswith("\n") or not current else "\n") + ".hightide/\n")
         lines.append(f"added .hightide/ to {gitignore}")
-    lines.append("next: run `hightide dev`, then trigger `hello-world` from your app or `hightide trigger hello-world`")
+    lines.append(
+        "next: run `hightide dev`, then, in another shell in this folder: "
+        """`hightide trigger hello-world --payload '{"name": "Ada"}' --wait`"""
+    )
     return lines

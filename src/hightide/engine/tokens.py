@@ -110,6 +110,11 @@ class Tokens(EngineBase):
         assert env is not None
         return self.complete_token(env, token_id, output)
 
+    def open_waitpoints(self, env: Environment, run_id: str) -> list[Waitpoint]:
+        """What a WAITING run waits for: child runs, timers and tokens not resolved yet."""
+        self.get_run(env, run_id)
+        return self.store.open_waitpoints(run_id)
+
     def token_signature(self, token_id: str) -> str:
         """The HMAC in a token's callback URL, keyed with a secret kept in the database."""
         if self._signing_key is None:

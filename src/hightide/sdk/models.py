@@ -66,6 +66,9 @@ class Run:
     version: str | None = None
     trace_id: str | None = None  # the OpenTelemetry trace it belongs to (GET /api/v1/runs/{id}/trace)
     attempts: list[Attempt] = field(default_factory=list)
+    # While WAITING: what it waits for, each {"kind": "RUN" | "DURATION" | "TOKEN", ...}: a child's
+    # "run_id", a timer's "resume_at", a token's "token_id" and "url" (POST JSON to it to complete it).
+    waiting_for: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -103,6 +106,7 @@ class Run:
                 )
                 for a in data.get("attempts") or []
             ],
+            waiting_for=list(data.get("waiting_for") or []),
             raw=data,
         )
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
 from hightide.engine.options import batch_specs, spec_from_options
 from hightide.errors import ValidationError
@@ -16,7 +17,7 @@ from hightide.server.errors import responses
 from hightide.server.models import BatchBody, RescheduleBody, ResetKeyBody, TriggerBody
 from hightide.server.operations import trace_parent
 from hightide.server.routing import ApiRoute
-from hightide.server.serialize import log_json, run_json, trace_json
+from hightide.server.serialize import log_json, run_json, trace_json, waiting_json
 from hightide.store.records import RunFilter
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=ApiRoute, responses=responses(401, 422, 500))
@@ -63,13 +64,18 @@ async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request:
     }
 
 
-@router.get("/runs/{run_id}", summary="Retrieve a run with its attempts", responses=responses(404))
+@router.get("/runs/{run_id}", summary="Retrieve a run with its attempts and what it waits for", responses=responses(404))
 async def retrieve(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
+    base = str(request.base_url).rstrip("/")
 
     def load() -> dict[str, Any]:
         run = engine.get_run(env, run_id)
-        return run_json(run, engine.attempts(run))
+        waits = engine.open_waitpoints(env, run.id) if run.status is RunStatus.WAITING else []
+        urls = {wp.id: base + engine.token_callback_path(wp.id) for wp in waits if wp.kind == "TOKEN"}
+        body = run_json(run, engine.attempts(run))
+        body["waiting_for"] = [waiting_json(wp, urls.get(wp.id)) for wp in waits]
+        return body
 
     return await run_in_threadpool(load)
 

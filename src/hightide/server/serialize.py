@@ -110,6 +110,19 @@ def token_json(token: Waitpoint, url: str) -> dict[str, Any]:
     }
 
 
+def waiting_json(wp: Waitpoint, token_url: str | None) -> dict[str, Any]:
+    """One thing a WAITING run waits for: a child run (``run_id``), a time (``resume_at``) or a
+    token (``token_id``, its callback ``url`` and ``timeout_at``)."""
+    body: dict[str, Any] = {"kind": wp.kind, "waitpoint_id": wp.id}
+    if wp.kind == "RUN":
+        body["run_id"] = wp.run_id
+    elif wp.kind == "DURATION":
+        body["resume_at"] = iso(wp.resume_at)
+    elif wp.kind == "TOKEN":
+        body.update(token_id=wp.id, url=token_url, timeout_at=iso(wp.timeout_at), tags=wp.tags)
+    return body
+
+
 def execution_json(run: Run, environment_slug: str, journal: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """What a worker needs to execute one attempt of ``run``: with its journal, to replay it."""
     return {

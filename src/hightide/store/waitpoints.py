@@ -460,6 +460,18 @@ class WaitpointOps(RunOps):
         with self._read() as conn:
             return [row.run_id for row in conn.execute(select(rw.c.run_id).where(rw.c.waitpoint_id == waitpoint_id))]
 
+    def open_waitpoints(self, run_id: str) -> list[Waitpoint]:
+        """What the suspended run ``run_id`` still waits for (empty unless it is WAITING)."""
+        w, rw = t.waitpoints, t.run_waitpoints
+        stmt = (
+            select(w)
+            .join(rw, rw.c.waitpoint_id == w.c.id)
+            .where(rw.c.run_id == run_id, w.c.status == WAITING)
+            .order_by(w.c.created_at, w.c.id)
+        )
+        with self._read() as conn:
+            return [Waitpoint.from_row(row) for row in conn.execute(stmt)]
+
     def list_waitpoints(
         self,
         environment_id: str,

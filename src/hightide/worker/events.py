@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class RunEvent:
     message: str = ""
     level: str = "info"
     time: float = field(default_factory=time.time)
+    attributes: dict[str, Any] = field(default_factory=dict)  # of a log: logger.info("...", url=...)
 
 
 EventSink = Callable[[RunEvent], None]

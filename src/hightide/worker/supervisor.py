@@ -370,6 +370,7 @@ class Supervisor:
                 message=message["message"],
                 level=message["level"],
                 time=message["time"],
+                attributes=message.get("attributes") or {},
             )
         )
 

@@ -1,0 +1,87 @@
+"""Options shared by the commands, and the helpers that turn their values into requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from hightide.errors import AuthenticationError, ConfigError
+
+if TYPE_CHECKING:
+    from hightide.sdk.client import AsyncClient
+
+T = TypeVar("T")
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", "-a", envvar="HIGHTIDE_API_URL", help="Server URL (default: from .hightide/dev.env)."),
+]
+SecretKey = Annotated[
+    str | None,
+    typer.Option(
+        "--secret-key", envvar="HIGHTIDE_SECRET_KEY", help="Environment secret key (default: from .hightide/dev.env)."
+    ),
+]
+JsonOut = Annotated[
+    bool, typer.Option("--json", envvar="HIGHTIDE_JSON", help="Print JSON (the API's fields) instead of text.")
+]
+
+KEY_HELP = (
+    "set HIGHTIDE_SECRET_KEY (or --secret-key) to a key of the environment (`hightide keys create` prints one), "
+    "or run this command inside a project where `hightide dev` is running"
+)
+
+
+def read_json(value: str, flag: str) -> Any:
+    """A JSON value given on the command line: the JSON itself, ``@path`` for a file, ``-`` for stdin."""
+    if value == "-":
+        text, source = sys.stdin.read(), "stdin"
+    elif value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            text, source = path.read_text(), str(path)
+        except FileNotFoundError:
+            raise ConfigError(f"{flag} {value}: no such file {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"{flag} {value}: cannot read {path}: {exc.strerror}") from None
+    else:
+        text, source = value, ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f" ({source})" if source else ""
+        raise ConfigError(f"{flag} is not valid JSON{where}: {exc}") from None
+
+
+def call(api_url: str | None, secret_key: str | None, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
+    """Run ``fn`` with a client for the given (or discovered) server; errors become CLI wording."""
+    from hightide.config import client_settings
+    from hightide.sdk.client import AsyncClient
+
+    try:
+        settings = client_settings(api_url, secret_key)
+    except ConfigError:
+        raise ConfigError(f"no secret key: {KEY_HELP}") from None
+
+    async def go() -> T:
+        async with AsyncClient(api_url=settings.api_url, secret_key=settings.secret_key) as client:
+            return await fn(client)
+
+    try:
+        return asyncio.run(go())
+    except AuthenticationError:
+        shown = settings.secret_key[:10]
+        raise AuthenticationError(
+            f"{settings.api_url} refused the secret key {shown}... (invalid secret key): {KEY_HELP}"
+        ) from None
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, whatever the terminal."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
