@@ -64,7 +64,9 @@ async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request:
     }
 
 
-@router.get("/runs/{run_id}", summary="Retrieve a run with its attempts and what it waits for", responses=responses(404))
+@router.get(
+    "/runs/{run_id}", summary="Retrieve a run with its attempts and what it waits for", responses=responses(404)
+)
 async def retrieve(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     base = str(request.base_url).rstrip("/")
