@@ -41,13 +41,15 @@ def test_no_key(tmp_path: Path) -> None:
     _one_line_error(hightide("trigger", "hello-world", cwd=tmp_path), "HIGHTIDE_SECRET_KEY")
 
 
-def test_bad_key_and_unknown_run(server: Callable[..., Server], tmp_path: Path) -> None:
+def test_bad_key_and_unknown_run(server: Callable[..., Server], project: Callable[..., Path], tmp_path: Path) -> None:
     srv = server()
     env = {"HIGHTIDE_API_URL": srv.api_url, "HIGHTIDE_SECRET_KEY": "ht_dev_not-a-key"}
     done = hightide("runs", "list", cwd=tmp_path, env=env)
     _one_line_error(done, "invalid secret key", "HIGHTIDE_SECRET_KEY", "hightide dev")
+    worker = hightide("worker", cwd=project(), env=env)
+    _one_line_error(worker, "secret key", "HIGHTIDE_SECRET_KEY", "hightide dev")
     for jargon in ("Authorization", "Bearer", "HTTP", "header"):  # a shell user sets a variable, not a header
-        assert jargon not in done.stderr, done.stderr
+        assert jargon not in done.stderr + worker.stderr, done.stderr + worker.stderr
     env["HIGHTIDE_SECRET_KEY"] = srv.create_key()
     _one_line_error(hightide("runs", "get", "run_missing", cwd=tmp_path, env=env), "run_missing", "not found")
     _one_line_error(hightide("trigger", "nope", "--payload", "{}", cwd=tmp_path, env=env), "'nope' is not registered")

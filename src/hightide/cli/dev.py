@@ -71,7 +71,9 @@ async def _run_dev(
     server = EmbeddedServer(settings, store, host, port)
     await server.start()
     console.print(f"[bold]Hightide dev[/] server on [link={api_url}]{api_url}[/]  (API docs {api_url}/api/docs)")
-    shown = store.engine.url.render_as_string(hide_password=True)
+    url = store.engine.url
+    sqlite = url.get_backend_name() == "sqlite"
+    shown = (url.database or ":memory:") if sqlite else url.render_as_string(hide_password=True)
     console.print(f"[dim]project {root}  key in {env_file}[/]")
     console.print(f"[dim]database {escape(shown)} ({db_source})[/]")
     if env("DATABASE_URL") and db_source == "default":
