@@ -238,10 +238,11 @@ def test_a_claim_whose_answer_was_lost_is_tried_again_and_gets_the_same_run(
     key = hosted.create_key("dev")
     proxy = _LosingProxy(hosted.api_url)
     try:
-        worker(root, proxy.url, key, "--concurrency", "1")
+        behind = worker(root, proxy.url, key, "--concurrency", "1")
         with Client(api_url=hosted.api_url, secret_key=key) as client:
             handle = client.trigger("quick", {"n": 7})
             run = wait_finished(client, handle.id, TIMEOUT)
+        behind.stop()  # while it can still reach the server through the proxy
     finally:
         proxy.close()
 
