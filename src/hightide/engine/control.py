@@ -7,7 +7,6 @@ from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus
-from hightide.engine.base import cancel_key
 from hightide.engine.options import TriggerSpec
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, ValidationError
@@ -28,8 +27,7 @@ class Control(Triggering):
                     f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
                     details={"run": run_id, "status": run.status.value},
                 )
-            executing = run.status == RunStatus.EXECUTING
-            started = executing or run.status == RunStatus.WAITING  # an attempt is open
+            started = run.status in (RunStatus.EXECUTING, RunStatus.WAITING)  # an attempt is open
             try:
                 cancelled = self._apply(
                     run,
@@ -51,8 +49,8 @@ class Control(Triggering):
                 self.cancel(env, child_id)
             except ConflictError:
                 pass  # it finished meanwhile
-        if executing and self.notifier is not None:
-            self.notifier.changed(cancel_key(env.id))  # its worker's heartbeat long-poll
+        # The worker of an executing run hears of it in its heartbeat long-poll, on whichever server
+        # that waits: the store publishes the cancel as a CANCEL_REQUESTED change.
         return cancelled
 
     def replay(self, env: Environment, run_id: str) -> Run:

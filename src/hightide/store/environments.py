@@ -8,6 +8,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from hightide.core.ids import new_id
 from hightide.store import schema as t
+from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     Environment,
     TaskDefinition,
@@ -56,7 +57,7 @@ class EnvironmentOps(Seam):
             conn.execute(
                 update(t.environments).where(t.environments.c.id == environment_id).values(concurrency_limit=limit)
             )
-            self._publish(conn, environment_id)
+            self._publish(conn, Change(environment_id, kind=ChangeKind.ENVIRONMENT))
 
     def _env_select(self) -> Any:
         e, p = t.environments, t.projects
@@ -134,7 +135,7 @@ class EnvironmentOps(Seam):
             )
             for task in manifest.get("tasks", []):
                 self._upsert_task(conn, environment_id, version.id, task, now)
-            self._publish(conn, environment_id)
+            self._publish(conn, Change(environment_id, kind=ChangeKind.VERSION))
         return version
 
     def _upsert_task(self, conn: Connection, env_id: str, version_id: str, task: dict[str, Any], now: float) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from hightide.core.states import FINAL_STATUSES
 from hightide.errors import ServerError, ValidationError
 from hightide.store import schema as t
+from hightide.store.changes import Change, ChangeKind, run_change
 from hightide.store.records import (
     Attempt,
     NewRun,
@@ -58,7 +59,7 @@ class RunOps(Seam):
                     continue
             rows.append(self._run_values(new))
             tags += [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags]
-            self._publish(conn, new.environment_id)
+            self._publish(conn, Change(new.environment_id, new.id, new.status, ChangeKind.CREATED))
             out.append((run_from_new(new), False))
         self._insert_rows(conn, rows, tags)
         return out
@@ -218,7 +219,7 @@ class RunOps(Seam):
                 return None
             self._after_updates(conn, [change], now)
             run = self._get_run(conn, run_id)
-            self._publish(conn, run.environment_id)
+            self._publish(conn, run_change(run.environment_id, run_id, run.status.value, expect_status))
             return run
 
     @retried
@@ -235,16 +236,18 @@ class RunOps(Seam):
             else:
                 applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
             if any(applied):
-                self._after_updates(conn, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
-                self._publish(conn, environment_id)
+                done = [c for c, ok in zip(changes, applied, strict=True) if ok]
+                self._after_updates(conn, done, now)
+                self._publish(
+                    conn, *(run_change(environment_id, c.run_id, c.values["status"], c.expect_status) for c in done)
+                )
         return applied
 
     def _after_updates(self, conn: Connection, changes: Sequence[RunChange], now: float) -> None:
         """In the same transaction, after the runs' own rows: whoever waits on the runs that just
         finished is queued again (one batch, rows locked in id order)."""
         final = {c.run_id: c.values["status"] for c in changes if c.values.get("status") in FINAL_VALUES}
-        for env_id in finish_awaited(conn, final, now):
-            self._publish(conn, env_id)
+        self._publish(conn, *finish_awaited(conn, final, now))
 
     def _conditional_update(
         self, conn: Connection, change: RunChange, now: float, environment_id: str | None = None
