@@ -30,8 +30,12 @@ def complete_waitpoints(
     if not ids:
         return []
     w = t.waitpoints
+    # In id order: two servers' schedulers firing the same due timers must not deadlock.
     open_ids = [
-        row.id for row in conn.execute(select(w.c.id).where(w.c.id.in_(ids), w.c.status == WAITING).with_for_update())
+        row.id
+        for row in conn.execute(
+            select(w.c.id).where(w.c.id.in_(ids), w.c.status == WAITING).order_by(w.c.id).with_for_update()
+        )
     ]
     if open_ids:
         values: dict[str, object] = {"status": status, "completed_at": now}
