@@ -1,6 +1,7 @@
 """Several servers on one PostgreSQL database: two engines, each with its own store, scheduler and
 wake-ups, as two ``hightide server`` processes have. A cancel through one reaches a worker's
-heartbeat on the other, and their schedulers racing on the same due runs apply each change once."""
+heartbeat on the other, their schedulers racing on the same due runs apply each change once, and a
+key revoked through one is refused by the other."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
-from hightide.engine.environments import bootstrap, find_environment
+from hightide.engine.environments import KeyAuthenticator, bootstrap, create_key, find_environment, hash_key
 from hightide.engine.options import TriggerSpec
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
+from hightide.errors import AuthenticationError
 from hightide.store import Store, open_store
 from hightide.store.changes import Change
 from hightide.store.records import Environment, Version
@@ -161,3 +164,61 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
 
     noise = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.name.startswith("hightide")]
     assert noise == [], "racing schedulers log nothing"
+
+
+async def test_a_key_revoked_through_one_server_stops_working_on_the_other_at_once(pg_url: str) -> None:
+    async with start_servers(pg_url, 2, EngineSettings()) as (a, b):
+        env = find_environment(a.store, "dev")
+        _version(a, env)
+        # Cached for an hour: only the KEY_REVOKED change can make the other server forget it.
+        here, there = KeyAuthenticator(a.store, ttl=3600), KeyAuthenticator(b.store, ttl=3600)
+        secret = "ht_dev_" + uuid.uuid4().hex
+        key_id = a.store.add_api_key(env.id, hash_key(secret), secret[:12], time.time())
+        other = create_key(a.store, env, time.time())
+        for auth in (here, there):
+            assert auth.authenticate(secret).id == env.id
+            assert auth.authenticate(other).id == env.id
+        await listening(a, b, env)
+
+        assert a.store.revoke_api_key(key_id, time.time())
+        assert not a.store.revoke_api_key(key_id, time.time()), "revoking twice is a no-op"
+
+        async def rejected_everywhere() -> bool:
+            for auth in (here, there):
+                with pytest.raises(AuthenticationError):
+                    auth.authenticate(secret)
+            return True
+
+        await eventually(rejected_everywhere, timeout=5.0, what="the revoked key to be refused by both servers")
+        assert there.authenticate(other).id == env.id, "the environment's other keys still work"
+
+
+def test_without_notifications_a_revoked_key_stops_working_within_the_cache_ttl(tmp_path: Path) -> None:
+    # Two servers on one SQLite file do not hear each other: the key cache's ttl bounds the delay.
+    a, b = open_store(str(tmp_path / "one.db")), open_store(str(tmp_path / "one.db"))
+    try:
+        a.migrate()
+        bootstrap(a, time.time())
+        env = find_environment(a, "dev")
+        clock = ManualClock()
+        there = KeyAuthenticator(b, ttl=10.0, clock=clock)
+        secret = "ht_dev_" + uuid.uuid4().hex
+        key_id = a.add_api_key(env.id, hash_key(secret), secret[:12], time.time())
+        assert there.authenticate(secret).id == env.id
+        assert a.revoke_api_key(key_id, time.time())
+        clock.now += 9.9
+        assert there.authenticate(secret).id == env.id  # still cached: the documented delay
+        clock.now += 0.2
+        with pytest.raises(AuthenticationError, match="invalid secret key"):
+            there.authenticate(secret)
+    finally:
+        a.close()
+        b.close()
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

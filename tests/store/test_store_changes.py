@@ -149,3 +149,13 @@ def test_another_postgres_store_hears_the_same_changes(
         conn.execute(text("SELECT pg_notify('hightide_changes', 'garbage')"))
     run = insert(other, new_run(env))[0]
     assert_eventually(lambda: any(c.run_id == run.id for c in heard_here.changes), what="the listener to go on")
+
+
+def test_revoking_a_key_is_a_change_of_its_environment(store: Store) -> None:
+    env = make_env(store)
+    key_id = store.add_api_key(env, "hash-dev", "ht_dev_abcde", NOW)
+    heard = Heard()
+    store.add_listener(heard)
+    assert store.revoke_api_key(key_id, NOW)
+    assert not store.revoke_api_key(key_id, NOW)
+    assert heard.changes == [Change(env, kind=ChangeKind.KEY_REVOKED)]

@@ -7,11 +7,9 @@ test_store_claims.py, triggering and reading runs in test_store_runs.py.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
 from hightide.errors import AlreadyExistsError
 from hightide.store import Store
-from hightide.store import schema as t
 from hightide.store.records import LogEntry, SpanRecord, Telemetry
 from tests.store.factories import NOW, insert, make_env, new_run
 
@@ -62,9 +60,9 @@ def test_api_keys_are_found_by_hash_until_revoked(store: Store) -> None:
     assert prod_env is not None and prod_env.id == prod
     assert store.environment_for_key("hash-unknown") is None
 
-    # Revoking has no store operation yet; the column is what the lookup must honour.
-    with store.engine.begin() as conn:
-        conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=NOW + 1))
+    assert store.revoke_api_key(key_id, NOW + 1)
+    assert not store.revoke_api_key(key_id, NOW + 2), "already revoked"
+    assert not store.revoke_api_key("key_missing", NOW + 2)
     assert store.environment_for_key("hash-prod") is None
     assert store.environment_for_key("hash-dev") is not None
 

@@ -95,6 +95,20 @@ class EnvironmentOps(Seam):
             )
         return key_id
 
+    def revoke_api_key(self, key_id: str, now: float) -> bool:
+        """Revoke a secret key; ``False`` if there is no such key or it was revoked already."""
+        k = t.api_keys
+        with self._write_notify() as conn:
+            row = conn.execute(
+                update(k)
+                .where(k.c.id == key_id, k.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(k.c.environment_id)
+            ).first()
+            if row is not None:
+                self._publish(conn, Change(row.environment_id, kind=ChangeKind.KEY_REVOKED))
+        return row is not None
+
     def environment_for_key(self, key_hash: str) -> Environment | None:
         k = t.api_keys
         with self._read() as conn:
