@@ -148,15 +148,7 @@ class EngineBase:
         return self._commit(change, event.value, now)
 
     def _commit(self, change: RunChange, what: str, now: float) -> Run:
-        updated = self.store.update_run(
-            change.run_id,
-            expect_status=change.expect_status,
-            expect_attempt=change.expect_attempt,
-            values=change.values,
-            attempt_values=change.attempt_values,
-            lease_lapsed_by=change.lease_lapsed_by,
-            now=now,
-        )
+        updated = self.store.apply_change(change, now)
         if updated is None:
             current = self.store.get_run(change.run_id)
             state = current.status.value if current else "gone"

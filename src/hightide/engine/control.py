@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
@@ -84,10 +85,12 @@ class Control(Triggering):
         now = self.clock()
         due = self.store.due_runs(now)
         changed = self.store.resolve_due_waitpoints(now)
+        # Each is one conditional update that re-checks the time came: another server's scheduler
+        # doing the same, or a request (reschedule, claim) in between, makes it a silent no-op.
         for run in due["expired"]:
-            changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
+            changed += self._due(run, RunEvent.EXPIRE, {"idempotency_key": None}, now, ttl_ended_by=now)
         for run in due["delayed"]:
-            changed += self._try(self._apply, run, RunEvent.ENQUEUE, {"delay_until": None})
+            changed += self._due(run, RunEvent.ENQUEUE, {"delay_until": None}, now, delay_ended_by=now)
         for run in due["lease_expired"]:
             failure = Failure(
                 name="WorkerLost",
@@ -97,6 +100,20 @@ class Control(Triggering):
             )
             changed += self._try(self._fail, run, failure, now)
         return changed
+
+    def _due(
+        self,
+        run: Run,
+        event: RunEvent,
+        values: dict[str, Any],
+        now: float,
+        *,
+        delay_ended_by: float | None = None,
+        ttl_ended_by: float | None = None,
+    ) -> int:
+        change = self._change(run, event, values, now=now)
+        change = replace(change, delay_ended_by=delay_ended_by, ttl_ended_by=ttl_ended_by)
+        return self._try(self._commit, change, event.value, now)
 
     @staticmethod
     def _try(action: Callable[..., Run], *args: Any) -> int:

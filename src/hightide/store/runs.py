@@ -214,12 +214,17 @@ class RunOps(Seam):
         record of ``expect_attempt`` in the same transaction. ``lease_lapsed_by`` also requires the
         lease to have lapsed by then."""
         change = RunChange(run_id, expect_status, expect_attempt, values, attempt_values, lease_lapsed_by)
+        return self.apply_change(change, now)
+
+    @retried
+    def apply_change(self, change: RunChange, now: float) -> Run | None:
+        """``update_run`` with the conditions of ``change`` (see ``RunChange``)."""
         with self._write_notify() as conn:
             if not self._conditional_update(conn, change, now):
                 return None
             self._after_updates(conn, [change], now)
-            run = self._get_run(conn, run_id)
-            self._publish(conn, run_change(run.environment_id, run_id, run.status.value, expect_status))
+            run = self._get_run(conn, change.run_id)
+            self._publish(conn, run_change(run.environment_id, run.id, run.status.value, change.expect_status))
             return run
 
     @retried
@@ -263,6 +268,10 @@ class RunOps(Seam):
             where = and_(where, r.c.executions == change.expect_execution)
         if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
             where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
+        if change.delay_ended_by is not None:  # a reschedule that just moved the delay wins
+            where = and_(where, r.c.available_at <= change.delay_ended_by)
+        if change.ttl_ended_by is not None:  # a claim that just started the run wins
+            where = and_(where, r.c.ttl_expires_at <= change.ttl_ended_by, r.c.started_at.is_(None))
         encoded: dict[str, Any] = {
             k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in change.values.items()
         }
@@ -292,7 +301,17 @@ class RunOps(Seam):
         rows = {
             row.id: row
             for row in conn.execute(
-                select(r.c.id, r.c.environment_id, r.c.status, r.c.attempt_count, r.c.executions, r.c.lease_expires_at)
+                select(
+                    r.c.id,
+                    r.c.environment_id,
+                    r.c.status,
+                    r.c.attempt_count,
+                    r.c.executions,
+                    r.c.lease_expires_at,
+                    r.c.available_at,
+                    r.c.ttl_expires_at,
+                    r.c.started_at,
+                )
                 .where(r.c.id.in_(sorted(c.run_id for c in changes)))
                 .order_by(r.c.id)
                 .with_for_update()
@@ -303,7 +322,7 @@ class RunOps(Seam):
         for change, ok in zip(changes, applied, strict=True):
             if not ok:
                 continue
-            if "available_at" in change.values or "priority" in change.values:  # rank_at: see above
+            if "available_at" in change.values or "priority" in change.values or change.timed:  # rank_at: see above
                 if not self._conditional_update(conn, change, now, environment_id):
                     raise ServerError(f"run {change.run_id} changed under its lock; rolled back")
                 continue
@@ -400,6 +419,11 @@ def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
         and (
             change.lease_lapsed_by is None
             or (row.lease_expires_at is not None and row.lease_expires_at <= change.lease_lapsed_by)
+        )
+        and (change.delay_ended_by is None or row.available_at <= change.delay_ended_by)
+        and (
+            change.ttl_ended_by is None
+            or (row.ttl_expires_at is not None and row.ttl_expires_at <= change.ttl_ended_by and row.started_at is None)
         )
     )
 
