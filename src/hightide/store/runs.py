@@ -196,7 +196,6 @@ class RunOps(Seam):
             return [row.id for row in rows]
 
     # -- the one conditional update ----------------------------------------------------------
-    @retried
     def update_run(
         self,
         run_id: str,
