@@ -23,6 +23,7 @@ from hightide.engine.environments import KeyAuthenticator, bootstrap, create_key
 from hightide.engine.options import TriggerSpec
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
+from hightide.engine.tokens import TokenSpec
 from hightide.errors import AuthenticationError
 from hightide.store import Store, open_store
 from hightide.store.changes import Change
@@ -129,18 +130,21 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
         env = find_environment(a.store, "dev")
         version = _version(a, env)
         due = time.time() + 1.0
-        # 200 delayed runs due at once, 50 runs whose ttl ends before anyone claims them, and 50
+        # 200 delayed runs due at once, 50 runs whose ttl ends before anyone claims them, 50
         # claimed runs whose worker never heartbeats.
         delayed = [r.id for r, _ in a.engine.trigger(env, [TriggerSpec("later", delay_until=due)] * 200)]
         expiring = [r.id for r, _ in b.engine.trigger(env, [TriggerSpec("later", delay_until=due + 60, ttl=1.0)] * 50)]
         lapsing = [r.id for r, _ in a.engine.trigger(env, [TriggerSpec("endless")] * 50)]
         assert {r.id for r in a.engine.claim(env, "w1", version, 100)} == set(lapsing)
+        # And 100 tokens that time out together (both schedulers lock them, in one order).
+        tokens = [a.engine.create_token(env, TokenSpec(timeout=1.0))[0].id for _ in range(100)]
 
         async def all_due_applied() -> bool:
             runs = a.store.get_runs([*delayed, *expiring, *lapsing], env.id)
             assert [runs[i].status for i in delayed] == [RunStatus.QUEUED] * 200
             assert [runs[i].status for i in expiring] == [RunStatus.EXPIRED] * 50
             assert [runs[i].status for i in lapsing] == [RunStatus.QUEUED] * 50
+            assert [b.engine.get_token(env, i).status for i in tokens] == ["TIMED_OUT"] * 100
             return True
 
         await eventually(all_due_applied, timeout=30, interval=0.2, what="the due changes")

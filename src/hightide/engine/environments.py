@@ -58,8 +58,8 @@ def create_key(store: Store, env: Environment, now: float) -> str:
 class KeyAuthenticator:
     """Resolves a secret key to its environment, caching hits briefly (keys are checked on every
     request). A revoked key stops working on every server within ``ttl`` seconds, whatever the
-    database; with PostgreSQL at once, as each server drops the keys it cached for the environment
-    when it hears of the revocation (a ``KEY_REVOKED`` change)."""
+    database; at once where the revocation is heard (a ``KEY_REVOKED`` change: from this store, or
+    from any server on a PostgreSQL database), as the keys cached for that environment are dropped."""
 
     def __init__(self, store: Store, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
