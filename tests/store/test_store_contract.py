@@ -1,4 +1,4 @@
-"""The store contract, part 1: environments, keys, versions, logs, spans and notifications.
+"""The store contract, part 1: environments, keys, versions, logs and spans.
 
 Runs on SQLite and PostgreSQL alike (see conftest.py); claims and leases are in
 test_store_claims.py, triggering and reading runs in test_store_runs.py.
@@ -6,17 +6,12 @@ test_store_claims.py, triggering and reading runs in test_store_runs.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from sqlalchemy import update
 
 from hightide.errors import AlreadyExistsError
 from hightide.store import Store
-from hightide.store import schema as t
 from hightide.store.records import LogEntry, SpanRecord, Telemetry
 from tests.store.factories import NOW, insert, make_env, new_run
-from tests.support import assert_eventually
 
 # -- projects, environments, keys ------------------------------------------------------------
 
@@ -65,9 +60,9 @@ def test_api_keys_are_found_by_hash_until_revoked(store: Store) -> None:
     assert prod_env is not None and prod_env.id == prod
     assert store.environment_for_key("hash-unknown") is None
 
-    # Revoking has no store operation yet; the column is what the lookup must honour.
-    with store.engine.begin() as conn:
-        conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=NOW + 1))
+    assert store.revoke_api_key(key_id, NOW + 1)
+    assert not store.revoke_api_key(key_id, NOW + 2), "already revoked"
+    assert not store.revoke_api_key("key_missing", NOW + 2)
     assert store.environment_for_key("hash-prod") is None
     assert store.environment_for_key("hash-dev") is not None
 
@@ -242,52 +237,3 @@ def test_a_reports_logs_and_spans_are_stored_in_the_transaction_of_its_results(s
 def test_spans_need_an_existing_run(store: Store) -> None:
     with pytest.raises(AlreadyExistsError):
         store.append_telemetry([], [_span("run_missing", "a" * 32, "orphan", NOW)])
-
-
-# -- notifications ---------------------------------------------------------------------------
-
-
-def test_listeners_hear_about_new_runs(store: Store) -> None:
-    env = make_env(store)
-    heard: list[str] = []
-    removed: list[str] = []
-    store.add_listener(heard.append)
-    store.add_listener(removed.append)
-    store.remove_listener(removed.append)
-
-    insert(store, new_run(env))
-
-    assert_eventually(lambda: env in heard, what="the listener to hear the environment id")
-    assert set(heard) == {env}
-    assert removed == []
-
-
-def test_a_failed_batch_notifies_nobody(store: Store) -> None:
-    # No make_env: registering a version announces the environment too (on PostgreSQL, late).
-    env = store.ensure_environment(store.ensure_project("acme", NOW), "dev", "development", 10, NOW)
-    heard: list[str] = []
-    store.add_listener(heard.append)
-    first = new_run(env)
-    with pytest.raises(AlreadyExistsError):
-        store.insert_runs([first, first], NOW)
-    assert heard == []
-
-
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_another_postgres_store_hears_new_runs(
-    database_url: str, store: Store, open_stores: Callable[[str], Store]
-) -> None:
-    """Two servers on one database: a run triggered on one wakes the claimers of the other."""
-    env = make_env(store)
-    other = open_stores(database_url)
-    heard: list[str] = []
-    store.add_listener(heard.append)
-
-    def triggered_and_heard() -> bool:
-        # LISTEN starts in a background thread, and a NOTIFY sent before it listens is lost:
-        # trigger again until one gets through.
-        insert(other, new_run(env))
-        return env in heard
-
-    assert_eventually(triggered_and_heard, what="a NOTIFY from the other store")
-    assert set(heard) == {env}

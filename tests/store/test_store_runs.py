@@ -7,10 +7,12 @@ import random
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import update
 
 from hightide.core.states import RunStatus
 from hightide.errors import AlreadyExistsError, ValidationError
 from hightide.store import Store
+from hightide.store import schema as t
 from hightide.store.records import RunChange, RunFilter
 from tests.store.factories import NOW, insert, make_env, new_run
 
@@ -354,3 +356,41 @@ def test_update_run_keeps_the_claim_order_in_step_with_priority(store: Store) ->
 
     claimed = store.claim_runs(env, ["email"], worker_id="w", version="v", limit=10, lease_seconds=30, now=NOW + 10)
     assert [run.id for run in claimed] == [boosted.id, moved.id, steady.id]
+
+
+# -- time-driven changes re-check that the time came ------------------------------------------
+
+
+def test_a_delay_that_ended_is_applied_once_and_not_after_a_reschedule(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env, status=RunStatus.DELAYED, available_at=NOW + 10, delay_until=NOW + 10))[0]
+    enqueue = RunChange(run.id, "DELAYED", None, {"status": "QUEUED", "delay_until": None}, delay_ended_by=NOW + 11)
+
+    # What the scheduler read as due was rescheduled an hour later in between: refused.
+    later = {"delay_until": NOW + 3600, "available_at": NOW + 3600}
+    assert store.update_run(run.id, expect_status="DELAYED", expect_attempt=None, values=later, now=NOW) is not None
+    assert store.apply_change(enqueue, NOW + 11) is None
+    assert store.get_run(run.id).status == RunStatus.DELAYED  # type: ignore[union-attr]
+
+    # Once due, the first of two schedulers applies it and the second's identical change is a no-op.
+    due = replace(enqueue, delay_ended_by=NOW + 3601)
+    applied = store.apply_change(due, NOW + 3601)
+    assert applied is not None and applied.status == RunStatus.QUEUED
+    assert store.apply_change(due, NOW + 3601) is None
+
+
+def test_a_ttl_that_ended_does_not_expire_a_run_that_started_meanwhile(store: Store) -> None:
+    env = make_env(store)
+    fresh, started = insert(store, new_run(env, ttl_expires_at=NOW + 5), new_run(env, ttl_expires_at=NOW + 5))
+    # `started` was claimed, failed and queued again since the scheduler read it: QUEUED again,
+    # on the same attempt count the scheduler saw, but it has started.
+    with store.engine.begin() as conn:
+        conn.execute(update(t.runs).where(t.runs.c.id == started.id).values(started_at=NOW + 1))
+    expire = {"status": "EXPIRED", "finished_at": NOW + 6, "idempotency_key": None}
+    changes = [RunChange(r.id, "QUEUED", None, expire, ttl_ended_by=NOW + 6) for r in (fresh, started)]
+    assert store.update_runs(env, changes, NOW + 6) == [True, False]
+    assert [store.get_run(r.id).status for r in (fresh, started)] == [  # type: ignore[union-attr]
+        RunStatus.EXPIRED,
+        RunStatus.QUEUED,
+    ]
+    assert store.apply_change(changes[1], NOW + 6) is None

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hightide.core.failures import Failure
 from hightide.core.retry import RetryPolicy, decide_failure
 from hightide.core.states import FINAL_STATUSES, RunEvent, RunStatus, transition
-from hightide.engine.notify import Notifier
+from hightide.engine.notify import Notifier, cancel_key
 from hightide.errors import ConflictError, NotFoundError, ValidationError
 from hightide.store import Store
+from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     Attempt,
     Environment,
@@ -50,15 +51,25 @@ class EngineBase:
         # The newest version each worker registered with this server: a claim that was already
         # waiting when its worker hot-reloaded picks the new version up (tasks, version stamp).
         self._worker_versions: dict[str, Version] = {}
-        self._task_cache: dict[tuple[str, str], tuple[TaskDefinition, float]] = {}
+        # Per environment, task id -> (definition, until when it is trusted). Dropped when a version
+        # registers through any server (a VERSION change), and in any case after TASK_CACHE_SECONDS.
+        self._task_cache: dict[str, dict[str, tuple[TaskDefinition, float]]] = {}
         self.on_due: Callable[..., None] = lambda at=None: None
         """Called (from any thread) when something becomes due (at ``at``, or unknown): wakes the
         scheduler if that is earlier than it planned to look."""
 
+    def _forget_changed(self, changes: Sequence[Change]) -> None:
+        """Store listener (any thread): drop what this server cached about what ``changes`` say
+        changed, wherever it changed (with PostgreSQL, other servers' changes arrive here too)."""
+        for change in changes:
+            if change.kind == ChangeKind.VERSION:
+                self._task_cache.pop(change.environment_id, None)
+
     def attach(self, loop: asyncio.AbstractEventLoop) -> Notifier:
-        """Route the store's change notifications to long-polls running on ``loop``."""
+        """Route the store's change events to long-polls running on ``loop`` and to the caches."""
         self.notifier = Notifier(loop)
         self.store.add_listener(self.notifier.changed)
+        self.store.add_listener(self._forget_changed)
         return self.notifier
 
     def stop_polling(self) -> None:
@@ -70,6 +81,7 @@ class EngineBase:
     def detach(self) -> None:
         if self.notifier is not None:
             self.store.remove_listener(self.notifier.changed)
+            self.store.remove_listener(self._forget_changed)
             self.notifier = None
 
     # -- reading -----------------------------------------------------------------------------
@@ -136,15 +148,7 @@ class EngineBase:
         return self._commit(change, event.value, now)
 
     def _commit(self, change: RunChange, what: str, now: float) -> Run:
-        updated = self.store.update_run(
-            change.run_id,
-            expect_status=change.expect_status,
-            expect_attempt=change.expect_attempt,
-            values=change.values,
-            attempt_values=change.attempt_values,
-            lease_lapsed_by=change.lease_lapsed_by,
-            now=now,
-        )
+        updated = self.store.apply_change(change, now)
         if updated is None:
             current = self.store.get_run(change.run_id)
             state = current.status.value if current else "gone"
@@ -208,5 +212,4 @@ class EngineBase:
             await self.notifier.wait(env_id, gen, timeout)
 
 
-def cancel_key(environment_id: str) -> str:
-    return f"cancel:{environment_id}"
+__all__ = ["Clock", "EngineBase", "EngineSettings", "cancel_key"]

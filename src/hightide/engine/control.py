@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus
-from hightide.engine.base import cancel_key
 from hightide.engine.options import TriggerSpec
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, ValidationError
@@ -28,8 +28,7 @@ class Control(Triggering):
                     f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
                     details={"run": run_id, "status": run.status.value},
                 )
-            executing = run.status == RunStatus.EXECUTING
-            started = executing or run.status == RunStatus.WAITING  # an attempt is open
+            started = run.status in (RunStatus.EXECUTING, RunStatus.WAITING)  # an attempt is open
             try:
                 cancelled = self._apply(
                     run,
@@ -51,8 +50,8 @@ class Control(Triggering):
                 self.cancel(env, child_id)
             except ConflictError:
                 pass  # it finished meanwhile
-        if executing and self.notifier is not None:
-            self.notifier.changed(cancel_key(env.id))  # its worker's heartbeat long-poll
+        # The worker of an executing run hears of it in its heartbeat long-poll, on whichever server
+        # that waits: the store publishes the cancel as a CANCEL_REQUESTED change.
         return cancelled
 
     def replay(self, env: Environment, run_id: str) -> Run:
@@ -90,14 +89,16 @@ class Control(Triggering):
         now = self.clock()
         due = self.store.due_runs(now)
         changed = self.store.resolve_due_waitpoints(now)
+        # Each is one conditional update that re-checks the time came: another server's scheduler
+        # doing the same, or a request (reschedule, claim) in between, makes it a silent no-op.
         for run in due["expired"]:
-            changed += self._try(self._apply, run, RunEvent.EXPIRE, {"idempotency_key": None})
+            changed += self._due(run, RunEvent.EXPIRE, {"idempotency_key": None}, now, ttl_ended_by=now)
         for run in due["delayed"]:
             values: dict[str, Any] = {"delay_until": None}
             ttl = delayed_ttl(run)
             if ttl is not None:  # the ttl starts now, even if this pass comes late
                 values["ttl_expires_at"] = now + ttl
-            changed += self._try(self._apply, run, RunEvent.ENQUEUE, values)
+            changed += self._due(run, RunEvent.ENQUEUE, values, now, delay_ended_by=now)
         for run in due["lease_expired"]:
             failure = Failure(
                 name="WorkerLost",
@@ -107,6 +108,20 @@ class Control(Triggering):
             )
             changed += self._try(self._fail, run, failure, now)
         return changed
+
+    def _due(
+        self,
+        run: Run,
+        event: RunEvent,
+        values: dict[str, Any],
+        now: float,
+        *,
+        delay_ended_by: float | None = None,
+        ttl_ended_by: float | None = None,
+    ) -> int:
+        change = self._change(run, event, values, now=now)
+        change = replace(change, delay_ended_by=delay_ended_by, ttl_ended_by=ttl_ended_by)
+        return self._try(self._commit, change, event.value, now)
 
     @staticmethod
     def _try(action: Callable[..., Run], *args: Any) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from hightide.core.ids import new_secret
 from hightide.errors import AlreadyExistsError, AuthenticationError, NotFoundError
 from hightide.store import Store
+from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import Environment
 
 ENVIRONMENTS = {"dev": "ht_dev", "staging": "ht_stg", "prod": "ht_prod", "preview": "ht_prev"}
@@ -55,13 +57,24 @@ def create_key(store: Store, env: Environment, now: float) -> str:
 
 class KeyAuthenticator:
     """Resolves a secret key to its environment, caching hits briefly (keys are checked on every
-    request; a revoked key stops working within ``ttl`` seconds)."""
+    request). A revoked key stops working on every server within ``ttl`` seconds, whatever the
+    database; at once where the revocation is heard (a ``KEY_REVOKED`` change: from this store, or
+    from any server on a PostgreSQL database), as the keys cached for that environment are dropped."""
 
     def __init__(self, store: Store, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.ttl = ttl
         self.clock = clock
         self._cache: dict[str, tuple[Environment, float]] = {}
+        self._lock = threading.Lock()  # the store's listener drops entries from another thread
+        store.add_listener(self._forget_revoked)
+
+    def _forget_revoked(self, changes: Sequence[Change]) -> None:
+        revoked = {c.environment_id for c in changes if c.kind == ChangeKind.KEY_REVOKED}
+        if revoked:
+            with self._lock:
+                for digest in [d for d, (env, _) in self._cache.items() if env.id in revoked]:
+                    del self._cache[digest]
 
     def cached(self, secret: str) -> Environment | None:
         """The environment of ``secret`` if it was checked recently; no database access."""
@@ -78,5 +91,6 @@ class KeyAuthenticator:
         env = self.store.environment_for_key(digest)
         if env is None:
             raise AuthenticationError(f"invalid secret key {secret[:10]}...: {AUTH_HEADER_HELP}")
-        self._cache[digest] = (env, self.clock() + self.ttl)
+        with self._lock:
+            self._cache[digest] = (env, self.clock() + self.ttl)
         return env

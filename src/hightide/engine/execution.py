@@ -127,6 +127,11 @@ class Execution(Traces):
     ) -> list[str]:
         """Extend the leases of ``held`` (run id, attempt) and return the runs the worker must stop
         (cancelled, or lost to an expired lease). Waits up to ``wait`` seconds for one to appear."""
+        # Only cancellations end the wait early (their wake-ups have their own key, so the steady
+        # stream of claims and completions does not); a lapsed lease is reported at the deadline.
+        # The generation is read before each look, so that a cancel landing during it is not missed.
+        key = cancel_key(env.id)
+        gen = self.notifier.generation(key) if self.notifier else 0
         now = self.clock()
         if extend:
             lost = await anyio.to_thread.run_sync(
@@ -135,15 +140,12 @@ class Execution(Traces):
         else:
             lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
         deadline = now + wait
-        # Only cancellations end the wait early (their wake-ups have their own key, so the steady
-        # stream of claims and completions does not); a lapsed lease is reported at the deadline.
-        key = cancel_key(env.id)
         while not lost and held and not self._closing:
-            gen = self.notifier.generation(key) if self.notifier else 0
             remaining = deadline - self.clock()
             if remaining <= 0:
                 break
             await self._sleep_until_change(key, gen, min(remaining, self.settings.claim_poll_interval))
+            gen = self.notifier.generation(key) if self.notifier else 0
             lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
         return lost
 

@@ -46,8 +46,7 @@ class Triggering(EngineBase):
                 continue
             if worker_id:
                 self._worker_versions[worker_id] = version
-            for key in [k for k in self._task_cache if k[0] == env.id]:
-                del self._task_cache[key]
+            self._task_cache.pop(env.id, None)
             return version
         raise ConflictError("could not number the new version: too many registrations at once; try again")
 
@@ -93,15 +92,15 @@ class Triggering(EngineBase):
         return new_runs
 
     def _task(self, env: Environment, task_id: str) -> TaskDefinition:
-        # Task definitions change only when a version registers: cache them briefly (a version
-        # registered through another server is seen within TASK_CACHE_SECONDS).
-        key = (env.id, task_id)
-        hit = self._task_cache.get(key)
+        # Task definitions change only when a version registers: cache them briefly. A version
+        # registered through another server drops them at once (its VERSION change, with PostgreSQL)
+        # and in any case within TASK_CACHE_SECONDS.
+        hit = self._task_cache.get(env.id, {}).get(task_id)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
         task = self.store.get_task(env.id, task_id)
         if task is not None:
-            self._task_cache[key] = (task, time.monotonic() + TASK_CACHE_SECONDS)
+            self._task_cache.setdefault(env.id, {})[task_id] = (task, time.monotonic() + TASK_CACHE_SECONDS)
         if task is None:
             raise NotFoundError(
                 f"task {task_id!r} is not registered in environment {env.slug!r}; "

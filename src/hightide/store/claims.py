@@ -11,6 +11,7 @@ from sqlalchemy import Connection, bindparam, case, delete, func, insert, select
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
 from hightide.store import schema as t
+from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     Run,
 )
@@ -342,5 +343,5 @@ class ClaimOps(Seam):
                 .where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > since, r.c.available_at <= now)
                 .distinct()
             ).all()
-        for row in rows:
-            self._dispatch(row.environment_id)
+        # In this process only: every server's scheduler makes this pass itself.
+        self._dispatch([Change(row.environment_id, kind=ChangeKind.READY) for row in rows])

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from hightide.core.ids import new_id
 from hightide.store import schema as t
+from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     Environment,
     TaskDefinition,
@@ -56,7 +57,7 @@ class EnvironmentOps(Seam):
             conn.execute(
                 update(t.environments).where(t.environments.c.id == environment_id).values(concurrency_limit=limit)
             )
-            self._publish(conn, environment_id)
+            self._publish(conn, Change(environment_id, kind=ChangeKind.ENVIRONMENT))
 
     def _env_select(self) -> Any:
         e, p = t.environments, t.projects
@@ -93,6 +94,20 @@ class EnvironmentOps(Seam):
                 )
             )
         return key_id
+
+    def revoke_api_key(self, key_id: str, now: float) -> bool:
+        """Revoke a secret key; ``False`` if there is no such key or it was revoked already."""
+        k = t.api_keys
+        with self._write_notify() as conn:
+            row = conn.execute(
+                update(k)
+                .where(k.c.id == key_id, k.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(k.c.environment_id)
+            ).first()
+            if row is not None:
+                self._publish(conn, Change(row.environment_id, kind=ChangeKind.KEY_REVOKED))
+        return row is not None
 
     def environment_for_key(self, key_hash: str) -> Environment | None:
         k = t.api_keys
@@ -134,7 +149,7 @@ class EnvironmentOps(Seam):
             )
             for task in manifest.get("tasks", []):
                 self._upsert_task(conn, environment_id, version.id, task, now)
-            self._publish(conn, environment_id)
+            self._publish(conn, Change(environment_id, kind=ChangeKind.VERSION))
         return version
 
     def _upsert_task(self, conn: Connection, env_id: str, version_id: str, task: dict[str, Any], now: float) -> None:

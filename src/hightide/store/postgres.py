@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -12,11 +13,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hightide.errors import HightideError, ServerError
+from hightide.store import changes as wire
 from hightide.store.base import Store
+from hightide.store.changes import Change
 from hightide.store.seam import TransactionConflict
 
 log = logging.getLogger(__name__)
-CHANNEL = "hightide_runs"
+CHANNEL = "hightide_changes"
 
 
 class PostgresStore(Store):
@@ -37,9 +40,10 @@ class PostgresStore(Store):
     def _claim_select(self, stmt: Any) -> Any:
         return stmt.with_for_update(skip_locked=True)
 
-    def _publish(self, conn: Connection, environment_id: str) -> None:
-        super()._publish(conn, environment_id)
-        conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": environment_id})
+    def _announce(self, conn: Connection, changes: Sequence[Change]) -> None:
+        # One NOTIFY per transaction (more only for a batch too long for one payload), sent at commit.
+        for payload in wire.encode(self.origin, changes):
+            conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
 
     def _translate(self, exc: DBAPIError) -> HightideError:
         if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization failure
@@ -71,7 +75,16 @@ class PostgresStore(Store):
                     while not self._stop.is_set():
                         # A short wait: close() joins this thread, and each server stop pays it.
                         for note in conn.notifies(timeout=0.1):
-                            self._dispatch(note.payload)
+                            self._heard(note.payload)
             except psycopg.Error as exc:
                 log.warning("LISTEN connection lost (%s); retrying", exc)
                 self._stop.wait(1.0)
+
+    def _heard(self, payload: str) -> None:
+        try:
+            origin, changes = wire.decode(payload)
+        except ValueError as exc:  # e.g. a NOTIFY by hand on the channel: not ours to act on
+            log.warning("ignored a notification on %s: %s", CHANNEL, exc)
+            return
+        if origin != self.origin:  # our own changes reached our listeners at commit already
+            self._dispatch(changes)

@@ -290,7 +290,12 @@ class RunFilter:
 @dataclass(frozen=True)
 class RunChange:
     """One conditional update: apply ``values`` only if the run is still in ``expect_status`` (on
-    attempt ``expect_attempt``, and with its lease lapsed by ``lease_lapsed_by`` when given)."""
+    attempt ``expect_attempt``, and with its lease lapsed by ``lease_lapsed_by`` when given).
+
+    The changes the scheduler makes because a time came also require that it is still due, so that
+    one it read before a request moved the time (a reschedule) or the run (a claim) is refused:
+    ``delay_ended_by`` (its ``available_at`` by then) and ``ttl_ended_by`` (its ttl ended by then,
+    and it never started)."""
 
     run_id: str
     expect_status: str
@@ -299,6 +304,13 @@ class RunChange:
     attempt_values: dict[str, Any] | None = None
     lease_lapsed_by: float | None = None
     expect_execution: int | None = None
+    delay_ended_by: float | None = None
+    ttl_ended_by: float | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether this change also requires a time of the run to have come."""
+        return self.delay_ended_by is not None or self.ttl_ended_by is not None
 
 
 @dataclass(frozen=True)

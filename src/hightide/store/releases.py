@@ -9,6 +9,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.store import schema as t
+from hightide.store.changes import Change
 from hightide.store.records import Run, RunChange
 from hightide.store.runs import RunOps
 
@@ -80,7 +81,7 @@ class ReleaseOps(RunOps):
                     released.append(row.id)
             if not released:
                 return []
-            self._publish(conn, environment_id)
+            self._publish(conn, *(Change(environment_id, run_id, RunStatus.QUEUED) for run_id in released))
             found = conn.execute(select(r).where(r.c.id.in_(released)).order_by(r.c.id)).all()
             return [Run.from_row(row) for row in found]
 

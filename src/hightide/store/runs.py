@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from hightide.core.states import FINAL_STATUSES
 from hightide.errors import ServerError, ValidationError
 from hightide.store import schema as t
+from hightide.store.changes import Change, ChangeKind, run_change
 from hightide.store.records import (
     Attempt,
     NewRun,
@@ -58,7 +59,7 @@ class RunOps(Seam):
                     continue
             rows.append(self._run_values(new))
             tags += [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags]
-            self._publish(conn, new.environment_id)
+            self._publish(conn, Change(new.environment_id, new.id, new.status, ChangeKind.CREATED))
             out.append((run_from_new(new), False))
         self._insert_rows(conn, rows, tags)
         return out
@@ -195,7 +196,6 @@ class RunOps(Seam):
             return [row.id for row in rows]
 
     # -- the one conditional update ----------------------------------------------------------
-    @retried
     def update_run(
         self,
         run_id: str,
@@ -213,12 +213,17 @@ class RunOps(Seam):
         record of ``expect_attempt`` in the same transaction. ``lease_lapsed_by`` also requires the
         lease to have lapsed by then."""
         change = RunChange(run_id, expect_status, expect_attempt, values, attempt_values, lease_lapsed_by)
+        return self.apply_change(change, now)
+
+    @retried
+    def apply_change(self, change: RunChange, now: float) -> Run | None:
+        """``update_run`` with the conditions of ``change`` (see ``RunChange``)."""
         with self._write_notify() as conn:
             if not self._conditional_update(conn, change, now):
                 return None
             self._after_updates(conn, [change], now)
-            run = self._get_run(conn, run_id)
-            self._publish(conn, run.environment_id)
+            run = self._get_run(conn, change.run_id)
+            self._publish(conn, run_change(run.environment_id, run.id, run.status.value, change.expect_status))
             return run
 
     @retried
@@ -235,16 +240,18 @@ class RunOps(Seam):
             else:
                 applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
             if any(applied):
-                self._after_updates(conn, [c for c, ok in zip(changes, applied, strict=True) if ok], now)
-                self._publish(conn, environment_id)
+                done = [c for c, ok in zip(changes, applied, strict=True) if ok]
+                self._after_updates(conn, done, now)
+                self._publish(
+                    conn, *(run_change(environment_id, c.run_id, c.values["status"], c.expect_status) for c in done)
+                )
         return applied
 
     def _after_updates(self, conn: Connection, changes: Sequence[RunChange], now: float) -> None:
         """In the same transaction, after the runs' own rows: whoever waits on the runs that just
         finished is queued again (one batch, rows locked in id order)."""
         final = {c.run_id: c.values["status"] for c in changes if c.values.get("status") in FINAL_VALUES}
-        for env_id in finish_awaited(conn, final, now):
-            self._publish(conn, env_id)
+        self._publish(conn, *finish_awaited(conn, final, now))
 
     def _conditional_update(
         self, conn: Connection, change: RunChange, now: float, environment_id: str | None = None
@@ -260,6 +267,10 @@ class RunOps(Seam):
             where = and_(where, r.c.executions == change.expect_execution)
         if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
             where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
+        if change.delay_ended_by is not None:  # a reschedule that just moved the delay wins
+            where = and_(where, r.c.available_at <= change.delay_ended_by)
+        if change.ttl_ended_by is not None:  # a claim that just started the run wins
+            where = and_(where, r.c.ttl_expires_at <= change.ttl_ended_by, r.c.started_at.is_(None))
         encoded: dict[str, Any] = {
             k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in change.values.items()
         }
@@ -289,7 +300,17 @@ class RunOps(Seam):
         rows = {
             row.id: row
             for row in conn.execute(
-                select(r.c.id, r.c.environment_id, r.c.status, r.c.attempt_count, r.c.executions, r.c.lease_expires_at)
+                select(
+                    r.c.id,
+                    r.c.environment_id,
+                    r.c.status,
+                    r.c.attempt_count,
+                    r.c.executions,
+                    r.c.lease_expires_at,
+                    r.c.available_at,
+                    r.c.ttl_expires_at,
+                    r.c.started_at,
+                )
                 .where(r.c.id.in_(sorted(c.run_id for c in changes)))
                 .order_by(r.c.id)
                 .with_for_update()
@@ -300,7 +321,7 @@ class RunOps(Seam):
         for change, ok in zip(changes, applied, strict=True):
             if not ok:
                 continue
-            if "available_at" in change.values or "priority" in change.values:  # rank_at: see above
+            if "available_at" in change.values or "priority" in change.values or change.timed:  # rank_at: see above
                 if not self._conditional_update(conn, change, now, environment_id):
                     raise ServerError(f"run {change.run_id} changed under its lock; rolled back")
                 continue
@@ -397,6 +418,11 @@ def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
         and (
             change.lease_lapsed_by is None
             or (row.lease_expires_at is not None and row.lease_expires_at <= change.lease_lapsed_by)
+        )
+        and (change.delay_ended_by is None or row.available_at <= change.delay_ended_by)
+        and (
+            change.ttl_ended_by is None
+            or (row.ttl_expires_at is not None and row.ttl_expires_at <= change.ttl_ended_by and row.started_at is None)
         )
     )
 

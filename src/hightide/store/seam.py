@@ -10,7 +10,8 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -18,12 +19,15 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.store.changes import Change, batch
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-Listener = Callable[[str], None]
-"""Called with an environment id when that environment may have new work or cancellations."""
+Listener = Callable[[Sequence[Change]], None]
+"""Called, from any thread, with the changes of one committed transaction (of this store, or with
+PostgreSQL of any server on the database). It must return quickly: hand the work to a loop."""
+_PENDING = "hightide_changes"  # where a write transaction's connection collects its changes
 
 
 class TransactionConflict(ServerError):
@@ -58,6 +62,8 @@ class Seam:
         self.engine = engine
         self._listeners: list[Listener] = []
         self._listeners_lock = threading.Lock()
+        self.origin = uuid.uuid4().hex[:12]
+        """Names this store in its notifications, so that it can skip its own."""
 
     # -- lifecycle -------------------------------------------------------------------------
     def migrate(self) -> None:
@@ -105,9 +111,13 @@ class Seam:
         """A case-sensitive substring test (SQLite's LIKE ignores case)."""
         return column.contains(text, autoescape=True)
 
-    def _publish(self, conn: Connection, environment_id: str) -> None:
-        """Announce, inside a write transaction, that ``environment_id`` changed."""
-        self._pending_notify(conn).add(environment_id)
+    def _publish(self, conn: Connection, *changes: Change) -> None:
+        """Record, inside a write transaction of ``_write_notify``, what it changes: published
+        once it committed (nothing, if it rolls back)."""
+        conn.info[_PENDING].extend(changes)
+
+    def _announce(self, conn: Connection, changes: Sequence[Change]) -> None:
+        """Tell other servers on the database, inside the transaction (delivered at its commit)."""
 
     # -- notifications ---------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -119,22 +129,24 @@ class Seam:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
-    def _dispatch(self, environment_id: str) -> None:
+    def _dispatch(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
-            listener(environment_id)
-
-    def _pending_notify(self, conn: Connection) -> set[str]:
-        pending = conn.info.setdefault("hightide_notify", set())
-        return pending
+            listener(changes)
 
     @contextmanager
     def _write_notify(self) -> Iterator[Connection]:
-        """A write transaction whose ``_publish`` calls reach in-process listeners after commit."""
+        """A write transaction whose ``_publish``-ed changes reach the listeners after commit: of
+        this process directly, of other servers through ``_announce``, as one batch."""
         with self._write() as conn:
+            pending: list[Change] = conn.info.setdefault(_PENDING, [])
+            pending.clear()  # a pooled connection may hold those of a transaction that rolled back
             yield conn
-            pending = set(self._pending_notify(conn))
-            self._pending_notify(conn).clear()
-        for env_id in pending:
-            self._dispatch(env_id)
+            changes = batch(pending)
+            pending.clear()
+            if changes:
+                self._announce(conn, changes)
+        self._dispatch(changes)

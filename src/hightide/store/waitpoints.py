@@ -13,6 +13,7 @@ from hightide.core.ids import new_id
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import AlreadyExistsError, ConflictError
 from hightide.store import schema as t
+from hightide.store.changes import Change
 from hightide.store.records import (
     JournalEntry,
     JournalView,
@@ -350,8 +351,7 @@ class WaitpointOps(RunOps):
                         updated_at=now,
                     )
                 )
-                for env_id in {rows[i.run_id].environment_id for i in ready}:
-                    self._publish(conn, env_id)
+                self._publish(conn, *(Change(rows[i.run_id].environment_id, i.run_id, resumed) for i in ready))
             if valid:
                 conn.execute(
                     update(a)
@@ -401,7 +401,7 @@ class WaitpointOps(RunOps):
             .where(r.c.id == item.run_id)
             .values(status=resumed.value, resuming=True, available_at=now, rank_at=now - r.c.priority)
         )
-        self._publish(conn, row.environment_id)
+        self._publish(conn, Change(row.environment_id, item.run_id, resumed))
         return resumed
 
     # -- resolving waitpoints --------------------------------------------------------------
@@ -411,8 +411,7 @@ class WaitpointOps(RunOps):
         ``False`` if it was no longer WAITING."""
         with self._write_notify() as conn:
             done = complete_waitpoints(conn, [waitpoint_id], status, now, output)
-            for env_id in resume_waiting(conn, done, now):
-                self._publish(conn, env_id)
+            self._publish(conn, *resume_waiting(conn, done, now))
         return bool(done)
 
     @retried
@@ -430,8 +429,7 @@ class WaitpointOps(RunOps):
         with self._write_notify() as conn:  # those still WAITING (see complete_waitpoints)
             done = complete_waitpoints(conn, timers, "COMPLETED", now)
             done += complete_waitpoints(conn, tokens, "TIMED_OUT", now)
-            for env_id in resume_waiting(conn, done, now):
-                self._publish(conn, env_id)
+            self._publish(conn, *resume_waiting(conn, done, now))
         return len(done)
 
     # -- tokens ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.store import schema as t
+from hightide.store.changes import Change
 from hightide.store.records import dumps
 
 WAITING = "WAITING"
@@ -29,8 +30,12 @@ def complete_waitpoints(
     if not ids:
         return []
     w = t.waitpoints
+    # In id order: two servers' schedulers firing the same due timers must not deadlock.
     open_ids = [
-        row.id for row in conn.execute(select(w.c.id).where(w.c.id.in_(ids), w.c.status == WAITING).with_for_update())
+        row.id
+        for row in conn.execute(
+            select(w.c.id).where(w.c.id.in_(ids), w.c.status == WAITING).order_by(w.c.id).with_for_update()
+        )
     ]
     if open_ids:
         values: dict[str, object] = {"status": status, "completed_at": now}
@@ -40,15 +45,15 @@ def complete_waitpoints(
     return open_ids
 
 
-def resume_waiting(conn: Connection, waitpoint_ids: Sequence[str], now: float) -> set[str]:
+def resume_waiting(conn: Connection, waitpoint_ids: Sequence[str], now: float) -> list[Change]:
     """Drop the links to ``waitpoint_ids`` (just resolved) and queue the WAITING runs left with no
-    link. Returns the environments of the runs queued, to wake their claimers."""
+    link. Returns the changes of the runs queued, to wake their claimers."""
     if not waitpoint_ids:
-        return set()
+        return []
     rw, r = t.run_waitpoints, t.runs
     linked = [row.run_id for row in conn.execute(select(rw.c.run_id).where(rw.c.waitpoint_id.in_(waitpoint_ids)))]
     if not linked:
-        return set()
+        return []
     conn.execute(delete(rw).where(rw.c.waitpoint_id.in_(waitpoint_ids)))
     candidates = conn.execute(
         select(r.c.id, r.c.environment_id)
@@ -57,29 +62,29 @@ def resume_waiting(conn: Connection, waitpoint_ids: Sequence[str], now: float) -
         .with_for_update()
     ).all()
     if not candidates:
-        return set()
+        return []
     still_waiting = {
         row.run_id
         for row in conn.execute(select(rw.c.run_id).where(rw.c.run_id.in_([row.id for row in candidates])).distinct())
     }
     ready = [row for row in candidates if row.id not in still_waiting]
     if not ready:
-        return set()
+        return []
     target = transition(RunStatus.WAITING, RunEvent.RESUME)
     conn.execute(  # `rank_at`: the claim order, `priority` seconds ahead of when it is available
         update(r)
         .where(r.c.id.in_([row.id for row in ready]), r.c.status == RunStatus.WAITING.value)
         .values(status=target.value, resuming=True, available_at=now, rank_at=now - r.c.priority, updated_at=now)
     )
-    return {row.environment_id for row in ready}
+    return [Change(row.environment_id, row.id, target) for row in ready]
 
 
-def finish_awaited(conn: Connection, finished: dict[str, str], now: float) -> set[str]:
+def finish_awaited(conn: Connection, finished: dict[str, str], now: float) -> list[Change]:
     """The runs in ``finished`` (run id → final status) just finished: resolve the RUN waitpoints
     on them, release what they waited for, and for cancelled ones cancel the tokens they created and
-    close their suspended attempt. Returns the environments of the runs queued again."""
+    close their suspended attempt. Returns the changes of the runs queued again."""
     if not finished:
-        return set()
+        return []
     w, rw, a = t.waitpoints, t.run_waitpoints, t.attempts
     ids = sorted(finished)
     awaited = [

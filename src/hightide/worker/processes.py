@@ -77,6 +77,8 @@ class RunnerProcess:
             str(to_runner_r),
             "--out",
             str(from_runner_w),
+            "--supervisor",  # the runner exits within a second of this process's death (watchdog.py)
+            str(os.getpid()),
         ]
         if dev:
             args.append("--dev")

@@ -1,7 +1,7 @@
 """The runner: a child process that imports the project's tasks and executes attempts, one at a
 time, as its supervisor asks. It is reused for many runs of one version (warm starts).
 
-    python -m hightide.worker.runner --root PATH --in FD --out FD
+    python -m hightide.worker.runner --root PATH --in FD --out FD --supervisor PID
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from hightide.sdk.task import registry
 from hightide.worker.loader import load_tasks
 from hightide.worker.protocol import BlockingChannel
 from hightide.worker.spans import RunSpans, tracer_provider
+from hightide.worker.watchdog import Watchdog
 
 
 class Runner:
@@ -164,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in", dest="inp", type=int, required=True)
     parser.add_argument("--out", type=int, required=True)
     parser.add_argument("--dev", action="store_true")
+    parser.add_argument("--supervisor", type=int, default=None, help="the pid this runner must not outlive")
     args = parser.parse_args(argv)
+    # First of all, before the tasks are imported (an import can hang): never outlive the supervisor.
+    Watchdog(args.supervisor or os.getppid(), args.inp, args.out).start()
     channel = BlockingChannel(os.fdopen(args.inp, "rb"), os.fdopen(args.out, "wb"))
     root = Path(args.root)
     os.chdir(root)

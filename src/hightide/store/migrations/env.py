@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from hightide.store.schema import metadata
 
@@ -15,5 +16,9 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Servers starting together on one database migrate it one at a time: the others wait
+            # here, then find it up to date (DDL is transactional on PostgreSQL).
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('hightide:migrate'))"))
         context.run_migrations()
     connection.commit()
