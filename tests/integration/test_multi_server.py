@@ -130,10 +130,10 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
         env = find_environment(a.store, "dev")
         version = _version(a, env)
         due = time.time() + 1.0
-        # 200 delayed runs due at once, 50 runs whose ttl ends before anyone claims them, 50
-        # claimed runs whose worker never heartbeats.
+        # 200 delayed runs due at once, 50 delayed runs whose ttl (counted from their enqueue) ends
+        # before anyone claims them, 50 claimed runs whose worker never heartbeats.
         delayed = [r.id for r, _ in a.engine.trigger(env, [TriggerSpec("later", delay_until=due)] * 200)]
-        expiring = [r.id for r, _ in b.engine.trigger(env, [TriggerSpec("later", delay_until=due + 60, ttl=1.0)] * 50)]
+        expiring = [r.id for r, _ in b.engine.trigger(env, [TriggerSpec("later", delay_until=due, ttl=1.0)] * 50)]
         lapsing = [r.id for r, _ in a.engine.trigger(env, [TriggerSpec("endless")] * 50)]
         assert {r.id for r in a.engine.claim(env, "w1", version, 100)} == set(lapsing)
         # And 100 tokens that time out together (both schedulers lock them, in one order).
