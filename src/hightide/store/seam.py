@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.errors import AlreadyExistsError, HightideError, ServerError, ValidationError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,6 +47,13 @@ def retried(fn: Callable[P, T]) -> Callable[P, T]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+def _refused(exc: BaseException) -> ValidationError:
+    """A value the database refused (too long, out of range, NUL). The API's limits
+    (``core/limits.py``) refuse these first; this keeps any that slip through a 4xx, not a 500."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ValidationError(f"the database cannot store a value of this request: {reason}", details={"reason": reason})
 
 
 class Seam:
@@ -81,6 +88,8 @@ class Seam:
                 yield conn
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+        except OverflowError as exc:  # SQLite's driver: an integer beyond 64 bits
+            raise _refused(exc) from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -89,10 +98,14 @@ class Seam:
                 yield conn
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+        except OverflowError as exc:
+            raise _refused(exc) from exc
 
     def _translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, IntegrityError):
             return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
+        if isinstance(exc, DataError):  # a value the column cannot hold: the request's fault
+            return _refused(exc.orig or exc)
         return ServerError(f"database error: {exc.orig}")
 
     def _lock_for_claim(self, conn: Connection, environment_id: str) -> None:
