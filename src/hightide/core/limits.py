@@ -26,6 +26,7 @@ MAX_SEQ_LENGTH = 128  # a journal position: String(128)
 MAX_KIND_LENGTH = 32  # a journal entry's or span's kind: String(32)
 MAX_LOG_LEVEL_LENGTH = 16  # String(16)
 MAX_SPAN_NAME_LENGTH = 512  # String(512)
+MAX_DURATION_TEXT_LENGTH = 64  # '1h30m', or an ISO 8601 date-time for a delay
 MAX_TOKEN_LENGTH = 1024  # an opaque value that is not stored (a cursor, a signature, a duration text)
 NO_NUL = r"^[^\x00]*$"
 """The pattern of every string the API takes: anything but NUL (PostgreSQL text cannot hold it)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from hightide.core.durations import parse_duration
 from hightide.core.limits import (
+    MAX_DURATION_TEXT_LENGTH,
     MAX_ID_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_NAME_LENGTH,
@@ -62,7 +63,9 @@ def parse_delay(value: Any, now: float, field_name: str = "delay") -> float | No
         return None
     if isinstance(value, str) and ("T" in value or value.count("-") >= 2):
         try:
-            when = datetime.fromisoformat(check_text(value, field_name, 64).replace("Z", "+00:00"))
+            when = datetime.fromisoformat(
+                check_text(value, field_name, MAX_DURATION_TEXT_LENGTH).replace("Z", "+00:00")
+            )
         except ValueError as exc:
             raise ValidationError(
                 f"{field_name}: {value!r} is neither a duration nor an ISO 8601 date-time",

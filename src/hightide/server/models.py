@@ -7,9 +7,10 @@ a 422 on both backends before anything reaches the database.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from hightide.core import limits
@@ -51,15 +52,40 @@ Time = Annotated[
     float,
     Field(ge=limits.MIN_TIME, lt=limits.MAX_TIME, description="seconds since the epoch, from year 1 to before 9000"),
 ]
-Seconds = Annotated[float, Field(ge=0, le=limits.MAX_DURATION)]
-DurationText = Annotated[str, _length(64), _NUL, _NUL_SCHEMA]
+
+
+def _seconds_or_text(value: Any) -> float | str:
+    """A duration as sent: seconds (0 to 10 years) or a text for the engine to parse ('5m', a date)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise PydanticCustomError("duration", "expected a finite, non-negative number of seconds")
+        if value > limits.MAX_DURATION:
+            raise PydanticCustomError(
+                "duration", f"{value:g} s is longer than the limit of 10 years ({limits.MAX_DURATION:g} s)"
+            )
+        return float(value)
+    if isinstance(value, str):
+        if not 1 <= len(value) <= limits.MAX_DURATION_TEXT_LENGTH:
+            raise PydanticCustomError("duration", f"expected 1 to {limits.MAX_DURATION_TEXT_LENGTH} characters")
+        return _no_nul(value)
+    raise PydanticCustomError("duration", "expected a number of seconds or a string such as '30s', '5m', '1h30m'")
+
+
+def _duration_schema(description: str) -> WithJsonSchema:
+    number = {"type": "number", "minimum": 0, "maximum": limits.MAX_DURATION}
+    text = {"type": "string", "minLength": 1, "maxLength": limits.MAX_DURATION_TEXT_LENGTH, "pattern": limits.NO_NUL}
+    return WithJsonSchema({"anyOf": [number, text], "description": description})
+
+
 Duration = Annotated[
-    Seconds | DurationText,
-    Field(description="seconds (at most 10 years) or a duration such as '30s', '5m', '1h30m', '2d'"),
+    float | str,
+    PlainValidator(_seconds_or_text),
+    _duration_schema("seconds (at most 10 years) or a duration such as '30s', '5m', '1h30m', '2d'"),
 ]
 Delay = Annotated[
-    Seconds | DurationText,
-    Field(description="a duration ('5m', at most 10 years) or an ISO 8601 date-time before year 9000"),
+    float | str,
+    PlainValidator(_seconds_or_text),
+    _duration_schema("a duration (seconds or '5m', at most 10 years) or an ISO 8601 date-time before year 9000"),
 ]
 _SPAN_ID = r"^[0-9a-f]{16}$"
 
