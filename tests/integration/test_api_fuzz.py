@@ -3,10 +3,12 @@ with a valid key, no key and a garbage key, on SQLite and PostgreSQL. No respons
 none may contradict the document (SPEC §4: no input a client can send produces a 5xx).
 
 Bounded and repeatable: a fixed number of examples per operation, derandomized, no shrinking.
+``HIGHTIDE_TEST_FUZZ_SCALE=20`` multiplies the examples (and the minutes) for a deeper search.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.integration.conftest import CLI, _start, _stop, fresh_database
 from tests.support import free_port, wait_for_http
 
+SCALE = int(os.environ.get("HIGHTIDE_TEST_FUZZ_SCALE", "1"))
 AUTH = {"valid": None, "none": {}, "garbage": {"Authorization": "Bearer ht_dev_not-a-real-key"}}
 MANIFEST = {"tasks": [{"id": "echo"}, {"id": "typed", "payload_schema": {"type": "object"}}]}
 
@@ -106,7 +109,7 @@ def _fuzz(target: Target, operation: Any, mode: GenerationMode, examples: int, a
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=examples,
+        max_examples=examples * SCALE,
         derandomize=True,
         database=None,
         deadline=None,

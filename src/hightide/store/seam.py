@@ -81,25 +81,25 @@ class Seam:
 
     # -- dialect hooks ---------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction, committed on exit; driver errors become Hightide errors."""
+    def _translated(self) -> Iterator[None]:
+        """Driver errors inside become Hightide errors."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            yield
         except DBAPIError as exc:
             raise self._translate(exc) from exc
         except OverflowError as exc:  # SQLite's driver: an integer beyond 64 bits
             raise _refused(exc) from exc
 
     @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit; driver errors become Hightide errors."""
+        with self._translated(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise self._translate(exc) from exc
-        except OverflowError as exc:
-            raise _refused(exc) from exc
+        with self._translated(), self.engine.connect() as conn:
+            yield conn
 
     def _translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, IntegrityError):
