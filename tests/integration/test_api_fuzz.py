@@ -133,7 +133,7 @@ def _fuzz(target: Target, operation: Any, mode: GenerationMode, examples: int, a
         assert mode is GenerationMode.NEGATIVE
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(300 * SCALE)
 @pytest.mark.parametrize("auth", ["valid", "none", "garbage"])
 def test_no_request_gets_a_server_error(target: Target, auth: str) -> None:
     schema = schemathesis.openapi.from_url(f"{target.url}/api/openapi.json")

@@ -72,6 +72,23 @@ def test_a_delay_of_nearly_ten_years_is_served_back(http: httpx.Client) -> None:
     _listings_still_work(http)
 
 
+def test_a_task_waiting_past_year_9000_fails_with_the_limit(http: httpx.Client) -> None:
+    """The SDK refuses the wait in the task: the run fails saying why, and the worker's reports
+    (shared with other runs) are not refused for it."""
+    response = http.post("/api/v1/tasks/parent-waits/trigger", json={"payload": {"n": 1, "sleep": 1e12}})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["id"]
+
+    def failed() -> dict[str, Any]:
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert run["is_finished"], run
+        return run
+
+    run = assert_eventually(failed, timeout=60)
+    assert run["status"] == "FAILED" and "9000" in run["error"]["message"], run
+    _listings_still_work(http)
+
+
 def test_a_journal_wait_past_year_9000_is_refused(http: httpx.Client) -> None:
     body = {"attempt": 1, "seq": "0", "kind": "wait", "resume_at": 1e308}
     error = _error(http.post("/api/v1/runs/run_nope/journal", json=body))
