@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hightide.core.failures import FailureKind
+from hightide.core.limits import check_duration
 from hightide.core.states import RunEvent
 from hightide.errors import ValidationError
 
@@ -34,6 +35,7 @@ class RetryPolicy:
             raise ValidationError("retry.factor must be at least 1")
         if self.min_timeout < 0 or self.max_timeout < self.min_timeout:
             raise ValidationError("retry: need 0 <= min_timeout <= max_timeout")
+        check_duration(self.max_timeout, "retry.max_timeout")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RetryPolicy:
@@ -52,7 +54,10 @@ class RetryPolicy:
         ``min_timeout * factor**(attempt-1)``, times a random factor in [1, 2) when ``randomize``,
         capped at ``max_timeout``.
         """
-        base = self.min_timeout * (self.factor ** (attempt - 1))
+        try:
+            base = self.min_timeout * (self.factor ** (attempt - 1))
+        except OverflowError:  # a large factor: the cap applies
+            return self.max_timeout
         if self.randomize:
             base *= 1 + (rng or _random).random()
         return min(base, self.max_timeout)

@@ -7,6 +7,7 @@ from typing import Any
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from hightide.core.limits import MAX_INT, MAX_NAME_LENGTH, MAX_TASK_ID_LENGTH, check_duration, check_text
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ValidationError
 
@@ -18,12 +19,14 @@ def check_manifest_task(task: Any, where: str) -> str:
     task_id = task.get("id")
     if not isinstance(task_id, str) or not task_id:
         raise ValidationError(f"{where}.id: expected a non-empty string")
+    check_text(task_id, f"{where}.id", MAX_TASK_ID_LENGTH)
     queue = task.setdefault("queue", {"name": f"task/{task_id}"})
     if not isinstance(queue, dict) or not isinstance(queue.get("name"), str) or not queue["name"]:
         raise ValidationError(f"{where}.queue: expected {{'name': str, 'concurrency_limit': int | null}}")
+    check_text(queue["name"], f"{where}.queue.name", MAX_NAME_LENGTH)
     limit = queue.get("concurrency_limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise ValidationError(f"{where}.queue.concurrency_limit: expected a whole number >= 0")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_INT):
+        raise ValidationError(f"{where}.queue.concurrency_limit: expected a whole number from 0 to {MAX_INT}")
     retry = task.get("retry")
     if retry is not None and not isinstance(retry, dict):
         raise ValidationError(f"{where}.retry: expected an object")
@@ -35,6 +38,8 @@ def check_manifest_task(task: Any, where: str) -> str:
         value = task.get(name)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0):
             raise ValidationError(f"{where}.{name}: expected a number of seconds > 0")
+        if value is not None:
+            check_duration(value, f"{where}.{name}")
     schema = task.get("payload_schema")
     if schema is not None:
         if not isinstance(schema, dict):

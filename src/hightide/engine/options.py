@@ -8,16 +8,31 @@ from datetime import datetime
 from typing import Any
 
 from hightide.core.durations import parse_duration
+from hightide.core.limits import (
+    MAX_DURATION_TEXT_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_PRIORITY,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    check_text,
+    check_time,
+)
 from hightide.core.machines import check_machine
 from hightide.core.retry import MAX_ATTEMPTS
 from hightide.core.tracing import TraceParent
 from hightide.errors import ValidationError
 
 MAX_BATCH_ITEMS = 1000
-MAX_PRIORITY = 30 * 86400.0  # a run can jump a month of queue at most
-MAX_TAGS = 10
-MAX_TAG_LENGTH = 128
-MAX_IDEMPOTENCY_KEY_LENGTH = 512
+# The longest each string option may be: the column that stores it (store/schema.py).
+STRING_OPTIONS = {
+    "queue": MAX_NAME_LENGTH,
+    "concurrency_key": MAX_NAME_LENGTH,
+    "machine": MAX_ID_LENGTH,
+    "version": MAX_ID_LENGTH,
+    "parent_run_id": MAX_ID_LENGTH,
+}
 DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
 
 
@@ -49,7 +64,9 @@ def parse_delay(value: Any, now: float, field_name: str = "delay") -> float | No
         return None
     if isinstance(value, str) and ("T" in value or value.count("-") >= 2):
         try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(
+                check_text(value, field_name, MAX_DURATION_TEXT_LENGTH).replace("Z", "+00:00")
+            )
         except ValueError as exc:
             raise ValidationError(
                 f"{field_name}: {value!r} is neither a duration nor an ISO 8601 date-time",
@@ -60,7 +77,7 @@ def parse_delay(value: Any, now: float, field_name: str = "delay") -> float | No
                 f"{field_name}: date-time {value!r} needs a timezone (e.g. 'Z' or '+00:00')",
                 details={"field": field_name},
             )
-        return when.timestamp()
+        return check_time(when.timestamp(), field_name)
     return now + parse_duration(value, field=field_name)
 
 
@@ -92,6 +109,8 @@ def spec_from_options(
             f"{prefix}options.tags: at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters",
             details={"field": "tags"},
         )
+    for i, tag in enumerate(tags):
+        check_text(tag, f"{prefix}options.tags[{i}]", MAX_TAG_LENGTH)
     metadata = options.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValidationError(f"{prefix}options.metadata: expected an object", details={"field": "metadata"})
@@ -101,6 +120,8 @@ def spec_from_options(
             f"{prefix}options.idempotency_key: expected a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
             details={"field": "idempotency_key"},
         )
+    if key is not None:
+        check_text(key, f"{prefix}options.idempotency_key", MAX_IDEMPOTENCY_KEY_LENGTH)
     max_attempts = options.get("max_attempts")
     if max_attempts is not None and (
         not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS
@@ -115,10 +136,10 @@ def spec_from_options(
             f"{prefix}options.priority: expected a number of seconds from 0 to {MAX_PRIORITY:g}",
             details={"field": "priority"},
         )
-    for name in ("queue", "concurrency_key", "machine", "version", "parent_run_id"):
+    for name, max_length in STRING_OPTIONS.items():
         value = options.get(name)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ValidationError(f"{prefix}options.{name}: expected a non-empty string", details={"field": name})
+        if value is not None:
+            check_text(value, f"{prefix}options.{name}", max_length)
     check_machine_and_version(options, prefix)
     return TriggerSpec(
         task_id=task_id,

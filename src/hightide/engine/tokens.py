@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hightide.core.ids import new_id, new_secret
+from hightide.core.limits import check_duration, check_text
 from hightide.engine.base import EngineBase
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TAG_LENGTH, MAX_TAGS
 from hightide.engine.payloads import check_size
@@ -154,6 +155,10 @@ def new_waitpoint(
 def check_token_spec(spec: TokenSpec) -> None:
     if spec.timeout is not None and spec.timeout <= 0:
         raise ValidationError("timeout: expected a positive duration, e.g. '10m'", details={"field": "timeout"})
+    if spec.timeout is not None:
+        check_duration(spec.timeout, "timeout")
+    if spec.idempotency_key_ttl is not None:
+        check_duration(spec.idempotency_key_ttl, "idempotency_key_ttl")
     if len(spec.tags) > MAX_TAGS or any(not isinstance(x, str) or not x or len(x) > MAX_TAG_LENGTH for x in spec.tags):
         raise ValidationError(
             f"tags: at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters", details={"field": "tags"}
@@ -164,3 +169,7 @@ def check_token_spec(spec: TokenSpec) -> None:
             f"idempotency_key: expected a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
             details={"field": "idempotency_key"},
         )
+    for i, tag in enumerate(spec.tags):
+        check_text(tag, f"tags[{i}]", MAX_TAG_LENGTH)
+    if key is not None:
+        check_text(key, "idempotency_key", MAX_IDEMPOTENCY_KEY_LENGTH)

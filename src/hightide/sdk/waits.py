@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from hightide.core.limits import check_time
 from hightide.errors import ConflictError, ValidationError, WaitpointTimeoutError
 from hightide.sdk.client import Duration, _options
 from hightide.sdk.defaults import default_client
@@ -60,6 +61,7 @@ class Wait:
         await self._wait_until(date.timestamp(), idempotency_key, idempotency_key_ttl, "wait.until()", label)
 
     async def _wait_until(self, when: float, key: str | None, key_ttl: Duration | None, what: str, label: str) -> None:
+        check_time(when, what)  # refused here, the run fails with it; sent, it would fail the report
         body = _options({"resume_at": when, "idempotency_key": key, "idempotency_key_ttl": key_ttl})
         await perform("wait", "duration", body, what, label)
 

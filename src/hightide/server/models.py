@@ -1,203 +1,278 @@
-"""Request bodies of the HTTP API (they also document it in OpenAPI)."""
+"""Request bodies of the HTTP API (they also document it in OpenAPI), and the types of their values.
+
+Every string, number and time a client sends is bounded here by ``core/limits.py``, so that the
+limits are published in the OpenAPI document (maxLength, pattern, minimum, maximum) and refused with
+a 422 on both backends before anything reaches the database.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
+from hightide.core import limits
+from hightide.core.retry import MAX_ATTEMPTS
 from hightide.types import MAX_CLAIM_BATCH
 
-Duration = str | float
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain a NUL character (\\u0000)")
+    return value
+
+
+_NUL = AfterValidator(_no_nul)
+_NUL_SCHEMA = Field(json_schema_extra={"pattern": limits.NO_NUL})
+
+
+def _length(max_length: int, min_length: int = 1) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length)
+
+
+# Strings: 1 to n characters, no NUL; n is the column that stores them.
+Id = Annotated[str, _length(limits.MAX_ID_LENGTH), _NUL, _NUL_SCHEMA]
+TaskId = Annotated[str, _length(limits.MAX_TASK_ID_LENGTH), _NUL, _NUL_SCHEMA]
+Name = Annotated[str, _length(limits.MAX_NAME_LENGTH), _NUL, _NUL_SCHEMA]
+Tag = Annotated[str, _length(limits.MAX_TAG_LENGTH), _NUL, _NUL_SCHEMA]
+IdempotencyKey = Annotated[str, _length(limits.MAX_IDEMPOTENCY_KEY_LENGTH), _NUL, _NUL_SCHEMA]
+Seq = Annotated[str, _length(limits.MAX_SEQ_LENGTH), _NUL, _NUL_SCHEMA]
+Kind = Annotated[str, _length(limits.MAX_KIND_LENGTH), _NUL, _NUL_SCHEMA]
+Opaque = Annotated[str, _length(limits.MAX_TOKEN_LENGTH, 0), _NUL, _NUL_SCHEMA]
+"""A value that is not stored as such (a cursor, a signature, a filter, a duration's text)."""
+Tags = Annotated[list[Tag], Field(max_length=limits.MAX_TAGS)]
+PageSize = Annotated[int, Field(ge=1, le=limits.MAX_PAGE, description="items per page")]
+
+# Numbers
+Count = Annotated[int, Field(ge=0, le=limits.MAX_INT)]
+"""An attempt or execution number, a log id: what an INTEGER column holds on both databases."""
+Time = Annotated[
+    float,
+    Field(ge=limits.MIN_TIME, lt=limits.MAX_TIME, description="seconds since the epoch, from year 1 to before 9000"),
+]
+
+
+def _seconds_or_text(value: Any) -> float | str:
+    """A duration as sent: seconds (0 to 10 years) or a text for the engine to parse ('5m', a date)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise PydanticCustomError("duration", "expected a finite, non-negative number of seconds")
+        if value > limits.MAX_DURATION:
+            raise PydanticCustomError(
+                "duration", f"{value:g} s is longer than the limit of 10 years ({limits.MAX_DURATION:g} s)"
+            )
+        return float(value)
+    if isinstance(value, str):
+        if not 1 <= len(value) <= limits.MAX_DURATION_TEXT_LENGTH:
+            raise PydanticCustomError("duration", f"expected 1 to {limits.MAX_DURATION_TEXT_LENGTH} characters")
+        return _no_nul(value)
+    raise PydanticCustomError("duration", "expected a number of seconds or a string such as '30s', '5m', '1h30m'")
+
+
+def _duration_schema(description: str) -> WithJsonSchema:
+    number = {"type": "number", "minimum": 0, "maximum": limits.MAX_DURATION}
+    text = {"type": "string", "minLength": 1, "maxLength": limits.MAX_DURATION_TEXT_LENGTH, "pattern": limits.NO_NUL}
+    return WithJsonSchema({"anyOf": [number, text], "description": description})
+
+
+Duration = Annotated[
+    float | str,
+    PlainValidator(_seconds_or_text),
+    _duration_schema("seconds (at most 10 years) or a duration such as '30s', '5m', '1h30m', '2d'"),
+]
+Delay = Annotated[
+    float | str,
+    PlainValidator(_seconds_or_text),
+    _duration_schema("a duration (seconds or '5m', at most 10 years) or an ISO 8601 date-time before year 9000"),
+]
 _SPAN_ID = r"^[0-9a-f]{16}$"
 
 
-class TriggerOptions(BaseModel):
+class Body(BaseModel):
+    """Every request body: NaN and Infinity are not numbers the API takes (JSON has none)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class StrictBody(Body):
     model_config = ConfigDict(extra="forbid")
 
-    idempotency_key: str | None = None
+
+class TriggerOptions(StrictBody):
+    idempotency_key: IdempotencyKey | None = None
     idempotency_key_ttl: Duration | None = Field(default=None, description="e.g. '1h'; default 30 days")
-    delay: Duration | None = Field(default=None, description="a duration ('5m') or an ISO 8601 date-time")
+    delay: Delay | None = None
     ttl: Duration | None = Field(default=None, description="expire the run if it has not started in time")
-    tags: list[str] | None = None
+    tags: Tags | None = None
     metadata: dict[str, Any] | None = None
-    queue: str | None = None
-    concurrency_key: str | None = None
-    max_attempts: int | None = None
-    priority: float | None = Field(default=None, description="seconds ahead of its queue time")
-    machine: str | None = None
-    version: str | None = None
-    parent_run_id: str | None = None
+    queue: Name | None = None
+    concurrency_key: Name | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
+    priority: float | None = Field(
+        default=None, ge=0, le=limits.MAX_PRIORITY, description="seconds ahead of its queue time (at most 30 days)"
+    )
+    machine: Id | None = None
+    version: Id | None = None
+    parent_run_id: Id | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
 
 
-class TriggerBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TriggerBody(StrictBody):
     payload: Any = None
     options: TriggerOptions = Field(default_factory=lambda: TriggerOptions())
 
 
 class BatchItem(TriggerBody):
-    task: str | None = Field(default=None, description="the task id; defaults to the task in the URL")
+    task: TaskId | None = Field(default=None, description="the task id; defaults to the task in the URL")
 
 
-class BatchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BatchBody(StrictBody):
     items: list[BatchItem]
 
 
-class RescheduleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    delay: Duration
+class RescheduleBody(StrictBody):
+    delay: Delay
 
 
-class RegisterBody(BaseModel):
+class RegisterBody(Body):
     manifest: dict[str, Any]
-    worker_id: str | None = Field(default=None, description="lets a waiting claim switch to this version")
+    worker_id: Id | None = Field(default=None, description="lets a waiting claim switch to this version")
 
 
-_ID = r"^[A-Za-z0-9_.:-]{1,64}$"  # run ids, worker ids, claim ids: nothing a database could refuse
-_INT32 = 2**31 - 1
+ClaimId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+"""Chosen by the worker (a UUID): nothing a database could refuse."""
 _CLAIM_ID = Field(
     default=None,
-    pattern=_ID,
     description="chosen by the worker (a UUID), the same on each try of one claim: a try gets what an earlier try took",
 )
 
 
-class ClaimBody(BaseModel):
-    worker_id: str
-    version_id: str
+class ClaimBody(Body):
+    worker_id: Id
+    version_id: Id
     max_runs: int = Field(1, ge=0, le=MAX_CLAIM_BATCH)
     wait: float = Field(10.0, ge=0, le=60)
-    claim_id: str | None = _CLAIM_ID
+    claim_id: ClaimId | None = _CLAIM_ID
 
 
-class HeldRun(BaseModel):
-    run_id: str
-    attempt: int
+class HeldRun(Body):
+    run_id: Id
+    attempt: Count
 
 
-class HeartbeatBody(BaseModel):
-    worker_id: str
+class HeartbeatBody(Body):
+    worker_id: Id
     runs: list[HeldRun]
     wait: float = Field(0.0, ge=0, le=60)
     extend: bool = Field(True, description="extend the leases (else only report runs to stop)")
 
 
-class LogBody(BaseModel):
-    run_id: str
-    attempt: int
-    time: float
-    level: str = "info"
-    message: str
+class LogBody(Body):
+    run_id: Id
+    attempt: Count
+    time: Time
+    level: Annotated[str, _length(limits.MAX_LOG_LEVEL_LENGTH), _NUL, _NUL_SCHEMA] = "info"
+    message: Annotated[str, _NUL, _NUL_SCHEMA]
     attributes: dict[str, Any] = Field(default_factory=dict)
     span_id: str | None = Field(default=None, pattern=_SPAN_ID, description="the span current when it was logged")
 
 
-class SpanEvent(BaseModel):
-    name: str
-    time: float
+class SpanEvent(Body):
+    name: Annotated[str, _length(limits.MAX_SPAN_NAME_LENGTH, 0), _NUL, _NUL_SCHEMA]
+    time: Time
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class SpanBody(BaseModel):
+class SpanBody(Body):
     """A span recorded inside a run (times in seconds since the epoch)."""
 
-    run_id: str
-    attempt: int
+    run_id: Id
+    attempt: Count
     trace_id: str = Field(..., pattern=r"^[0-9a-f]{32}$")
     span_id: str = Field(..., pattern=_SPAN_ID)
     parent_span_id: str | None = Field(default=None, pattern=_SPAN_ID)
-    name: str = Field(..., max_length=512)
-    kind: str = Field(default="span", max_length=32)
-    seq: str | None = Field(default=None, max_length=128, description="a wait's journal position")
-    start_time: float
-    end_time: float | None = Field(default=None, description="null: a wait that suspended the run, still open")
+    name: Annotated[str, _length(limits.MAX_SPAN_NAME_LENGTH, 0), _NUL, _NUL_SCHEMA]
+    kind: Kind = "span"
+    seq: Seq | None = Field(default=None, description="a wait's journal position")
+    start_time: Time
+    end_time: Time | None = Field(default=None, description="null: a wait that suspended the run, still open")
     status: Literal["UNSET", "OK", "ERROR"] = "UNSET"
     attributes: dict[str, Any] = Field(default_factory=dict)
     events: list[SpanEvent] = Field(default_factory=list, max_length=1000)
 
 
-class AttemptResult(BaseModel):
-    run_id: str
-    attempt: int
+class AttemptResult(Body):
+    run_id: Id
+    attempt: Count
     ok: bool
     output: Any = None
     error: dict[str, Any] | None = None
-    waiting_on: list[str] | None = Field(
+    waiting_on: list[Seq] | None = Field(
         default=None, description="the run suspended: the journal positions it waits on (ok is ignored)"
     )
-    execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
+    execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
     record: list[JournalOp] = Field(
         default_factory=list, description="with waiting_on: timers to record with the suspension, in one go"
     )
 
 
-class ClaimMore(BaseModel):
-    version_id: str
+class ClaimMore(Body):
+    version_id: Id
     max_runs: int = Field(..., ge=1, le=MAX_CLAIM_BATCH)
-    claim_id: str | None = _CLAIM_ID
+    claim_id: ClaimId | None = _CLAIM_ID
 
 
-class ReleasedRun(BaseModel):
-    run_id: str = Field(..., pattern=_ID)
-    attempt: int = Field(..., ge=0, le=_INT32)
-    execution: int | None = Field(
-        default=None, ge=0, le=_INT32, description="the `execution` of the claim; a stale one is ignored"
-    )
+class ReleasedRun(Body):
+    run_id: Id
+    attempt: Count
+    execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is ignored")
 
 
-class ReleaseBody(BaseModel):
-    worker_id: str = Field(..., pattern=_ID)
+class ReleaseBody(Body):
+    worker_id: Id
     runs: list[ReleasedRun] = Field(default_factory=list, max_length=1000, description="runs given back unfinished")
-    claims: list[Annotated[str, Field(pattern=_ID)]] = Field(
+    claims: list[ClaimId] = Field(
         default_factory=list, max_length=100, description="claim ids whose answer the worker never took: their runs"
     )
 
 
-class CompleteBody(BaseModel):
-    worker_id: str
+class CompleteBody(Body):
+    worker_id: Id
     results: list[AttemptResult] = Field(default_factory=list, max_length=1000)
     logs: list[LogBody] = Field(default_factory=list, max_length=5000, description="appended before the results")
     spans: list[SpanBody] = Field(default_factory=list, max_length=5000, description="stored with the logs")
     claim: ClaimMore | None = Field(default=None, description="claim more runs in the same round trip")
 
 
-class TokenOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenOptions(StrictBody):
     timeout: Duration | None = Field(default=None, description="e.g. '10m'; the token times out after it")
-    tags: list[str] = Field(default_factory=list)
-    idempotency_key: str | None = None
+    tags: Tags = Field(default_factory=list)
+    idempotency_key: IdempotencyKey | None = None
     idempotency_key_ttl: Duration | None = Field(default=None, description="e.g. '1h'; default 30 days")
 
 
-class CompleteTokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CompleteTokenBody(StrictBody):
     data: Any = Field(default=None, description="the token's output, returned by wait.for_token")
 
 
-class JournalOp(BaseModel):
+class JournalOp(Body):
     """One durable operation of a run, at position ``seq``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    seq: str = Field(..., max_length=128, description="the position, e.g. '3' or 't1/0'")
-    kind: str
-    name: str = Field("", max_length=256)
+    seq: Seq = Field(..., description="the position, e.g. '3' or 't1/0'")
+    kind: Kind
+    name: Annotated[str, _length(limits.MAX_NAME_LENGTH, 0), _NUL, _NUL_SCHEMA] = ""
     items: list[BatchItem] = Field(default_factory=list, max_length=1000, description="trigger kinds")
-    resume_at: float | None = Field(default=None, description="wait: seconds since the epoch")
-    idempotency_key: str | None = None
+    resume_at: Time | None = Field(default=None, description="wait: seconds since the epoch")
+    idempotency_key: IdempotencyKey | None = None
     idempotency_key_ttl: Duration | None = None
     token: TokenOptions | None = Field(default=None, description="create_token")
-    token_id: str | None = Field(default=None, description="wait_for_token, complete_token")
+    token_id: Id | None = Field(default=None, description="wait_for_token, complete_token")
     data: Any = Field(default=None, description="complete_token")
     result: Any = Field(default=None, description="step: the JSON value it returned")
 
@@ -205,15 +280,13 @@ class JournalOp(BaseModel):
 class JournalBody(JournalOp):
     """A durable operation recorded by the runner executing ``attempt`` of the run."""
 
-    attempt: int
-    execution: int | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
+    attempt: Count
+    execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
 
 
-class ResetKeyBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    task_id: str
-    key: str
+class ResetKeyBody(StrictBody):
+    task_id: TaskId
+    key: IdempotencyKey
 
 
 AttemptResult.model_rebuild()

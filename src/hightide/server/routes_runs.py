@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.states import RunStatus
@@ -14,13 +14,26 @@ from hightide.engine.options import batch_specs, spec_from_options
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
-from hightide.server.models import BatchBody, RescheduleBody, ResetKeyBody, TriggerBody
+from hightide.server.models import (
+    BatchBody,
+    Count,
+    Id,
+    Opaque,
+    PageSize,
+    RescheduleBody,
+    ResetKeyBody,
+    Tag,
+    TaskId,
+    TriggerBody,
+)
 from hightide.server.operations import trace_parent
 from hightide.server.routing import ApiRoute
 from hightide.server.serialize import log_json, run_json, trace_json, waiting_json
 from hightide.store.records import RunFilter
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=ApiRoute, responses=responses(401, 422, 500))
+TaskPath = Annotated[TaskId, Path()]
+RunPath = Annotated[Id, Path()]
 
 
 def _engine(request: Request) -> RunEngine:
@@ -28,7 +41,7 @@ def _engine(request: Request) -> RunEngine:
 
 
 @router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task", responses=responses(404, 409, 413))
-async def trigger(task_id: str, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def trigger(task_id: TaskPath, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock(), "", trace_parent(request))
     [(run, cached)] = await run_in_threadpool(engine.trigger, env, [spec])
@@ -47,7 +60,7 @@ async def batch_trigger(body: BatchBody, env: CurrentEnv, request: Request) -> d
     summary="Trigger up to 1,000 runs of one task atomically",
     responses=responses(404, 409, 413),
 )
-async def batch_trigger_task(task_id: str, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def batch_trigger_task(task_id: TaskPath, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     return await _batch(task_id, body, env, request)
 
 
@@ -67,7 +80,7 @@ async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request:
 @router.get(
     "/runs/{run_id}", summary="Retrieve a run with its attempts and what it waits for", responses=responses(404)
 )
-async def retrieve(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def retrieve(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     base = str(request.base_url).rstrip("/")
 
@@ -87,21 +100,24 @@ def _timestamp(value: datetime | None) -> float | None:
         return None
     if value.tzinfo is None:
         raise ValidationError("from/to: date-times need a timezone (e.g. 'Z')", details={"field": "from"})
-    return value.timestamp()
+    try:
+        return value.timestamp()
+    except (OverflowError, ValueError) as exc:  # year 1 or 9999 shifted past the calendar by its offset
+        raise ValidationError(f"from/to: {value.isoformat()} is not a time", details={"field": "from"}) from exc
 
 
 @router.get("/runs", summary="List runs, newest first, with cursor pagination")
 async def list_runs(
     env: CurrentEnv,
     request: Request,
-    status: Annotated[list[str] | None, Query()] = None,
-    task: Annotated[list[str] | None, Query()] = None,
-    tag: str | None = None,
+    status: Annotated[list[Opaque] | None, Query()] = None,
+    task: Annotated[list[TaskId] | None, Query()] = None,
+    tag: Annotated[Tag | None, Query()] = None,
     created_from: Annotated[datetime | None, Query(alias="from")] = None,
     created_to: Annotated[datetime | None, Query(alias="to")] = None,
-    parent: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    parent: Annotated[Id | None, Query()] = None,
+    limit: Annotated[PageSize, Query()] = 50,
+    cursor: Annotated[Opaque | None, Query()] = None,
 ) -> dict[str, Any]:
     engine = _engine(request)
     statuses = tuple(s for value in status or [] for s in value.split(",") if s)
@@ -118,7 +134,7 @@ async def list_runs(
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel a run and its unfinished children", responses=responses(404, 409))
-async def cancel(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def cancel(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
     run = await run_in_threadpool(_engine(request).cancel, env, run_id)
     return run_json(run)
 
@@ -126,7 +142,7 @@ async def cancel(run_id: str, env: CurrentEnv, request: Request) -> dict[str, An
 @router.post(
     "/runs/{run_id}/replay", summary="Trigger a new run with the same payload", responses=responses(404, 409, 413)
 )
-async def replay(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def replay(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
     run = await run_in_threadpool(_engine(request).replay, env, run_id)
     return {"id": run.id, "is_cached": False, "task_id": run.task_id, "status": run.status.value}
 
@@ -134,13 +150,15 @@ async def replay(run_id: str, env: CurrentEnv, request: Request) -> dict[str, An
 @router.post(
     "/runs/{run_id}/reschedule", summary="Change the delay of a DELAYED run", responses=responses(404, 409, 413)
 )
-async def reschedule(run_id: str, body: RescheduleBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def reschedule(run_id: RunPath, body: RescheduleBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     run = await run_in_threadpool(_engine(request).reschedule, env, run_id, body.delay)
     return run_json(run)
 
 
 @router.get("/runs/{run_id}/logs", summary="The run's log records, oldest first", responses=responses(404))
-async def logs(run_id: str, env: CurrentEnv, request: Request, after: int = 0) -> dict[str, Any]:
+async def logs(
+    run_id: RunPath, env: CurrentEnv, request: Request, after: Annotated[Count, Query()] = 0
+) -> dict[str, Any]:
     entries = await run_in_threadpool(_engine(request).logs, env, run_id, after)
     return {"data": [log_json(i, e) for i, e in entries]}
 
@@ -150,7 +168,7 @@ async def logs(run_id: str, env: CurrentEnv, request: Request, after: int = 0) -
     summary="The trace a run belongs to: runs, attempts and spans, oldest first",
     responses=responses(404),
 )
-async def trace(run_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def trace(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
     return trace_json(await run_in_threadpool(_engine(request).trace, env, run_id))
 
 

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.engine import RunEngine
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.limits import parse_json
-from hightide.server.models import CompleteTokenBody, JournalBody, TokenOptions
+from hightide.server.models import CompleteTokenBody, Id, JournalBody, Opaque, PageSize, Tag, TokenOptions
 from hightide.server.operations import operation, token_spec, trace_parent
 from hightide.server.routing import ApiRoute
 from hightide.server.serialize import token_json
 from hightide.store.records import Waitpoint
 
 router = APIRouter(prefix="/api/v1", tags=["waitpoints"], route_class=ApiRoute, responses=responses(401, 422, 500))
+IdPath = Annotated[Id, Path()]
 
 
 def _engine(request: Request) -> RunEngine:
@@ -34,7 +35,7 @@ def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
     summary="Record a durable operation of an executing run (runners)",
     responses=responses(404, 409, 413),
 )
-async def record(run_id: str, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def record(run_id: IdPath, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     op = operation(body, engine.clock(), body.execution, trace_parent(request))
     return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
@@ -50,10 +51,10 @@ async def create_token(body: TokenOptions, env: CurrentEnv, request: Request) ->
 async def list_tokens(
     env: CurrentEnv,
     request: Request,
-    status: Annotated[list[str] | None, Query()] = None,
-    tag: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
+    status: Annotated[list[Opaque] | None, Query()] = None,
+    tag: Annotated[Tag | None, Query()] = None,
+    limit: Annotated[PageSize, Query()] = 50,
+    cursor: Annotated[Opaque | None, Query()] = None,
 ) -> dict[str, Any]:
     statuses = tuple(s for value in status or [] for s in value.split(",") if s)
     tokens, next_cursor = await run_in_threadpool(_engine(request).list_tokens, env, statuses, tag, limit, cursor)
@@ -61,7 +62,7 @@ async def list_tokens(
 
 
 @router.get("/waitpoints/tokens/{token_id}", summary="Retrieve a waitpoint token", responses=responses(404))
-async def retrieve_token(token_id: str, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def retrieve_token(token_id: IdPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
     token = await run_in_threadpool(_engine(request).get_token, env, token_id)
     return _token_json(request, token)
 
@@ -71,7 +72,9 @@ async def retrieve_token(token_id: str, env: CurrentEnv, request: Request) -> di
     summary="Complete a waitpoint token with data",
     responses=responses(404, 409, 413),
 )
-async def complete_token(token_id: str, body: CompleteTokenBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def complete_token(
+    token_id: IdPath, body: CompleteTokenBody, env: CurrentEnv, request: Request
+) -> dict[str, Any]:
     token = await run_in_threadpool(_engine(request).complete_token, env, token_id, body.data)
     return _token_json(request, token)
 
@@ -82,7 +85,7 @@ async def complete_token(token_id: str, body: CompleteTokenBody, env: CurrentEnv
     responses=responses(404, 409, 413),
     openapi_extra={"requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}},
 )
-async def callback(token_id: str, signature: str, request: Request) -> dict[str, Any]:
+async def callback(token_id: IdPath, signature: Annotated[Opaque, Path()], request: Request) -> dict[str, Any]:
     engine = _engine(request)
     # The signature stands in for a key, so it is checked before the body is read.
     await run_in_threadpool(engine.check_token_signature, token_id, signature)

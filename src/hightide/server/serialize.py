@@ -1,7 +1,14 @@
-"""Records to JSON for API responses. Times are ISO 8601 in UTC."""
+"""Records to JSON for API responses. Times are ISO 8601 in UTC.
+
+Serialisation is total: the API refuses values it could not serve back (``core/limits.py``), but a
+row written before those limits, or by hand, must still not make a listing fail. A time past the
+dates Python can name is served as the last one (``9999-12-31T23:59:59.999999Z``), a number JSON
+cannot carry (NaN, Infinity) as null.
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,9 +16,24 @@ from hightide.core.tracing import attempt_span_id
 from hightide.engine.traces import Trace, trace_ids
 from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Waitpoint
 
+_LAST = datetime.max.replace(tzinfo=UTC)
+_FIRST = datetime.min.replace(tzinfo=UTC)
 
-def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+def iso(ts: Any) -> str | None:
+    """``ts`` (seconds since the epoch) as ISO 8601, clamped to the dates that exist; null if not a time."""
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or ts != ts:
+        return None
+    try:
+        when = datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError):
+        when = _LAST if ts > 0 else _FIRST
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def number(value: Any) -> Any:
+    """A stored number as JSON can carry it: NaN and infinities are null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def run_json(run: Run, attempts: list[Attempt] | None = None) -> dict[str, Any]:
@@ -28,7 +50,7 @@ def run_json(run: Run, attempts: list[Attempt] | None = None) -> dict[str, Any]:
         "tags": run.tags,
         "metadata": run.metadata,
         "queue": run.queue,
-        "priority": run.priority,
+        "priority": number(run.priority),
         "idempotency_key": run.idempotency_key,
         "concurrency_key": run.concurrency_key,
         "version": run.version,
@@ -88,11 +110,17 @@ def span_json(span: SpanRecord) -> dict[str, Any]:
         "kind": span.kind,
         "start_time": iso(span.start_time),
         "end_time": iso(span.end_time),
-        "duration_ms": None if span.end_time is None else round((span.end_time - span.start_time) * 1000, 3),
+        "duration_ms": _duration_ms(span.start_time, span.end_time),
         "status": span.status,
         "attributes": span.attributes,
-        "events": [{**e, "time": iso(e.get("time"))} for e in span.events],
+        "events": [{**e, "time": iso(e.get("time"))} for e in span.events if isinstance(e, dict)],
     }
+
+
+def _duration_ms(start: float, end: float | None) -> float | None:
+    if end is None:
+        return None
+    return number(round((end - start) * 1000, 3)) if math.isfinite(end - start) else None
 
 
 def token_json(token: Waitpoint, url: str) -> dict[str, Any]:
@@ -136,7 +164,7 @@ def execution_json(run: Run, environment_slug: str, journal: list[dict[str, Any]
         "metadata": run.metadata,
         "queue": run.queue,
         "max_attempts": run.max_attempts,
-        "max_duration": run.max_duration,
+        "max_duration": number(run.max_duration),
         "created_at": iso(run.created_at),
         "started_at": iso(run.started_at),
         "parent_run_id": run.parent_run_id,

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from hightide.errors import AlreadyExistsError, HightideError, ServerError
+from hightide.errors import AlreadyExistsError, HightideError, ServerError, ValidationError
 from hightide.store.changes import Change, batch
 
 P = ParamSpec("P")
@@ -53,6 +53,13 @@ def retried(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
+def _refused(exc: BaseException) -> ValidationError:
+    """A value the database refused (too long, out of range, NUL). The API's limits
+    (``core/limits.py``) refuse these first; this keeps any that slip through a 4xx, not a 500."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ValidationError(f"the database cannot store a value of this request: {reason}", details={"reason": reason})
+
+
 class Seam:
     """Transactions and notifications shared by every group of operations."""
 
@@ -80,25 +87,31 @@ class Seam:
 
     # -- dialect hooks ---------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction, committed on exit; driver errors become Hightide errors."""
+    def _translated(self) -> Iterator[None]:
+        """Driver errors inside become Hightide errors."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            yield
         except DBAPIError as exc:
             raise self._translate(exc) from exc
+        except OverflowError as exc:  # SQLite's driver: an integer beyond 64 bits
+            raise _refused(exc) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction, committed on exit; driver errors become Hightide errors."""
+        with self._translated(), self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise self._translate(exc) from exc
+        with self._translated(), self.engine.connect() as conn:
+            yield conn
 
     def _translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, IntegrityError):
             return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
+        if isinstance(exc, DataError):  # a value the column cannot hold: the request's fault
+            return _refused(exc.orig or exc)
         return ServerError(f"database error: {exc.orig}")
 
     def _lock_for_claim(self, conn: Connection, environment_id: str) -> None:

@@ -37,14 +37,10 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._write_lock:
-            try:
-                with self.engine.connect() as conn:
-                    conn.execution_options(hightide_write=True)
-                    with conn.begin():
-                        yield conn
-            except DBAPIError as exc:
-                raise self._translate(exc) from exc
+        with self._write_lock, self._translated(), self.engine.connect() as conn:
+            conn.execution_options(hightide_write=True)
+            with conn.begin():
+                yield conn
 
     def _contains(self, column: Any, text: str) -> Any:
         return func.instr(column, text) > 0
