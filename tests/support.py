@@ -6,7 +6,9 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -70,6 +72,26 @@ def postgres_available(url: str = PG_URL) -> str | None:
             return None
     except Exception as exc:  # any failure means: skip, and say why
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str = "hightide_test") -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards; skips the test (saying why)
+    when PostgreSQL is unreachable."""
+    import psycopg
+    import pytest
+
+    reason = postgres_available()
+    if reason:
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {reason}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def wait_for_http(url: str, timeout: float = 20.0) -> None:

@@ -4,16 +4,14 @@ the same due runs enqueue each once, without errors in either log."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from hightide import Client
 from tests.acceptance.conftest import Background, hightide, pid_alive, runner_pids, wait_until_serving
-from tests.support import PG_URL, assert_eventually, free_port, postgres_available
+from tests.support import assert_eventually, free_port, fresh_postgres_database
 
 TIMEOUT = 60.0
 
@@ -40,15 +38,8 @@ TASKS = """
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {reason}")
-    name = f"hightide_servers_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("hightide_servers") as url:
+        yield url
 
 
 class Servers:

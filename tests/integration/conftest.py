@@ -8,18 +8,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from hightide import Client
-from tests.support import PG_URL, assert_eventually, free_port, postgres_available, wait_for_http
+from tests.support import assert_eventually, free_port, fresh_postgres_database, wait_for_http
 
 PROJECT = Path(__file__).parent / "project"
 CLI = [sys.executable, "-c", "from hightide.cli.main import main; main()"]
@@ -78,17 +76,8 @@ def fresh_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
     if backend == "sqlite":
         yield str(tmp_path_factory.mktemp("db") / "server.db")
         return
-    reason = postgres_available()
-    if reason:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {reason}")
-    name = f"hightide_it_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("hightide_it") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from hightide.core.states import RunStatus
@@ -28,22 +27,15 @@ from hightide.errors import AuthenticationError
 from hightide.store import Store, open_store
 from hightide.store.changes import Change
 from hightide.store.records import Environment, Version
-from tests.support import PG_URL, eventually, postgres_available
+from tests.support import eventually, fresh_postgres_database
 
 TASKS = {"tasks": [{"id": "endless"}, {"id": "later"}]}
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {reason}")
-    name = f"hightide_multi_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("hightide_multi") as url:
+        yield url
 
 
 @dataclass
