@@ -19,6 +19,7 @@ import jsonschema
 from jsonschema.validators import validator_for
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import SchemaError, SchemaValidator, core_schema
 
 from hightide.errors import PayloadTooLargeError, ValidationError
 
@@ -149,11 +150,39 @@ def _lax_type(value: Any, fmt: Any) -> tuple[Any, dict[str, Any]]:
     return ([name, *wider] if wider else name), bounds
 
 
+@lru_cache(maxsize=1024)
+def _linear_pattern(pattern: str) -> SchemaValidator | None:
+    """``pattern`` compiled as Pydantic compiles a field's pattern (Rust's regex, linear in the
+    text), or None for one it cannot compile (a look-around, a back-reference)."""
+    try:
+        return SchemaValidator(core_schema.str_schema(pattern=pattern))
+    except SchemaError:
+        return None
+
+
+def _pattern_keyword(base: Any) -> Any:
+    """The ``pattern`` keyword run as Pydantic runs a model's pattern: Python's ``re``, which
+    jsonschema uses, backtracks for ever on a pattern such as ``^(a+)+$`` and a text that nearly
+    matches. Only a pattern Rust's regex cannot compile (Pydantic refuses it too) is left to ``re``."""
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+        if not isinstance(instance, str):
+            return
+        checker = _linear_pattern(patrn)
+        if checker is None:
+            yield from base(validator, patrn, instance, schema)
+        elif not checker.isinstance_python(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    return pattern
+
+
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
     schema = lax_schema(json.loads(schema_json))
-    cls = jsonschema.validators.extend(validator_for(schema), {_LAX_TEXT: _lax_text})
-    return cls(schema)
+    base = validator_for(schema)
+    keywords = {_LAX_TEXT: _lax_text, "pattern": _pattern_keyword(base.VALIDATORS["pattern"])}
+    return jsonschema.validators.extend(base, keywords)(schema)
 
 
 def check_schema(payload: Any, schema: dict[str, Any] | None, task_id: str, field: str = "payload") -> None:
