@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import ModuleType
 
@@ -71,6 +72,34 @@ async def test_a_string_of_digits_for_an_int_is_accepted_by_object_and_by_id(tas
 def test_the_server_still_refuses_what_pydantic_refuses(http: httpx.Client) -> None:
     error = _error(http.post("/api/v1/tasks/signup/trigger", json={"payload": {"email": "a@x", "age": "old"}}), 422)
     assert error["message"] == "payload.age: 'old' is not a valid integer (task 'signup')"
+
+
+_SHOWN = repr("1" * 40)
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        # Pydantic reads a float from any run of digits (this one as inf) and refuses an int this long.
+        ({"ratio": "1" * 60_000}, 200, None),
+        ({"count": "1" * 60_000}, 422, f"payload.count: {_SHOWN}... (60,000 characters) is not a valid integer"),
+        ({"ratio": "1" * 5000 + "x"}, 422, f"payload.ratio: {_SHOWN}... (5,001 characters) is not a valid number"),
+        ({"count": "1" * 5000 + "x"}, 422, f"payload.count: {_SHOWN}... (5,001 characters) is not a valid integer"),
+        ({"ratio": " 1.5 ", "count": "1_000"}, 200, None),
+    ],
+)
+def test_long_numeric_text_is_checked_at_once_while_the_server_serves_others(
+    stack: Stack, payload: dict, status: int, message: str | None
+) -> None:
+    # A check that backtracks holds the GIL: every other request of the server would wait for it.
+    with stack.http() as http, stack.http() as other, ThreadPoolExecutor(1) as pool:
+        http.timeout = other.timeout = httpx.Timeout(120)
+        pending = pool.submit(http.post, "/api/v1/tasks/measure/trigger", json={"payload": payload})
+        assert other.get("/healthz").json() == {"status": "ok"}
+        response = pending.result()
+    assert response.status_code == status, response.text[:500]
+    if message is not None:
+        assert response.json()["error"]["message"] == f"{message} (task 'measure')"
 
 
 def test_a_trigger_inside_a_run_is_validated_with_the_model(client: Client) -> None:

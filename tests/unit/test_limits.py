@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
 from hightide.core.durations import parse_duration
-from hightide.core.limits import MAX_DURATION, MAX_TIME, check_text, check_time
+from hightide.core.limits import MAX_DURATION, MAX_ID_LENGTH, MAX_TIME, check_duration, check_text, check_time
 from hightide.core.retry import RetryPolicy
 from hightide.engine.manifest import check_manifest_task
 from hightide.engine.options import spec_from_options
 from hightide.engine.tokens import TokenSpec, check_token_spec
 from hightide.errors import ValidationError
+from hightide.server.models import ClaimBody, TriggerOptions
 from hightide.server.serialize import iso, number
 
 NOW = 1_800_000_000.0
@@ -111,3 +113,20 @@ def test_serialisation_of_times_is_total(stored: object, served: str | None) -> 
 
 def test_numbers_json_cannot_carry_are_served_as_null() -> None:
     assert number(math.nan) is None and number(math.inf) is None and number(1.5) == 1.5
+
+
+@pytest.mark.parametrize("seconds", [-1, MAX_DURATION + 1, 1e308])
+def test_the_api_and_the_engine_refuse_a_duration_in_the_same_words(seconds: float) -> None:
+    with pytest.raises(ValidationError) as engine:
+        check_duration(seconds, "options.ttl")
+    with pytest.raises(PydanticValidationError) as api:
+        TriggerOptions.model_validate({"ttl": seconds})
+    assert engine.value.message == f"options.ttl: {api.value.errors()[0]['msg']}"
+
+
+def test_a_claim_id_is_bounded_by_the_id_limit() -> None:
+    schema = ClaimBody.model_json_schema()["properties"]["claim_id"]["anyOf"][0]
+    assert schema["maxLength"] == MAX_ID_LENGTH
+    ClaimBody.model_validate({"worker_id": "w", "version_id": "v", "claim_id": "c" * MAX_ID_LENGTH})
+    with pytest.raises(PydanticValidationError, match=f"at most {MAX_ID_LENGTH} characters"):
+        ClaimBody.model_validate({"worker_id": "w", "version_id": "v", "claim_id": "c" * (MAX_ID_LENGTH + 1)})

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 
 import pytest
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from hightide.engine.options import parse_delay, spec_from_options
@@ -127,3 +127,25 @@ def test_the_server_refuses_what_pydantic_refuses_in_every_mode(payload: dict, m
     with pytest.raises(ValidationError) as refused:
         check_schema(payload, TypeAdapter(Order).json_schema(), "order")
     assert refused.value.message == f"{message} (task 'order')", info
+
+
+class Slug(BaseModel):
+    slug: str = Field(pattern=r"^(a+)+$")  # backtracks for ever in Python's re on "aaa...!"
+
+
+class Code(BaseModel):
+    model_config = ConfigDict(regex_engine="python-re")
+    code: str = Field(pattern=r"^(?=x)x$")  # a look-ahead: Pydantic's Rust regex has none
+
+
+def test_a_models_own_pattern_is_checked_as_pydantic_checks_it() -> None:
+    payload = {"slug": "a" * 100 + "!"}
+    with pytest.raises(PydanticValidationError):
+        TypeAdapter(Slug).validate_python(payload)
+    with pytest.raises(ValidationError) as refused:
+        check_schema(payload, TypeAdapter(Slug).json_schema(), "slug")
+    assert refused.value.message == f"payload.slug: {'a' * 100 + '!'!r} does not match '^(a+)+$' (task 'slug')"
+    check_schema({"slug": "aaa"}, TypeAdapter(Slug).json_schema(), "slug")
+    check_schema({"code": "x"}, TypeAdapter(Code).json_schema(), "code")  # left to Python's re
+    with pytest.raises(ValidationError, match="'y' does not match"):
+        check_schema({"code": "y"}, TypeAdapter(Code).json_schema(), "code")

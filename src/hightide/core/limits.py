@@ -44,16 +44,24 @@ def describe_duration(seconds: float) -> str:
     return "10 years" if seconds == MAX_DURATION else f"{seconds:g} s"
 
 
+def duration_problem(seconds: float) -> str | None:
+    """Why ``seconds`` is not a duration the API takes (finite, 0 to ``MAX_DURATION``), or None.
+    One text for the engine's checks (``check_duration``) and the API's models."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "must be a finite, non-negative duration"
+    if seconds > MAX_DURATION:
+        return f"{seconds:g} s is longer than the limit of {describe_duration(MAX_DURATION)} ({MAX_DURATION:g} s)"
+    return None
+
+
 def check_duration(seconds: float, field: str) -> float:
     """``seconds`` if it is a finite duration from 0 to ``MAX_DURATION``, else a ``ValidationError``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValidationError(f"{field}: must be a finite, non-negative duration", details={"field": field})
-    if seconds > MAX_DURATION:
-        raise ValidationError(
-            f"{field}: {seconds:g} s is longer than the limit of {describe_duration(MAX_DURATION)} "
-            f"({MAX_DURATION:g} s)",
-            details={"field": field, "limit": MAX_DURATION},
-        )
+    problem = duration_problem(seconds)
+    if problem is not None:
+        details: dict[str, Any] = {"field": field}
+        if seconds > MAX_DURATION:
+            details["limit"] = MAX_DURATION
+        raise ValidationError(f"{field}: {problem}", details=details)
     return seconds
 
 

@@ -11,11 +11,15 @@ left to the model (a bound on a number given as a string, a custom validator) is
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 import jsonschema
 from jsonschema.validators import validator_for
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import SchemaError, SchemaValidator, core_schema
 
 from hightide.errors import PayloadTooLargeError, ValidationError
 
@@ -68,17 +72,37 @@ def check_size(payload: Any, limit: int, field: str = "payload") -> None:
 
 
 # What Pydantic's lax mode accepts for a value of each JSON Schema type, beyond the type itself:
-# other types, with the keywords that bound them (``pattern`` applies to strings only, ``minimum``
-# to numbers only, so each bounds only the values it widens to).
-_INT_TEXT = r"^\s*[+-]?[0-9][0-9_]*(\.0*)?\s*$"  # "12", " 12 ", "1_000", "12.0"
-_NUMBER_TEXT = r"^\s*[+-]?([0-9_]*\.?[0-9_]*[0-9][0-9_]*([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\s*$"
-_BOOL_TEXT = r"^(?i:0|1|t|f|y|n|true|false|yes|no|on|off)$"
+# other types, with the keywords that bound them (``laxText`` applies to strings only, ``minimum``
+# to numbers only, so each bounds only the values it widens to). Text is checked by Pydantic itself
+# (its parsers are linear in the text), never by a regular expression: a pattern able to match a
+# character in more than one way backtracks for seconds on a few hundred digits, holding the GIL.
+_LAX_TEXT = "laxText"
 _LAX_TYPES: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "integer": (("string", "boolean"), {"pattern": _INT_TEXT}),  # 12.0 already is an integer
-    "number": (("string", "boolean"), {"pattern": _NUMBER_TEXT}),
-    "boolean": (("number", "string"), {"pattern": _BOOL_TEXT, "minimum": 0, "maximum": 1, "multipleOf": 1}),
+    "integer": (("string", "boolean"), {_LAX_TEXT: "integer"}),  # 12.0 already is an integer
+    "number": (("string", "boolean"), {_LAX_TEXT: "number"}),
+    "boolean": (("number", "string"), {_LAX_TEXT: "boolean", "minimum": 0, "maximum": 1, "multipleOf": 1}),
 }
-_TEXT_OF = {_INT_TEXT: "a valid integer", _NUMBER_TEXT: "a valid number", _BOOL_TEXT: "a valid boolean"}
+_TEXT_PARSERS: dict[str, TypeAdapter[Any]] = {
+    "integer": TypeAdapter(int),
+    "number": TypeAdapter(float),
+    "boolean": TypeAdapter(bool),
+}
+_SHOWN_TEXT = 40  # characters of a refused text quoted in the message
+
+
+def _lax_text(_validator: Any, kind: str, instance: Any, _schema: Any) -> Iterator[jsonschema.ValidationError]:
+    """The ``laxText`` keyword: a string must be one Pydantic's lax mode reads as ``kind``."""
+    if not isinstance(instance, str):
+        return
+    try:
+        _TEXT_PARSERS[kind].validate_python(instance)
+    except PydanticValidationError:
+        shown = repr(instance[:_SHOWN_TEXT])
+        if len(instance) > _SHOWN_TEXT:
+            shown += f"... ({len(instance):,} characters)"
+        yield jsonschema.ValidationError(f"{shown} is not a valid {kind}")
+
+
 _TIME_FORMATS = frozenset({"date-time", "date", "time", "duration"})  # also a number (Unix time, seconds)
 _SUBSCHEMA = frozenset(
     {"items", "additionalItems", "additionalProperties", "contains", "propertyNames", "not", "if", "then", "else"}
@@ -126,11 +150,39 @@ def _lax_type(value: Any, fmt: Any) -> tuple[Any, dict[str, Any]]:
     return ([name, *wider] if wider else name), bounds
 
 
+@lru_cache(maxsize=1024)
+def _linear_pattern(pattern: str) -> SchemaValidator | None:
+    """``pattern`` compiled as Pydantic compiles a field's pattern (Rust's regex, linear in the
+    text), or None for one it cannot compile (a look-around, a back-reference)."""
+    try:
+        return SchemaValidator(core_schema.str_schema(pattern=pattern))
+    except SchemaError:
+        return None
+
+
+def _pattern_keyword(base: Any) -> Any:
+    """The ``pattern`` keyword run as Pydantic runs a model's pattern: Python's ``re``, which
+    jsonschema uses, backtracks for ever on a pattern such as ``^(a+)+$`` and a text that nearly
+    matches. Only a pattern Rust's regex cannot compile (Pydantic refuses it too) is left to ``re``."""
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+        if not isinstance(instance, str):
+            return
+        checker = _linear_pattern(patrn)
+        if checker is None:
+            yield from base(validator, patrn, instance, schema)
+        elif not checker.isinstance_python(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    return pattern
+
+
 @lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Any:
     schema = lax_schema(json.loads(schema_json))
-    cls = validator_for(schema)
-    return cls(schema)
+    base = validator_for(schema)
+    keywords = {_LAX_TEXT: _lax_text, "pattern": _pattern_keyword(base.VALIDATORS["pattern"])}
+    return jsonschema.validators.extend(base, keywords)(schema)
 
 
 def check_schema(payload: Any, schema: dict[str, Any] | None, task_id: str, field: str = "payload") -> None:
@@ -143,8 +195,6 @@ def check_schema(payload: Any, schema: dict[str, Any] | None, task_id: str, fiel
     path = ".".join(str(p) for p in error.absolute_path)
     where = f"{field}.{path}" if path else field
     reason = error.message
-    if error.validator == "pattern" and error.validator_value in _TEXT_OF:  # one of ours: say what it wanted
-        reason = f"{error.instance!r} is not {_TEXT_OF[error.validator_value]}"
     raise ValidationError(
         f"{where}: {reason} (task {task_id!r})",
         details={"field": where, "reason": reason, "task": task_id},

@@ -33,7 +33,8 @@ class ServerSettings:
 
     @property
     def max_body_bytes(self) -> int:
-        # A batch carries up to 1,000 payloads; each is checked against max_payload_bytes.
+        # A batch carries up to 1,000 payloads; each is checked against max_payload_bytes. This bounds
+        # the bytes held of a body; what it costs parsed is bounded by limits.MAX_JSON_VALUES.
         return max(64 * 1024 * 1024, 4 * self.max_payload_bytes)
 
 

@@ -119,7 +119,9 @@ def install(app: FastAPI) -> None:
     """Register the handlers that give every error its one shape; see also ``CatchAll``."""
 
     @app.exception_handler(HightideError)
-    async def _hightide(_request: Request, exc: HightideError) -> JSONResponse:
+    async def _hightide(request: Request, exc: HightideError) -> JSONResponse:
+        if exc.code == "server_error":  # its text is for the log (a driver's message names hosts, keys)
+            return internal_error(exc, request.method, request.url.path)
         return error_response(exc)
 
     @app.exception_handler(HTTPException)
@@ -185,10 +187,18 @@ class CatchAll:
         except RequestError as exc:  # the body limit, met by a read outside FastAPI's handlers
             if not started:
                 await error_response(exc.error, {"Connection": "close"})(scope, receive, send)
-        except Exception:
-            ref = secrets.token_hex(4)
-            log.exception("unexpected error [ref %s] while handling %s %s", ref, scope["method"], scope["path"])
+        except Exception as exc:
+            response = internal_error(exc, scope["method"], scope["path"])
             if started:  # nothing more can be said to this client; the connection is closed
                 return
-            message = f"internal server error (ref {ref}); the server log has the details"
-            await JSONResponse(error_body("server_error", message), status_code=500)(scope, receive, send)
+            await response(scope, receive, send)
+
+
+def internal_error(exc: BaseException, method: str, path: str) -> JSONResponse:
+    """Log ``exc`` with its traceback under a new reference, and the 500 that tells the client only
+    that reference: whatever the exception says (a driver's text: constraint names, key values, the
+    database host and user) stays in the server log."""
+    ref = secrets.token_hex(4)
+    log.error("unexpected error [ref %s] while handling %s %s", ref, method, path, exc_info=exc)
+    message = f"internal server error (ref {ref}); the server log has the details"
+    return JSONResponse(error_body("server_error", message, {"ref": ref}), status_code=500)

@@ -1,9 +1,11 @@
 """What a request may cost the server before anything trusts it: a byte limit on its body, counted as
-the body streams in (chunked or not), and a nesting limit on the JSON in it."""
+the body streams in (chunked or not), and limits on the nesting and the number of values of the JSON
+in it (what the body costs once parsed)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -81,9 +83,37 @@ class BodyLimit:
         await self.app(scope, limited_receive, closing_send)
 
 
-def parse_json(raw: bytes) -> Any:
-    """The JSON value of a request body, refusing (``ValidationError``) what is not JSON or nests
-    deeper than ``MAX_JSON_DEPTH``."""
+MAX_JSON_VALUES = 2_000_000
+"""A request body may hold at most this many JSON values (arrays, objects, numbers, strings, ...;
+not counting object keys). Parsed, a value costs 30 to 70 bytes of Python objects however few bytes
+it takes in JSON (``{}`` is 3 bytes and 64 parsed), so the byte limit alone let a 64 MiB body
+become gigabytes; this bounds the parsed body to a few hundred MB whatever its shape."""
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string: each byte can match one way only
+
+
+def _values(raw: bytes, exact: bool = False) -> int:
+    """The number of values in the JSON text ``raw``: one, and each element of an array or object
+    but its first follows a comma. Counted in ``raw`` it is an upper bound (brackets and commas in
+    strings count too, and empty containers as if they had an element); ``exact`` counts with the
+    strings taken out and ``[]`` and ``{}`` as empty (with spaces inside, they still count)."""
+    containers = raw.count(b"[") + raw.count(b"{")
+    if exact:
+        raw = _STRING.sub(b'""', raw)
+        containers = raw.count(b"[") + raw.count(b"{") - raw.count(b"[]") - raw.count(b"{}")
+    return 1 + raw.count(b",") + containers
+
+
+def parse_json(raw: bytes, max_values: int = MAX_JSON_VALUES) -> Any:
+    """The JSON value of a request body, refusing what is not JSON or nests deeper than
+    ``MAX_JSON_DEPTH`` (``ValidationError``), or holds more than ``max_values`` values
+    (``PayloadTooLargeError``, before it is parsed)."""
+    if _values(raw) > max_values and _values(raw, exact=True) > max_values:
+        raise PayloadTooLargeError(
+            f"the request body holds more than {max_values:,} JSON values (arrays, objects, numbers, "
+            "strings); send fewer items per request, or large values by reference (a URL or an object key)",
+            details={"field": "body", "limit": max_values},
+        )
     try:
         value = json.loads(raw)
     except RecursionError:

@@ -7,7 +7,6 @@ a 422 on both backends before anything reaches the database.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
@@ -57,12 +56,9 @@ Time = Annotated[
 def _seconds_or_text(value: Any) -> float | str:
     """A duration as sent: seconds (0 to 10 years) or a text for the engine to parse ('5m', a date)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value < 0:
-            raise PydanticCustomError("duration", "expected a finite, non-negative number of seconds")
-        if value > limits.MAX_DURATION:
-            raise PydanticCustomError(
-                "duration", f"{value:g} s is longer than the limit of 10 years ({limits.MAX_DURATION:g} s)"
-            )
+        problem = limits.duration_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("duration", problem)
         return float(value)
     if isinstance(value, str):
         if not 1 <= len(value) <= limits.MAX_DURATION_TEXT_LENGTH:
@@ -143,7 +139,7 @@ class RegisterBody(Body):
     worker_id: Id | None = Field(default=None, description="lets a waiting claim switch to this version")
 
 
-ClaimId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+ClaimId = Annotated[str, _length(limits.MAX_ID_LENGTH), Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
 """Chosen by the worker (a UUID): nothing a database could refuse."""
 _CLAIM_ID = Field(
     default=None,

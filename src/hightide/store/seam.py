@@ -7,6 +7,7 @@ The named operations live in ``environments.py``, ``runs.py`` and ``claims.py``;
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import threading
 import time
@@ -23,6 +24,8 @@ from hightide.store.changes import Change, batch
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = logging.getLogger("hightide.store")
 
 Listener = Callable[[Sequence[Change]], None]
 """Called, from any thread, with the changes of one committed transaction (of this store, or with
@@ -109,7 +112,11 @@ class Seam:
 
     def _translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, IntegrityError):
-            return AlreadyExistsError(f"a conflicting record exists: {exc.orig}")
+            # The driver's text (constraint names, key values) is for the log, not for the client.
+            log.warning("a write conflicted with a record written at the same time: %s", exc.orig)
+            return AlreadyExistsError(
+                "the request conflicts with a record written at the same time (the same id or key); retry it"
+            )
         if isinstance(exc, DataError):  # a value the column cannot hold: the request's fault
             return _refused(exc.orig or exc)
         return ServerError(f"database error: {exc.orig}")

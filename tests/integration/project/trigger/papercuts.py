@@ -60,3 +60,13 @@ async def signup_parent(payload: dict) -> dict:
     except ValidationError as exc:  # refused before anything is recorded or sent
         return {"refused": exc.message}
     return {"child": result.output}
+
+
+class Measure(BaseModel):
+    count: int = 0
+    ratio: float = 0.0
+
+
+@task(id="measure")
+async def measure(payload: Measure) -> dict:
+    return {"count": payload.count}
