@@ -17,7 +17,14 @@ LEASE = 30.0
 
 
 def claim(
-    store: Store, env: str, limit: int = 10, *, worker_id: str = "w1", now: float = NOW, claim_id: str | None = None
+    store: Store,
+    env: str,
+    limit: int = 10,
+    *,
+    worker_id: str = "w1",
+    now: float = NOW,
+    claim_id: str | None = None,
+    last: bool = True,
 ) -> list[Run]:
     return store.claim_runs(
         env,
@@ -28,6 +35,7 @@ def claim(
         lease_seconds=LEASE,
         now=now,
         claim_id=claim_id,
+        last=last,
     )
 
 
@@ -186,9 +194,33 @@ def test_releasing_another_workers_claim_releases_nothing(store: Store) -> None:
     assert claim(store, env, claim_id="clm-1", worker_id="w1") == [taken]  # still w1's to retry
 
 
-def test_a_claim_id_that_took_nothing_may_claim_later(store: Store) -> None:
+def test_a_claim_id_that_took_nothing_on_a_round_before_its_last_may_claim_later(store: Store) -> None:
     env = make_env(store)
-    assert claim(store, env, claim_id="clm-1") == []  # an empty long-poll round
+    assert claim(store, env, claim_id="clm-1", last=False) == []  # an empty long-poll round
     run = insert(store, new_run(env))[0]
 
     assert [r.id for r in claim(store, env, claim_id="clm-1")] == [run.id]
+
+
+def test_a_claim_id_answered_empty_takes_nothing_on_any_server(two_stores: list[Store]) -> None:
+    """Try 1 long-polls on one server for a worker that hung up; try 2, on another, is answered
+    empty at its deadline and the worker moves on: try 1 must not take runs the worker never sees."""
+    one, two = two_stores
+    env = make_env(one)
+    assert claim(one, env, claim_id="clm-1", last=False) == []  # try 1, first look
+    assert claim(two, env, claim_id="clm-1", now=NOW + 1) == []  # try 2, answered empty
+    run = insert(one, new_run(env, created_at=NOW + 1))[0]
+
+    assert claim(one, env, claim_id="clm-1", now=NOW + 2, last=False) == []  # try 1 wakes for it
+    assert claim(one, env, claim_id="clm-1", now=NOW + 3) == []
+    assert one.get_run(run.id).status == RunStatus.QUEUED
+    assert [r.id for r in claim(two, env, claim_id="clm-2", now=NOW + 3)] == [run.id]  # the next claim
+
+
+def test_a_claim_that_finds_its_id_took_runs_returns_them_on_its_last_look(two_stores: list[Store]) -> None:
+    one, two = two_stores
+    env = make_env(one)
+    insert(one, *(new_run(env, created_at=NOW - 10 + i) for i in range(2)))
+    taken = claim(one, env, limit=1, claim_id="clm-1", last=False)
+
+    assert claim(two, env, limit=5, claim_id="clm-1", now=NOW + 1) == taken  # not one more run

@@ -37,86 +37,114 @@ class ClaimOps(Seam):
         lease_seconds: float,
         now: float,
         claim_id: str | None = None,
+        last: bool = True,
     ) -> list[Run]:
         """Move up to ``limit`` ready runs of ``task_ids`` to EXECUTING for ``worker_id``, respecting
         the environment's and each queue's concurrency limit, and open an attempt for each.
 
         ``claim_id`` (chosen by the worker, the same for each try of one claim) makes the claim
         exactly-once: a claim id that already took runs gets those runs again (those it still
-        holds), one that was released (``release_runs``) gets nothing, whatever the server."""
-        if limit <= 0 or not task_ids:
+        holds), one that was released (``release_runs``) gets nothing, whatever the server.
+
+        ``last``: this is the claim's last look (a long-poll's is at its deadline). A claim id that
+        takes nothing then is recorded closed, as a release would: the worker moves on once answered,
+        so an earlier try of the same claim still on its way (long-polling on another server for a
+        worker that hung up) must take nothing either."""
+        if claim_id is None and (limit <= 0 or not task_ids):
             return []
-        r, q = t.runs, t.queues
         with self._write_notify() as conn:
             self._lock_for_claim(conn, environment_id)
             if claim_id is not None:
                 seen = conn.execute(select(t.claims).where(t.claims.c.id == claim_id)).first()
                 if seen is not None:
                     return self._claimed_before(conn, seen, environment_id, worker_id)
-            env_limit = conn.execute(
-                select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
-            ).scalar_one()
-            executing: dict[str, int] = dict(
-                conn.execute(
-                    select(r.c.queue, func.count())
-                    .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
-                    .group_by(r.c.queue)
-                ).all()
+            claimed = self._claim_ready(
+                conn, environment_id, task_ids, worker_id, version, limit, lease_seconds, now, claim_id
             )
-            free_env = env_limit - sum(executing.values())
-            if free_env <= 0:
-                return []
-            limits = {
-                row.name: (row.concurrency_limit, row.paused)
-                for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
-            }
-            want = min(limit, free_env)
-            # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
-            # they must not hide the runs of other queues. A queue that fills up mid-batch is left
-            # out of the next round.
-            blocked = {
-                name
-                for name, (queue_limit, paused) in limits.items()
-                if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
-            }
-            claimed: list[Run] = []
-            while len(claimed) < want:
-                # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
-                # instead of sorting every ready run by the available_at index on each claim.
-                ready = select(r).where(
-                    r.c.environment_id == environment_id,
-                    r.c.status == RunStatus.QUEUED.value,
-                    (r.c.available_at + 0) <= now,
-                    r.c.task_id.in_(task_ids),
-                )
-                if blocked:
-                    ready = ready.where(r.c.queue.not_in(sorted(blocked)))
-                rows = conn.execute(
-                    self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
-                ).all()
-                taken = []
-                for row in rows:
-                    queue = row._mapping["queue"]
-                    if queue in blocked:
-                        continue
-                    taken.append(row)
-                    executing[queue] = executing.get(queue, 0) + 1
-                    queue_limit, _ = limits.get(queue, (None, False))
-                    if queue_limit is not None and executing[queue] >= queue_limit:
-                        blocked.add(queue)
-                if not taken:
-                    break  # nothing left that may start
-                claimed.extend(
-                    self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id)
-                )
-            if claim_id is not None and claimed:
+            if claim_id is not None and (claimed or last):
                 conn.execute(
                     insert(t.claims).values(
-                        id=claim_id, environment_id=environment_id, worker_id=worker_id, created_at=now
+                        id=claim_id,
+                        environment_id=environment_id,
+                        worker_id=worker_id,
+                        created_at=now,
+                        released_at=None if claimed else now,
                     )
                 )
                 self._forget_old_claims(conn, now - max(CLAIM_MEMORY_SECONDS, 10 * lease_seconds), now)
             return claimed
+
+    def _claim_ready(
+        self,
+        conn: Connection,
+        environment_id: str,
+        task_ids: Sequence[str],
+        worker_id: str,
+        version: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        claim_id: str | None,
+    ) -> list[Run]:
+        """The claim itself, under the claim lock: up to ``limit`` ready runs started for ``worker_id``."""
+        r, q = t.runs, t.queues
+        if limit <= 0 or not task_ids:
+            return []
+        env_limit = conn.execute(
+            select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
+        ).scalar_one()
+        executing: dict[str, int] = dict(
+            conn.execute(
+                select(r.c.queue, func.count())
+                .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
+                .group_by(r.c.queue)
+            ).all()
+        )
+        free_env = env_limit - sum(executing.values())
+        if free_env <= 0:
+            return []
+        limits = {
+            row.name: (row.concurrency_limit, row.paused)
+            for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
+        }
+        want = min(limit, free_env)
+        # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
+        # they must not hide the runs of other queues. A queue that fills up mid-batch is left
+        # out of the next round.
+        blocked = {
+            name
+            for name, (queue_limit, paused) in limits.items()
+            if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
+        }
+        claimed: list[Run] = []
+        while len(claimed) < want:
+            # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
+            # instead of sorting every ready run by the available_at index on each claim.
+            ready = select(r).where(
+                r.c.environment_id == environment_id,
+                r.c.status == RunStatus.QUEUED.value,
+                (r.c.available_at + 0) <= now,
+                r.c.task_id.in_(task_ids),
+            )
+            if blocked:
+                ready = ready.where(r.c.queue.not_in(sorted(blocked)))
+            rows = conn.execute(
+                self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
+            ).all()
+            taken = []
+            for row in rows:
+                queue = row._mapping["queue"]
+                if queue in blocked:
+                    continue
+                taken.append(row)
+                executing[queue] = executing.get(queue, 0) + 1
+                queue_limit, _ = limits.get(queue, (None, False))
+                if queue_limit is not None and executing[queue] >= queue_limit:
+                    blocked.add(queue)
+            if not taken:
+                break  # nothing left that may start
+            claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id))
+        return claimed
 
     @staticmethod
     def _claimed_before(conn: Connection, seen: Any, environment_id: str, worker_id: str) -> list[Run]:
