@@ -72,6 +72,32 @@ def _held(execution: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": execution["run_id"], "attempt": execution["attempt"], "execution": execution["execution"]}
 
 
+@pytest.mark.parametrize("ok", [True, False])
+def test_a_late_report_from_the_releasing_worker_is_refused_once_another_took_the_run(stack: Stack, ok: bool) -> None:
+    """After a release, (run, attempt) names another worker's execution: a report of the worker
+    that gave the run back, even one without `execution`, must not finish it."""
+    task_id = f"manual-{uuid.uuid4().hex[:8]}"
+    with stack.http() as http:
+        version = _register(http, task_id)
+        [run_id] = _trigger(http, task_id)
+        [first] = _claim(http, version, "wkr_late", uuid.uuid4().hex)
+        assert _release(http, "wkr_late", [first]) == [run_id]
+        [second] = _claim(http, version, "wkr_next", uuid.uuid4().hex)
+        assert second["attempt"] == first["attempt"]
+
+        outcome = {"ok": ok, "output": "late"} if ok else {"ok": False, "error": {"name": "Boom", "message": "late"}}
+        late = {"run_id": run_id, "attempt": first["attempt"], **outcome}  # no `execution`
+        reply = http.post("/api/v1/worker/complete", json={"worker_id": "wkr_late", "results": [late]}).json()
+        assert reply["results"][0]["accepted"] is False
+        assert http.get(f"/api/v1/runs/{run_id}").json()["status"] == "EXECUTING"
+
+        done = {"worker_id": "wkr_next", "results": [{**_held(second), "ok": True, "output": "done"}]}
+        assert http.post("/api/v1/worker/complete", json=done).json()["results"][0]["accepted"] is True
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert (run["status"], run["output"]) == ("COMPLETED", "done")
+        assert [(a["status"], a["worker_id"]) for a in run["attempts"]] == [("COMPLETED", "wkr_next")]
+
+
 def test_a_release_after_a_cancel_changes_nothing(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
     with stack.http() as http:
