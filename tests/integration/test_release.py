@@ -98,6 +98,33 @@ def test_a_late_report_from_the_releasing_worker_is_refused_once_another_took_th
         assert [(a["status"], a["worker_id"]) for a in run["attempts"]] == [("COMPLETED", "wkr_next")]
 
 
+def test_cancelling_a_released_run_closes_the_attempt_it_left_open(stack: Stack) -> None:
+    task_id = f"manual-{uuid.uuid4().hex[:8]}"
+    with stack.http() as http:
+        version = _register(http, task_id)
+        [run_id] = _trigger(http, task_id)
+        [execution] = _claim(http, version, "wkr_gone", uuid.uuid4().hex)
+        assert _release(http, "wkr_gone", [execution]) == [run_id]
+
+        assert http.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert run["status"] == "CANCELED"
+        assert [(a["status"], a["finished_at"] is not None) for a in run["attempts"]] == [("CANCELED", True)]
+
+
+def test_a_run_given_back_unstarted_is_as_if_never_claimed(stack: Stack) -> None:
+    task_id = f"manual-{uuid.uuid4().hex[:8]}"
+    with stack.http() as http:
+        version = _register(http, task_id)
+        [run_id] = _trigger(http, task_id)
+        [execution] = _claim(http, version, "wkr_pre", uuid.uuid4().hex)
+        body = {"worker_id": "wkr_pre", "runs": [{**_held(execution), "started": False}]}
+        assert http.post("/api/v1/worker/release", json=body).json()["released"] == [run_id]
+
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert (run["status"], run["attempt_count"], run["attempts"]) == ("QUEUED", 0, [])
+
+
 def test_a_release_after_a_cancel_changes_nothing(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
     with stack.http() as http:

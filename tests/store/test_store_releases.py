@@ -168,7 +168,7 @@ def test_a_released_claim_gives_its_runs_back_and_takes_nothing_more(two_stores:
     released = two.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
 
     assert sorted(r.id for r in released) == sorted(r.id for r in taken)
-    assert all(r.status == RunStatus.QUEUED and r.attempt_count == 1 for r in released)
+    assert all(r.status == RunStatus.QUEUED and r.attempt_count == 0 for r in released)  # never received
     assert claim(one, env, claim_id="clm-1", now=NOW + 2) == []  # a late try of the released claim
     assert len(claim(one, env, claim_id="clm-2", now=NOW + 2)) == 3
 
@@ -224,3 +224,60 @@ def test_a_claim_that_finds_its_id_took_runs_returns_them_on_its_last_look(two_s
     taken = claim(one, env, limit=1, claim_id="clm-1", last=False)
 
     assert claim(two, env, limit=5, claim_id="clm-1", now=NOW + 1) == taken  # not one more run
+
+
+# -- releases of runs that never started ------------------------------------------------------------
+
+
+def test_a_run_given_back_before_its_first_start_is_as_if_never_claimed(store: Store) -> None:
+    """Prefetched and never started: no start time (so its ttl still applies), no attempt."""
+    env = make_env(store)
+    run = insert(store, new_run(env, ttl_expires_at=NOW + 60))[0]
+    [taken] = claim(store, env)
+
+    [released] = store.release_runs(env, "w1", [Held(taken.id, 1, taken.executions, started=False)], now=NOW + 1)
+
+    assert (released.status, released.attempt_count, released.started_at) == (RunStatus.QUEUED, 0, None)
+    assert store.list_attempts(run.id) == []
+    assert [r.id for r in store.due_runs(NOW + 61)["expired"]] == [run.id]
+    [again] = claim(store, env, now=NOW + 2)
+    assert (again.attempt_count, again.executions) == (1, taken.executions + 1)  # a stale report is refused
+    assert [(a.number, a.status) for a in store.list_attempts(run.id)] == [(1, "EXECUTING")]
+
+
+def test_a_run_given_back_unstarted_after_it_ran_elsewhere_keeps_its_start_and_attempt(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env, ttl_expires_at=NOW + 60))[0]
+    [first] = claim(store, env)
+    store.release_runs(env, "w1", [held(first)], now=NOW + 1)  # it ran: released as started
+    [second] = claim(store, env, worker_id="w2", now=NOW + 2)
+
+    [released] = store.release_runs(env, "w2", [Held(run.id, 1, second.executions, started=False)], now=NOW + 3)
+
+    assert (released.attempt_count, released.started_at) == (1, NOW)
+    assert [a.status for a in store.list_attempts(run.id)] == ["RELEASED"]
+    assert store.due_runs(NOW + 61)["expired"] == []
+
+
+def test_a_claim_released_by_its_id_before_it_was_received_undoes_the_claim(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env))[0]
+    claim(store, env, claim_id="clm-1")
+
+    [released] = store.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
+
+    assert (released.attempt_count, released.started_at) == (0, None)
+    assert store.list_attempts(run.id) == []
+
+
+def test_closing_a_released_attempt_ends_only_that_one(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env))[0]
+    [taken] = claim(store, env)
+    store.release_runs(env, "w1", [held(taken)], now=NOW + 1)
+
+    store.close_released_attempt(run.id, 1, "CANCELED", NOW + 2)
+    store.close_released_attempt(run.id, 1, "FAILED", NOW + 3)  # no longer open: unchanged
+
+    [attempt] = store.list_attempts(run.id)
+    assert (attempt.status, attempt.finished_at) == ("CANCELED", NOW + 2)

@@ -78,6 +78,8 @@ class Execution(Traces):
         released = self.store.release_runs(env.id, worker_id, held, claim_ids, now=now)
         spans = []
         for run in released:
+            if not run.attempt_count:  # given back before it started: no attempt to show it in
+                continue
             trace_id, span_id = trace_ids(run)
             spans.append(
                 SpanRecord(

@@ -237,6 +237,9 @@ class ReleasedRun(Body):
     run_id: Id
     attempt: Count
     execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is ignored")
+    started: bool = Field(
+        default=True, description="false: the task's code never started (prefetched): the run is as if never claimed"
+    )
 
 
 class ReleaseBody(Body):

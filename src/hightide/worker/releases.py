@@ -39,11 +39,14 @@ class Releaser:
         claims, self._open = sorted(self._open), set()
         return claims
 
-    def give_back(self, executions: list[dict[str, Any]], claims: list[str] | None = None) -> None:
-        """Release ``executions`` and the runs of ``claims``, at once, in the background."""
+    def give_back(
+        self, executions: list[dict[str, Any]], claims: list[str] | None = None, started: bool = True
+    ) -> None:
+        """Release ``executions`` and the runs of ``claims``, at once, in the background. ``started``
+        false: the executions never started (prefetched), so the server may undo their claim."""
         if not executions and not claims:
             return
-        task = asyncio.create_task(self._release(executions, claims or []), name="release")
+        task = asyncio.create_task(self._release(executions, claims or [], started), name="release")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -52,8 +55,11 @@ class Releaser:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
-    async def _release(self, executions: list[dict[str, Any]], claims: list[str]) -> None:
-        held = [{"run_id": e["run_id"], "attempt": e["attempt"], "execution": e.get("execution")} for e in executions]
+    async def _release(self, executions: list[dict[str, Any]], claims: list[str], started: bool) -> None:
+        held = [
+            {"run_id": e["run_id"], "attempt": e["attempt"], "execution": e.get("execution"), "started": started}
+            for e in executions
+        ]
         released: set[str] = set()
         # As many requests as the server's limits need: one refused must not hold back the others.
         requests = max(-(-len(held) // MAX_RELEASE_RUNS), -(-len(claims) // MAX_RELEASE_CLAIMS))

@@ -165,7 +165,7 @@ class Supervisor:
             # What has not started goes back at once, whatever the grace: it must not wait here.
             waiting = [a for a in self.active.values() if not a.running]
             await self._stop_runs(waiting)
-            self.releaser.give_back([a.execution for a in waiting], self.releaser.take_open_claims())
+            self.releaser.give_back([a.execution for a in waiting], self.releaser.take_open_claims(), started=False)
         if self.active and mode == "drain":
             self.on_event(
                 RunEvent(
@@ -267,7 +267,7 @@ class Supervisor:
 
     def _start(self, execution: dict[str, Any]) -> None:
         if not self._claiming:  # a claim in flight when the stop began: its runs go back at once
-            self.releaser.give_back([execution])
+            self.releaser.give_back([execution], started=False)
             return
         run_id = execution["run_id"]
         active = _Active(execution, None, time.monotonic())  # type: ignore[arg-type]
