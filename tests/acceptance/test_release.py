@@ -150,7 +150,8 @@ def test_prefetched_runs_go_back_at_once_while_the_executing_one_finishes(
 
         released = assert_eventually(handed_back, timeout=TIMEOUT)
         assert busy.running and client.runs.retrieve(long).status == "EXECUTING"
-        assert all(r.attempt_count == 1 and [a.status for a in r.attempts] == ["RELEASED"] for r in released)
+        # Never started: as if never claimed (no attempt, no start time: a ttl would still apply).
+        assert all(r.attempt_count == 0 and r.attempts == [] and r.started_at is None for r in released)
         assert busy.wait(timeout=TIMEOUT) == 0
         assert client.runs.retrieve(long).status == "COMPLETED"  # within the grace: it finished
 

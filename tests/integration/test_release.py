@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hightide.types import MAX_HEARTBEAT_RUNS
 from tests.integration.conftest import Stack
 
 
@@ -187,6 +188,15 @@ def test_release_requests_are_validated(stack: Stack, body: dict[str, Any]) -> N
     with stack.http() as http:
         response = http.post("/api/v1/worker/release", json=body)
         assert response.status_code == 422 and response.json()["error"]["code"], response.text
+
+
+def test_a_heartbeat_naming_more_runs_than_a_worker_can_hold_is_refused(stack: Stack) -> None:
+    runs = [{"run_id": f"run_{i}", "attempt": 1} for i in range(MAX_HEARTBEAT_RUNS + 1)]
+    with stack.http() as http:
+        response = http.post("/api/v1/worker/heartbeat", json={"worker_id": "w", "runs": runs, "extend": False})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
+        ok = http.post("/api/v1/worker/heartbeat", json={"worker_id": "w", "runs": runs[:-1], "extend": False})
+        assert ok.status_code == 200 and len(ok.json()["stop"]) == MAX_HEARTBEAT_RUNS
 
 
 def test_claim_ids_are_validated(stack: Stack) -> None:

@@ -281,3 +281,23 @@ def test_closing_a_released_attempt_ends_only_that_one(store: Store) -> None:
 
     [attempt] = store.list_attempts(run.id)
     assert (attempt.status, attempt.finished_at) == ("CANCELED", NOW + 2)
+
+
+# -- heartbeats of many runs --------------------------------------------------------------------
+
+
+def test_a_heartbeat_of_more_runs_than_one_statement_takes_extends_those_held(store: Store) -> None:
+    env = make_env(store)
+    runs = insert(store, *(new_run(env, created_at=NOW - 10 + i) for i in range(3)))
+    taken = claim(store, env, limit=2)
+    unknown = [(f"run_gone_{i:04d}", 1) for i in range(1200)]
+    held_runs = [(r.id, r.attempt_count) for r in taken]
+    beat = [*unknown[:700], held_runs[0], *unknown[700:], held_runs[1], (runs[2].id, 1)]
+
+    lost = store.extend_leases("w1", beat, NOW + 500, NOW + 1)
+
+    assert sorted(lost) == sorted([run_id for run_id, _ in unknown] + [runs[2].id])
+    assert all(store.get_run(r.id).lease_expires_at == NOW + 500 for r in taken)
+    assert sorted(store.runs_not_held("w1", beat)) == sorted(lost)
+    assert sorted(store.runs_not_held("w2", held_runs)) == sorted(r.id for r in taken)
+    assert store.extend_leases("w1", [(taken[0].id, 2)], NOW + 900, NOW + 2) == [taken[0].id]  # another attempt

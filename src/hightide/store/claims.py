@@ -20,6 +20,12 @@ from hightide.store.seam import Seam
 # How long a claim id is remembered at least (and a lease's tenfold when longer): a retried claim
 # gets what its first try took, and a claim given up on takes nothing, within this time.
 CLAIM_MEMORY_SECONDS = 3600.0
+# Ids per IN (...) list: well under SQLite's limit on a statement's variables, whatever its build.
+_SLICE = 500
+
+
+def _slices(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + _SLICE] for i in range(0, len(ids), _SLICE)]
 
 
 class ClaimOps(Seam):
@@ -270,50 +276,44 @@ class ClaimOps(Seam):
     def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease_until: float, now: float
     ) -> list[str]:
-        """Extend the leases of runs ``worker_id`` still holds; return the ids it no longer holds."""
+        """Extend the leases of runs ``worker_id`` still holds; return the ids it no longer holds.
+        A few statements whatever the number of runs: their rows read (locked) and updated in
+        slices of ``_SLICE`` ids."""
         if not held:
             return []
         r = t.runs
-        lost: list[str] = []
+        attempts = dict(held)
+        kept: set[str] = set()
         with self._write() as conn:
-            for run_id, attempt in held:
-                n = conn.execute(
-                    update(r)
-                    .where(
-                        r.c.id == run_id,
-                        r.c.status == RunStatus.EXECUTING.value,
-                        r.c.attempt_count == attempt,
-                        r.c.worker_id == worker_id,
-                    )
-                    .values(lease_expires_at=lease_until)
-                ).rowcount
-                if n != 1:
-                    lost.append(run_id)
-        return lost
+            for ids in _slices(sorted(attempts)):
+                rows = conn.execute(
+                    select(r.c.id, r.c.attempt_count)
+                    .where(r.c.id.in_(ids), r.c.status == RunStatus.EXECUTING.value, r.c.worker_id == worker_id)
+                    .order_by(r.c.id)
+                    .with_for_update()
+                ).all()
+                mine = [row.id for row in rows if row.attempt_count == attempts[row.id]]
+                if mine:
+                    conn.execute(update(r).where(r.c.id.in_(mine)).values(lease_expires_at=lease_until))
+                    kept.update(mine)
+        return [run_id for run_id, _ in held if run_id not in kept]
 
     def runs_not_held(self, worker_id: str, held: Sequence[tuple[str, int]]) -> list[str]:
         """Of ``held``, the runs that are no longer executing that attempt for ``worker_id``."""
         if not held:
             return []
         r = t.runs
+        attempts = dict(held)
+        kept: set[str] = set()
         with self._read() as conn:
-            rows = conn.execute(
-                select(r.c.id, r.c.status, r.c.attempt_count, r.c.worker_id).where(
-                    r.c.id.in_([run_id for run_id, _ in held])
-                )
-            ).all()
-        state = {row.id: row for row in rows}
-        lost = []
-        for run_id, attempt in held:
-            row = state.get(run_id)
-            if (
-                row is None
-                or row.status != RunStatus.EXECUTING.value
-                or row.attempt_count != attempt
-                or row.worker_id != worker_id
-            ):
-                lost.append(run_id)
-        return lost
+            for ids in _slices(sorted(attempts)):
+                rows = conn.execute(
+                    select(r.c.id, r.c.attempt_count).where(
+                        r.c.id.in_(ids), r.c.status == RunStatus.EXECUTING.value, r.c.worker_id == worker_id
+                    )
+                ).all()
+                kept.update(row.id for row in rows if row.attempt_count == attempts[row.id])
+        return [run_id for run_id, _ in held if run_id not in kept]
 
     def due_runs(self, now: float, limit: int = 500) -> dict[str, list[Run]]:
         """Runs whose time has come: ``delayed`` (delay passed), ``expired`` (queued or waiting for a
