@@ -223,7 +223,9 @@ def test_a_claim_that_finds_its_id_took_runs_returns_them_on_its_last_look(two_s
     insert(one, *(new_run(env, created_at=NOW - 10 + i) for i in range(2)))
     taken = claim(one, env, limit=1, claim_id="clm-1", last=False)
 
-    assert claim(two, env, limit=5, claim_id="clm-1", now=NOW + 1) == taken  # not one more run
+    again = claim(two, env, limit=5, claim_id="clm-1", now=NOW + 1)
+
+    assert [(r.id, r.executions) for r in again] == [(r.id, r.executions) for r in taken]  # not one more run
 
 
 # -- releases of runs that never started ------------------------------------------------------------
@@ -301,3 +303,28 @@ def test_a_heartbeat_of_more_runs_than_one_statement_takes_extends_those_held(st
     assert sorted(store.runs_not_held("w1", beat)) == sorted(lost)
     assert sorted(store.runs_not_held("w2", held_runs)) == sorted(r.id for r in taken)
     assert store.extend_leases("w1", [(taken[0].id, 2)], NOW + 900, NOW + 2) == [taken[0].id]  # another attempt
+
+
+def test_a_claim_tried_again_gets_its_runs_with_their_leases_extended(two_stores: list[Store]) -> None:
+    one, two = two_stores
+    env = make_env(one)
+    insert(one, new_run(env))
+    [taken] = claim(one, env, claim_id="clm-1")
+
+    [again] = claim(two, env, claim_id="clm-1", now=NOW + 20)  # the worker gets it only now
+
+    assert again.lease_expires_at == NOW + 20 + LEASE == two.get_run(taken.id).lease_expires_at
+    assert again.executions == taken.executions and again.attempt_count == taken.attempt_count
+
+
+def test_claim_ids_are_the_workers_and_unique_per_environment_only(store: Store) -> None:
+    first, second = make_env(store, "dev"), make_env(store, "prod")
+    insert(store, new_run(first), new_run(second))
+
+    [a] = claim(store, first, claim_id="clm-same")
+    [b] = claim(store, second, claim_id="clm-same")
+
+    assert (a.environment_id, b.environment_id) == (first, second)
+    assert [r.id for r in store.release_runs(second, "w1", claim_ids=["clm-same"], now=NOW + 1)] == [b.id]
+    assert store.get_run(a.id).status == RunStatus.EXECUTING  # the other environment's claim is untouched
+    assert claim(store, first, claim_id="clm-same") == [store.get_run(a.id)]

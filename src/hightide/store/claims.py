@@ -61,9 +61,11 @@ class ClaimOps(Seam):
         with self._write_notify() as conn:
             self._lock_for_claim(conn, environment_id)
             if claim_id is not None:
-                seen = conn.execute(select(t.claims).where(t.claims.c.id == claim_id)).first()
+                seen = conn.execute(
+                    select(t.claims).where(t.claims.c.environment_id == environment_id, t.claims.c.id == claim_id)
+                ).first()
                 if seen is not None:
-                    return self._claimed_before(conn, seen, environment_id, worker_id)
+                    return self._claimed_before(conn, seen, environment_id, worker_id, now + lease_seconds)
             claimed = self._claim_ready(
                 conn, environment_id, task_ids, worker_id, version, limit, lease_seconds, now, claim_id
             )
@@ -153,22 +155,23 @@ class ClaimOps(Seam):
         return claimed
 
     @staticmethod
-    def _claimed_before(conn: Connection, seen: Any, environment_id: str, worker_id: str) -> list[Run]:
-        """A claim id seen before: the runs it took that its worker still holds, unless it was
-        released (or is another worker's or environment's)."""
-        if seen.released_at is not None or seen.worker_id != worker_id or seen.environment_id != environment_id:
+    def _claimed_before(
+        conn: Connection, seen: Any, environment_id: str, worker_id: str, lease_until: float
+    ) -> list[Run]:
+        """A claim id seen before: the runs it took that its worker still holds (their leases
+        extended: the worker gets them only now), unless it was released or is another worker's."""
+        if seen.released_at is not None or seen.worker_id != worker_id:
             return []
         r = t.runs
-        rows = conn.execute(
-            select(r)
-            .where(
-                r.c.environment_id == environment_id,
-                r.c.status == RunStatus.EXECUTING.value,
-                r.c.claim_id == seen.id,
-                r.c.worker_id == worker_id,
-            )
-            .order_by(r.c.rank_at, r.c.id)
-        ).all()
+        held = (
+            r.c.environment_id == environment_id,
+            r.c.status == RunStatus.EXECUTING.value,
+            r.c.claim_id == seen.id,
+            r.c.worker_id == worker_id,
+        )
+        longer = case((r.c.lease_expires_at > lease_until, r.c.lease_expires_at), else_=lease_until)
+        conn.execute(update(r).where(*held).values(lease_expires_at=longer))
+        rows = conn.execute(select(r).where(*held).order_by(r.c.rank_at, r.c.id)).all()
         return [Run.from_row(row) for row in rows]
 
     def _forget_old_claims(self, conn: Connection, before: float, now: float) -> None:

@@ -134,10 +134,19 @@ class ReleaseOps(RunOps):
         runs they took that ``worker_id`` still executes."""
         c, r = t.claims.c, t.runs
         ids = sorted(set(claim_ids))
-        known = {row.id: row for row in conn.execute(select(t.claims).where(c.id.in_(ids)).with_for_update())}
-        mine = [i for i, row in known.items() if row.worker_id == worker_id and row.environment_id == environment_id]
+        known = {
+            row.id: row
+            for row in conn.execute(
+                select(t.claims).where(c.environment_id == environment_id, c.id.in_(ids)).with_for_update()
+            )
+        }
+        mine = [i for i, row in known.items() if row.worker_id == worker_id]
         if mine:
-            conn.execute(update(t.claims).where(c.id.in_(mine), c.released_at.is_(None)).values(released_at=now))
+            conn.execute(
+                update(t.claims)
+                .where(c.environment_id == environment_id, c.id.in_(mine), c.released_at.is_(None))
+                .values(released_at=now)
+            )
         unseen = [i for i in ids if i not in known]
         if unseen:
             conn.execute(
