@@ -243,8 +243,12 @@ def test_a_run_given_back_before_its_first_start_is_as_if_never_claimed(store: S
     assert store.list_attempts(run.id) == []
     assert [r.id for r in store.due_runs(NOW + 61)["expired"]] == [run.id]
     [again] = claim(store, env, now=NOW + 2)
-    assert (again.attempt_count, again.executions) == (1, taken.executions + 1)  # a stale report is refused
+    assert (again.attempt_count, again.executions) == (1, 1)
     assert [(a.number, a.status) for a in store.list_attempts(run.id)] == [(1, "EXECUTING")]
+    # Given back unstarted once more: still as if never claimed, however many times.
+    [twice] = store.release_runs(env, "w1", [Held(run.id, 1, 1, started=False)], now=NOW + 3)
+    assert (twice.attempt_count, twice.executions, twice.started_at) == (0, 0, None)
+    assert store.list_attempts(run.id) == []
 
 
 def test_a_run_given_back_unstarted_after_it_ran_elsewhere_keeps_its_start_and_attempt(store: Store) -> None:

@@ -94,7 +94,8 @@ class ReleaseOps(RunOps):
     @staticmethod
     def _unstart(conn: Connection, items: Sequence[Held]) -> None:
         """Undo the claim of runs released before their first execution started: no start time, no
-        attempt (the next claim opens attempt 1). A run that ran before keeps both."""
+        attempt, no execution (the next claim is its first again). A run that ran before keeps all.
+        (That execution never ran, so nothing can report it: its number is free to use again.)"""
         if not items:
             return
         r, a = t.runs, t.attempts
@@ -109,7 +110,7 @@ class ReleaseOps(RunOps):
         conn.execute(
             update(r)
             .where(r.c.id.in_(firsts))
-            .values(started_at=None, attempt_count=r.c.attempt_count - 1, resuming=False)
+            .values(started_at=None, attempt_count=r.c.attempt_count - 1, executions=0, resuming=False)
         )
         numbers = {h.run_id: h.attempt for h in items}
         for run_id in firsts:
