@@ -100,6 +100,11 @@ class ServerError(HightideError):
     code = "server_error"
 
 
+TRANSIENT_ERRORS = (HightideConnectionError, ServerError)
+"""The errors a call may meet again and again then succeed: the server unreachable, failing, busy
+or behind a proxy that answered for it. Any other is the server refusing the request itself."""
+
+
 class ConfigError(HightideError):
     """No configuration found, or a configuration value is invalid."""
 

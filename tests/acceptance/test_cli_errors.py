@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from hightide.types import MAX_CONCURRENCY, MAX_PREFETCH
 from tests.acceptance.conftest import Server, hightide
 from tests.support import free_port
 
@@ -64,3 +65,11 @@ def test_unknown_environment_for_a_key(tmp_path: Path) -> None:
     _one_line_error(
         hightide("keys", "create", "--env", "qa", "--database-url", str(db), cwd=tmp_path), "'qa'", "does not exist"
     )
+
+
+def test_worker_bounds_concurrency_and_prefetch(tmp_path: Path) -> None:
+    """Beyond what one heartbeat may name, a worker could not keep its leases: refused at once."""
+    for option, value in (("--concurrency", MAX_CONCURRENCY + 1), ("--prefetch", MAX_PREFETCH + 1)):
+        done = hightide("worker", option, str(value), cwd=tmp_path)
+        limit = str(value - 1)
+        assert done.returncode != 0 and option in done.stderr and limit in done.stderr, done.stderr

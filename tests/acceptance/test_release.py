@@ -3,16 +3,24 @@ period it hands back to the queue (no attempt used), and the runs continue on an
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hightide import Client, Run
+from hightide.sdk.http import ApiSession
+from hightide.types import MAX_CLAIM_BATCH, MAX_RELEASE_RUNS
+from hightide.worker.api import WorkerApi
+from hightide.worker.events import RunEvent
+from hightide.worker.releases import Releaser
 from tests.acceptance.conftest import Background, Server
 from tests.support import assert_eventually, free_port, wait_finished
 
@@ -142,7 +150,8 @@ def test_prefetched_runs_go_back_at_once_while_the_executing_one_finishes(
 
         released = assert_eventually(handed_back, timeout=TIMEOUT)
         assert busy.running and client.runs.retrieve(long).status == "EXECUTING"
-        assert all(r.attempt_count == 1 and [a.status for a in r.attempts] == ["RELEASED"] for r in released)
+        # Never started: as if never claimed (no attempt, no start time: a ttl would still apply).
+        assert all(r.attempt_count == 0 and r.attempts == [] and r.started_at is None for r in released)
         assert busy.wait(timeout=TIMEOUT) == 0
         assert client.runs.retrieve(long).status == "COMPLETED"  # within the grace: it finished
 
@@ -186,11 +195,15 @@ def test_a_worker_stopped_while_claiming_leaves_nothing_executing(
 
 class _LosingProxy:
     """An HTTP proxy in front of the server that loses the answer to the first claim that took
-    runs: it closes the connection instead of replying, as a timeout or a network cut would."""
+    runs: it closes the connection instead of replying, as a timeout or a network cut would. With
+    ``busy``, it first answers that many requests to ``busy_path`` itself, as an overloaded proxy
+    does: 429 and a page of its own."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, busy: int = 0, busy_path: str = "/api/v1/worker/claim") -> None:
         self.upstream = httpx.Client(base_url=upstream, timeout=60)
         self.lost: list[list[str]] = []  # the run ids of each answer lost
+        self.busy, self.refused = busy, 0
+        self.losing = not busy
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -201,10 +214,20 @@ class _LosingProxy:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == busy_path and proxy.refused < proxy.busy:
+                    proxy.refused += 1
+                    page = b"<html>429 Too Many Requests</html>"
+                    self.send_response(429)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
                 skip = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
                 reply = proxy.upstream.request(self.command, self.path, content=body, headers=headers)
-                if self.path == "/api/v1/worker/claim" and not proxy.lost and reply.json().get("runs"):
+                if self.path == "/api/v1/worker/claim" and proxy.losing and reply.json().get("runs"):
+                    proxy.losing = False
                     proxy.lost.append([e["run_id"] for e in reply.json()["runs"]])
                     self.close_connection = True  # no reply at all
                     return
@@ -249,3 +272,65 @@ def test_a_claim_whose_answer_was_lost_is_tried_again_and_gets_the_same_run(
     assert proxy.lost == [[handle.id]]
     assert (run.status, run.output, run.attempt_count) == ("COMPLETED", 7, 1)
     assert [a.status for a in run.attempts] == ["COMPLETED"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/worker/claim", "/api/v1/worker/heartbeat", "/api/v1/worker/complete"])
+def test_a_worker_behind_a_busy_proxy_keeps_trying_and_loses_nothing(
+    project: Callable[..., Path], server: Callable[..., Server], worker: Callable[..., Background], path: str
+) -> None:
+    """A proxy's own 429 page is "not now", not a refusal: the worker tries again, it does not stop."""
+    root = project({"trigger/work.py": TASKS})
+    hosted = server("--lease-seconds", "60")
+    key = hosted.create_key("dev")
+    proxy = _LosingProxy(hosted.api_url, busy=3, busy_path=path)
+    try:
+        behind = worker(root, proxy.url, key, "--concurrency", "1")
+        with Client(api_url=hosted.api_url, secret_key=key) as client:
+            slow = client.trigger("long", {"folder": str(root), "seconds": 12 if "heartbeat" in path else 0})
+            quick = client.trigger("quick", {"n": 3})
+            runs = [wait_finished(client, run_id, TIMEOUT * 2) for run_id in (slow.id, quick.id)]
+        assert proxy.refused == 3
+        behind.check_running()
+        behind.stop()
+    finally:
+        proxy.close()
+
+    assert [(r.status, r.attempt_count) for r in runs] == [("COMPLETED", 1)] * 2
+
+
+def test_a_worker_stopping_with_more_runs_than_one_release_takes_gives_them_all_back(
+    server: Callable[..., Server],
+) -> None:
+    """A worker with many slots holds more runs than the server takes in one release: it gives them
+    back in several, and every one is queued again with no attempt used."""
+    hosted = server("--lease-seconds", "300", "--concurrency-limit", "5000")
+    key = hosted.create_key("dev")
+    count = MAX_RELEASE_RUNS + 2 * MAX_CLAIM_BATCH
+    events: list[RunEvent] = []
+
+    async def hold_and_give_back() -> list[dict[str, object]]:
+        session = ApiSession(hosted.api_url, key)
+        api = WorkerApi(session, "wkr_many")
+        try:
+            version = (await api.register({"tasks": [{"id": "many"}]}))["version_id"]
+            for start in range(0, count, 1000):
+                items = [{"payload": {"n": n}} for n in range(start, min(start + 1000, count))]
+                await session.request("POST", "/api/v1/tasks/many/batch", json={"items": items})
+            held: list[dict[str, object]] = []
+            while len(held) < count:
+                claim_id = uuid.uuid4().hex
+                held += await api.claim(version, MAX_CLAIM_BATCH, 0, claim_id)
+            releaser = Releaser(api, events.append)
+            releaser.give_back(held)
+            await releaser.wait(60)
+            return held
+        finally:
+            await session.aclose()
+
+    held = asyncio.run(hold_and_give_back())
+    assert len(held) == count
+    assert len([e for e in events if e.status == "RELEASED"]) == count
+    with Client(api_url=hosted.api_url, secret_key=key) as client:
+        for execution in (held[0], held[-1]):
+            run = client.runs.retrieve(str(execution["run_id"]))
+            assert (run.status, run.attempt_count) == ("QUEUED", 1)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hightide.types import MAX_HEARTBEAT_RUNS
 from tests.integration.conftest import Stack
 
 
@@ -70,6 +71,59 @@ def test_a_released_run_is_queued_at_once_and_completes_on_its_first_attempt(sta
 
 def _held(execution: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": execution["run_id"], "attempt": execution["attempt"], "execution": execution["execution"]}
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_a_late_report_from_the_releasing_worker_is_refused_once_another_took_the_run(stack: Stack, ok: bool) -> None:
+    """After a release, (run, attempt) names another worker's execution: a report of the worker
+    that gave the run back, even one without `execution`, must not finish it."""
+    task_id = f"manual-{uuid.uuid4().hex[:8]}"
+    with stack.http() as http:
+        version = _register(http, task_id)
+        [run_id] = _trigger(http, task_id)
+        [first] = _claim(http, version, "wkr_late", uuid.uuid4().hex)
+        assert _release(http, "wkr_late", [first]) == [run_id]
+        [second] = _claim(http, version, "wkr_next", uuid.uuid4().hex)
+        assert second["attempt"] == first["attempt"]
+
+        outcome = {"ok": ok, "output": "late"} if ok else {"ok": False, "error": {"name": "Boom", "message": "late"}}
+        late = {"run_id": run_id, "attempt": first["attempt"], **outcome}  # no `execution`
+        reply = http.post("/api/v1/worker/complete", json={"worker_id": "wkr_late", "results": [late]}).json()
+        assert reply["results"][0]["accepted"] is False
+        assert http.get(f"/api/v1/runs/{run_id}").json()["status"] == "EXECUTING"
+
+        done = {"worker_id": "wkr_next", "results": [{**_held(second), "ok": True, "output": "done"}]}
+        assert http.post("/api/v1/worker/complete", json=done).json()["results"][0]["accepted"] is True
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert (run["status"], run["output"]) == ("COMPLETED", "done")
+        assert [(a["status"], a["worker_id"]) for a in run["attempts"]] == [("COMPLETED", "wkr_next")]
+
+
+def test_cancelling_a_released_run_closes_the_attempt_it_left_open(stack: Stack) -> None:
+    task_id = f"manual-{uuid.uuid4().hex[:8]}"
+    with stack.http() as http:
+        version = _register(http, task_id)
+        [run_id] = _trigger(http, task_id)
+        [execution] = _claim(http, version, "wkr_gone", uuid.uuid4().hex)
+        assert _release(http, "wkr_gone", [execution]) == [run_id]
+
+        assert http.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert run["status"] == "CANCELED"
+        assert [(a["status"], a["finished_at"] is not None) for a in run["attempts"]] == [("CANCELED", True)]
+
+
+def test_a_run_given_back_unstarted_is_as_if_never_claimed(stack: Stack) -> None:
+    task_id = f"manual-{uuid.uuid4().hex[:8]}"
+    with stack.http() as http:
+        version = _register(http, task_id)
+        [run_id] = _trigger(http, task_id)
+        [execution] = _claim(http, version, "wkr_pre", uuid.uuid4().hex)
+        body = {"worker_id": "wkr_pre", "runs": [{**_held(execution), "started": False}]}
+        assert http.post("/api/v1/worker/release", json=body).json()["released"] == [run_id]
+
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+        assert (run["status"], run["attempt_count"], run["attempts"]) == ("QUEUED", 0, [])
 
 
 def test_a_release_after_a_cancel_changes_nothing(stack: Stack) -> None:
@@ -134,6 +188,15 @@ def test_release_requests_are_validated(stack: Stack, body: dict[str, Any]) -> N
     with stack.http() as http:
         response = http.post("/api/v1/worker/release", json=body)
         assert response.status_code == 422 and response.json()["error"]["code"], response.text
+
+
+def test_a_heartbeat_naming_more_runs_than_a_worker_can_hold_is_refused(stack: Stack) -> None:
+    runs = [{"run_id": f"run_{i}", "attempt": 1} for i in range(MAX_HEARTBEAT_RUNS + 1)]
+    with stack.http() as http:
+        response = http.post("/api/v1/worker/heartbeat", json={"worker_id": "w", "runs": runs, "extend": False})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
+        ok = http.post("/api/v1/worker/heartbeat", json={"worker_id": "w", "runs": runs[:-1], "extend": False})
+        assert ok.status_code == 200 and len(ok.json()["stop"]) == MAX_HEARTBEAT_RUNS
 
 
 def test_claim_ids_are_validated(stack: Stack) -> None:

@@ -17,7 +17,14 @@ LEASE = 30.0
 
 
 def claim(
-    store: Store, env: str, limit: int = 10, *, worker_id: str = "w1", now: float = NOW, claim_id: str | None = None
+    store: Store,
+    env: str,
+    limit: int = 10,
+    *,
+    worker_id: str = "w1",
+    now: float = NOW,
+    claim_id: str | None = None,
+    last: bool = True,
 ) -> list[Run]:
     return store.claim_runs(
         env,
@@ -28,6 +35,7 @@ def claim(
         lease_seconds=LEASE,
         now=now,
         claim_id=claim_id,
+        last=last,
     )
 
 
@@ -160,7 +168,7 @@ def test_a_released_claim_gives_its_runs_back_and_takes_nothing_more(two_stores:
     released = two.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
 
     assert sorted(r.id for r in released) == sorted(r.id for r in taken)
-    assert all(r.status == RunStatus.QUEUED and r.attempt_count == 1 for r in released)
+    assert all(r.status == RunStatus.QUEUED and r.attempt_count == 0 for r in released)  # never received
     assert claim(one, env, claim_id="clm-1", now=NOW + 2) == []  # a late try of the released claim
     assert len(claim(one, env, claim_id="clm-2", now=NOW + 2)) == 3
 
@@ -186,9 +194,141 @@ def test_releasing_another_workers_claim_releases_nothing(store: Store) -> None:
     assert claim(store, env, claim_id="clm-1", worker_id="w1") == [taken]  # still w1's to retry
 
 
-def test_a_claim_id_that_took_nothing_may_claim_later(store: Store) -> None:
+def test_a_claim_id_that_took_nothing_on_a_round_before_its_last_may_claim_later(store: Store) -> None:
     env = make_env(store)
-    assert claim(store, env, claim_id="clm-1") == []  # an empty long-poll round
+    assert claim(store, env, claim_id="clm-1", last=False) == []  # an empty long-poll round
     run = insert(store, new_run(env))[0]
 
     assert [r.id for r in claim(store, env, claim_id="clm-1")] == [run.id]
+
+
+def test_a_claim_id_answered_empty_takes_nothing_on_any_server(two_stores: list[Store]) -> None:
+    """Try 1 long-polls on one server for a worker that hung up; try 2, on another, is answered
+    empty at its deadline and the worker moves on: try 1 must not take runs the worker never sees."""
+    one, two = two_stores
+    env = make_env(one)
+    assert claim(one, env, claim_id="clm-1", last=False) == []  # try 1, first look
+    assert claim(two, env, claim_id="clm-1", now=NOW + 1) == []  # try 2, answered empty
+    run = insert(one, new_run(env, created_at=NOW + 1))[0]
+
+    assert claim(one, env, claim_id="clm-1", now=NOW + 2, last=False) == []  # try 1 wakes for it
+    assert claim(one, env, claim_id="clm-1", now=NOW + 3) == []
+    assert one.get_run(run.id).status == RunStatus.QUEUED
+    assert [r.id for r in claim(two, env, claim_id="clm-2", now=NOW + 3)] == [run.id]  # the next claim
+
+
+def test_a_claim_that_finds_its_id_took_runs_returns_them_on_its_last_look(two_stores: list[Store]) -> None:
+    one, two = two_stores
+    env = make_env(one)
+    insert(one, *(new_run(env, created_at=NOW - 10 + i) for i in range(2)))
+    taken = claim(one, env, limit=1, claim_id="clm-1", last=False)
+
+    again = claim(two, env, limit=5, claim_id="clm-1", now=NOW + 1)
+
+    assert [(r.id, r.executions) for r in again] == [(r.id, r.executions) for r in taken]  # not one more run
+
+
+# -- releases of runs that never started ------------------------------------------------------------
+
+
+def test_a_run_given_back_before_its_first_start_is_as_if_never_claimed(store: Store) -> None:
+    """Prefetched and never started: no start time (so its ttl still applies), no attempt."""
+    env = make_env(store)
+    run = insert(store, new_run(env, ttl_expires_at=NOW + 60))[0]
+    [taken] = claim(store, env)
+
+    [released] = store.release_runs(env, "w1", [Held(taken.id, 1, taken.executions, started=False)], now=NOW + 1)
+
+    assert (released.status, released.attempt_count, released.started_at) == (RunStatus.QUEUED, 0, None)
+    assert store.list_attempts(run.id) == []
+    assert [r.id for r in store.due_runs(NOW + 61)["expired"]] == [run.id]
+    [again] = claim(store, env, now=NOW + 2)
+    assert (again.attempt_count, again.executions) == (1, 1)
+    assert [(a.number, a.status) for a in store.list_attempts(run.id)] == [(1, "EXECUTING")]
+    # Given back unstarted once more: still as if never claimed, however many times.
+    [twice] = store.release_runs(env, "w1", [Held(run.id, 1, 1, started=False)], now=NOW + 3)
+    assert (twice.attempt_count, twice.executions, twice.started_at) == (0, 0, None)
+    assert store.list_attempts(run.id) == []
+
+
+def test_a_run_given_back_unstarted_after_it_ran_elsewhere_keeps_its_start_and_attempt(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env, ttl_expires_at=NOW + 60))[0]
+    [first] = claim(store, env)
+    store.release_runs(env, "w1", [held(first)], now=NOW + 1)  # it ran: released as started
+    [second] = claim(store, env, worker_id="w2", now=NOW + 2)
+
+    [released] = store.release_runs(env, "w2", [Held(run.id, 1, second.executions, started=False)], now=NOW + 3)
+
+    assert (released.attempt_count, released.started_at) == (1, NOW)
+    assert [a.status for a in store.list_attempts(run.id)] == ["RELEASED"]
+    assert store.due_runs(NOW + 61)["expired"] == []
+
+
+def test_a_claim_released_by_its_id_before_it_was_received_undoes_the_claim(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env))[0]
+    claim(store, env, claim_id="clm-1")
+
+    [released] = store.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
+
+    assert (released.attempt_count, released.started_at) == (0, None)
+    assert store.list_attempts(run.id) == []
+
+
+def test_closing_a_released_attempt_ends_only_that_one(store: Store) -> None:
+    env = make_env(store)
+    run = insert(store, new_run(env))[0]
+    [taken] = claim(store, env)
+    store.release_runs(env, "w1", [held(taken)], now=NOW + 1)
+
+    store.close_released_attempt(run.id, 1, "CANCELED", NOW + 2)
+    store.close_released_attempt(run.id, 1, "FAILED", NOW + 3)  # no longer open: unchanged
+
+    [attempt] = store.list_attempts(run.id)
+    assert (attempt.status, attempt.finished_at) == ("CANCELED", NOW + 2)
+
+
+# -- heartbeats of many runs --------------------------------------------------------------------
+
+
+def test_a_heartbeat_of_more_runs_than_one_statement_takes_extends_those_held(store: Store) -> None:
+    env = make_env(store)
+    runs = insert(store, *(new_run(env, created_at=NOW - 10 + i) for i in range(3)))
+    taken = claim(store, env, limit=2)
+    unknown = [(f"run_gone_{i:04d}", 1) for i in range(1200)]
+    held_runs = [(r.id, r.attempt_count) for r in taken]
+    beat = [*unknown[:700], held_runs[0], *unknown[700:], held_runs[1], (runs[2].id, 1)]
+
+    lost = store.extend_leases("w1", beat, NOW + 500, NOW + 1)
+
+    assert sorted(lost) == sorted([run_id for run_id, _ in unknown] + [runs[2].id])
+    assert all(store.get_run(r.id).lease_expires_at == NOW + 500 for r in taken)
+    assert sorted(store.runs_not_held("w1", beat)) == sorted(lost)
+    assert sorted(store.runs_not_held("w2", held_runs)) == sorted(r.id for r in taken)
+    assert store.extend_leases("w1", [(taken[0].id, 2)], NOW + 900, NOW + 2) == [taken[0].id]  # another attempt
+
+
+def test_a_claim_tried_again_gets_its_runs_with_their_leases_extended(two_stores: list[Store]) -> None:
+    one, two = two_stores
+    env = make_env(one)
+    insert(one, new_run(env))
+    [taken] = claim(one, env, claim_id="clm-1")
+
+    [again] = claim(two, env, claim_id="clm-1", now=NOW + 20)  # the worker gets it only now
+
+    assert again.lease_expires_at == NOW + 20 + LEASE == two.get_run(taken.id).lease_expires_at
+    assert again.executions == taken.executions and again.attempt_count == taken.attempt_count
+
+
+def test_claim_ids_are_the_workers_and_unique_per_environment_only(store: Store) -> None:
+    first, second = make_env(store, "dev"), make_env(store, "prod")
+    insert(store, new_run(first), new_run(second))
+
+    [a] = claim(store, first, claim_id="clm-same")
+    [b] = claim(store, second, claim_id="clm-same")
+
+    assert (a.environment_id, b.environment_id) == (first, second)
+    assert [r.id for r in store.release_runs(second, "w1", claim_ids=["clm-same"], now=NOW + 1)] == [b.id]
+    assert store.get_run(a.id).status == RunStatus.EXECUTING  # the other environment's claim is untouched
+    assert claim(store, first, claim_id="clm-same") == [store.get_run(a.id)]

@@ -14,6 +14,7 @@ from hightide.cli.options import KEY_HELP, ApiUrl, SecretKey
 from hightide.cli.output import console, fail
 from hightide.cli.runs import runs_app, tokens_app, trigger
 from hightide.errors import AuthenticationError, HightideError
+from hightide.types import MAX_CONCURRENCY, MAX_PREFETCH
 
 app = typer.Typer(
     name="hightide",
@@ -116,13 +117,17 @@ def server(
 def worker(
     api_url: ApiUrl = None,
     secret_key: SecretKey = None,
-    concurrency: Annotated[int, typer.Option(envvar="HIGHTIDE_CONCURRENCY", min=1, help="Runs executing at once.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(envvar="HIGHTIDE_CONCURRENCY", min=1, max=MAX_CONCURRENCY, help="Runs executing at once.")
+    ] = 4,
     prefetch: Annotated[
         int | None,
         typer.Option(
             envvar="HIGHTIDE_PREFETCH",
             min=0,
-            help="Most runs claimed ahead of free slots; fewer when runs are long (default: 32 x concurrency).",
+            max=MAX_PREFETCH,
+            help=f"Most runs claimed ahead of free slots; fewer when runs are long (default: 32 x concurrency,"
+            f" at most {MAX_PREFETCH}).",
         ),
     ] = None,
     runs_per_process: Annotated[
@@ -144,7 +149,7 @@ def worker(
 
     config = load_project_config()
     settings = client_settings(api_url, secret_key)
-    prefetch = 32 * concurrency if prefetch is None else prefetch
+    prefetch = min(32 * concurrency, MAX_PREFETCH) if prefetch is None else prefetch
     asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
 
 

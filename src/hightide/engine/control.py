@@ -44,6 +44,8 @@ class Control(Triggering):
                 continue
         else:
             raise ConflictError(f"run {run_id} kept changing while it was being cancelled; try again")
+        if not started and cancelled.attempt_count:  # an attempt a release left open ends here
+            self.store.close_released_attempt(run.id, cancelled.attempt_count, RunStatus.CANCELED.value, self.clock())
         active = [s.value for s in RunStatus if not s.is_final]
         for child_id in self.store.child_run_ids(run.id, active):
             try:

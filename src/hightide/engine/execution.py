@@ -44,10 +44,17 @@ class AttemptResult:
 class Execution(Traces):
     # -- the worker protocol -----------------------------------------------------------------
     def claim(
-        self, env: Environment, worker_id: str, version: Version, limit: int, claim_id: str | None = None
+        self,
+        env: Environment,
+        worker_id: str,
+        version: Version,
+        limit: int,
+        claim_id: str | None = None,
+        last: bool = True,
     ) -> list[Run]:
         """Up to ``limit`` runs for ``worker_id``. Each try of one claim carries the same ``claim_id``:
-        a try after one that took runs gets the same runs, and a claim released gets none."""
+        a try after one that took runs gets the same runs, and a claim released, or answered empty
+        on its ``last`` look, gets none."""
         return self.store.claim_runs(
             env.id,
             version_task_ids(version),
@@ -57,6 +64,7 @@ class Execution(Traces):
             lease_seconds=self.settings.lease_seconds,
             now=self.clock(),
             claim_id=claim_id,
+            last=last,
         )
 
     def release(
@@ -70,6 +78,8 @@ class Execution(Traces):
         released = self.store.release_runs(env.id, worker_id, held, claim_ids, now=now)
         spans = []
         for run in released:
+            if not run.attempt_count:  # given back before it started: no attempt to show it in
+                continue
             trace_id, span_id = trace_ids(run)
             spans.append(
                 SpanRecord(
@@ -104,21 +114,28 @@ class Execution(Traces):
         deadline = self.clock() + wait
         first = True
         while True:
-            if self._closing or (gone is not None and await gone()):
-                return []
+            if gone is not None and await gone():
+                return []  # its claim id stays open: the worker tries it again, or releases it
             gen = self.notifier.generation(env.id) if self.notifier else 0
             newest = self._worker_versions.get(worker_id)
             if newest is not None and newest.created_at > version.created_at:
                 version = newest
+            remaining = deadline - self.clock()
+            last = remaining <= 0 or self._closing
             runs: list[Run] = []
             # After a wake-up, look before taking the write lock: most changes bring no work here.
-            if first or await anyio.to_thread.run_sync(
-                self.store.has_ready_runs, env.id, version_task_ids(version), self.clock()
+            # The last look of a claim with an id always writes: answered empty, the id is closed.
+            if (
+                first
+                or (last and claim_id is not None)
+                or await anyio.to_thread.run_sync(
+                    self.store.has_ready_runs, env.id, version_task_ids(version), self.clock()
+                )
             ):
-                runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, limit, claim_id)
+                take = 0 if self._closing else limit  # closing: only answer the id, take no new work
+                runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, take, claim_id, last)
             first = False
-            remaining = deadline - self.clock()
-            if runs or remaining <= 0:
+            if runs or last:
                 return runs
             await self._sleep_until_change(env.id, gen, min(remaining, self.settings.claim_poll_interval))
 
@@ -184,7 +201,7 @@ class Execution(Traces):
         waiting = [res for res in results if res.waiting_on is not None]
         if not results and telemetry is not None:
             self.store.append_telemetry(telemetry.logs, telemetry.spans)
-        done = iter(self._report_outcomes(env, finished, telemetry) if finished else [])
+        done = iter(self._report_outcomes(env, finished, worker_id, telemetry) if finished else [])
         suspended = iter(self.suspend_many(env, waiting, worker_id, None if finished else telemetry) if waiting else [])
         return [next(done) if res.waiting_on is None else next(suspended) for res in results]
 
@@ -194,8 +211,12 @@ class Execution(Traces):
         raise NotImplementedError  # journal.py
 
     def _report_outcomes(
-        self, env: Environment, results: Sequence[AttemptResult], telemetry: Telemetry | None
+        self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None
     ) -> list[dict[str, Any]]:
+        """The finished attempts of a report. Each applies only to the execution it came from: the
+        attempt, the claim's ``execution`` when sent, and the reporting worker (after a release, the
+        same attempt may be another worker's now)."""
+        expect_worker = worker_id or None
         now = self.clock()
         limit = self.settings.max_payload_bytes
         failures: dict[int, Failure] = {}
@@ -221,16 +242,20 @@ class Execution(Traces):
                         {"status": target.value, "output": res.output, "finished_at": now, "lease_expires_at": None},
                         {"status": target.value, "finished_at": now},
                         expect_execution=res.execution,
+                        expect_worker=expect_worker,
                     )
                 )
                 continue
             run = runs.get(res.run_id)
-            stale = res.execution is not None and run is not None and run.executions != res.execution
+            stale = run is not None and (
+                (res.execution is not None and run.executions != res.execution)
+                or (expect_worker is not None and run.worker_id != expect_worker)
+            )
             if run is None or run.status != RunStatus.EXECUTING or run.attempt_count != res.attempt or stale:
                 changes.append(None)
                 continue
             failed, retry = self._failure_change(run, failures[i], now)
-            failed = replace(failed, expect_execution=res.execution)
+            failed = replace(failed, expect_execution=res.execution, expect_worker=expect_worker)
             retrying = retrying or retry
             changes.append(failed)
         applied = iter(self.store.update_runs(env.id, [c for c in changes if c is not None], now, telemetry))

@@ -70,14 +70,18 @@ class ApiSession:
             ) from exc
         if response.status_code >= 400:
             raise _error_from(response)
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # a proxy's page in place of the server's answer
+            raise ServerError(
+                f"HTTP {response.status_code} from {method} {response.request.url} is not JSON: {response.text[:200]}"
+            ) from None
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-# For an error whose body is not Hightide's (a proxy in front of the server) or whose code this
-# version does not know: the class its status means.
+# For an error whose code this version does not know: the class its status means.
 _ERRORS_BY_STATUS: dict[int, type[HightideError]] = {
     400: ValidationError,
     401: AuthenticationError,
@@ -87,13 +91,16 @@ _ERRORS_BY_STATUS: dict[int, type[HightideError]] = {
     413: PayloadTooLargeError,
     422: ValidationError,
 }
+# Statuses that say "not now" rather than "not this": a call that met them may succeed if tried again.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
 def _error_from(response: httpx.Response) -> HightideError:
     """The ``HightideError`` of an error response ``{"error": {"code", "message", "details"?}}``, with
     the server's code and message."""
     status = response.status_code
-    default = _ERRORS_BY_STATUS.get(status, ServerError if status >= 500 else HightideError)
+    transient = status >= 500 or status in _TRANSIENT_STATUSES
+    default = ServerError if transient else _ERRORS_BY_STATUS.get(status, HightideError)
     try:
         body = response.json()
     except ValueError:
@@ -103,6 +110,7 @@ def _error_from(response: httpx.Response) -> HightideError:
         details = error.get("details")
         cls = ERRORS_BY_CODE.get(error["code"], default)
         return cls(error["message"], details=details if isinstance(details, dict) else None, code=error["code"])
-    detail = body.get("detail") if isinstance(body, dict) else None
-    text = detail if isinstance(detail, str) else response.text[:200]
-    return default(f"HTTP {status} from {response.request.method} {response.request.url}: {text}")
+    # Not Hightide's answer: something between here and the server (a proxy, a load balancer) spoke
+    # for it, so the request may well succeed when tried again.
+    text = response.text[:200]
+    return ServerError(f"HTTP {status} from {response.request.method} {response.request.url}: {text}")

@@ -14,7 +14,14 @@ from pydantic_core import PydanticCustomError
 
 from hightide.core import limits
 from hightide.core.retry import MAX_ATTEMPTS
-from hightide.types import MAX_CLAIM_BATCH
+from hightide.types import (
+    MAX_CLAIM_BATCH,
+    MAX_HEARTBEAT_RUNS,
+    MAX_RELEASE_CLAIMS,
+    MAX_RELEASE_RUNS,
+    MAX_REPORT_RECORDS,
+    MAX_REPORT_RESULTS,
+)
 
 
 def _no_nul(value: str) -> str:
@@ -162,7 +169,7 @@ class HeldRun(Body):
 
 class HeartbeatBody(Body):
     worker_id: Id
-    runs: list[HeldRun]
+    runs: list[HeldRun] = Field(..., max_length=MAX_HEARTBEAT_RUNS, description="the runs the worker holds")
     wait: float = Field(0.0, ge=0, le=60)
     extend: bool = Field(True, description="extend the leases (else only report runs to stop)")
 
@@ -226,21 +233,32 @@ class ReleasedRun(Body):
     run_id: Id
     attempt: Count
     execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is ignored")
+    started: bool = Field(
+        default=True, description="false: the task's code never started (prefetched): the run is as if never claimed"
+    )
 
 
 class ReleaseBody(Body):
     worker_id: Id
-    runs: list[ReleasedRun] = Field(default_factory=list, max_length=1000, description="runs given back unfinished")
+    runs: list[ReleasedRun] = Field(
+        default_factory=list, max_length=MAX_RELEASE_RUNS, description="runs given back unfinished"
+    )
     claims: list[ClaimId] = Field(
-        default_factory=list, max_length=100, description="claim ids whose answer the worker never took: their runs"
+        default_factory=list,
+        max_length=MAX_RELEASE_CLAIMS,
+        description="claim ids whose answer the worker never took: their runs",
     )
 
 
 class CompleteBody(Body):
     worker_id: Id
-    results: list[AttemptResult] = Field(default_factory=list, max_length=1000)
-    logs: list[LogBody] = Field(default_factory=list, max_length=5000, description="appended before the results")
-    spans: list[SpanBody] = Field(default_factory=list, max_length=5000, description="stored with the logs")
+    results: list[AttemptResult] = Field(default_factory=list, max_length=MAX_REPORT_RESULTS)
+    logs: list[LogBody] = Field(
+        default_factory=list, max_length=MAX_REPORT_RECORDS, description="appended before the results"
+    )
+    spans: list[SpanBody] = Field(
+        default_factory=list, max_length=MAX_REPORT_RECORDS, description="stored with the logs"
+    )
     claim: ClaimMore | None = Field(default=None, description="claim more runs in the same round trip")
 
 

@@ -114,7 +114,7 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
 
 @router.post("/release", summary="Give runs back unfinished: QUEUED again at once, no attempt used")
 async def release(body: ReleaseBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    held = [Held(r.run_id, r.attempt, r.execution) for r in body.runs]
+    held = [Held(r.run_id, r.attempt, r.execution, r.started) for r in body.runs]
     runs = await run_in_threadpool(_engine(request).release, env, body.worker_id, held, body.claims)
     return {"released": [run.id for run in runs]}
 

@@ -20,6 +20,12 @@ from hightide.store.seam import Seam
 # How long a claim id is remembered at least (and a lease's tenfold when longer): a retried claim
 # gets what its first try took, and a claim given up on takes nothing, within this time.
 CLAIM_MEMORY_SECONDS = 3600.0
+# Ids per IN (...) list: well under SQLite's limit on a statement's variables, whatever its build.
+_SLICE = 500
+
+
+def _slices(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[i : i + _SLICE] for i in range(0, len(ids), _SLICE)]
 
 
 class ClaimOps(Seam):
@@ -37,104 +43,135 @@ class ClaimOps(Seam):
         lease_seconds: float,
         now: float,
         claim_id: str | None = None,
+        last: bool = True,
     ) -> list[Run]:
         """Move up to ``limit`` ready runs of ``task_ids`` to EXECUTING for ``worker_id``, respecting
         the environment's and each queue's concurrency limit, and open an attempt for each.
 
         ``claim_id`` (chosen by the worker, the same for each try of one claim) makes the claim
         exactly-once: a claim id that already took runs gets those runs again (those it still
-        holds), one that was released (``release_runs``) gets nothing, whatever the server."""
-        if limit <= 0 or not task_ids:
+        holds), one that was released (``release_runs``) gets nothing, whatever the server.
+
+        ``last``: this is the claim's last look (a long-poll's is at its deadline). A claim id that
+        takes nothing then is recorded closed, as a release would: the worker moves on once answered,
+        so an earlier try of the same claim still on its way (long-polling on another server for a
+        worker that hung up) must take nothing either."""
+        if claim_id is None and (limit <= 0 or not task_ids):
             return []
-        r, q = t.runs, t.queues
         with self._write_notify() as conn:
             self._lock_for_claim(conn, environment_id)
             if claim_id is not None:
-                seen = conn.execute(select(t.claims).where(t.claims.c.id == claim_id)).first()
+                seen = conn.execute(
+                    select(t.claims).where(t.claims.c.environment_id == environment_id, t.claims.c.id == claim_id)
+                ).first()
                 if seen is not None:
-                    return self._claimed_before(conn, seen, environment_id, worker_id)
-            env_limit = conn.execute(
-                select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
-            ).scalar_one()
-            executing: dict[str, int] = dict(
-                conn.execute(
-                    select(r.c.queue, func.count())
-                    .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
-                    .group_by(r.c.queue)
-                ).all()
+                    return self._claimed_before(conn, seen, environment_id, worker_id, now + lease_seconds)
+            claimed = self._claim_ready(
+                conn, environment_id, task_ids, worker_id, version, limit, lease_seconds, now, claim_id
             )
-            free_env = env_limit - sum(executing.values())
-            if free_env <= 0:
-                return []
-            limits = {
-                row.name: (row.concurrency_limit, row.paused)
-                for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
-            }
-            want = min(limit, free_env)
-            # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
-            # they must not hide the runs of other queues. A queue that fills up mid-batch is left
-            # out of the next round.
-            blocked = {
-                name
-                for name, (queue_limit, paused) in limits.items()
-                if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
-            }
-            claimed: list[Run] = []
-            while len(claimed) < want:
-                # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
-                # instead of sorting every ready run by the available_at index on each claim.
-                ready = select(r).where(
-                    r.c.environment_id == environment_id,
-                    r.c.status == RunStatus.QUEUED.value,
-                    (r.c.available_at + 0) <= now,
-                    r.c.task_id.in_(task_ids),
-                )
-                if blocked:
-                    ready = ready.where(r.c.queue.not_in(sorted(blocked)))
-                rows = conn.execute(
-                    self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
-                ).all()
-                taken = []
-                for row in rows:
-                    queue = row._mapping["queue"]
-                    if queue in blocked:
-                        continue
-                    taken.append(row)
-                    executing[queue] = executing.get(queue, 0) + 1
-                    queue_limit, _ = limits.get(queue, (None, False))
-                    if queue_limit is not None and executing[queue] >= queue_limit:
-                        blocked.add(queue)
-                if not taken:
-                    break  # nothing left that may start
-                claimed.extend(
-                    self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id)
-                )
-            if claim_id is not None and claimed:
+            if claim_id is not None and (claimed or last):
                 conn.execute(
                     insert(t.claims).values(
-                        id=claim_id, environment_id=environment_id, worker_id=worker_id, created_at=now
+                        id=claim_id,
+                        environment_id=environment_id,
+                        worker_id=worker_id,
+                        created_at=now,
+                        released_at=None if claimed else now,
                     )
                 )
                 self._forget_old_claims(conn, now - max(CLAIM_MEMORY_SECONDS, 10 * lease_seconds), now)
             return claimed
 
+    def _claim_ready(
+        self,
+        conn: Connection,
+        environment_id: str,
+        task_ids: Sequence[str],
+        worker_id: str,
+        version: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        claim_id: str | None,
+    ) -> list[Run]:
+        """The claim itself, under the claim lock: up to ``limit`` ready runs started for ``worker_id``."""
+        r, q = t.runs, t.queues
+        if limit <= 0 or not task_ids:
+            return []
+        env_limit = conn.execute(
+            select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
+        ).scalar_one()
+        executing: dict[str, int] = dict(
+            conn.execute(
+                select(r.c.queue, func.count())
+                .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
+                .group_by(r.c.queue)
+            ).all()
+        )
+        free_env = env_limit - sum(executing.values())
+        if free_env <= 0:
+            return []
+        limits = {
+            row.name: (row.concurrency_limit, row.paused)
+            for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
+        }
+        want = min(limit, free_env)
+        # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
+        # they must not hide the runs of other queues. A queue that fills up mid-batch is left
+        # out of the next round.
+        blocked = {
+            name
+            for name, (queue_limit, paused) in limits.items()
+            if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
+        }
+        claimed: list[Run] = []
+        while len(claimed) < want:
+            # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
+            # instead of sorting every ready run by the available_at index on each claim.
+            ready = select(r).where(
+                r.c.environment_id == environment_id,
+                r.c.status == RunStatus.QUEUED.value,
+                (r.c.available_at + 0) <= now,
+                r.c.task_id.in_(task_ids),
+            )
+            if blocked:
+                ready = ready.where(r.c.queue.not_in(sorted(blocked)))
+            rows = conn.execute(
+                self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
+            ).all()
+            taken = []
+            for row in rows:
+                queue = row._mapping["queue"]
+                if queue in blocked:
+                    continue
+                taken.append(row)
+                executing[queue] = executing.get(queue, 0) + 1
+                queue_limit, _ = limits.get(queue, (None, False))
+                if queue_limit is not None and executing[queue] >= queue_limit:
+                    blocked.add(queue)
+            if not taken:
+                break  # nothing left that may start
+            claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id))
+        return claimed
+
     @staticmethod
-    def _claimed_before(conn: Connection, seen: Any, environment_id: str, worker_id: str) -> list[Run]:
-        """A claim id seen before: the runs it took that its worker still holds, unless it was
-        released (or is another worker's or environment's)."""
-        if seen.released_at is not None or seen.worker_id != worker_id or seen.environment_id != environment_id:
+    def _claimed_before(
+        conn: Connection, seen: Any, environment_id: str, worker_id: str, lease_until: float
+    ) -> list[Run]:
+        """A claim id seen before: the runs it took that its worker still holds (their leases
+        extended: the worker gets them only now), unless it was released or is another worker's."""
+        if seen.released_at is not None or seen.worker_id != worker_id:
             return []
         r = t.runs
-        rows = conn.execute(
-            select(r)
-            .where(
-                r.c.environment_id == environment_id,
-                r.c.status == RunStatus.EXECUTING.value,
-                r.c.claim_id == seen.id,
-                r.c.worker_id == worker_id,
-            )
-            .order_by(r.c.rank_at, r.c.id)
-        ).all()
+        held = (
+            r.c.environment_id == environment_id,
+            r.c.status == RunStatus.EXECUTING.value,
+            r.c.claim_id == seen.id,
+            r.c.worker_id == worker_id,
+        )
+        longer = case((r.c.lease_expires_at > lease_until, r.c.lease_expires_at), else_=lease_until)
+        conn.execute(update(r).where(*held).values(lease_expires_at=longer))
+        rows = conn.execute(select(r).where(*held).order_by(r.c.rank_at, r.c.id)).all()
         return [Run.from_row(row) for row in rows]
 
     def _forget_old_claims(self, conn: Connection, before: float, now: float) -> None:
@@ -242,50 +279,44 @@ class ClaimOps(Seam):
     def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease_until: float, now: float
     ) -> list[str]:
-        """Extend the leases of runs ``worker_id`` still holds; return the ids it no longer holds."""
+        """Extend the leases of runs ``worker_id`` still holds; return the ids it no longer holds.
+        A few statements whatever the number of runs: their rows read (locked) and updated in
+        slices of ``_SLICE`` ids."""
         if not held:
             return []
         r = t.runs
-        lost: list[str] = []
+        attempts = dict(held)
+        kept: set[str] = set()
         with self._write() as conn:
-            for run_id, attempt in held:
-                n = conn.execute(
-                    update(r)
-                    .where(
-                        r.c.id == run_id,
-                        r.c.status == RunStatus.EXECUTING.value,
-                        r.c.attempt_count == attempt,
-                        r.c.worker_id == worker_id,
-                    )
-                    .values(lease_expires_at=lease_until)
-                ).rowcount
-                if n != 1:
-                    lost.append(run_id)
-        return lost
+            for ids in _slices(sorted(attempts)):
+                rows = conn.execute(
+                    select(r.c.id, r.c.attempt_count)
+                    .where(r.c.id.in_(ids), r.c.status == RunStatus.EXECUTING.value, r.c.worker_id == worker_id)
+                    .order_by(r.c.id)
+                    .with_for_update()
+                ).all()
+                mine = [row.id for row in rows if row.attempt_count == attempts[row.id]]
+                if mine:
+                    conn.execute(update(r).where(r.c.id.in_(mine)).values(lease_expires_at=lease_until))
+                    kept.update(mine)
+        return [run_id for run_id, _ in held if run_id not in kept]
 
     def runs_not_held(self, worker_id: str, held: Sequence[tuple[str, int]]) -> list[str]:
         """Of ``held``, the runs that are no longer executing that attempt for ``worker_id``."""
         if not held:
             return []
         r = t.runs
+        attempts = dict(held)
+        kept: set[str] = set()
         with self._read() as conn:
-            rows = conn.execute(
-                select(r.c.id, r.c.status, r.c.attempt_count, r.c.worker_id).where(
-                    r.c.id.in_([run_id for run_id, _ in held])
-                )
-            ).all()
-        state = {row.id: row for row in rows}
-        lost = []
-        for run_id, attempt in held:
-            row = state.get(run_id)
-            if (
-                row is None
-                or row.status != RunStatus.EXECUTING.value
-                or row.attempt_count != attempt
-                or row.worker_id != worker_id
-            ):
-                lost.append(run_id)
-        return lost
+            for ids in _slices(sorted(attempts)):
+                rows = conn.execute(
+                    select(r.c.id, r.c.attempt_count).where(
+                        r.c.id.in_(ids), r.c.status == RunStatus.EXECUTING.value, r.c.worker_id == worker_id
+                    )
+                ).all()
+                kept.update(row.id for row in rows if row.attempt_count == attempts[row.id])
+        return [run_id for run_id, _ in held if run_id not in kept]
 
     def due_runs(self, now: float, limit: int = 500) -> dict[str, list[Run]]:
         """Runs whose time has come: ``delayed`` (delay passed), ``expired`` (queued or waiting for a

@@ -304,6 +304,9 @@ class RunChange:
     attempt_values: dict[str, Any] | None = None
     lease_lapsed_by: float | None = None
     expect_execution: int | None = None
+    expect_worker: str | None = None
+    """The worker the run must still be executing for: after a release, (run, attempt) may name
+    another worker's execution of the same attempt."""
     delay_ended_by: float | None = None
     ttl_ended_by: float | None = None
 

@@ -265,6 +265,8 @@ class RunOps(Seam):
             where = and_(where, r.c.attempt_count == change.expect_attempt)
         if change.expect_execution is not None:
             where = and_(where, r.c.executions == change.expect_execution)
+        if change.expect_worker is not None:
+            where = and_(where, r.c.worker_id == change.expect_worker)
         if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
             where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
         if change.delay_ended_by is not None:  # a reschedule that just moved the delay wins
@@ -306,6 +308,7 @@ class RunOps(Seam):
                     r.c.status,
                     r.c.attempt_count,
                     r.c.executions,
+                    r.c.worker_id,
                     r.c.lease_expires_at,
                     r.c.available_at,
                     r.c.ttl_expires_at,
@@ -332,11 +335,12 @@ class RunOps(Seam):
                 tuple(sorted(change.values)),
                 change.expect_attempt is None,
                 change.expect_execution is None,
+                change.expect_worker is None,
                 change.lease_lapsed_by is None,
                 with_attempt,
             )
             shapes.setdefault(shape, []).append(change)
-        for (keys, no_attempt, no_execution, no_lease, attempt_keys), group in shapes.items():
+        for (keys, no_attempt, no_execution, no_worker, no_lease, attempt_keys), group in shapes.items():
             where = [
                 r.c.id == bindparam("c_id"),
                 r.c.status == bindparam("c_status"),
@@ -346,6 +350,8 @@ class RunOps(Seam):
                 where.append(r.c.attempt_count == bindparam("c_attempt"))
             if not no_execution:
                 where.append(r.c.executions == bindparam("c_execution"))
+            if not no_worker:
+                where.append(r.c.worker_id == bindparam("c_worker"))
             if not no_lease:
                 where.append(r.c.lease_expires_at <= bindparam("c_lapsed"))
             values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys} | {"updated_at": bindparam("c_now")}
@@ -355,6 +361,7 @@ class RunOps(Seam):
                     "c_status": c.expect_status,
                     "c_attempt": c.expect_attempt,
                     "c_execution": c.expect_execution,
+                    "c_worker": c.expect_worker,
                     "c_lapsed": c.lease_lapsed_by,
                     "c_now": now,
                     **{
@@ -415,6 +422,7 @@ def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
         and row.environment_id == environment_id
         and (change.expect_attempt is None or row.attempt_count == change.expect_attempt)
         and (change.expect_execution is None or row.executions == change.expect_execution)
+        and (change.expect_worker is None or row.worker_id == change.expect_worker)
         and (
             change.lease_lapsed_by is None
             or (row.lease_expires_at is not None and row.lease_expires_at <= change.lease_lapsed_by)

@@ -146,8 +146,8 @@ Index("ix_runs_trace", runs.c.trace_id)
 claims = Table(
     "claims",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("environment_id", String(64), ForeignKey("environments.id"), nullable=False),
+    Column("environment_id", String(64), ForeignKey("environments.id"), primary_key=True),
+    Column("id", String(64), primary_key=True),  # the worker's: unique within its environment only
     Column("worker_id", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("released_at", Float),

@@ -7,7 +7,8 @@ import logging
 import uuid
 from typing import Any
 
-from hightide.errors import HightideConnectionError, ServerError
+from hightide.errors import TRANSIENT_ERRORS, HightideError
+from hightide.types import MAX_RELEASE_CLAIMS, MAX_RELEASE_RUNS
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
 
@@ -38,11 +39,14 @@ class Releaser:
         claims, self._open = sorted(self._open), set()
         return claims
 
-    def give_back(self, executions: list[dict[str, Any]], claims: list[str] | None = None) -> None:
-        """Release ``executions`` and the runs of ``claims``, at once, in the background."""
+    def give_back(
+        self, executions: list[dict[str, Any]], claims: list[str] | None = None, started: bool = True
+    ) -> None:
+        """Release ``executions`` and the runs of ``claims``, at once, in the background. ``started``
+        false: the executions never started (prefetched), so the server may undo their claim."""
         if not executions and not claims:
             return
-        task = asyncio.create_task(self._release(executions, claims or []), name="release")
+        task = asyncio.create_task(self._release(executions, claims or [], started), name="release")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -51,21 +55,39 @@ class Releaser:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
-    async def _release(self, executions: list[dict[str, Any]], claims: list[str]) -> None:
-        held = [{"run_id": e["run_id"], "attempt": e["attempt"], "execution": e.get("execution")} for e in executions]
-        delay = 0.25
-        for tries in range(5):
-            try:
-                released = set(await self.api.release(held, claims))
-                break
-            except (HightideConnectionError, ServerError) as exc:
-                if tries == 4:  # their leases lapse instead, and they are retried then
-                    log.warning("could not give back %d run(s) and %d claim(s): %s", len(held), len(claims), exc)
-                    return
-                await asyncio.sleep(delay)
-                delay *= 2
+    async def _release(self, executions: list[dict[str, Any]], claims: list[str], started: bool) -> None:
+        held = [
+            {"run_id": e["run_id"], "attempt": e["attempt"], "execution": e.get("execution"), "started": started}
+            for e in executions
+        ]
+        released: set[str] = set()
+        # As many requests as the server's limits need: one refused must not hold back the others.
+        requests = max(-(-len(held) // MAX_RELEASE_RUNS), -(-len(claims) // MAX_RELEASE_CLAIMS))
+        for k in range(requests):
+            runs, ids = (
+                held[k * MAX_RELEASE_RUNS :][:MAX_RELEASE_RUNS],
+                claims[k * MAX_RELEASE_CLAIMS :][:MAX_RELEASE_CLAIMS],
+            )
+            released |= await self._release_one(runs, ids)
         for e in executions:
             if e["run_id"] in released:
                 self.on_event(
                     RunEvent("run", e["task_id"], e["run_id"], e["attempt"], "RELEASED", None, "back in the queue")
                 )
+
+    async def _release_one(self, held: list[dict[str, Any]], claims: list[str]) -> set[str]:
+        """One release request, tried again while the server cannot be reached; the runs released.
+        Runs not given back are not lost: their leases lapse, and they are retried then."""
+        if not held and not claims:
+            return set()
+        delay = 0.25
+        for tries in range(5):
+            try:
+                return set(await self.api.release(held, claims))
+            except HightideError as exc:
+                if tries == 4 or not isinstance(exc, TRANSIENT_ERRORS):
+                    log.warning("could not give back %d run(s) and %d claim(s): %s", len(held), len(claims), exc)
+                    return set()
+                await asyncio.sleep(delay)
+                delay *= 2
+        return set()

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
-from hightide.errors import HightideConnectionError, HightideError, ServerError
-from hightide.types import MAX_CLAIM_BATCH
+from hightide.errors import TRANSIENT_ERRORS, HightideError
+from hightide.types import MAX_CLAIM_BATCH, MAX_REPORT_RECORDS, MAX_REPORT_RESULTS
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
@@ -165,7 +165,7 @@ class Supervisor:
             # What has not started goes back at once, whatever the grace: it must not wait here.
             waiting = [a for a in self.active.values() if not a.running]
             await self._stop_runs(waiting)
-            self.releaser.give_back([a.execution for a in waiting], self.releaser.take_open_claims())
+            self.releaser.give_back([a.execution for a in waiting], self.releaser.take_open_claims(), started=False)
         if self.active and mode == "drain":
             self.on_event(
                 RunEvent(
@@ -255,7 +255,7 @@ class Supervisor:
                 self.releaser.answered(claim_id)
                 claim_id = None
                 backoff = 0.5
-            except (HightideConnectionError, ServerError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 self.on_event(RunEvent("error", message=f"{exc.message}; retrying in {backoff:g}s", level="warn"))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10)
@@ -267,7 +267,7 @@ class Supervisor:
 
     def _start(self, execution: dict[str, Any]) -> None:
         if not self._claiming:  # a claim in flight when the stop began: its runs go back at once
-            self.releaser.give_back([execution])
+            self.releaser.give_back([execution], started=False)
             return
         run_id = execution["run_id"]
         active = _Active(execution, None, time.monotonic())  # type: ignore[arg-type]
@@ -394,7 +394,7 @@ class Supervisor:
                 # The server holds the call up to `wait` seconds: keep it well inside the lease, and
                 # date an extension from when it was sent, so that a lease never lapses between calls.
                 stop = await self.api.heartbeat(held, wait=min(1.0, self.lease_seconds / 3), extend=extend)
-            except (HightideConnectionError, ServerError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
@@ -414,9 +414,9 @@ class Supervisor:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             while self._outbox_logs or self._outbox_spans or self._outbox_results:
-                logs, self._outbox_logs = self._outbox_logs[:5000], self._outbox_logs[5000:]
-                spans, self._outbox_spans = self._outbox_spans[:5000], self._outbox_spans[5000:]
-                results, self._outbox_results = self._outbox_results[:1000], self._outbox_results[1000:]
+                logs, self._outbox_logs = _split(self._outbox_logs, MAX_REPORT_RECORDS)
+                spans, self._outbox_spans = _split(self._outbox_spans, MAX_REPORT_RECORDS)
+                results, self._outbox_results = _split(self._outbox_results, MAX_REPORT_RESULTS)
                 await self._send(logs, spans, results)
             if self._stopped.is_set():
                 return
@@ -442,7 +442,7 @@ class Supervisor:
                 replies, executions = await self.api.complete(body, logs, spans, claim)
                 if claim is not None:
                     self.releaser.answered(claim["claim_id"])
-            except (HightideConnectionError, ServerError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)
                     return
@@ -484,3 +484,8 @@ class Supervisor:
 
 def _failure(name: str, message: str, kind: str) -> dict[str, Any]:
     return Failure(name=name, message=message, kind=kind).to_dict()
+
+
+def _split(items: list[dict[str, Any]], size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The first ``size`` of ``items`` (what one report may carry), and the rest."""
+    return items[:size], items[size:]

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("released_at", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(["environment_id"], ["environments.id"]),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("environment_id", "id"),
     )
     with op.batch_alter_table("claims", schema=None) as batch_op:
         batch_op.create_index("ix_claims_created", ["created_at"], unique=False)
