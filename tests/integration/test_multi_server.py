@@ -18,6 +18,7 @@ import pytest
 
 from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
+from hightide.engine.base import cancel_key
 from hightide.engine.environments import KeyAuthenticator, bootstrap, create_key, find_environment, hash_key
 from hightide.engine.options import TriggerSpec
 from hightide.engine.runs import EngineSettings
@@ -105,7 +106,13 @@ async def test_a_cancel_on_one_server_wakes_the_heartbeat_waiting_on_another(pg_
         assert [r.id for r in b.engine.claim(env, "w1", version, 10)] == [run.id]
 
         heartbeat = asyncio.create_task(b.engine.heartbeat(env, "w1", [(run.id, 1)], wait=25.0))
-        await asyncio.sleep(0.2)  # the heartbeat is waiting (and would wait 25 s)
+        notifier = b.engine.notifier
+        assert notifier is not None
+
+        async def heartbeat_waiting() -> bool:  # parked on the cancel wake-up (it would wait 25 s)
+            return bool(notifier._waiters.get(cancel_key(env.id)))
+
+        await eventually(heartbeat_waiting, timeout=5, what="the heartbeat to wait for a cancel")
         assert not heartbeat.done()
         cancelled = await asyncio.to_thread(a.engine.cancel, env, run.id)
         assert cancelled.status == RunStatus.CANCELED
