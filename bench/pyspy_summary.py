@@ -36,27 +36,27 @@ def _process_label(frame: str) -> str:
 
 # Server samples by what they serve: the first rule whose text is in the stack wins.
 ENDPOINT_RULES = [
-    ("claim (worker/claim)", ("claim (hightide/server/routes_worker.py", "RunEngine.claim ", "RunEngine.claim_wait")),
+    ("claim (worker/claim)", ("claim (hightide/server/routes_worker.py", "Execution.claim ", "Execution.claim_wait")),
     ("complete (worker/complete)", ("complete.<locals>.apply", "complete (hightide/server/routes_worker.py")),
     (
         "heartbeat (worker/heartbeat)",
         (
             "heartbeat (hightide/server/routes_worker.py",
-            "RunEngine.heartbeat",
+            "Execution.heartbeat",
             "Store.runs_not_held",
             "Store.extend_leases",
         ),
     ),
     (
         "trigger (tasks/{id}/trigger, tasks/batch)",
-        ("trigger (hightide/server/routes_runs.py", "_batch (hightide/server", "RunEngine.trigger"),
+        ("trigger (hightide/server/routes_runs.py", "_batch (hightide/server", "Triggering.trigger"),
     ),
     (
         "runs list / retrieve (the benchmark's polling)",
         ("list_runs (hightide", "retrieve (hightide/server", "Store.list_runs"),
     ),
     ("logs", ("logs (hightide/server",)),
-    ("scheduler", ("Scheduler.run", "RunEngine.process_due", "Store.announce_ready", "RunEngine.next_due_in")),
+    ("scheduler", ("Scheduler.run", "Control.process_due", "Store.announce_ready", "Control.next_due_in")),
     ("auth (every request)", ("current_environment (hightide",)),
     ("HTTP framework, not attributed (uvicorn/FastAPI/pydantic)", ("RequestResponseCycle.run_asgi", "httptools_impl")),
     ("threadpool machinery", ("WorkerThread.run",)),

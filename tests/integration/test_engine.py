@@ -48,11 +48,11 @@ def _version(engine: RunEngine, env: Environment, **queue: int) -> Version:
         {"id": "a", "retry": {"max_attempts": 3, "min_timeout": 10, "max_timeout": 10, "randomize": False}},
         {"id": "b", "queue": {"name": "task/b", **queue}},
     ]
-    return engine.register_version(env, {"tasks": tasks})
+    return engine.triggering.register_version(env, {"tasks": tasks})
 
 
 def _trigger(engine: RunEngine, env: Environment, task: str, n: int = 1) -> list[str]:
-    return [run.id for run, _ in engine.trigger(env, [TriggerSpec(task_id=task) for _ in range(n)])]
+    return [run.id for run, _ in engine.triggering.trigger(env, [TriggerSpec(task_id=task) for _ in range(n)])]
 
 
 def test_versions_are_numbered_per_day(engine: RunEngine, env: Environment) -> None:
@@ -64,18 +64,18 @@ def test_environment_limit_is_enforced_by_the_engine(engine: RunEngine, env: Env
     version = _version(engine, env)
     engine.store.set_environment_concurrency(env.id, 2)
     ids = _trigger(engine, env, "a", 5)
-    first = engine.claim(env, "w1", version, 10)
+    first = engine.execution.claim(env, "w1", version, 10)
     assert [r.id for r in first] == ids[:2]  # oldest first, and no more than the limit
-    assert engine.claim(env, "w2", version, 10) == []
-    engine.complete(env, first[0].id, 1, "ok")
-    assert [r.id for r in engine.claim(env, "w2", version, 10)] == [ids[2]]
+    assert engine.execution.claim(env, "w2", version, 10) == []
+    engine.execution.complete(env, first[0].id, 1, "ok")
+    assert [r.id for r in engine.execution.claim(env, "w2", version, 10)] == [ids[2]]
 
 
 def test_queue_limit_is_enforced_by_the_engine(engine: RunEngine, env: Environment) -> None:
     version = _version(engine, env, concurrency_limit=1)
     _trigger(engine, env, "b", 3)
     a_ids = _trigger(engine, env, "a", 2)
-    claimed = engine.claim(env, "w1", version, 10)
+    claimed = engine.execution.claim(env, "w1", version, 10)
     assert sorted(r.task_id for r in claimed) == ["a", "a", "b"]  # one b, the rest wait
     assert {r.id for r in claimed} >= set(a_ids)
 
@@ -84,21 +84,21 @@ def test_priority_is_seconds_ahead_in_the_queue(engine: RunEngine, env: Environm
     version = _version(engine, env)
     old = _trigger(engine, env, "a")[0]
     clock.now += 5
-    [(urgent, _)] = engine.trigger(env, [TriggerSpec(task_id="a", priority=10)])
+    [(urgent, _)] = engine.triggering.trigger(env, [TriggerSpec(task_id="a", priority=10)])
     clock.now += 5
-    assert [r.id for r in engine.claim(env, "w", version, 2)] == [urgent.id, old]
+    assert [r.id for r in engine.execution.claim(env, "w", version, 2)] == [urgent.id, old]
 
 
 def test_failed_attempt_waits_for_its_backoff(engine: RunEngine, env: Environment, clock: Clock) -> None:
     version = _version(engine, env)
     [run_id] = _trigger(engine, env, "a")
-    engine.claim(env, "w", version, 1)
-    run = engine.fail(env, run_id, 1, Failure("ValueError", "nope"))
+    engine.execution.claim(env, "w", version, 1)
+    run = engine.execution.fail(env, run_id, 1, Failure("ValueError", "nope"))
     assert run.status == RunStatus.QUEUED and run.error["name"] == "ValueError"
     clock.now += 9.9
-    assert engine.claim(env, "w", version, 1) == []
+    assert engine.execution.claim(env, "w", version, 1) == []
     clock.now += 0.2
-    [again] = engine.claim(env, "w", version, 1)
+    [again] = engine.execution.claim(env, "w", version, 1)
     assert again.attempt_count == 2
 
 
@@ -106,40 +106,40 @@ def test_lapsed_lease_retries_then_crashes(engine: RunEngine, env: Environment, 
     version = _version(engine, env)
     [run_id] = _trigger(engine, env, "a")
     for attempt in (1, 2, 3):
-        [claimed] = engine.claim(env, "w", version, 1)
+        [claimed] = engine.execution.claim(env, "w", version, 1)
         assert claimed.attempt_count == attempt
         clock.now += engine.settings.lease_seconds + 1
-        assert engine.process_due() == 1
+        assert engine.control.process_due() == 1
         clock.now += 60  # past any backoff
-    run = engine.get_run(env, run_id)
+    run = engine.core.get_run(env, run_id)
     assert run.status == RunStatus.CRASHED and run.error["name"] == "WorkerLost"
-    assert [a.status for a in engine.attempts(run)] == ["FAILED"] * 3
+    assert [a.status for a in engine.core.attempts(run)] == ["FAILED"] * 3
 
 
 def test_heartbeat_keeps_the_lease(engine: RunEngine, env: Environment, clock: Clock) -> None:
     version = _version(engine, env)
     [run_id] = _trigger(engine, env, "a")
-    engine.claim(env, "w", version, 1)
+    engine.execution.claim(env, "w", version, 1)
     for _ in range(5):
         clock.now += engine.settings.lease_seconds - 1
         assert (
             engine.store.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now) == []
         )
-        assert engine.process_due() == 0
-    assert engine.get_run(env, run_id).status == RunStatus.EXECUTING
+        assert engine.control.process_due() == 0
+    assert engine.core.get_run(env, run_id).status == RunStatus.EXECUTING
 
 
 def test_crash_and_timeout_kinds_decide_the_final_status(engine: RunEngine, env: Environment) -> None:
     version = _version(engine, env)
     [crash, slow] = _trigger(engine, env, "b", 2)
-    engine.claim(env, "w", version, 2)
+    engine.execution.claim(env, "w", version, 2)
     assert (
-        engine.fail(env, crash, 1, Failure("RunnerCrashed", "SIGKILL", kind=FailureKind.CRASH)).status
+        engine.execution.fail(env, crash, 1, Failure("RunnerCrashed", "SIGKILL", kind=FailureKind.CRASH)).status
         == RunStatus.QUEUED
     )
     engine.store.update_run(slow, expect_status="EXECUTING", expect_attempt=1, values={"max_attempts": 1}, now=0)
     assert (
-        engine.fail(env, slow, 1, Failure("MaxDurationExceeded", "", kind=FailureKind.TIMEOUT)).status
+        engine.execution.fail(env, slow, 1, Failure("MaxDurationExceeded", "", kind=FailureKind.TIMEOUT)).status
         == RunStatus.TIMED_OUT
     )
 
@@ -147,41 +147,41 @@ def test_crash_and_timeout_kinds_decide_the_final_status(engine: RunEngine, env:
 def test_a_completion_after_cancel_is_refused(engine: RunEngine, env: Environment) -> None:
     version = _version(engine, env)
     [run_id] = _trigger(engine, env, "a")
-    engine.claim(env, "w", version, 1)
-    engine.cancel(env, run_id)
+    engine.execution.claim(env, "w", version, 1)
+    engine.control.cancel(env, run_id)
     with pytest.raises(ConflictError, match="CANCELED"):
-        engine.complete(env, run_id, 1, "too late")
-    assert engine.get_run(env, run_id).output is None
+        engine.execution.complete(env, run_id, 1, "too late")
+    assert engine.core.get_run(env, run_id).output is None
 
 
 def test_cancel_reaches_unfinished_children(engine: RunEngine, env: Environment) -> None:
     _version(engine, env)
     [parent] = _trigger(engine, env, "a")
-    children = [r.id for r, _ in engine.trigger(env, [TriggerSpec(task_id="b", parent_run_id=parent)] * 2)]
-    engine.cancel(env, parent)
-    assert {engine.get_run(env, c).status for c in children} == {RunStatus.CANCELED}
+    children = [r.id for r, _ in engine.triggering.trigger(env, [TriggerSpec(task_id="b", parent_run_id=parent)] * 2)]
+    engine.control.cancel(env, parent)
+    assert {engine.core.get_run(env, c).status for c in children} == {RunStatus.CANCELED}
 
 
 def test_delayed_runs_are_enqueued_when_due(engine: RunEngine, env: Environment, clock: Clock) -> None:
     version = _version(engine, env)
-    [(run, _)] = engine.trigger(env, [TriggerSpec(task_id="a", delay_until=clock.now + 60)])
+    [(run, _)] = engine.triggering.trigger(env, [TriggerSpec(task_id="a", delay_until=clock.now + 60)])
     assert run.status == RunStatus.DELAYED
-    assert engine.next_due_in(cap=3600) == pytest.approx(60)
+    assert engine.control.next_due_in(cap=3600) == pytest.approx(60)
     clock.now += 59
-    assert engine.process_due() == 0 and engine.claim(env, "w", version, 1) == []
+    assert engine.control.process_due() == 0 and engine.execution.claim(env, "w", version, 1) == []
     clock.now += 2
-    assert engine.process_due() == 1
-    assert [r.id for r in engine.claim(env, "w", version, 1)] == [run.id]
+    assert engine.control.process_due() == 1
+    assert [r.id for r in engine.execution.claim(env, "w", version, 1)] == [run.id]
 
 
 def test_a_heartbeat_landing_during_lease_recovery_wins(engine: RunEngine, env: Environment, clock: Clock) -> None:
     version = _version(engine, env)
     [run_id] = _trigger(engine, env, "a")
-    engine.claim(env, "w", version, 1)
+    engine.execution.claim(env, "w", version, 1)
     clock.now += engine.settings.lease_seconds + 1
     [lapsed] = engine.store.due_runs(clock.now)["lease_expired"]
     # the worker's heartbeat lands after the scheduler read the run but before it acted
     engine.store.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now)
     with pytest.raises(ConflictError):
-        engine._fail(lapsed, Failure("WorkerLost", "lease expired", kind=FailureKind.CRASH), clock.now)
-    assert engine.get_run(env, run_id).status == RunStatus.EXECUTING
+        engine.core.fail(lapsed, Failure("WorkerLost", "lease expired", kind=FailureKind.CRASH), clock.now)
+    assert engine.core.get_run(env, run_id).status == RunStatus.EXECUTING

@@ -81,7 +81,7 @@ async def listening(a: Server, b: Server, env: Environment) -> None:
     ids: list[str] = []
 
     async def heard_one() -> bool:
-        run = a.engine.trigger(env, [TriggerSpec(task_id="later", delay_until=time.time() + 3600)])[0][0]
+        run = a.engine.triggering.trigger(env, [TriggerSpec(task_id="later", delay_until=time.time() + 3600)])[0][0]
         ids.append(run.id)
         return any(c.run_id in ids for c in heard)
 
@@ -92,7 +92,7 @@ async def listening(a: Server, b: Server, env: Environment) -> None:
 
 
 def _version(server: Server, env: Environment) -> Version:
-    return server.engine.register_version(env, TASKS, worker_id="w1")
+    return server.engine.triggering.register_version(env, TASKS, worker_id="w1")
 
 
 async def test_a_cancel_on_one_server_wakes_the_heartbeat_waiting_on_another(pg_url: str) -> None:
@@ -102,11 +102,11 @@ async def test_a_cancel_on_one_server_wakes_the_heartbeat_waiting_on_another(pg_
         env = find_environment(a.store, "dev")
         version = _version(b, env)
         await listening(a, b, env)
-        run = a.engine.trigger(env, [TriggerSpec(task_id="endless")])[0][0]
-        assert [r.id for r in b.engine.claim(env, "w1", version, 10)] == [run.id]
+        run = a.engine.triggering.trigger(env, [TriggerSpec(task_id="endless")])[0][0]
+        assert [r.id for r in b.engine.execution.claim(env, "w1", version, 10)] == [run.id]
 
-        heartbeat = asyncio.create_task(b.engine.heartbeat(env, "w1", [(run.id, 1)], wait=25.0))
-        notifier = b.engine.notifier
+        heartbeat = asyncio.create_task(b.engine.execution.heartbeat(env, "w1", [(run.id, 1)], wait=25.0))
+        notifier = b.engine.core.notifier
         assert notifier is not None
 
         async def heartbeat_waiting() -> bool:  # parked on the cancel wake-up (it would wait 25 s)
@@ -114,7 +114,7 @@ async def test_a_cancel_on_one_server_wakes_the_heartbeat_waiting_on_another(pg_
 
         await eventually(heartbeat_waiting, timeout=5, what="the heartbeat to wait for a cancel")
         assert not heartbeat.done()
-        cancelled = await asyncio.to_thread(a.engine.cancel, env, run.id)
+        cancelled = await asyncio.to_thread(a.engine.control.cancel, env, run.id)
         assert cancelled.status == RunStatus.CANCELED
 
         assert await asyncio.wait_for(heartbeat, timeout=5.0) == [run.id]
@@ -131,19 +131,21 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
         due = time.time() + 1.0
         # 200 delayed runs due at once, 50 delayed runs whose ttl (counted from their enqueue) ends
         # before anyone claims them, 50 claimed runs whose worker never heartbeats.
-        delayed = [r.id for r, _ in a.engine.trigger(env, [TriggerSpec("later", delay_until=due)] * 200)]
-        expiring = [r.id for r, _ in b.engine.trigger(env, [TriggerSpec("later", delay_until=due, ttl=1.0)] * 50)]
-        lapsing = [r.id for r, _ in a.engine.trigger(env, [TriggerSpec("endless")] * 50)]
-        assert {r.id for r in a.engine.claim(env, "w1", version, 100)} == set(lapsing)
+        delayed = [r.id for r, _ in a.engine.triggering.trigger(env, [TriggerSpec("later", delay_until=due)] * 200)]
+        expiring = [
+            r.id for r, _ in b.engine.triggering.trigger(env, [TriggerSpec("later", delay_until=due, ttl=1.0)] * 50)
+        ]
+        lapsing = [r.id for r, _ in a.engine.triggering.trigger(env, [TriggerSpec("endless")] * 50)]
+        assert {r.id for r in a.engine.execution.claim(env, "w1", version, 100)} == set(lapsing)
         # And 100 tokens that time out together (both schedulers lock them, in one order).
-        tokens = [a.engine.create_token(env, TokenSpec(timeout=1.0))[0].id for _ in range(100)]
+        tokens = [a.engine.tokens.create_token(env, TokenSpec(timeout=1.0))[0].id for _ in range(100)]
 
         async def all_due_applied() -> bool:
             runs = a.store.get_runs([*delayed, *expiring, *lapsing], env.id)
             assert [runs[i].status for i in delayed] == [RunStatus.QUEUED] * 200
             assert [runs[i].status for i in expiring] == [RunStatus.EXPIRED] * 50
             assert [runs[i].status for i in lapsing] == [RunStatus.QUEUED] * 50
-            assert [b.engine.get_token(env, i).status for i in tokens] == ["TIMED_OUT"] * 100
+            assert [b.engine.tokens.get_token(env, i).status for i in tokens] == ["TIMED_OUT"] * 100
             return True
 
         await eventually(all_due_applied, timeout=30, interval=0.2, what="the due changes")
@@ -156,7 +158,7 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
 
         async def all_claimed() -> bool:  # the lapsed ones once their retry backoff ends
             for server in (a, b):
-                for run in server.engine.claim(env, "w2", version, 1000):
+                for run in server.engine.execution.claim(env, "w2", version, 1000):
                     assert run.id not in claimed, f"{run.id} claimed twice"
                     claimed[run.id] = run.attempt_count
             assert len(claimed) == 250

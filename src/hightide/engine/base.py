@@ -1,12 +1,13 @@
-"""The engine's shared state and the one way to change a run: ``transition`` decides, the store's
-conditional update applies (or refuses a stale request)."""
+"""``EngineCore``: what every engine service shares (the store, settings, clock, wake-ups) and the one
+way to change a run: ``transition`` decides, the store's conditional update applies (or refuses a
+stale request)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,19 +17,15 @@ from hightide.core.states import FINAL_STATUSES, RunEvent, RunStatus, transition
 from hightide.engine.notify import Notifier, cancel_key
 from hightide.errors import ConflictError, NotFoundError, ValidationError
 from hightide.store import Store
-from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     Attempt,
     Environment,
     Run,
     RunChange,
     RunFilter,
-    TaskDefinition,
-    Version,
 )
 
 Clock = Callable[[], float]
-TASK_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -38,51 +35,66 @@ class EngineSettings:
     claim_poll_interval: float = 1.0  # long-polls re-check this often even without a wake-up
 
 
-class EngineBase:
-    """State and the one way to change a run, shared by the engine's parts."""
+class Due:
+    """The signal "something becomes due at ``at`` (or at an unknown time)", raised from any thread
+    by the services that create timed work and heard by the scheduler, which then looks earlier
+    than it planned to."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[float | None], None]] = []
+
+    def subscribe(self, listener: Callable[[float | None], None]) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[float | None], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def __call__(self, at: float | None = None) -> None:
+        for listener in list(self._listeners):
+            listener(at)
+
+
+class EngineCore:
+    """The store, settings and clock every service uses, the long-poll wake-ups, reading runs, and
+    the one way to change a run."""
 
     def __init__(self, store: Store, settings: EngineSettings | None = None, clock: Clock = time.time) -> None:
         self.store = store
         self.settings = settings or EngineSettings()
         self.clock = clock
         self.notifier: Notifier | None = None
+        self.due = Due()
+        self.closing = False
+        """Set when the server shuts down: long-polls answer at once."""
         self._rng = random.Random()
-        self._closing = False
-        # The newest version each worker registered with this server: a claim that was already
-        # waiting when its worker hot-reloaded picks the new version up (tasks, version stamp).
-        self._worker_versions: dict[str, Version] = {}
-        # Per environment, task id -> (definition, until when it is trusted). Dropped when a version
-        # registers through any server (a VERSION change), and in any case after TASK_CACHE_SECONDS.
-        self._task_cache: dict[str, dict[str, tuple[TaskDefinition, float]]] = {}
-        self.on_due: Callable[..., None] = lambda at=None: None
-        """Called (from any thread) when something becomes due (at ``at``, or unknown): wakes the
-        scheduler if that is earlier than it planned to look."""
-
-    def _forget_changed(self, changes: Sequence[Change]) -> None:
-        """Store listener (any thread): drop what this server cached about what ``changes`` say
-        changed, wherever it changed (with PostgreSQL, other servers' changes arrive here too)."""
-        for change in changes:
-            if change.kind == ChangeKind.VERSION:
-                self._task_cache.pop(change.environment_id, None)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> Notifier:
-        """Route the store's change events to long-polls running on ``loop`` and to the caches."""
+        """Route the store's change events to long-polls running on ``loop``."""
         self.notifier = Notifier(loop)
         self.store.add_listener(self.notifier.changed)
-        self.store.add_listener(self._forget_changed)
         return self.notifier
 
     def stop_polling(self) -> None:
         """End long-polls now (server shutdown), so that connections can close at once."""
-        self._closing = True
+        self.closing = True
         if self.notifier is not None:
             self.notifier.wake_all()
 
     def detach(self) -> None:
         if self.notifier is not None:
             self.store.remove_listener(self.notifier.changed)
-            self.store.remove_listener(self._forget_changed)
             self.notifier = None
+
+    def generation(self, key: str) -> int:
+        """The wake-up generation of ``key``, read before a look (see ``Notifier``)."""
+        return self.notifier.generation(key) if self.notifier else 0
+
+    async def sleep_until_change(self, key: str, gen: int, timeout: float) -> None:
+        if self.notifier is None:
+            await asyncio.sleep(timeout)
+        else:
+            await self.notifier.wait(key, gen, timeout)
 
     # -- reading -----------------------------------------------------------------------------
     def get_run(self, env: Environment, run_id: str) -> Run:
@@ -108,9 +120,7 @@ class EngineBase:
         return self.store.list_attempts(run.id)
 
     # -- the one way to change a run -----------------------------------------------------------
-
-    # -- the one way to change a run -----------------------------------------------------------
-    def _change(
+    def change(
         self,
         run: Run,
         event: RunEvent,
@@ -130,7 +140,7 @@ class EngineBase:
             full.setdefault("lease_expires_at", None)
         return RunChange(run.id, run.status.value, attempt, full, attempt_values, lease_lapsed_by)
 
-    def _apply(
+    def apply(
         self,
         run: Run,
         event: RunEvent,
@@ -142,12 +152,12 @@ class EngineBase:
     ) -> Run:
         """Move ``run`` by ``event`` if it is still as we read it; else raise ``ConflictError``."""
         now = self.clock()
-        change = self._change(
+        change = self.change(
             run, event, values, now=now, attempt=attempt, attempt_values=attempt_values, lease_lapsed_by=lease_lapsed_by
         )
-        return self._commit(change, event.value, now)
+        return self.commit(change, event.value, now)
 
-    def _commit(self, change: RunChange, what: str, now: float) -> Run:
+    def commit(self, change: RunChange, what: str, now: float) -> Run:
         updated = self.store.apply_change(change, now)
         if updated is None:
             current = self.store.get_run(change.run_id)
@@ -158,7 +168,7 @@ class EngineBase:
             )
         return updated
 
-    def _check_attempt(self, run: Run, attempt: int) -> None:
+    def check_attempt(self, run: Run, attempt: int) -> None:
         if run.status != RunStatus.EXECUTING or run.attempt_count != attempt:
             raise ConflictError(
                 f"run {run.id} is {run.status.value} on attempt {run.attempt_count}, not executing attempt "
@@ -166,7 +176,7 @@ class EngineBase:
                 details={"run": run.id, "status": run.status.value},
             )
 
-    def _failure_change(
+    def failure_change(
         self, run: Run, failure: Failure, now: float, lease_lapsed_by: float | None = None
     ) -> tuple[RunChange, bool]:
         """The change for a failed attempt of ``run``, and whether it schedules another attempt."""
@@ -186,7 +196,7 @@ class EngineBase:
             # A failed run releases its idempotency key, so that the same key can try again.
             values = {"error": failure.to_dict(), "idempotency_key": None}
             event = RunEvent(decision.final_event)
-        change = self._change(
+        change = self.change(
             run,
             event,
             values,
@@ -197,19 +207,14 @@ class EngineBase:
         )
         return change, decision.retry
 
-    def _fail(self, run: Run, failure: Failure, lease_lapsed_by: float | None = None) -> Run:
+    def fail(self, run: Run, failure: Failure, lease_lapsed_by: float | None = None) -> Run:
+        """Fail ``run``'s current attempt: retried after its backoff, or final."""
         now = self.clock()
-        change, retry = self._failure_change(run, failure, now, lease_lapsed_by)
-        updated = self._commit(change, "fail", now)
+        change, retry = self.failure_change(run, failure, now, lease_lapsed_by)
+        updated = self.commit(change, "fail", now)
         if retry:
-            self.on_due()
+            self.due()
         return updated
 
-    async def _sleep_until_change(self, env_id: str, gen: int, timeout: float) -> None:
-        if self.notifier is None:
-            await asyncio.sleep(timeout)
-        else:
-            await self.notifier.wait(env_id, gen, timeout)
 
-
-__all__ = ["Clock", "EngineBase", "EngineSettings", "cancel_key"]
+__all__ = ["Clock", "Due", "EngineCore", "EngineSettings", "cancel_key"]

@@ -8,7 +8,8 @@ from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus
-from hightide.engine.options import TriggerSpec
+from hightide.engine.base import EngineCore
+from hightide.engine.options import TriggerSpec, parse_delay
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, ValidationError
 from hightide.store.records import (
@@ -17,12 +18,19 @@ from hightide.store.records import (
 )
 
 
-class Control(Triggering):
-    # -- control -----------------------------------------------------------------------------
+class Control:
+    """What users do to runs (cancel, replay, reschedule) and the time-driven changes the
+    scheduler applies."""
+
+    def __init__(self, core: EngineCore, triggering: Triggering) -> None:
+        self.core = core
+        self.store = core.store
+        self.triggering = triggering
+
     def cancel(self, env: Environment, run_id: str) -> Run:
         """Cancel a run that has not finished, and its unfinished children."""
         for _ in range(3):  # a run that moved meanwhile (claimed, suspended, resumed) is read again
-            run = self.get_run(env, run_id)
+            run = self.core.get_run(env, run_id)
             if run.status.is_final:
                 raise ConflictError(
                     f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
@@ -30,12 +38,12 @@ class Control(Triggering):
                 )
             started = run.status in (RunStatus.EXECUTING, RunStatus.WAITING)  # an attempt is open
             try:
-                cancelled = self._apply(
+                cancelled = self.core.apply(
                     run,
                     RunEvent.CANCEL,
                     {"lease_expires_at": None, "idempotency_key": None},
                     attempt=run.attempt_count if started else None,
-                    attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.clock()}
+                    attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.core.clock()}
                     if started
                     else None,
                 )
@@ -45,7 +53,9 @@ class Control(Triggering):
         else:
             raise ConflictError(f"run {run_id} kept changing while it was being cancelled; try again")
         if not started and cancelled.attempt_count:  # an attempt a release left open ends here
-            self.store.close_released_attempt(run.id, cancelled.attempt_count, RunStatus.CANCELED.value, self.clock())
+            self.store.close_released_attempt(
+                run.id, cancelled.attempt_count, RunStatus.CANCELED.value, self.core.clock()
+            )
         active = [s.value for s in RunStatus if not s.is_final]
         for child_id in self.store.child_run_ids(run.id, active):
             try:
@@ -58,14 +68,12 @@ class Control(Triggering):
 
     def replay(self, env: Environment, run_id: str) -> Run:
         """A new run of the same task with the same payload, tags and metadata, on the current version."""
-        run = self.get_run(env, run_id)
+        run = self.core.get_run(env, run_id)
         spec = TriggerSpec(task_id=run.task_id, payload=run.payload, tags=tuple(run.tags), metadata=run.metadata)
-        return self.trigger(env, [spec])[0][0]
+        return self.triggering.trigger(env, [spec])[0][0]
 
     def reschedule(self, env: Environment, run_id: str, delay: Any) -> Run:
-        from hightide.engine.options import parse_delay
-
-        run = self.get_run(env, run_id)
+        run = self.core.get_run(env, run_id)
         if run.status != RunStatus.DELAYED:
             raise ConflictError(
                 f"run {run_id} is {run.status.value}; only DELAYED runs can be rescheduled",
@@ -73,14 +81,14 @@ class Control(Triggering):
             )
         if delay is None:
             raise ValidationError("delay: required, e.g. '1h' or an ISO 8601 date-time", details={"field": "delay"})
-        until = parse_delay(delay, self.clock())
+        until = parse_delay(delay, self.core.clock())
         assert until is not None
         values: dict[str, Any] = {"delay_until": until, "available_at": until}
         ttl = delayed_ttl(run)
         if ttl is not None:  # the ttl still counts from when the run is queued
             values["ttl_expires_at"] = until + ttl
-        rescheduled = self._apply(run, RunEvent.RESCHEDULE, values)
-        self.on_due(until)
+        rescheduled = self.core.apply(run, RunEvent.RESCHEDULE, values)
+        self.core.due(until)
         return rescheduled
 
     # -- time-driven changes (called by the scheduler service) ---------------------------------
@@ -88,7 +96,7 @@ class Control(Triggering):
         """Enqueue delayed runs whose time came, expire runs past their ttl, fail attempts whose
         lease lapsed (their worker died), fire timers and time out tokens (queuing the runs waiting
         on them). Returns how many runs and waitpoints changed."""
-        now = self.clock()
+        now = self.core.clock()
         due = self.store.due_runs(now)
         changed = self.store.resolve_due_waitpoints(now)
         # Each is one conditional update that re-checks the time came: another server's scheduler
@@ -108,7 +116,7 @@ class Control(Triggering):
                 f"{run.attempt_count} expired",
                 kind=FailureKind.CRASH,
             )
-            changed += self._try(self._fail, run, failure, now)
+            changed += self._try(self.core.fail, run, failure, now)
         return changed
 
     def _due(
@@ -121,9 +129,9 @@ class Control(Triggering):
         delay_ended_by: float | None = None,
         ttl_ended_by: float | None = None,
     ) -> int:
-        change = self._change(run, event, values, now=now)
+        change = self.core.change(run, event, values, now=now)
         change = replace(change, delay_ended_by=delay_ended_by, ttl_ended_by=ttl_ended_by)
-        return self._try(self._commit, change, event.value, now)
+        return self._try(self.core.commit, change, event.value, now)
 
     @staticmethod
     def _try(action: Callable[..., Run], *args: Any) -> int:
@@ -134,7 +142,7 @@ class Control(Triggering):
             return 0  # changed concurrently by a request: that request won
 
     def next_due_in(self, cap: float) -> float:
-        now = self.clock()
+        now = self.core.clock()
         nxt = self.store.next_due_time(now)
         return cap if nxt is None else max(0.0, min(cap, nxt - now))
 

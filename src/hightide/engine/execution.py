@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.core.tracing import attempt_span_id, new_span_id
-from hightide.engine.base import cancel_key
+from hightide.engine.base import EngineCore, cancel_key
 from hightide.engine.payloads import check_size
 from hightide.engine.traces import Traces, trace_ids
+from hightide.engine.triggering import Triggering
 from hightide.errors import ValidationError
 from hightide.store.records import (
     Environment,
@@ -25,6 +26,9 @@ from hightide.store.records import (
     Version,
 )
 from hightide.store.releases import Held
+
+if TYPE_CHECKING:
+    from hightide.engine.journal import Journal
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,16 @@ class AttemptResult:
     record: Sequence[Any] = ()  # with waiting_on: operations (journal.Operation) to record first
 
 
-class Execution(Traces):
-    # -- the worker protocol -----------------------------------------------------------------
+class Execution:
+    """The worker protocol: claim (long-poll), release, heartbeat, report results."""
+
+    def __init__(self, core: EngineCore, triggering: Triggering, journal: Journal, traces: Traces) -> None:
+        self.core = core
+        self.store = core.store
+        self.triggering = triggering
+        self.journal = journal
+        self.traces = traces
+
     def claim(
         self,
         env: Environment,
@@ -61,8 +73,8 @@ class Execution(Traces):
             worker_id=worker_id,
             version=version.version,
             limit=limit,
-            lease_seconds=self.settings.lease_seconds,
-            now=self.clock(),
+            lease_seconds=self.core.settings.lease_seconds,
+            now=self.core.clock(),
             claim_id=claim_id,
             last=last,
         )
@@ -74,7 +86,7 @@ class Execution(Traces):
         stopping worker; a claim whose answer it never saw): each is QUEUED again at once, with no
         attempt used, and continues its attempt on its next claim. The trace shows each release as
         a ``released`` span in its attempt. Returns the runs released."""
-        now = self.clock()
+        now = self.core.clock()
         released = self.store.release_runs(env.id, worker_id, held, claim_ids, now=now)
         spans = []
         for run in released:
@@ -111,17 +123,15 @@ class Execution(Traces):
     ) -> list[Run]:
         """Claim, long-polling up to ``wait`` seconds for work to appear. ``gone`` tells whether the
         worker hung up: then nothing is claimed for it."""
-        deadline = self.clock() + wait
+        deadline = self.core.clock() + wait
         first = True
         while True:
             if gone is not None and await gone():
                 return []  # its claim id stays open: the worker tries it again, or releases it
-            gen = self.notifier.generation(env.id) if self.notifier else 0
-            newest = self._worker_versions.get(worker_id)
-            if newest is not None and newest.created_at > version.created_at:
-                version = newest
-            remaining = deadline - self.clock()
-            last = remaining <= 0 or self._closing
+            gen = self.core.generation(env.id)
+            version = self.triggering.newest_version(worker_id, version)
+            remaining = deadline - self.core.clock()
+            last = remaining <= 0 or self.core.closing
             runs: list[Run] = []
             # After a wake-up, look before taking the write lock: most changes bring no work here.
             # The last look of a claim with an id always writes: answered empty, the id is closed.
@@ -129,15 +139,15 @@ class Execution(Traces):
                 first
                 or (last and claim_id is not None)
                 or await anyio.to_thread.run_sync(
-                    self.store.has_ready_runs, env.id, version_task_ids(version), self.clock()
+                    self.store.has_ready_runs, env.id, version_task_ids(version), self.core.clock()
                 )
             ):
-                take = 0 if self._closing else limit  # closing: only answer the id, take no new work
+                take = 0 if self.core.closing else limit  # closing: only answer the id, take no new work
                 runs = await anyio.to_thread.run_sync(self.claim, env, worker_id, version, take, claim_id, last)
             first = False
             if runs or last:
                 return runs
-            await self._sleep_until_change(env.id, gen, min(remaining, self.settings.claim_poll_interval))
+            await self.core.sleep_until_change(env.id, gen, min(remaining, self.core.settings.claim_poll_interval))
 
     async def heartbeat(
         self, env: Environment, worker_id: str, held: Sequence[tuple[str, int]], wait: float, extend: bool = True
@@ -148,30 +158,30 @@ class Execution(Traces):
         # stream of claims and completions does not); a lapsed lease is reported at the deadline.
         # The generation is read before each look, so that a cancel landing during it is not missed.
         key = cancel_key(env.id)
-        gen = self.notifier.generation(key) if self.notifier else 0
-        now = self.clock()
+        gen = self.core.generation(key)
+        now = self.core.clock()
         if extend:
             lost = await anyio.to_thread.run_sync(
-                self.store.extend_leases, worker_id, list(held), now + self.settings.lease_seconds, now
+                self.store.extend_leases, worker_id, list(held), now + self.core.settings.lease_seconds, now
             )
         else:
             lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
         deadline = now + wait
-        while not lost and held and not self._closing:
-            remaining = deadline - self.clock()
+        while not lost and held and not self.core.closing:
+            remaining = deadline - self.core.clock()
             if remaining <= 0:
                 break
-            await self._sleep_until_change(key, gen, min(remaining, self.settings.claim_poll_interval))
-            gen = self.notifier.generation(key) if self.notifier else 0
+            await self.core.sleep_until_change(key, gen, min(remaining, self.core.settings.claim_poll_interval))
+            gen = self.core.generation(key)
             lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
         return lost
 
     def complete(self, env: Environment, run_id: str, attempt: int, output: Any) -> Run:
-        run = self.get_run(env, run_id)
-        self._check_attempt(run, attempt)
-        check_size(output, self.settings.max_payload_bytes, "output")
-        now = self.clock()
-        return self._apply(
+        run = self.core.get_run(env, run_id)
+        self.core.check_attempt(run, attempt)
+        check_size(output, self.core.settings.max_payload_bytes, "output")
+        now = self.core.clock()
+        return self.core.apply(
             run,
             RunEvent.COMPLETE,
             {"output": output, "lease_expires_at": None},
@@ -180,9 +190,9 @@ class Execution(Traces):
         )
 
     def fail(self, env: Environment, run_id: str, attempt: int, failure: Failure) -> Run:
-        run = self.get_run(env, run_id)
-        self._check_attempt(run, attempt)
-        return self._fail(run, failure)
+        run = self.core.get_run(env, run_id)
+        self.core.check_attempt(run, attempt)
+        return self.core.fail(run, failure)
 
     def report(
         self,
@@ -196,19 +206,16 @@ class Execution(Traces):
         Each reply says whether the result was accepted and the run's new status; a stale result is
         refused, not applied. Outcomes go in one transaction, and suspensions (``waiting_on``) in
         another; the logs and spans go in the first of them."""
-        telemetry = self.checked_telemetry(env, logs, spans)
+        telemetry = self.traces.checked_telemetry(env, logs, spans)
         finished = [res for res in results if res.waiting_on is None]
         waiting = [res for res in results if res.waiting_on is not None]
         if not results and telemetry is not None:
             self.store.append_telemetry(telemetry.logs, telemetry.spans)
         done = iter(self._report_outcomes(env, finished, worker_id, telemetry) if finished else [])
-        suspended = iter(self.suspend_many(env, waiting, worker_id, None if finished else telemetry) if waiting else [])
+        suspended = iter(
+            self.journal.suspend_many(env, waiting, worker_id, None if finished else telemetry) if waiting else []
+        )
         return [next(done) if res.waiting_on is None else next(suspended) for res in results]
-
-    def suspend_many(
-        self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None = None
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError  # journal.py
 
     def _report_outcomes(
         self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None
@@ -217,8 +224,8 @@ class Execution(Traces):
         attempt, the claim's ``execution`` when sent, and the reporting worker (after a release, the
         same attempt may be another worker's now)."""
         expect_worker = worker_id or None
-        now = self.clock()
-        limit = self.settings.max_payload_bytes
+        now = self.core.clock()
+        limit = self.core.settings.max_payload_bytes
         failures: dict[int, Failure] = {}
         for i, res in enumerate(results):
             if not res.ok:
@@ -254,7 +261,7 @@ class Execution(Traces):
             if run is None or run.status != RunStatus.EXECUTING or run.attempt_count != res.attempt or stale:
                 changes.append(None)
                 continue
-            failed, retry = self._failure_change(run, failures[i], now)
+            failed, retry = self.core.failure_change(run, failures[i], now)
             failed = replace(failed, expect_execution=res.execution, expect_worker=expect_worker)
             retrying = retrying or retry
             changes.append(failed)
@@ -273,7 +280,7 @@ class Execution(Traces):
                     }
                 )
         if retrying:
-            self.on_due()
+            self.core.due()
         return replies
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hightide.core.states import RunStatus
+from hightide.engine.base import EngineCore
 from hightide.engine.execution import AttemptResult
 from hightide.engine.options import TriggerSpec
 from hightide.engine.payloads import check_size
@@ -42,12 +43,21 @@ class Operation:
     execution: int | None = None  # the claim that is executing the run (refuses a stale execution)
 
 
-class Journal(Tokens, Triggering):
+class Journal:
+    """Durable operations: recorded in the run's journal, handed back resolved on the run's next
+    execution, and the suspensions of runs that wait."""
+
+    def __init__(self, core: EngineCore, triggering: Triggering, tokens: Tokens) -> None:
+        self.core = core
+        self.store = core.store
+        self.triggering = triggering
+        self.tokens = tokens
+
     def record(self, env: Environment, run_id: str, attempt: int, op: Operation) -> dict[str, Any]:
         """Record ``op`` (and do what it does, in the same transaction) for the run executing
         ``attempt``; returns the entry resolved as far as it is now. A position already recorded is
         returned as it was, after checking that it is the same operation."""
-        self.get_run(env, run_id)
+        self.core.get_run(env, run_id)
         if op.kind not in KINDS:
             raise ValidationError(f"kind: expected one of {list(KINDS)}", details={"field": "kind"})
         if not POSITION.fullmatch(op.seq):
@@ -55,25 +65,25 @@ class Journal(Tokens, Triggering):
                 "seq: expected a journal position such as '3' or 't1/0' (at most 128 characters)",
                 details={"field": "seq"},
             )
-        now = self.clock()
+        now = self.core.clock()
         entry = JournalEntry(run_id, op.seq, op.kind, op.name)
         new_runs, waitpoint = [], None
         if op.kind in TRIGGER_KINDS:
             if not op.specs:
                 raise ValidationError("items: a trigger needs at least one item", details={"field": "items"})
-            new_runs = self._prepare(env, [replace(spec, parent_run_id=run_id) for spec in op.specs])
+            new_runs = self.triggering.prepare(env, [replace(spec, parent_run_id=run_id) for spec in op.specs])
         elif op.kind == "wait":
             waitpoint = self._timer(env, run_id, op, now)
         elif op.kind == "create_token":
-            waitpoint = self.new_token(env, op.token or TokenSpec(), run_id)
+            waitpoint = self.tokens.new_token(env, op.token or TokenSpec(), run_id)
         elif op.kind == "wait_for_token":
-            entry = replace(entry, waitpoint_ids=[self.get_token(env, required_token(op)).id])
+            entry = replace(entry, waitpoint_ids=[self.tokens.get_token(env, required_token(op)).id])
         elif op.kind == "complete_token":
             required_token(op)
             self._complete_once(env, run_id, op)
             entry = replace(entry, result={"ok": True})
         elif op.kind == "step":
-            check_size(op.result, self.settings.max_payload_bytes, "result")
+            check_size(op.result, self.core.settings.max_payload_bytes, "result")
             entry = replace(entry, result=op.result)
         recorded, new = self.store.record_entry(
             entry,
@@ -87,9 +97,9 @@ class Journal(Tokens, Triggering):
         if not new:
             check_same(recorded, op.kind, op.name)
         elif new_runs:
-            self._announce(new_runs)
+            self.triggering.announce(new_runs)
         if waitpoint is not None and (waitpoint.resume_at or waitpoint.timeout_at):
-            self.on_due(waitpoint.resume_at or waitpoint.timeout_at)  # the scheduler fires timers and timeouts
+            self.core.due(waitpoint.resume_at or waitpoint.timeout_at)  # the scheduler fires timers and timeouts
         return self.resolve(recorded, self.store.entry_view(recorded))
 
     def _timer(self, env: Environment, run_id: str, op: Operation, now: float) -> Waitpoint:
@@ -109,7 +119,7 @@ class Journal(Tokens, Triggering):
         if any(e.seq == op.seq for e in view.entries.get(run_id, [])):
             return  # recorded already; `record_entry` returns that entry
         try:
-            self.complete_token(env, op.token_id or "", op.data)
+            self.tokens.complete_token(env, op.token_id or "", op.data)
         except ConflictError as exc:
             if exc.details.get("status") != "COMPLETED":
                 raise
@@ -158,10 +168,10 @@ class Journal(Tokens, Triggering):
                 )
                 for c in failed
             ]
-            new_runs = self._prepare(env, specs)
+            new_runs = self.triggering.prepare(env, specs)
             replacements = {c.id: new for c, new in zip(failed, new_runs, strict=True)}
-            self.store.retrigger_children(entry, run.attempt_count, replacements, self.clock())
-            self._announce(new_runs)
+            self.store.retrigger_children(entry, run.attempt_count, replacements, self.core.clock())
+            self.triggering.announce(new_runs)
             changed = True
         return changed
 
@@ -176,11 +186,11 @@ class Journal(Tokens, Triggering):
             return {**base, "done": done, "result": result}
         if entry.kind == "wait":
             wp = waits[0]
-            done = wp.status != "WAITING" or (wp.resume_at or 0) <= self.clock()
+            done = wp.status != "WAITING" or (wp.resume_at or 0) <= self.core.clock()
             return {**base, "done": done, "result": None, "resume_at": wp.resume_at}
         if entry.kind == "create_token":
             wp = waits[0]
-            return {**base, "done": True, "result": {"id": wp.id, "url": self.token_callback_path(wp.id)}}
+            return {**base, "done": True, "result": {"id": wp.id, "url": self.tokens.token_callback_path(wp.id)}}
         if entry.kind == "wait_for_token":
             wp = waits[0]
             return {**base, "done": wp.status != "WAITING", "result": token_result(wp), "timeout_at": wp.timeout_at}
@@ -192,7 +202,7 @@ class Journal(Tokens, Triggering):
     ) -> list[dict[str, Any]]:
         """A worker's suspensions, in one transaction with the timers they record (see
         ``sdk/journal.py``: a timer that suspends is sent with the suspension). Replies in order."""
-        now = self.clock()
+        now = self.core.clock()
         items: list[Suspension | None] = []
         replies: list[dict[str, Any] | None] = []
         for res in results:
@@ -214,7 +224,7 @@ class Journal(Tokens, Triggering):
         statuses = iter(self.store.suspend_runs([i for i in items if i is not None], now, telemetry))
         due = [wp.resume_at for item in items if item is not None for _, wp in item.timers if wp.resume_at]
         if due:
-            self.on_due(min(due))
+            self.core.due(min(due))
         out = []
         for res, item, reply in zip(results, items, replies, strict=True):
             if reply is None and item is not None:

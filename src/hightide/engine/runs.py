@@ -1,23 +1,73 @@
-"""The run engine. Every state change goes through ``core.states.transition`` and then the store's
-one conditional update, so a repeated or late request is rejected cleanly instead of applied twice.
+"""The run engine: a small facade over its services, each a class with its collaborators named.
 
-Its parts: ``triggering.py`` (versions, trigger), ``execution.py`` (the worker protocol),
-``control.py`` (cancel, replay, reschedule, time-driven changes), ``journal.py`` and ``tokens.py``
-(durable operations, suspension, waitpoint tokens), ``traces.py`` (logs and traces), over ``base.py``.
+| service | file | what it does |
+|---|---|---|
+| ``core`` | ``base.py`` | store, settings, clock, wake-ups; reading runs; the one way to change a run |
+| ``triggering`` | ``triggering.py`` | versions and their tasks; trigger (validate, insert runs) |
+| ``execution`` | ``execution.py`` | the worker protocol: claim, release, heartbeat, report |
+| ``control`` | ``control.py`` | cancel, replay, reschedule; the time-driven changes of the scheduler |
+| ``journal`` | ``journal.py`` | durable operations, handing journals back, suspensions |
+| ``tokens`` | ``tokens.py`` | waitpoint tokens |
+| ``traces`` | ``traces.py`` | logs and traces |
+
+Every state change goes through ``core.states.transition`` and then one conditional update of the
+store, so a repeated or late request is rejected cleanly instead of applied twice. Methods are
+synchronous (they run in a thread pool) except the long-polls, which are async.
 """
 
 from __future__ import annotations
 
-from hightide.engine.base import Clock, EngineSettings
+import asyncio
+import time
+
+from hightide.engine.base import Clock, EngineCore, EngineSettings
 from hightide.engine.control import Control
 from hightide.engine.execution import AttemptResult, Execution
 from hightide.engine.journal import Journal
-from hightide.engine.traces import Trace
+from hightide.engine.notify import Notifier
+from hightide.engine.tokens import Tokens
+from hightide.engine.traces import Trace, Traces
+from hightide.engine.triggering import Triggering
+from hightide.store import Store
 
 
-class RunEngine(Journal, Control, Execution):
-    """Everything that happens to runs. Methods are synchronous (they run in a thread pool) except
-    the long-polls, which are async."""
+class RunEngine:
+    """Everything that happens to runs, by service: ``engine.triggering.trigger(...)``,
+    ``engine.execution.claim(...)``, ``engine.control.cancel(...)``, ``engine.core.get_run(...)``."""
+
+    def __init__(self, store: Store, settings: EngineSettings | None = None, clock: Clock = time.time) -> None:
+        self.core = EngineCore(store, settings, clock)
+        self.triggering = Triggering(self.core)
+        self.tokens = Tokens(self.core)
+        self.traces = Traces(self.core)
+        self.journal = Journal(self.core, self.triggering, self.tokens)
+        self.execution = Execution(self.core, self.triggering, self.journal, self.traces)
+        self.control = Control(self.core, self.triggering)
+
+    @property
+    def store(self) -> Store:
+        return self.core.store
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self.core.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.core.clock
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> Notifier:
+        """Route the store's change events to long-polls running on ``loop`` and to the caches."""
+        self.store.add_listener(self.triggering.forget_changed)
+        return self.core.attach(loop)
+
+    def stop_polling(self) -> None:
+        """End long-polls now (server shutdown), so that connections can close at once."""
+        self.core.stop_polling()
+
+    def detach(self) -> None:
+        self.core.detach()
+        self.store.remove_listener(self.triggering.forget_changed)
 
 
 __all__ = ["AttemptResult", "Clock", "EngineSettings", "RunEngine", "Trace"]

@@ -45,16 +45,22 @@ class Scheduler:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.engine.on_due = self.poke
+        self.engine.core.due.subscribe(self.poke)
+        try:
+            await self._loop_passes()
+        finally:
+            self.engine.core.due.unsubscribe(self.poke)
+
+    async def _loop_passes(self) -> None:
         last = self.engine.clock()
         while not self._stop.is_set():
             self._poke.clear()  # before the pass: a poke during it means "look again"
             try:
-                await anyio.to_thread.run_sync(self.engine.process_due)
+                await anyio.to_thread.run_sync(self.engine.control.process_due)
                 now = self.engine.clock()
                 await anyio.to_thread.run_sync(self.engine.store.announce_ready, last, now)
                 last = now
-                delay = await anyio.to_thread.run_sync(self.engine.next_due_in, self.tick)
+                delay = await anyio.to_thread.run_sync(self.engine.control.next_due_in, self.tick)
             except Exception:  # a database hiccup must not stop the service: log, back off, go on
                 log.exception("scheduler pass failed; retrying")
                 delay = self.tick

@@ -10,7 +10,7 @@ from typing import Any
 
 from hightide.core.ids import new_id, new_secret
 from hightide.core.limits import check_duration, check_text
-from hightide.engine.base import EngineBase
+from hightide.engine.base import EngineCore
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TAG_LENGTH, MAX_TAGS
 from hightide.engine.payloads import check_size
 from hightide.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
@@ -29,18 +29,23 @@ class TokenSpec:
     idempotency_key_ttl: float | None = None
 
 
-class Tokens(EngineBase):
-    _signing_key: bytes | None = None
+class Tokens:
+    """Waitpoint tokens: create, read, complete (with a key or a signed callback URL)."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.store = core.store
+        self._signing_key: bytes | None = None
 
     def create_token(
         self, env: Environment, spec: TokenSpec, owner_run_id: str | None = None
     ) -> tuple[Waitpoint, bool]:
         """A new token (or the live one with the same idempotency key, and ``True``)."""
-        return self.store.create_waitpoint(self.new_token(env, spec, owner_run_id), self.clock())
+        return self.store.create_waitpoint(self.new_token(env, spec, owner_run_id), self.core.clock())
 
     def new_token(self, env: Environment, spec: TokenSpec, owner_run_id: str | None) -> Waitpoint:
         check_token_spec(spec)
-        now = self.clock()
+        now = self.core.clock()
         return new_waitpoint(
             env,
             "TOKEN",
@@ -81,8 +86,8 @@ class Tokens(EngineBase):
     def complete_token(self, env: Environment, token_id: str, output: Any) -> Waitpoint:
         """Complete a WAITING token with ``output``; the runs waiting on it are queued again."""
         token = self.get_token(env, token_id)
-        check_size(output, self.settings.max_payload_bytes, "data")
-        if token.status == "WAITING" and self.store.resolve_waitpoint(token.id, "COMPLETED", self.clock(), output):
+        check_size(output, self.core.settings.max_payload_bytes, "data")
+        if token.status == "WAITING" and self.store.resolve_waitpoint(token.id, "COMPLETED", self.core.clock(), output):
             return self.get_token(env, token_id)
         token = self.get_token(env, token_id)
         reason = {
@@ -113,13 +118,13 @@ class Tokens(EngineBase):
 
     def open_waitpoints(self, env: Environment, run_id: str) -> list[Waitpoint]:
         """What a WAITING run waits for: child runs, timers and tokens not resolved yet."""
-        self.get_run(env, run_id)
+        self.core.get_run(env, run_id)
         return self.store.open_waitpoints(run_id)
 
     def token_signature(self, token_id: str) -> str:
         """The HMAC in a token's callback URL, keyed with a secret kept in the database."""
         if self._signing_key is None:
-            key = self.store.secret("token_signing_key", lambda: new_secret("tsk"), self.clock())
+            key = self.store.secret("token_signing_key", lambda: new_secret("tsk"), self.core.clock())
             self._signing_key = key.encode()
         return hmac.new(self._signing_key, token_id.encode(), hashlib.sha256).hexdigest()[:40]
 

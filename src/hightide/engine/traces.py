@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from hightide.core.states import RunStatus
 from hightide.core.tracing import attempt_span_id, derived_ids
-from hightide.engine.base import EngineBase
+from hightide.engine.base import EngineCore
 from hightide.errors import NotFoundError
 from hightide.store.records import Attempt, Environment, LogEntry, Run, SpanRecord, Telemetry
 
@@ -49,7 +49,13 @@ def trace_ids(run: Run) -> tuple[str, str]:
     return derived_ids(run.id)
 
 
-class Traces(EngineBase):
+class Traces:
+    """A run's logs and trace, and the telemetry workers send with their results."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.store = core.store
+
     def checked_telemetry(
         self, env: Environment, logs: Sequence[LogEntry], spans: Sequence[SpanRecord]
     ) -> Telemetry | None:
@@ -65,13 +71,13 @@ class Traces(EngineBase):
         return Telemetry(logs, [replace(s, trace_id=_trace_of(s.run_id, traces[s.run_id])) for s in spans])
 
     def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
-        self.get_run(env, run_id)
+        self.core.get_run(env, run_id)
         return self.store.list_logs(run_id, after_id)
 
     def trace(self, env: Environment, run_id: str) -> Trace:
         """The whole trace ``run_id`` belongs to: its runs (parents and children share it), their
         attempts, and the spans recorded inside them, oldest first."""
-        run = self.get_run(env, run_id)
+        run = self.core.get_run(env, run_id)
         trace_id, _ = trace_ids(run)
         runs, attempts = self.store.runs_in_trace(env.id, trace_id, MAX_TRACE_RUNS)
         truncated = len(runs) >= MAX_TRACE_RUNS

@@ -11,12 +11,13 @@ from hightide.core.ids import new_id
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
 from hightide.core.tracing import attempt_span_id, new_span_id, new_trace_id
-from hightide.engine.base import TASK_CACHE_SECONDS, EngineBase
+from hightide.engine.base import EngineCore
 from hightide.engine.manifest import check_manifest_task
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_BATCH_ITEMS, TriggerSpec
 from hightide.engine.payloads import check_schema, check_size
 from hightide.engine.traces import trace_ids
 from hightide.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
+from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     Environment,
     NewRun,
@@ -25,8 +26,34 @@ from hightide.store.records import (
     Version,
 )
 
+TASK_CACHE_SECONDS = 2.0
 
-class Triggering(EngineBase):
+
+class Triggering:
+    """Versions (what tasks exist) and triggering: validate options and payloads, insert runs."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.store = core.store
+        # The newest version each worker registered with this server: a claim that was already
+        # waiting when its worker hot-reloaded picks the new version up (tasks, version stamp).
+        self._worker_versions: dict[str, Version] = {}
+        # Per environment, task id -> (definition, until when it is trusted). Dropped when a version
+        # registers through any server (a VERSION change), and in any case after TASK_CACHE_SECONDS.
+        self._task_cache: dict[str, dict[str, tuple[TaskDefinition, float]]] = {}
+
+    def forget_changed(self, changes: Sequence[Change]) -> None:
+        """Store listener (any thread): drop the task definitions cached for environments where a
+        version registered, wherever it registered (with PostgreSQL, other servers' too)."""
+        for change in changes:
+            if change.kind == ChangeKind.VERSION:
+                self._task_cache.pop(change.environment_id, None)
+
+    def newest_version(self, worker_id: str, version: Version) -> Version:
+        """``version``, or a newer one ``worker_id`` registered since (it hot-reloaded)."""
+        newest = self._worker_versions.get(worker_id)
+        return newest if newest is not None and newest.created_at > version.created_at else version
+
     # -- versions ----------------------------------------------------------------------------
     def register_version(self, env: Environment, manifest: dict[str, Any], worker_id: str | None = None) -> Version:
         tasks = manifest.get("tasks")
@@ -38,10 +65,10 @@ class Triggering(EngineBase):
             if task_id in seen:
                 raise ValidationError(f"manifest.tasks[{i}].id: task {task_id!r} is declared twice")
             seen.add(task_id)
-        date_prefix = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%d")
+        date_prefix = datetime.fromtimestamp(self.core.clock(), UTC).strftime("%Y%m%d")
         for _ in range(5):  # two workers registering at once race for the next number: retry
             try:
-                version = self.store.register_version(env.id, date_prefix, manifest, self.clock())
+                version = self.store.register_version(env.id, date_prefix, manifest, self.core.clock())
             except AlreadyExistsError:
                 continue
             if worker_id:
@@ -54,25 +81,26 @@ class Triggering(EngineBase):
     def trigger(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[tuple[Run, bool]]:
         """Create runs atomically (all or none). Returns each run with ``True`` if it was cached
         by its idempotency key."""
-        new_runs = self._prepare(env, specs)
+        new_runs = self.prepare(env, specs)
         try:
-            results = self.store.insert_runs(new_runs, self.clock())
+            results = self.store.insert_runs(new_runs, self.core.clock())
         except AlreadyExistsError:
             # Another server inserted the same idempotency key at the same moment: now it's visible.
-            results = self.store.insert_runs(new_runs, self.clock())
-        self._announce(new_runs)
+            results = self.store.insert_runs(new_runs, self.core.clock())
+        self.announce(new_runs)
         return results
 
     def reset_idempotency_key(self, env: Environment, task_id: str, key: str) -> bool:
         """Forget ``key`` for ``task_id``, so that the next trigger with it creates a new run."""
         return self.store.reset_idempotency_key(env.id, task_id, key) > 0
 
-    def _announce(self, new_runs: Sequence[NewRun]) -> None:
+    def announce(self, new_runs: Sequence[NewRun]) -> None:
+        """Tell the scheduler when the first of ``new_runs`` (inserted) becomes due."""
         due = [t for new in new_runs for t in (new.delay_until, new.ttl_expires_at) if t]
         if due:
-            self.on_due(min(due))
+            self.core.due(min(due))
 
-    def _prepare(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[NewRun]:
+    def prepare(self, env: Environment, specs: Sequence[TriggerSpec]) -> list[NewRun]:
         """Validate ``specs`` and decide everything about the runs they create."""
         if not specs:
             raise ValidationError("items: a batch needs at least one item")
@@ -81,7 +109,7 @@ class Triggering(EngineBase):
                 f"items: {len(specs)} items is over the limit of {MAX_BATCH_ITEMS} per batch",
                 details={"field": "items"},
             )
-        now = self.clock()
+        now = self.core.clock()
         tasks: dict[str, TaskDefinition] = {}
         new_runs = []
         for i, spec in enumerate(specs):
@@ -110,10 +138,10 @@ class Triggering(EngineBase):
         return task
 
     def _new_run(self, env: Environment, task: TaskDefinition, spec: TriggerSpec, now: float, where: str) -> NewRun:
-        check_size(spec.payload, self.settings.max_payload_bytes, f"{where}payload")
+        check_size(spec.payload, self.core.settings.max_payload_bytes, f"{where}payload")
         if task.config.get("payload_schema_checked", True):  # else the model has validators it does not describe
             check_schema(spec.payload, task.config.get("payload_schema"), task.task_id, f"{where}payload")
-        check_size(spec.metadata, self.settings.max_payload_bytes, f"{where}options.metadata")
+        check_size(spec.metadata, self.core.settings.max_payload_bytes, f"{where}options.metadata")
         retry = task.config.get("retry") or {}
         policy = RetryPolicy.from_dict(retry)
         ttl = spec.ttl if spec.ttl is not None else task.config.get("ttl")

@@ -44,7 +44,7 @@ def _engine(request: Request) -> RunEngine:
 async def trigger(task_id: TaskPath, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock(), "", trace_parent(request))
-    [(run, cached)] = await run_in_threadpool(engine.trigger, env, [spec])
+    [(run, cached)] = await run_in_threadpool(engine.triggering.trigger, env, [spec])
     return {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
 
 
@@ -68,7 +68,7 @@ async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request:
     engine = _engine(request)
     items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
     specs = batch_specs(task_id, items, engine.clock(), trace_parent(request))
-    results = await run_in_threadpool(engine.trigger, env, specs)
+    results = await run_in_threadpool(engine.triggering.trigger, env, specs)
     return {
         "runs": [
             {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
@@ -85,10 +85,10 @@ async def retrieve(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[s
     base = str(request.base_url).rstrip("/")
 
     def load() -> dict[str, Any]:
-        run = engine.get_run(env, run_id)
-        waits = engine.open_waitpoints(env, run.id) if run.status is RunStatus.WAITING else []
-        urls = {wp.id: base + engine.token_callback_path(wp.id) for wp in waits if wp.kind == "TOKEN"}
-        body = run_json(run, engine.attempts(run))
+        run = engine.core.get_run(env, run_id)
+        waits = engine.tokens.open_waitpoints(env, run.id) if run.status is RunStatus.WAITING else []
+        urls = {wp.id: base + engine.tokens.token_callback_path(wp.id) for wp in waits if wp.kind == "TOKEN"}
+        body = run_json(run, engine.core.attempts(run))
         body["waiting_for"] = [waiting_json(wp, urls.get(wp.id)) for wp in waits]
         return body
 
@@ -129,13 +129,13 @@ async def list_runs(
         created_to=_timestamp(created_to),
         parent_run_id=parent,
     )
-    runs, next_cursor = await run_in_threadpool(engine.list_runs, env, flt, limit, cursor)
+    runs, next_cursor = await run_in_threadpool(engine.core.list_runs, env, flt, limit, cursor)
     return {"data": [run_json(run) for run in runs], "next_cursor": next_cursor}
 
 
 @router.post("/runs/{run_id}/cancel", summary="Cancel a run and its unfinished children", responses=responses(404, 409))
 async def cancel(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    run = await run_in_threadpool(_engine(request).cancel, env, run_id)
+    run = await run_in_threadpool(_engine(request).control.cancel, env, run_id)
     return run_json(run)
 
 
@@ -143,7 +143,7 @@ async def cancel(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str
     "/runs/{run_id}/replay", summary="Trigger a new run with the same payload", responses=responses(404, 409, 413)
 )
 async def replay(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    run = await run_in_threadpool(_engine(request).replay, env, run_id)
+    run = await run_in_threadpool(_engine(request).control.replay, env, run_id)
     return {"id": run.id, "is_cached": False, "task_id": run.task_id, "status": run.status.value}
 
 
@@ -151,7 +151,7 @@ async def replay(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str
     "/runs/{run_id}/reschedule", summary="Change the delay of a DELAYED run", responses=responses(404, 409, 413)
 )
 async def reschedule(run_id: RunPath, body: RescheduleBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    run = await run_in_threadpool(_engine(request).reschedule, env, run_id, body.delay)
+    run = await run_in_threadpool(_engine(request).control.reschedule, env, run_id, body.delay)
     return run_json(run)
 
 
@@ -159,7 +159,7 @@ async def reschedule(run_id: RunPath, body: RescheduleBody, env: CurrentEnv, req
 async def logs(
     run_id: RunPath, env: CurrentEnv, request: Request, after: Annotated[Count, Query()] = 0
 ) -> dict[str, Any]:
-    entries = await run_in_threadpool(_engine(request).logs, env, run_id, after)
+    entries = await run_in_threadpool(_engine(request).traces.logs, env, run_id, after)
     return {"data": [log_json(i, e) for i, e in entries]}
 
 
@@ -169,10 +169,10 @@ async def logs(
     responses=responses(404),
 )
 async def trace(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    return trace_json(await run_in_threadpool(_engine(request).trace, env, run_id))
+    return trace_json(await run_in_threadpool(_engine(request).traces.trace, env, run_id))
 
 
 @router.post("/idempotency-keys/reset", summary="Forget an idempotency key of a task", responses=responses(404, 413))
 async def reset_idempotency_key(body: ResetKeyBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    reset = await run_in_threadpool(_engine(request).reset_idempotency_key, env, body.task_id, body.key)
+    reset = await run_in_threadpool(_engine(request).triggering.reset_idempotency_key, env, body.task_id, body.key)
     return {"task_id": body.task_id, "key": body.key, "reset": reset}

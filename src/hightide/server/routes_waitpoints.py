@@ -27,7 +27,7 @@ def _engine(request: Request) -> RunEngine:
 
 def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
     base = str(request.base_url).rstrip("/")
-    return token_json(token, base + _engine(request).token_callback_path(token.id))
+    return token_json(token, base + _engine(request).tokens.token_callback_path(token.id))
 
 
 @router.post(
@@ -38,12 +38,12 @@ def _token_json(request: Request, token: Waitpoint) -> dict[str, Any]:
 async def record(run_id: IdPath, body: JournalBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     op = operation(body, engine.clock(), body.execution, trace_parent(request))
-    return await run_in_threadpool(engine.record, env, run_id, body.attempt, op)
+    return await run_in_threadpool(engine.journal.record, env, run_id, body.attempt, op)
 
 
 @router.post("/waitpoints/tokens", summary="Create a waitpoint token", responses=responses(409, 413))
 async def create_token(body: TokenOptions, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    token, cached = await run_in_threadpool(_engine(request).create_token, env, token_spec(body))
+    token, cached = await run_in_threadpool(_engine(request).tokens.create_token, env, token_spec(body))
     return {**_token_json(request, token), "is_cached": cached}
 
 
@@ -57,13 +57,15 @@ async def list_tokens(
     cursor: Annotated[Opaque | None, Query()] = None,
 ) -> dict[str, Any]:
     statuses = tuple(s for value in status or [] for s in value.split(",") if s)
-    tokens, next_cursor = await run_in_threadpool(_engine(request).list_tokens, env, statuses, tag, limit, cursor)
+    tokens, next_cursor = await run_in_threadpool(
+        _engine(request).tokens.list_tokens, env, statuses, tag, limit, cursor
+    )
     return {"data": [_token_json(request, t) for t in tokens], "next_cursor": next_cursor}
 
 
 @router.get("/waitpoints/tokens/{token_id}", summary="Retrieve a waitpoint token", responses=responses(404))
 async def retrieve_token(token_id: IdPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    token = await run_in_threadpool(_engine(request).get_token, env, token_id)
+    token = await run_in_threadpool(_engine(request).tokens.get_token, env, token_id)
     return _token_json(request, token)
 
 
@@ -75,7 +77,7 @@ async def retrieve_token(token_id: IdPath, env: CurrentEnv, request: Request) ->
 async def complete_token(
     token_id: IdPath, body: CompleteTokenBody, env: CurrentEnv, request: Request
 ) -> dict[str, Any]:
-    token = await run_in_threadpool(_engine(request).complete_token, env, token_id, body.data)
+    token = await run_in_threadpool(_engine(request).tokens.complete_token, env, token_id, body.data)
     return _token_json(request, token)
 
 
@@ -88,8 +90,8 @@ async def complete_token(
 async def callback(token_id: IdPath, signature: Annotated[Opaque, Path()], request: Request) -> dict[str, Any]:
     engine = _engine(request)
     # The signature stands in for a key, so it is checked before the body is read.
-    await run_in_threadpool(engine.check_token_signature, token_id, signature)
+    await run_in_threadpool(engine.tokens.check_token_signature, token_id, signature)
     raw = await request.body()  # streamed under the server's byte limit
     data = parse_json(raw) if raw.strip() else None
-    token = await run_in_threadpool(engine.complete_token_signed, token_id, signature, data)
+    token = await run_in_threadpool(engine.tokens.complete_token_signed, token_id, signature, data)
     return {"id": token.id, "status": token.status}

@@ -43,7 +43,7 @@ def _engine(request: Request) -> RunEngine:
 
 @router.post("/register", summary="Register a worker version and its task manifest")
 async def register(body: RegisterBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    version = await run_in_threadpool(_engine(request).register_version, env, body.manifest, body.worker_id)
+    version = await run_in_threadpool(_engine(request).triggering.register_version, env, body.manifest, body.worker_id)
     lease = _engine(request).settings.lease_seconds
     return {"version_id": version.id, "version": version.version, "lease_seconds": lease}
 
@@ -62,7 +62,7 @@ async def _version(request: Request, env: Environment, version_id: str) -> Versi
 @router.post("/claim", summary="Claim up to max_runs runs, waiting up to `wait` seconds for work")
 async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> JSONResponse:
     version = await _version(request, env, body.version_id)
-    runs = await _engine(request).claim_wait(
+    runs = await _engine(request).execution.claim_wait(
         env, body.worker_id, version, body.max_runs, body.wait, request.is_disconnected, body.claim_id
     )
     return JSONResponse({"runs": await _executions(request, env, runs)})
@@ -71,14 +71,14 @@ async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> JSONRespo
 async def _executions(request: Request, env: Environment, runs: list[Run]) -> list[dict[str, Any]]:
     if not runs:
         return []
-    journals = await run_in_threadpool(_engine(request).journals, runs)
+    journals = await run_in_threadpool(_engine(request).journal.journals, runs)
     return [execution_json(run, env.slug, journals.get(run.id)) for run in runs]
 
 
 @router.post("/heartbeat", summary="Extend leases; returns the runs the worker must stop")
 async def heartbeat(body: HeartbeatBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     held = [(r.run_id, r.attempt) for r in body.runs]
-    stop = await _engine(request).heartbeat(env, body.worker_id, held, body.wait, body.extend)
+    stop = await _engine(request).execution.heartbeat(env, body.worker_id, held, body.wait, body.extend)
     return {"stop": stop}
 
 
@@ -102,12 +102,12 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
     ]
     replies: list[dict[str, Any]] = []
     if results or logs or spans:  # logs and spans go in the transaction of the results
-        replies = await run_in_threadpool(engine.report, env, results, body.worker_id, logs, spans)
+        replies = await run_in_threadpool(engine.execution.report, env, results, body.worker_id, logs, spans)
     runs = []
     if body.claim is not None:
         version = await _version(request, env, body.claim.version_id)
         runs = await run_in_threadpool(
-            engine.claim, env, body.worker_id, version, body.claim.max_runs, body.claim.claim_id
+            engine.execution.claim, env, body.worker_id, version, body.claim.max_runs, body.claim.claim_id
         )
     return JSONResponse({"results": replies, "runs": await _executions(request, env, runs)})
 
@@ -115,7 +115,7 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
 @router.post("/release", summary="Give runs back unfinished: QUEUED again at once, no attempt used")
 async def release(body: ReleaseBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     held = [Held(r.run_id, r.attempt, r.execution, r.started) for r in body.runs]
-    runs = await run_in_threadpool(_engine(request).release, env, body.worker_id, held, body.claims)
+    runs = await run_in_threadpool(_engine(request).execution.release, env, body.worker_id, held, body.claims)
     return {"released": [run.id for run in runs]}
 
 
