@@ -43,8 +43,8 @@ ENDPOINT_RULES = [
         (
             "heartbeat (hightide/server/routes_worker.py",
             "Execution.heartbeat",
-            "Store.runs_not_held",
-            "Store.extend_leases",
+            "ClaimOps.runs_not_held",
+            "ClaimOps.extend_leases",
         ),
     ),
     (
@@ -53,10 +53,10 @@ ENDPOINT_RULES = [
     ),
     (
         "runs list / retrieve (the benchmark's polling)",
-        ("list_runs (hightide", "retrieve (hightide/server", "Store.list_runs"),
+        ("list_runs (hightide", "retrieve (hightide/server", "RunOps.list_runs"),
     ),
     ("logs", ("logs (hightide/server",)),
-    ("scheduler", ("Scheduler.run", "Control.process_due", "Store.announce_ready", "Control.next_due_in")),
+    ("scheduler", ("Scheduler.run", "Control.process_due", "ClaimOps.announce_ready", "Control.next_due_in")),
     ("auth (every request)", ("current_environment (hightide",)),
     ("HTTP framework, not attributed (uvicorn/FastAPI/pydantic)", ("RequestResponseCycle.run_asgi", "httptools_impl")),
     ("threadpool machinery", ("WorkerThread.run",)),

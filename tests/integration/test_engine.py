@@ -62,7 +62,7 @@ def test_versions_are_numbered_per_day(engine: RunEngine, env: Environment) -> N
 
 def test_environment_limit_is_enforced_by_the_engine(engine: RunEngine, env: Environment, clock: Clock) -> None:
     version = _version(engine, env)
-    engine.store.set_environment_concurrency(env.id, 2)
+    engine.store.environments.set_environment_concurrency(env.id, 2)
     ids = _trigger(engine, env, "a", 5)
     first = engine.execution.claim(env, "w1", version, 10)
     assert [r.id for r in first] == ids[:2]  # oldest first, and no more than the limit
@@ -123,7 +123,8 @@ def test_heartbeat_keeps_the_lease(engine: RunEngine, env: Environment, clock: C
     for _ in range(5):
         clock.now += engine.settings.lease_seconds - 1
         assert (
-            engine.store.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now) == []
+            engine.store.claims.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now)
+            == []
         )
         assert engine.control.process_due() == 0
     assert engine.core.get_run(env, run_id).status == RunStatus.EXECUTING
@@ -137,7 +138,7 @@ def test_crash_and_timeout_kinds_decide_the_final_status(engine: RunEngine, env:
         engine.execution.fail(env, crash, 1, Failure("RunnerCrashed", "SIGKILL", kind=FailureKind.CRASH)).status
         == RunStatus.QUEUED
     )
-    engine.store.update_run(slow, expect_status="EXECUTING", expect_attempt=1, values={"max_attempts": 1}, now=0)
+    engine.store.runs.update_run(slow, expect_status="EXECUTING", expect_attempt=1, values={"max_attempts": 1}, now=0)
     assert (
         engine.execution.fail(env, slow, 1, Failure("MaxDurationExceeded", "", kind=FailureKind.TIMEOUT)).status
         == RunStatus.TIMED_OUT
@@ -179,9 +180,9 @@ def test_a_heartbeat_landing_during_lease_recovery_wins(engine: RunEngine, env: 
     [run_id] = _trigger(engine, env, "a")
     engine.execution.claim(env, "w", version, 1)
     clock.now += engine.settings.lease_seconds + 1
-    [lapsed] = engine.store.due_runs(clock.now)["lease_expired"]
+    [lapsed] = engine.store.claims.due_runs(clock.now)["lease_expired"]
     # the worker's heartbeat lands after the scheduler read the run but before it acted
-    engine.store.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now)
+    engine.store.claims.extend_leases("w", [(run_id, 1)], clock.now + engine.settings.lease_seconds, clock.now)
     with pytest.raises(ConflictError):
         engine.core.fail(lapsed, Failure("WorkerLost", "lease expired", kind=FailureKind.CRASH), clock.now)
     assert engine.core.get_run(env, run_id).status == RunStatus.EXECUTING

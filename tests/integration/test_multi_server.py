@@ -141,7 +141,7 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
         tokens = [a.engine.tokens.create_token(env, TokenSpec(timeout=1.0))[0].id for _ in range(100)]
 
         async def all_due_applied() -> bool:
-            runs = a.store.get_runs([*delayed, *expiring, *lapsing], env.id)
+            runs = a.store.runs.get_runs([*delayed, *expiring, *lapsing], env.id)
             assert [runs[i].status for i in delayed] == [RunStatus.QUEUED] * 200
             assert [runs[i].status for i in expiring] == [RunStatus.EXPIRED] * 50
             assert [runs[i].status for i in lapsing] == [RunStatus.QUEUED] * 50
@@ -150,7 +150,7 @@ async def test_two_schedulers_racing_on_due_runs_apply_each_change_once(
 
         await eventually(all_due_applied, timeout=30, interval=0.2, what="the due changes")
         for run_id in lapsing:  # one lapsed attempt each, failed once, and the run queued again once
-            attempts = a.store.list_attempts(run_id)
+            attempts = a.store.runs.list_attempts(run_id)
             assert [(x.number, x.status) for x in attempts] == [(1, "FAILED")], run_id
             assert attempts[0].error is not None and attempts[0].error["name"] == "WorkerLost"
 
@@ -178,15 +178,15 @@ async def test_a_key_revoked_through_one_server_stops_working_on_the_other_at_on
         # Cached for an hour: only the KEY_REVOKED change can make the other server forget it.
         here, there = KeyAuthenticator(a.store, ttl=3600), KeyAuthenticator(b.store, ttl=3600)
         secret = "ht_dev_" + uuid.uuid4().hex
-        key_id = a.store.add_api_key(env.id, hash_key(secret), secret[:12], time.time())
+        key_id = a.store.environments.add_api_key(env.id, hash_key(secret), secret[:12], time.time())
         other = create_key(a.store, env, time.time())
         for auth in (here, there):
             assert auth.authenticate(secret).id == env.id
             assert auth.authenticate(other).id == env.id
         await listening(a, b, env)
 
-        assert a.store.revoke_api_key(key_id, time.time())
-        assert not a.store.revoke_api_key(key_id, time.time()), "revoking twice is a no-op"
+        assert a.store.environments.revoke_api_key(key_id, time.time())
+        assert not a.store.environments.revoke_api_key(key_id, time.time()), "revoking twice is a no-op"
 
         async def rejected_everywhere() -> bool:
             for auth in (here, there):
@@ -208,9 +208,9 @@ def test_without_notifications_a_revoked_key_stops_working_within_the_cache_ttl(
         clock = ManualClock()
         there = KeyAuthenticator(b, ttl=10.0, clock=clock)
         secret = "ht_dev_" + uuid.uuid4().hex
-        key_id = a.add_api_key(env.id, hash_key(secret), secret[:12], time.time())
+        key_id = a.environments.add_api_key(env.id, hash_key(secret), secret[:12], time.time())
         assert there.authenticate(secret).id == env.id
-        assert a.revoke_api_key(key_id, time.time())
+        assert a.environments.revoke_api_key(key_id, time.time())
         clock.now += 9.9
         assert there.authenticate(secret).id == env.id  # still cached: the documented delay
         clock.now += 0.2

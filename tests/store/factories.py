@@ -26,9 +26,9 @@ def make_env(
     store: Store, slug: str = "dev", *, concurrency_limit: int = 1000, tasks: list[dict[str, Any]] | None = None
 ) -> str:
     """A project ``acme`` with environment ``slug`` whose current version defines ``tasks``."""
-    project_id = store.ensure_project("acme", NOW)
-    env_id = store.ensure_environment(project_id, slug, "development", concurrency_limit, NOW)
-    store.register_version(env_id, "20270115", {"tasks": tasks if tasks is not None else TASKS}, NOW)
+    project_id = store.environments.ensure_project("acme", NOW)
+    env_id = store.environments.ensure_environment(project_id, slug, "development", concurrency_limit, NOW)
+    store.environments.register_version(env_id, "20270115", {"tasks": tasks if tasks is not None else TASKS}, NOW)
     return env_id
 
 
@@ -71,14 +71,14 @@ def new_run(
 
 def insert(store: Store, *runs: NewRun, now: float = NOW) -> list[Run]:
     """Insert ``runs`` (none of them cached) and return them as stored."""
-    results = store.insert_runs(list(runs), now)
+    results = store.runs.insert_runs(list(runs), now)
     assert [cached for _, cached in results] == [False] * len(runs)
     return [run for run, _ in results]
 
 
 def finish(store: Store, run: Run, now: float = NOW) -> Run:
     """Complete a claimed run, freeing its concurrency slot."""
-    done = store.update_run(
+    done = store.runs.update_run(
         run.id,
         expect_status="EXECUTING",
         expect_attempt=run.attempt_count,
@@ -106,7 +106,7 @@ def start_run(
     """Insert a run of ``task_id`` and claim it (attempt 1, EXECUTING for ``worker_id``). It is made
     available long before ``now``, so that it is the one claimed even when others wait."""
     run = insert(store, new_run(env_id, task_id, created_at=now, available_at=now - 10_000, **fields), now=now)[0]
-    claimed = store.claim_runs(
+    claimed = store.claims.claim_runs(
         env_id, [task_id], worker_id=worker_id, version="20270115.1", limit=1, lease_seconds=30.0, now=now
     )
     assert [c.id for c in claimed] == [run.id]

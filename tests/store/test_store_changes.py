@@ -59,7 +59,7 @@ def test_a_failed_transaction_publishes_nothing(store: Store) -> None:
     store.add_listener(heard)
     first = new_run(env)
     with pytest.raises(AlreadyExistsError):
-        store.insert_runs([first, first], NOW)
+        store.runs.insert_runs([first, first], NOW)
     second = insert(store, new_run(env))[0]
     # Nothing of the rolled-back transaction rides along with the next one on the same connection.
     assert heard.changes == [Change(env, second.id, RunStatus.QUEUED, ChangeKind.CREATED)]
@@ -73,7 +73,7 @@ def test_cancelling_an_executing_run_is_a_cancel_request_other_changes_are_statu
     store.add_listener(heard)
 
     for run in (executing, queued):
-        store.update_run(
+        store.runs.update_run(
             run.id,
             expect_status=run.status.value,
             expect_attempt=None,
@@ -91,8 +91,10 @@ def test_versions_and_settings_are_changes_of_the_environment(store: Store) -> N
     env = make_env(store)
     heard = Heard()
     store.add_listener(heard)
-    store.register_version(env, "20270116", {"tasks": [{"id": "email", "queue": {"name": "task/email"}}]}, NOW)
-    store.set_environment_concurrency(env, 7)
+    store.environments.register_version(
+        env, "20270116", {"tasks": [{"id": "email", "queue": {"name": "task/email"}}]}, NOW
+    )
+    store.environments.set_environment_concurrency(env, 7)
     assert heard.changes == [Change(env, kind=ChangeKind.VERSION), Change(env, kind=ChangeKind.ENVIRONMENT)]
 
 
@@ -153,9 +155,9 @@ def test_another_postgres_store_hears_the_same_changes(
 
 def test_revoking_a_key_is_a_change_of_its_environment(store: Store) -> None:
     env = make_env(store)
-    key_id = store.add_api_key(env, "hash-dev", "ht_dev_abcde", NOW)
+    key_id = store.environments.add_api_key(env, "hash-dev", "ht_dev_abcde", NOW)
     heard = Heard()
     store.add_listener(heard)
-    assert store.revoke_api_key(key_id, NOW)
-    assert not store.revoke_api_key(key_id, NOW)
+    assert store.environments.revoke_api_key(key_id, NOW)
+    assert not store.environments.revoke_api_key(key_id, NOW)
     assert heard.changes == [Change(env, kind=ChangeKind.KEY_REVOKED)]

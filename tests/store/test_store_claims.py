@@ -26,7 +26,7 @@ def claim(
     worker_id: str = "w1",
     now: float = NOW,
 ) -> list[Run]:
-    return store.claim_runs(
+    return store.claims.claim_runs(
         env, list(tasks), worker_id=worker_id, version="20270115.1", limit=limit, lease_seconds=LEASE, now=now
     )
 
@@ -37,7 +37,7 @@ def test_a_claim_starts_an_attempt(store: Store) -> None:
 
     [claimed] = claim(store, env, worker_id="w7", now=NOW)
 
-    assert claimed == store.get_run(run.id)
+    assert claimed == store.runs.get_run(run.id)
     assert (claimed.id, claimed.status, claimed.attempt_count, claimed.worker_id, claimed.version) == (
         run.id,
         RunStatus.EXECUTING,
@@ -46,7 +46,7 @@ def test_a_claim_starts_an_attempt(store: Store) -> None:
         "20270115.1",
     )
     assert (claimed.lease_expires_at, claimed.started_at, claimed.updated_at) == (NOW + LEASE, NOW, NOW)
-    [attempt] = store.list_attempts(run.id)
+    [attempt] = store.runs.list_attempts(run.id)
     assert (attempt.number, attempt.status, attempt.worker_id, attempt.version, attempt.started_at) == (
         1,
         "EXECUTING",
@@ -61,7 +61,7 @@ def test_a_second_attempt_keeps_the_first_start_time(store: Store) -> None:
     env = make_env(store)
     run = insert(store, new_run(env))[0]
     claim(store, env, now=NOW)
-    retried = store.update_run(
+    retried = store.runs.update_run(
         run.id,
         expect_status="EXECUTING",
         expect_attempt=1,
@@ -74,7 +74,7 @@ def test_a_second_attempt_keeps_the_first_start_time(store: Store) -> None:
 
     [again] = claim(store, env, worker_id="w2", now=NOW + 5)
     assert (again.attempt_count, again.worker_id, again.started_at) == (2, "w2", NOW)
-    assert [(a.number, a.status, a.worker_id) for a in store.list_attempts(run.id)] == [
+    assert [(a.number, a.status, a.worker_id) for a in store.runs.list_attempts(run.id)] == [
         (1, "FAILED", "w1"),
         (2, "EXECUTING", "w2"),
     ]
@@ -138,7 +138,7 @@ def test_a_queue_concurrency_limit_holds(store: Store) -> None:
 
 def test_the_newest_version_sets_the_queue_limit(store: Store) -> None:
     env = make_env(store, tasks=[{"id": "email", "queue": {"name": "mail", "concurrency_limit": 1}}])
-    store.register_version(
+    store.environments.register_version(
         env, "20270115", {"tasks": [{"id": "email", "queue": {"name": "mail", "concurrency_limit": 3}}]}, NOW
     )
     insert(store, *(new_run(env, queue="mail") for _ in range(5)))
@@ -186,7 +186,7 @@ def test_the_environment_concurrency_limit_holds_across_queues(store: Store) -> 
 
     finish(store, running[0])
     assert len(claim(store, env, limit=10)) == 1
-    store.set_environment_concurrency(env, 5)
+    store.environments.set_environment_concurrency(env, 5)
     assert len(claim(store, env, limit=10)) == 2
 
 
@@ -226,9 +226,9 @@ def test_concurrent_claimers_never_share_a_run(two_stores: list[Store]) -> None:
     assert set(claimed) == {run.id for run in runs}
     for index, got in enumerate(per_thread):
         assert {run.worker_id for run in got} <= {f"w{index}"}
-    stored = [store.get_run(run.id) for run in runs]
+    stored = [store.runs.get_run(run.id) for run in runs]
     assert all(run is not None and (run.status, run.attempt_count) == (RunStatus.EXECUTING, 1) for run in stored)
-    assert all(len(store.list_attempts(run.id)) == 1 for run in runs[::10])
+    assert all(len(store.runs.list_attempts(run.id)) == 1 for run in runs[::10])
 
 
 def test_concurrent_claimers_respect_the_environment_limit(two_stores: list[Store]) -> None:
@@ -250,22 +250,22 @@ def test_extend_leases_reports_the_runs_no_longer_held(store: Store) -> None:
     other, moved_on, held = claim(store, env, worker_id="w1")  # the oldest first
     finish(store, moved_on)
 
-    lost = store.extend_leases(
+    lost = store.claims.extend_leases(
         "w1",
         [(held.id, 1), (moved_on.id, 1), (other.id, 2), ("run_missing", 1)],
         lease_until=NOW + 100,
         now=NOW + 10,
     )
     assert sorted(lost) == sorted([moved_on.id, other.id, "run_missing"])
-    after = store.get_run(held.id)
+    after = store.runs.get_run(held.id)
     assert after is not None and after.lease_expires_at == NOW + 100
-    untouched = store.get_run(other.id)
+    untouched = store.runs.get_run(other.id)
     assert untouched is not None and untouched.lease_expires_at == NOW + LEASE
 
-    assert store.extend_leases("w2", [(held.id, 1)], lease_until=NOW + 500, now=NOW + 10) == [held.id]
-    after = store.get_run(held.id)
+    assert store.claims.extend_leases("w2", [(held.id, 1)], lease_until=NOW + 500, now=NOW + 10) == [held.id]
+    after = store.runs.get_run(held.id)
     assert after is not None and after.lease_expires_at == NOW + 100
-    assert store.extend_leases("w1", [], lease_until=NOW + 500, now=NOW) == []
+    assert store.claims.extend_leases("w1", [], lease_until=NOW + 500, now=NOW) == []
 
 
 def test_runs_not_held_reads_without_extending(store: Store) -> None:
@@ -274,12 +274,12 @@ def test_runs_not_held_reads_without_extending(store: Store) -> None:
     held, moved_on = claim(store, env, worker_id="w1")
     finish(store, moved_on)
 
-    assert store.runs_not_held("w1", [(held.id, 1), (moved_on.id, 1)]) == [moved_on.id]
-    assert store.runs_not_held("w1", [(held.id, 2)]) == [held.id]
-    assert store.runs_not_held("w2", [(held.id, 1)]) == [held.id]
-    assert store.runs_not_held("w1", [("run_missing", 1)]) == ["run_missing"]
-    assert store.runs_not_held("w1", []) == []
-    after = store.get_run(held.id)
+    assert store.claims.runs_not_held("w1", [(held.id, 1), (moved_on.id, 1)]) == [moved_on.id]
+    assert store.claims.runs_not_held("w1", [(held.id, 2)]) == [held.id]
+    assert store.claims.runs_not_held("w2", [(held.id, 1)]) == [held.id]
+    assert store.claims.runs_not_held("w1", [("run_missing", 1)]) == ["run_missing"]
+    assert store.claims.runs_not_held("w1", []) == []
+    after = store.runs.get_run(held.id)
     assert after is not None and after.lease_expires_at == NOW + LEASE
 
 
@@ -287,7 +287,7 @@ def test_runs_not_held_reads_without_extending(store: Store) -> None:
 
 
 def _due(store: Store, now: float) -> dict[str, list[str]]:
-    return {kind: [run.id for run in runs] for kind, runs in store.due_runs(now).items()}
+    return {kind: [run.id for run in runs] for kind, runs in store.claims.due_runs(now).items()}
 
 
 def test_due_runs_finds_delays_ttls_and_lapsed_leases(store: Store) -> None:
@@ -312,14 +312,14 @@ def test_due_runs_finds_delays_ttls_and_lapsed_leases(store: Store) -> None:
     # ttl_expires_at it is not expired, and once its delay ends it is due to be queued.
     assert delayed_doomed.id not in str(due)
     assert sorted(_due(store, NOW + 500)["delayed"]) == sorted([delayed.id, delayed_doomed.id])
-    assert len(store.due_runs(NOW + 500, limit=1)["delayed"]) == 1
+    assert len(store.claims.due_runs(NOW + 500, limit=1)["delayed"]) == 1
 
 
 def test_a_started_run_does_not_expire(store: Store) -> None:
     env = make_env(store)
     run = insert(store, new_run(env, ttl_expires_at=NOW + 20))[0]
     claim(store, env, now=NOW)
-    store.update_run(
+    store.runs.update_run(
         run.id,
         expect_status="EXECUTING",
         expect_attempt=1,
@@ -331,23 +331,23 @@ def test_a_started_run_does_not_expire(store: Store) -> None:
 
 def test_next_due_time_is_the_earliest_future_event(store: Store) -> None:
     env = make_env(store)
-    assert store.next_due_time(NOW) is None
+    assert store.claims.next_due_time(NOW) is None
     insert(store, new_run(env, "resize"))  # ready now: nothing to wait for
-    assert store.next_due_time(NOW) is None
+    assert store.claims.next_due_time(NOW) is None
 
     insert(store, new_run(env, status=RunStatus.DELAYED, delay_until=NOW + 50, available_at=NOW + 50))
-    assert store.next_due_time(NOW) == NOW + 50
+    assert store.claims.next_due_time(NOW) == NOW + 50
     # A delayed run's ttl starts when it is queued: what is due first is its delay ending.
     insert(
         store,
         new_run(env, status=RunStatus.DELAYED, delay_until=NOW + 60, available_at=NOW + 60, ttl_expires_at=NOW + 45),
     )
-    assert store.next_due_time(NOW) == NOW + 50
+    assert store.claims.next_due_time(NOW) == NOW + 50
     insert(store, new_run(env, available_at=NOW + 40))  # a retry backoff that ends later
-    assert store.next_due_time(NOW) == NOW + 40
+    assert store.claims.next_due_time(NOW) == NOW + 40
     insert(store, new_run(env, status=RunStatus.PENDING_VERSION, ttl_expires_at=NOW + 35))
-    assert store.next_due_time(NOW) == NOW + 35
+    assert store.claims.next_due_time(NOW) == NOW + 35
     insert(store, new_run(env, "resize", ttl_expires_at=NOW + 31, created_at=NOW - 1))
-    assert store.next_due_time(NOW) == NOW + 31
+    assert store.claims.next_due_time(NOW) == NOW + 31
     claim(store, env, tasks=("resize",), limit=1, now=NOW)  # its ttl no longer counts; its lease does
-    assert store.next_due_time(NOW) == NOW + LEASE
+    assert store.claims.next_due_time(NOW) == NOW + LEASE

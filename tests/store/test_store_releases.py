@@ -26,7 +26,7 @@ def claim(
     claim_id: str | None = None,
     last: bool = True,
 ) -> list[Run]:
-    return store.claim_runs(
+    return store.claims.claim_runs(
         env,
         ["email"],
         worker_id=worker_id,
@@ -48,18 +48,18 @@ def test_a_released_run_is_queued_at_once_and_continues_its_attempt(store: Store
     run = insert(store, new_run(env, created_at=NOW - 10))[0]
     [claimed] = claim(store, env, worker_id="w1")
 
-    [released] = store.release_runs(env, "w1", [held(claimed)], now=NOW + 1)
+    [released] = store.releases.release_runs(env, "w1", [held(claimed)], now=NOW + 1)
 
-    assert released == store.get_run(run.id)
+    assert released == store.runs.get_run(run.id)
     assert (released.status, released.attempt_count, released.lease_expires_at) == (RunStatus.QUEUED, 1, None)
     assert released.available_at <= NOW + 1  # claimable at once
-    [attempt] = store.list_attempts(run.id)
+    [attempt] = store.runs.list_attempts(run.id)
     assert (attempt.status, attempt.finished_at, attempt.error) == ("RELEASED", None, None)
 
     [again] = claim(store, env, worker_id="w2", now=NOW + 2)
     assert (again.id, again.attempt_count, again.worker_id) == (run.id, 1, "w2")
     assert again.executions == claimed.executions + 1
-    [attempt] = store.list_attempts(run.id)
+    [attempt] = store.runs.list_attempts(run.id)
     assert (attempt.number, attempt.status, attempt.worker_id) == (1, "EXECUTING", "w2")
     done = finish(store, again, now=NOW + 3)
     assert (done.status, done.attempt_count) == (RunStatus.COMPLETED, 1)
@@ -71,7 +71,7 @@ def test_a_released_run_keeps_its_place_in_the_queue(store: Store) -> None:
     [claimed] = claim(store, env, limit=1)
     insert(store, *(new_run(env, created_at=NOW - 5 + i) for i in range(3)))
 
-    store.release_runs(env, "w1", [held(claimed)], now=NOW)
+    store.releases.release_runs(env, "w1", [held(claimed)], now=NOW)
 
     assert [r.id for r in claim(store, env, limit=1, worker_id="w2")] == [first.id]
 
@@ -82,7 +82,7 @@ def test_a_release_frees_the_concurrency_slot(store: Store) -> None:
     [claimed] = claim(store, env)
     assert claim(store, env, worker_id="w2") == []
 
-    store.release_runs(env, "w1", [held(claimed)], now=NOW)
+    store.releases.release_runs(env, "w1", [held(claimed)], now=NOW)
 
     assert [r.id for r in claim(store, env, worker_id="w2")] == [claimed.id]
 
@@ -99,9 +99,9 @@ def test_a_release_of_an_attempt_no_longer_held_is_a_no_op(store: Store, stale: 
     insert(store, new_run(env))
     [claimed] = claim(store, env)
 
-    assert store.release_runs(env, "w1", [stale(claimed)], now=NOW) == []
-    assert store.release_runs(env, "w2", [held(claimed)], now=NOW) == []  # not that worker's
-    assert store.get_run(claimed.id) == claimed
+    assert store.releases.release_runs(env, "w1", [stale(claimed)], now=NOW) == []
+    assert store.releases.release_runs(env, "w2", [held(claimed)], now=NOW) == []  # not that worker's
+    assert store.runs.get_run(claimed.id) == claimed
 
 
 def test_a_release_after_the_run_moved_on_is_a_no_op(store: Store) -> None:
@@ -110,29 +110,31 @@ def test_a_release_after_the_run_moved_on_is_a_no_op(store: Store) -> None:
     done, lost = claim(store, env)
     finish(store, done, now=NOW + 1)
     # Its lease lapsed: failed and queued for attempt 2 by the scheduler, then claimed elsewhere.
-    store.update_run(lost.id, expect_status="EXECUTING", expect_attempt=1, values={"status": "QUEUED"}, now=NOW + LEASE)
+    store.runs.update_run(
+        lost.id, expect_status="EXECUTING", expect_attempt=1, values={"status": "QUEUED"}, now=NOW + LEASE
+    )
     [retried] = claim(store, env, worker_id="w2", now=NOW + LEASE + 1)
     assert retried.attempt_count == 2
 
-    assert store.release_runs(env, "w1", [held(done), held(lost)], now=NOW + LEASE + 2) == []
-    assert store.get_run(done.id).status == RunStatus.COMPLETED  # type: ignore[union-attr]
-    assert store.get_run(lost.id) == retried
+    assert store.releases.release_runs(env, "w1", [held(done), held(lost)], now=NOW + LEASE + 2) == []
+    assert store.runs.get_run(done.id).status == RunStatus.COMPLETED  # type: ignore[union-attr]
+    assert store.runs.get_run(lost.id) == retried
     # Released twice: the second is a no-op too.
-    assert len(store.release_runs(env, "w2", [held(retried)], now=NOW + LEASE + 3)) == 1
-    assert store.release_runs(env, "w2", [held(retried)], now=NOW + LEASE + 4) == []
+    assert len(store.releases.release_runs(env, "w2", [held(retried)], now=NOW + LEASE + 3)) == 1
+    assert store.releases.release_runs(env, "w2", [held(retried)], now=NOW + LEASE + 4) == []
 
 
 def test_a_resumed_run_released_continues_the_same_attempt(store: Store) -> None:
     env = make_env(store)
     insert(store, new_run(env))
     [first] = claim(store, env)
-    store.release_runs(env, "w1", [held(first)], now=NOW)
+    store.releases.release_runs(env, "w1", [held(first)], now=NOW)
     [second] = claim(store, env, worker_id="w2")
-    store.release_runs(env, "w2", [held(second)], now=NOW + 1)
+    store.releases.release_runs(env, "w2", [held(second)], now=NOW + 1)
     [third] = claim(store, env, worker_id="w3", now=NOW + 2)
 
     assert [r.attempt_count for r in (first, second, third)] == [1, 1, 1]
-    assert [a.number for a in store.list_attempts(first.id)] == [1]
+    assert [a.number for a in store.runs.list_attempts(first.id)] == [1]
 
 
 # -- claim ids -------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def test_a_claim_tried_again_gets_the_same_runs_on_any_server(two_stores: list[S
     again = claim(two, env, limit=3, claim_id="clm-1", now=NOW + 1)  # the answer was lost: same id
 
     assert [r.id for r in again] == [r.id for r in taken]
-    assert again == [one.get_run(r.id) for r in taken]  # not claimed twice: same attempt, same execution
+    assert again == [one.runs.get_run(r.id) for r in taken]  # not claimed twice: same attempt, same execution
     others = claim(two, env, limit=10, claim_id="clm-2")
     assert len(others) == 3 and not {r.id for r in others} & {r.id for r in taken}
     assert claim(one, env, claim_id="clm-1", worker_id="w2") == []  # another worker's claim id
@@ -165,7 +167,7 @@ def test_a_released_claim_gives_its_runs_back_and_takes_nothing_more(two_stores:
     insert(one, *(new_run(env, created_at=NOW - 10 + i) for i in range(3)))
     taken = claim(one, env, limit=2, claim_id="clm-1")
 
-    released = two.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
+    released = two.releases.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
 
     assert sorted(r.id for r in released) == sorted(r.id for r in taken)
     assert all(r.status == RunStatus.QUEUED and r.attempt_count == 0 for r in released)  # never received
@@ -177,7 +179,7 @@ def test_a_claim_released_before_it_arrives_takes_nothing(store: Store) -> None:
     env = make_env(store)
     insert(store, new_run(env))
 
-    assert store.release_runs(env, "w1", claim_ids=["clm-late"], now=NOW) == []
+    assert store.releases.release_runs(env, "w1", claim_ids=["clm-late"], now=NOW) == []
 
     assert claim(store, env, claim_id="clm-late") == []
     assert len(claim(store, env, claim_id="clm-next")) == 1
@@ -188,9 +190,9 @@ def test_releasing_another_workers_claim_releases_nothing(store: Store) -> None:
     insert(store, new_run(env))
     [taken] = claim(store, env, claim_id="clm-1", worker_id="w1")
 
-    assert store.release_runs(env, "w2", claim_ids=["clm-1"], now=NOW) == []
+    assert store.releases.release_runs(env, "w2", claim_ids=["clm-1"], now=NOW) == []
 
-    assert store.get_run(taken.id) == taken
+    assert store.runs.get_run(taken.id) == taken
     assert claim(store, env, claim_id="clm-1", worker_id="w1") == [taken]  # still w1's to retry
 
 
@@ -213,7 +215,7 @@ def test_a_claim_id_answered_empty_takes_nothing_on_any_server(two_stores: list[
 
     assert claim(one, env, claim_id="clm-1", now=NOW + 2, last=False) == []  # try 1 wakes for it
     assert claim(one, env, claim_id="clm-1", now=NOW + 3) == []
-    assert one.get_run(run.id).status == RunStatus.QUEUED
+    assert one.runs.get_run(run.id).status == RunStatus.QUEUED
     assert [r.id for r in claim(two, env, claim_id="clm-2", now=NOW + 3)] == [run.id]  # the next claim
 
 
@@ -237,32 +239,36 @@ def test_a_run_given_back_before_its_first_start_is_as_if_never_claimed(store: S
     run = insert(store, new_run(env, ttl_expires_at=NOW + 60))[0]
     [taken] = claim(store, env)
 
-    [released] = store.release_runs(env, "w1", [Held(taken.id, 1, taken.executions, started=False)], now=NOW + 1)
+    [released] = store.releases.release_runs(
+        env, "w1", [Held(taken.id, 1, taken.executions, started=False)], now=NOW + 1
+    )
 
     assert (released.status, released.attempt_count, released.started_at) == (RunStatus.QUEUED, 0, None)
-    assert store.list_attempts(run.id) == []
-    assert [r.id for r in store.due_runs(NOW + 61)["expired"]] == [run.id]
+    assert store.runs.list_attempts(run.id) == []
+    assert [r.id for r in store.claims.due_runs(NOW + 61)["expired"]] == [run.id]
     [again] = claim(store, env, now=NOW + 2)
     assert (again.attempt_count, again.executions) == (1, 1)
-    assert [(a.number, a.status) for a in store.list_attempts(run.id)] == [(1, "EXECUTING")]
+    assert [(a.number, a.status) for a in store.runs.list_attempts(run.id)] == [(1, "EXECUTING")]
     # Given back unstarted once more: still as if never claimed, however many times.
-    [twice] = store.release_runs(env, "w1", [Held(run.id, 1, 1, started=False)], now=NOW + 3)
+    [twice] = store.releases.release_runs(env, "w1", [Held(run.id, 1, 1, started=False)], now=NOW + 3)
     assert (twice.attempt_count, twice.executions, twice.started_at) == (0, 0, None)
-    assert store.list_attempts(run.id) == []
+    assert store.runs.list_attempts(run.id) == []
 
 
 def test_a_run_given_back_unstarted_after_it_ran_elsewhere_keeps_its_start_and_attempt(store: Store) -> None:
     env = make_env(store)
     run = insert(store, new_run(env, ttl_expires_at=NOW + 60))[0]
     [first] = claim(store, env)
-    store.release_runs(env, "w1", [held(first)], now=NOW + 1)  # it ran: released as started
+    store.releases.release_runs(env, "w1", [held(first)], now=NOW + 1)  # it ran: released as started
     [second] = claim(store, env, worker_id="w2", now=NOW + 2)
 
-    [released] = store.release_runs(env, "w2", [Held(run.id, 1, second.executions, started=False)], now=NOW + 3)
+    [released] = store.releases.release_runs(
+        env, "w2", [Held(run.id, 1, second.executions, started=False)], now=NOW + 3
+    )
 
     assert (released.attempt_count, released.started_at) == (1, NOW)
-    assert [a.status for a in store.list_attempts(run.id)] == ["RELEASED"]
-    assert store.due_runs(NOW + 61)["expired"] == []
+    assert [a.status for a in store.runs.list_attempts(run.id)] == ["RELEASED"]
+    assert store.claims.due_runs(NOW + 61)["expired"] == []
 
 
 def test_a_claim_released_by_its_id_before_it_was_received_undoes_the_claim(store: Store) -> None:
@@ -270,22 +276,22 @@ def test_a_claim_released_by_its_id_before_it_was_received_undoes_the_claim(stor
     run = insert(store, new_run(env))[0]
     claim(store, env, claim_id="clm-1")
 
-    [released] = store.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
+    [released] = store.releases.release_runs(env, "w1", claim_ids=["clm-1"], now=NOW + 1)
 
     assert (released.attempt_count, released.started_at) == (0, None)
-    assert store.list_attempts(run.id) == []
+    assert store.runs.list_attempts(run.id) == []
 
 
 def test_closing_a_released_attempt_ends_only_that_one(store: Store) -> None:
     env = make_env(store)
     run = insert(store, new_run(env))[0]
     [taken] = claim(store, env)
-    store.release_runs(env, "w1", [held(taken)], now=NOW + 1)
+    store.releases.release_runs(env, "w1", [held(taken)], now=NOW + 1)
 
-    store.close_released_attempt(run.id, 1, "CANCELED", NOW + 2)
-    store.close_released_attempt(run.id, 1, "FAILED", NOW + 3)  # no longer open: unchanged
+    store.releases.close_released_attempt(run.id, 1, "CANCELED", NOW + 2)
+    store.releases.close_released_attempt(run.id, 1, "FAILED", NOW + 3)  # no longer open: unchanged
 
-    [attempt] = store.list_attempts(run.id)
+    [attempt] = store.runs.list_attempts(run.id)
     assert (attempt.status, attempt.finished_at) == ("CANCELED", NOW + 2)
 
 
@@ -300,13 +306,13 @@ def test_a_heartbeat_of_more_runs_than_one_statement_takes_extends_those_held(st
     held_runs = [(r.id, r.attempt_count) for r in taken]
     beat = [*unknown[:700], held_runs[0], *unknown[700:], held_runs[1], (runs[2].id, 1)]
 
-    lost = store.extend_leases("w1", beat, NOW + 500, NOW + 1)
+    lost = store.claims.extend_leases("w1", beat, NOW + 500, NOW + 1)
 
     assert sorted(lost) == sorted([run_id for run_id, _ in unknown] + [runs[2].id])
-    assert all(store.get_run(r.id).lease_expires_at == NOW + 500 for r in taken)
-    assert sorted(store.runs_not_held("w1", beat)) == sorted(lost)
-    assert sorted(store.runs_not_held("w2", held_runs)) == sorted(r.id for r in taken)
-    assert store.extend_leases("w1", [(taken[0].id, 2)], NOW + 900, NOW + 2) == [taken[0].id]  # another attempt
+    assert all(store.runs.get_run(r.id).lease_expires_at == NOW + 500 for r in taken)
+    assert sorted(store.claims.runs_not_held("w1", beat)) == sorted(lost)
+    assert sorted(store.claims.runs_not_held("w2", held_runs)) == sorted(r.id for r in taken)
+    assert store.claims.extend_leases("w1", [(taken[0].id, 2)], NOW + 900, NOW + 2) == [taken[0].id]  # another attempt
 
 
 def test_a_claim_tried_again_gets_its_runs_with_their_leases_extended(two_stores: list[Store]) -> None:
@@ -317,7 +323,7 @@ def test_a_claim_tried_again_gets_its_runs_with_their_leases_extended(two_stores
 
     [again] = claim(two, env, claim_id="clm-1", now=NOW + 20)  # the worker gets it only now
 
-    assert again.lease_expires_at == NOW + 20 + LEASE == two.get_run(taken.id).lease_expires_at
+    assert again.lease_expires_at == NOW + 20 + LEASE == two.runs.get_run(taken.id).lease_expires_at
     assert again.executions == taken.executions and again.attempt_count == taken.attempt_count
 
 
@@ -329,6 +335,6 @@ def test_claim_ids_are_the_workers_and_unique_per_environment_only(store: Store)
     [b] = claim(store, second, claim_id="clm-same")
 
     assert (a.environment_id, b.environment_id) == (first, second)
-    assert [r.id for r in store.release_runs(second, "w1", claim_ids=["clm-same"], now=NOW + 1)] == [b.id]
-    assert store.get_run(a.id).status == RunStatus.EXECUTING  # the other environment's claim is untouched
-    assert claim(store, first, claim_id="clm-same") == [store.get_run(a.id)]
+    assert [r.id for r in store.releases.release_runs(second, "w1", claim_ids=["clm-same"], now=NOW + 1)] == [b.id]
+    assert store.runs.get_run(a.id).status == RunStatus.EXECUTING  # the other environment's claim is untouched
+    assert claim(store, first, claim_id="clm-same") == [store.runs.get_run(a.id)]

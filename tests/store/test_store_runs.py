@@ -38,10 +38,10 @@ def test_insert_runs_stores_every_field(store: Store) -> None:
         parent_run_id=parent.id,
         root_run_id=parent.id,
     )
-    [(run, cached)] = store.insert_runs([new], NOW + 1)
+    [(run, cached)] = store.runs.insert_runs([new], NOW + 1)
 
     assert cached is False
-    assert run == store.get_run(new.id)
+    assert run == store.runs.get_run(new.id)
     for field in ("id", "environment_id", "task_id", "queue", "payload", "tags", "metadata", "concurrency_key"):
         assert getattr(run, field) == getattr(new, field), field
     for field in ("priority", "max_attempts", "retry", "max_duration", "ttl_expires_at", "parent_run_id"):
@@ -62,11 +62,11 @@ def test_a_batch_is_inserted_whole_or_not_at_all(store: Store) -> None:
     clash = replace(new_run(env, "resize"), id=first.id)  # the same primary key, mid-batch
 
     with pytest.raises(AlreadyExistsError):
-        store.insert_runs([first, second, clash, third], NOW)
+        store.runs.insert_runs([first, second, clash, third], NOW)
 
-    assert store.list_runs(env, RunFilter(), limit=10) == ([], None)
-    assert store.get_run(first.id) is None and store.get_run(second.id) is None
-    results = store.insert_runs([first, second, third], NOW)  # the same batch, now valid
+    assert store.runs.list_runs(env, RunFilter(), limit=10) == ([], None)
+    assert store.runs.get_run(first.id) is None and store.runs.get_run(second.id) is None
+    results = store.runs.insert_runs([first, second, third], NOW)  # the same batch, now valid
     assert [(run.id, cached) for run, cached in results] == [(first.id, False), (second.id, False), (third.id, False)]
 
 
@@ -76,16 +76,16 @@ def test_an_idempotency_key_returns_the_live_run(store: Store) -> None:
     original = insert(store, keyed)[0]
 
     again = new_run(env, created_at=NOW + 1, idempotency_key="order-7", idempotency_key_expires_at=NOW + 101)
-    [(run, cached)] = store.insert_runs([again], NOW + 1)
+    [(run, cached)] = store.runs.insert_runs([again], NOW + 1)
     assert cached is True
     assert run == original
-    assert store.get_run(again.id) is None
+    assert store.runs.get_run(again.id) is None
 
     # Within one batch as well: the second item sees the first.
     twins = [new_run(env, idempotency_key="order-8", idempotency_key_expires_at=NOW + 100) for _ in range(2)]
-    results = store.insert_runs(twins, NOW)
+    results = store.runs.insert_runs(twins, NOW)
     assert [(run.id, cached) for run, cached in results] == [(twins[0].id, False), (twins[0].id, True)]
-    assert len(store.list_runs(env, RunFilter(), limit=10)[0]) == 2
+    assert len(store.runs.list_runs(env, RunFilter(), limit=10)[0]) == 2
 
 
 def test_an_idempotency_key_is_scoped_to_task_and_environment(store: Store) -> None:
@@ -101,31 +101,31 @@ def test_an_expired_idempotency_key_starts_a_new_run(store: Store) -> None:
     old = insert(store, new_run(env, idempotency_key="k", idempotency_key_expires_at=NOW + 100))[0]
 
     fresh = new_run(env, created_at=NOW + 100, idempotency_key="k", idempotency_key_expires_at=NOW + 200)
-    [(run, cached)] = store.insert_runs([fresh], NOW + 100)
+    [(run, cached)] = store.runs.insert_runs([fresh], NOW + 100)
 
     assert (run.id, cached, run.idempotency_key) == (fresh.id, False, "k")
-    released = store.get_run(old.id)
+    released = store.runs.get_run(old.id)
     assert released is not None and released.idempotency_key is None
-    [(run, cached)] = store.insert_runs([replace(fresh, id="run_other")], NOW + 150)
+    [(run, cached)] = store.runs.insert_runs([replace(fresh, id="run_other")], NOW + 150)
     assert (run.id, cached) == (fresh.id, True)
 
 
 def test_a_key_without_expiry_never_expires(store: Store) -> None:
     env = make_env(store)
     original = insert(store, new_run(env, idempotency_key="forever"))[0]
-    [(run, cached)] = store.insert_runs([new_run(env, idempotency_key="forever")], NOW + 10**9)
+    [(run, cached)] = store.runs.insert_runs([new_run(env, idempotency_key="forever")], NOW + 10**9)
     assert (run.id, cached) == (original.id, True)
 
 
 def test_a_released_idempotency_key_can_be_used_again(store: Store) -> None:
     env = make_env(store)
     old = insert(store, new_run(env, idempotency_key="k", idempotency_key_expires_at=NOW + 100))[0]
-    released = store.update_run(
+    released = store.runs.update_run(
         old.id, expect_status="QUEUED", expect_attempt=None, values={"idempotency_key": None}, now=NOW + 1
     )
     assert released is not None and released.idempotency_key is None
 
-    [(run, cached)] = store.insert_runs([new_run(env, idempotency_key="k")], NOW + 2)
+    [(run, cached)] = store.runs.insert_runs([new_run(env, idempotency_key="k")], NOW + 2)
     assert cached is False and run.id != old.id
 
 
@@ -136,10 +136,10 @@ def test_get_run_is_scoped_by_environment(store: Store) -> None:
     env = make_env(store)
     prod = make_env(store, "prod")
     run = insert(store, new_run(env))[0]
-    assert store.get_run(run.id) == run
-    assert store.get_run(run.id, env) == run
-    assert store.get_run(run.id, prod) is None
-    assert store.get_run("run_missing", env) is None
+    assert store.runs.get_run(run.id) == run
+    assert store.runs.get_run(run.id, env) == run
+    assert store.runs.get_run(run.id, prod) is None
+    assert store.runs.get_run("run_missing", env) is None
 
 
 def test_list_runs_filters(store: Store) -> None:
@@ -157,7 +157,7 @@ def test_list_runs_filters(store: Store) -> None:
     a, b, c, d, _ = (run.id for run in runs)
 
     def ids(**flt: object) -> list[str]:
-        page, cursor = store.list_runs(env, RunFilter(**flt), limit=100)  # type: ignore[arg-type]
+        page, cursor = store.runs.list_runs(env, RunFilter(**flt), limit=100)  # type: ignore[arg-type]
         assert cursor is None
         return [run.id for run in page]
 
@@ -181,7 +181,7 @@ def _pages(store: Store, env: str, flt: RunFilter, limit: int) -> list[list[str]
     pages: list[list[str]] = []
     cursor: str | None = None
     while True:
-        page, cursor = store.list_runs(env, flt, limit=limit, cursor=cursor)
+        page, cursor = store.runs.list_runs(env, flt, limit=limit, cursor=cursor)
         pages.append([run.id for run in page])
         if cursor is None:
             return pages
@@ -216,7 +216,7 @@ def test_cursor_pagination_keeps_the_filter(store: Store) -> None:
 def test_a_foreign_cursor_is_a_validation_error(store: Store) -> None:
     env = make_env(store)
     with pytest.raises(ValidationError):
-        store.list_runs(env, RunFilter(), limit=10, cursor="not-a-cursor")
+        store.runs.list_runs(env, RunFilter(), limit=10, cursor="not-a-cursor")
 
 
 # -- the one conditional update --------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_a_foreign_cursor_is_a_validation_error(store: Store) -> None:
 def test_update_run_applies_values_when_the_run_is_as_expected(store: Store) -> None:
     env = make_env(store)
     run = insert(store, new_run(env))[0]
-    updated = store.update_run(
+    updated = store.runs.update_run(
         run.id,
         expect_status="QUEUED",
         expect_attempt=0,
@@ -239,7 +239,7 @@ def test_update_run_applies_values_when_the_run_is_as_expected(store: Store) -> 
         NOW + 5,
         NOW + 5,
     )
-    assert store.get_run(run.id) == updated
+    assert store.runs.get_run(run.id) == updated
 
 
 def test_update_run_is_a_no_op_when_the_run_moved_on(store: Store) -> None:
@@ -247,23 +247,31 @@ def test_update_run_is_a_no_op_when_the_run_moved_on(store: Store) -> None:
     run = insert(store, new_run(env))[0]
     cancel = {"status": "CANCELED", "finished_at": NOW + 1}
 
-    assert store.update_run(run.id, expect_status="EXECUTING", expect_attempt=None, values=cancel, now=NOW + 1) is None
-    assert store.update_run(run.id, expect_status="QUEUED", expect_attempt=1, values=cancel, now=NOW + 1) is None
-    assert store.update_run("run_missing", expect_status="QUEUED", expect_attempt=None, values=cancel, now=NOW) is None
-    assert store.get_run(run.id) == run
+    assert (
+        store.runs.update_run(run.id, expect_status="EXECUTING", expect_attempt=None, values=cancel, now=NOW + 1)
+        is None
+    )
+    assert store.runs.update_run(run.id, expect_status="QUEUED", expect_attempt=1, values=cancel, now=NOW + 1) is None
+    assert (
+        store.runs.update_run("run_missing", expect_status="QUEUED", expect_attempt=None, values=cancel, now=NOW)
+        is None
+    )
+    assert store.runs.get_run(run.id) == run
 
-    assert store.update_run(run.id, expect_status="QUEUED", expect_attempt=None, values=cancel, now=NOW + 1)
+    assert store.runs.update_run(run.id, expect_status="QUEUED", expect_attempt=None, values=cancel, now=NOW + 1)
     # The same request again, as a retried HTTP call would send it: nothing happens.
-    assert store.update_run(run.id, expect_status="QUEUED", expect_attempt=None, values=cancel, now=NOW + 2) is None
-    after = store.get_run(run.id)
+    assert (
+        store.runs.update_run(run.id, expect_status="QUEUED", expect_attempt=None, values=cancel, now=NOW + 2) is None
+    )
+    after = store.runs.get_run(run.id)
     assert after is not None and (after.status, after.updated_at) == (RunStatus.CANCELED, NOW + 1)
 
 
 def test_update_run_closes_the_attempt_in_the_same_transaction(store: Store) -> None:
     env = make_env(store)
     run = insert(store, new_run(env))[0]
-    [claimed] = store.claim_runs(env, ["email"], worker_id="w1", version="v", limit=1, lease_seconds=30, now=NOW)
-    done = store.update_run(
+    [claimed] = store.claims.claim_runs(env, ["email"], worker_id="w1", version="v", limit=1, lease_seconds=30, now=NOW)
+    done = store.runs.update_run(
         run.id,
         expect_status="EXECUTING",
         expect_attempt=1,
@@ -272,7 +280,7 @@ def test_update_run_closes_the_attempt_in_the_same_transaction(store: Store) -> 
         now=NOW + 3,
     )
     assert done is not None and done.status == RunStatus.FAILED
-    [attempt] = store.list_attempts(claimed.id)
+    [attempt] = store.runs.list_attempts(claimed.id)
     assert (attempt.number, attempt.status, attempt.finished_at, attempt.error) == (
         1,
         "FAILED",
@@ -284,7 +292,7 @@ def test_update_run_closes_the_attempt_in_the_same_transaction(store: Store) -> 
 def test_update_runs_applies_the_changes_whose_runs_are_as_expected(store: Store) -> None:
     env = make_env(store)
     insert(store, *(new_run(env, created_at=NOW - 10 + i) for i in range(6)))
-    claimed = store.claim_runs(env, ["email"], worker_id="w1", version="v", limit=6, lease_seconds=30, now=NOW)
+    claimed = store.claims.claim_runs(env, ["email"], worker_id="w1", version="v", limit=6, lease_seconds=30, now=NOW)
     done, stale_attempt, stale_execution, held, retried, lapsed = claimed
     close = {"status": "FAILED", "finished_at": NOW + 3, "error": {"name": "Boom"}}
     changes = [
@@ -297,9 +305,9 @@ def test_update_runs_applies_the_changes_whose_runs_are_as_expected(store: Store
         RunChange("run_missing", "EXECUTING", 1, {"status": "COMPLETED"}),
     ]
 
-    assert store.update_runs(env, changes, NOW + 3) == [True, False, False, False, True, True, False]
+    assert store.runs.update_runs(env, changes, NOW + 3) == [True, False, False, False, True, True, False]
 
-    after = {run.id: store.get_run(run.id) for run in claimed}
+    after = {run.id: store.runs.get_run(run.id) for run in claimed}
     assert (after[done.id].status, after[done.id].output, after[done.id].updated_at) == (
         RunStatus.COMPLETED,
         {"w": 1},
@@ -309,7 +317,7 @@ def test_update_runs_applies_the_changes_whose_runs_are_as_expected(store: Store
         assert after[unchanged.id] == unchanged
     assert (after[retried.id].status, after[retried.id].available_at) == (RunStatus.QUEUED, NOW + 50)
     assert after[lapsed.id].status == RunStatus.CRASHED
-    closed = {run.id: store.list_attempts(run.id)[0] for run in (done, stale_attempt, retried)}
+    closed = {run.id: store.runs.list_attempts(run.id)[0] for run in (done, stale_attempt, retried)}
     assert (closed[done.id].status, closed[done.id].finished_at, closed[done.id].error) == (
         "FAILED",
         NOW + 3,
@@ -319,18 +327,20 @@ def test_update_runs_applies_the_changes_whose_runs_are_as_expected(store: Store
     assert closed[retried.id].status == "FAILED"
     # The retried run keeps its place in the claim order (ranked at its new available_at).
     later = insert(store, new_run(env, created_at=NOW + 40))[0]
-    requeued = store.claim_runs(env, ["email"], worker_id="w2", version="v", limit=5, lease_seconds=30, now=NOW + 60)
+    requeued = store.claims.claim_runs(
+        env, ["email"], worker_id="w2", version="v", limit=5, lease_seconds=30, now=NOW + 60
+    )
     assert [run.id for run in requeued] == [later.id, retried.id]
 
 
 def test_update_runs_applies_only_the_first_of_two_changes_of_one_run(store: Store) -> None:
     env = make_env(store)
     insert(store, new_run(env))
-    [run] = store.claim_runs(env, ["email"], worker_id="w1", version="v", limit=1, lease_seconds=30, now=NOW)
+    [run] = store.claims.claim_runs(env, ["email"], worker_id="w1", version="v", limit=1, lease_seconds=30, now=NOW)
     twice = RunChange(run.id, "EXECUTING", 1, {"status": "COMPLETED", "output": 1})
 
-    assert store.update_runs(env, [twice, replace(twice, values={"status": "FAILED"})], NOW + 1) == [True, False]
-    after = store.get_run(run.id)
+    assert store.runs.update_runs(env, [twice, replace(twice, values={"status": "FAILED"})], NOW + 1) == [True, False]
+    after = store.runs.get_run(run.id)
     assert after is not None and (after.status, after.output) == (RunStatus.COMPLETED, 1)
 
 
@@ -343,7 +353,7 @@ def test_update_run_keeps_the_claim_order_in_step_with_priority(store: Store) ->
         new_run(env, created_at=NOW + 1),
     )
     # Available later but with a bigger priority: ranked at NOW + 10 - 20 = NOW - 10.
-    updated = store.update_run(
+    updated = store.runs.update_run(
         moved.id,
         expect_status="QUEUED",
         expect_attempt=None,
@@ -352,9 +362,13 @@ def test_update_run_keeps_the_claim_order_in_step_with_priority(store: Store) ->
     )
     assert updated is not None and (updated.available_at, updated.priority) == (NOW + 10, 20.0)
     # A new priority alone: ranked at NOW + 1 - 30 = NOW - 29.
-    assert store.update_run(boosted.id, expect_status="QUEUED", expect_attempt=None, values={"priority": 30.0}, now=NOW)
+    assert store.runs.update_run(
+        boosted.id, expect_status="QUEUED", expect_attempt=None, values={"priority": 30.0}, now=NOW
+    )
 
-    claimed = store.claim_runs(env, ["email"], worker_id="w", version="v", limit=10, lease_seconds=30, now=NOW + 10)
+    claimed = store.claims.claim_runs(
+        env, ["email"], worker_id="w", version="v", limit=10, lease_seconds=30, now=NOW + 10
+    )
     assert [run.id for run in claimed] == [boosted.id, moved.id, steady.id]
 
 
@@ -368,15 +382,17 @@ def test_a_delay_that_ended_is_applied_once_and_not_after_a_reschedule(store: St
 
     # What the scheduler read as due was rescheduled an hour later in between: refused.
     later = {"delay_until": NOW + 3600, "available_at": NOW + 3600}
-    assert store.update_run(run.id, expect_status="DELAYED", expect_attempt=None, values=later, now=NOW) is not None
-    assert store.apply_change(enqueue, NOW + 11) is None
-    assert store.get_run(run.id).status == RunStatus.DELAYED  # type: ignore[union-attr]
+    assert (
+        store.runs.update_run(run.id, expect_status="DELAYED", expect_attempt=None, values=later, now=NOW) is not None
+    )
+    assert store.runs.apply_change(enqueue, NOW + 11) is None
+    assert store.runs.get_run(run.id).status == RunStatus.DELAYED  # type: ignore[union-attr]
 
     # Once due, the first of two schedulers applies it and the second's identical change is a no-op.
     due = replace(enqueue, delay_ended_by=NOW + 3601)
-    applied = store.apply_change(due, NOW + 3601)
+    applied = store.runs.apply_change(due, NOW + 3601)
     assert applied is not None and applied.status == RunStatus.QUEUED
-    assert store.apply_change(due, NOW + 3601) is None
+    assert store.runs.apply_change(due, NOW + 3601) is None
 
 
 def test_a_ttl_that_ended_does_not_expire_a_run_that_started_meanwhile(store: Store) -> None:
@@ -388,9 +404,9 @@ def test_a_ttl_that_ended_does_not_expire_a_run_that_started_meanwhile(store: St
         conn.execute(update(t.runs).where(t.runs.c.id == started.id).values(started_at=NOW + 1))
     expire = {"status": "EXPIRED", "finished_at": NOW + 6, "idempotency_key": None}
     changes = [RunChange(r.id, "QUEUED", None, expire, ttl_ended_by=NOW + 6) for r in (fresh, started)]
-    assert store.update_runs(env, changes, NOW + 6) == [True, False]
-    assert [store.get_run(r.id).status for r in (fresh, started)] == [  # type: ignore[union-attr]
+    assert store.runs.update_runs(env, changes, NOW + 6) == [True, False]
+    assert [store.runs.get_run(r.id).status for r in (fresh, started)] == [  # type: ignore[union-attr]
         RunStatus.EXPIRED,
         RunStatus.QUEUED,
     ]
-    assert store.apply_change(changes[1], NOW + 6) is None
+    assert store.runs.apply_change(changes[1], NOW + 6) is None

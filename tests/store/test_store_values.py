@@ -30,6 +30,6 @@ def test_a_nul_character(store: Store) -> None:
     env_id = make_env(store)
     if store.dialect == "postgresql":
         with pytest.raises(ValidationError, match="NUL"):
-            store.get_run("run_a\x00b", env_id)
+            store.runs.get_run("run_a\x00b", env_id)
     else:
-        assert store.get_run("run_a\x00b", env_id) is None
+        assert store.runs.get_run("run_a\x00b", env_id) is None

@@ -25,13 +25,13 @@ from tests.store.factories import NOW, finish, insert, make_env, new_run, new_wa
 
 
 def run_of(store: Store, run_id: str) -> Run:
-    run = store.get_run(run_id)
+    run = store.runs.get_run(run_id)
     assert run is not None
     return run
 
 
 def waitpoint_of(store: Store, waitpoint_id: str) -> Waitpoint:
-    wp = store.get_waitpoint(waitpoint_id, None)
+    wp = store.waitpoints.get_waitpoint(waitpoint_id, None)
     assert wp is not None
     return wp
 
@@ -59,7 +59,7 @@ def timer(env: str, owner: Run, resume_at: float, *, now: float = NOW, **fields:
 
 
 def record_wait(store: Store, run: Run, seq: str, resume_at: float, *, now: float = NOW, **fields: Any) -> JournalEntry:
-    entry, new = store.record_entry(
+    entry, new = store.waitpoints.record_entry(
         JournalEntry(run.id, seq, "wait", "duration"),
         run.attempt_count,
         waitpoint=timer(run.environment_id, run, resume_at, now=now, **fields),
@@ -70,7 +70,7 @@ def record_wait(store: Store, run: Run, seq: str, resume_at: float, *, now: floa
 
 
 def trigger_and_wait(store: Store, parent: Run, seq: str, *children: NewRun, now: float = NOW) -> JournalEntry:
-    entry, new = store.record_entry(
+    entry, new = store.waitpoints.record_entry(
         JournalEntry(parent.id, seq, "batch_trigger_and_wait", "resize"),
         parent.attempt_count,
         new_runs=[replace(child, parent_run_id=parent.id, root_run_id=parent.id) for child in children],
@@ -83,13 +83,13 @@ def trigger_and_wait(store: Store, parent: Run, seq: str, *children: NewRun, now
 
 def suspend(store: Store, run: Run, entry: JournalEntry, *, now: float = NOW) -> RunStatus | None:
     assert run.worker_id is not None
-    return store.suspend_run(run.id, run.attempt_count, run.worker_id, entry.waitpoint_ids, now)
+    return store.waitpoints.suspend_run(run.id, run.attempt_count, run.worker_id, entry.waitpoint_ids, now)
 
 
 def claim(
     store: Store, env: str, tasks: tuple[str, ...] = ("email",), *, worker_id: str = "w2", now: float
 ) -> list[Run]:
-    return store.claim_runs(
+    return store.claims.claim_runs(
         env, list(tasks), worker_id=worker_id, version="20270116.1", limit=10, lease_seconds=30.0, now=now
     )
 
@@ -124,7 +124,7 @@ def test_record_entry_inserts_the_new_runs_with_the_entry(store: Store) -> None:
     parent = start_run(store, env)
     children = [new_run(env, "resize", created_at=NOW + 1, parent_run_id=parent.id) for _ in range(2)]
 
-    entry, new = store.record_entry(
+    entry, new = store.waitpoints.record_entry(
         JournalEntry(parent.id, "0", "batch_trigger", "resize", result="ignored"),
         1,
         new_runs=children,
@@ -145,10 +145,10 @@ def test_record_entry_inserts_the_new_runs_with_the_entry(store: Store) -> None:
     for child in children:
         stored = run_of(store, child.id)
         assert (stored.status, stored.parent_run_id) == (RunStatus.QUEUED, parent.id)
-    view = store.journal_view([parent.id])
+    view = store.waitpoints.journal_view([parent.id])
     assert view.entries == {parent.id: [entry]}
     assert (view.waitpoints, view.runs) == ({}, {})
-    assert store.list_waitpoints(env, "RUN") == ([], None)  # a plain trigger waits on nothing
+    assert store.waitpoints.list_waitpoints(env, "RUN") == ([], None)  # a plain trigger waits on nothing
 
 
 def test_record_entry_with_await_runs_creates_a_run_waitpoint_per_child(store: Store) -> None:
@@ -164,37 +164,41 @@ def test_record_entry_with_await_runs_creates_a_run_waitpoint_per_child(store: S
         ("RUN", "WAITING", c.id, parent.id, env) for c in children
     ]
     assert all(wp.created_at == NOW + 1 and wp.completed_at is None for wp in waits)
-    view = store.entry_view(entry)
+    view = store.waitpoints.entry_view(entry)
     assert view.entries == {parent.id: [entry]}
     assert set(view.waitpoints) == set(entry.waitpoint_ids)
     assert {run_id: run.status for run_id, run in view.runs.items()} == {c.id: RunStatus.QUEUED for c in children}
-    assert store.journal_view([parent.id]) == view
+    assert store.waitpoints.journal_view([parent.id]) == view
 
 
 def test_positions_are_per_task_paths_and_entries_name_their_attempt(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env)
     for seq in ("0", "t0/0", "t1/0", "t1/1", "t1/t0/0", "10", "2"):
-        _, new = store.record_entry(JournalEntry(run.id, seq, "step", f"s{seq}", result=seq), 1, now=NOW)
+        _, new = store.waitpoints.record_entry(JournalEntry(run.id, seq, "step", f"s{seq}", result=seq), 1, now=NOW)
         assert new is True
-    entries = store.journal_view([run.id]).entries[run.id]
+    entries = store.waitpoints.journal_view([run.id]).entries[run.id]
     assert sorted(e.seq for e in entries) == sorted(["0", "t0/0", "t1/0", "t1/1", "t1/t0/0", "10", "2"])
     assert all(e.result == e.seq and e.name == f"s{e.seq}" and e.attempt == 1 for e in entries)
     # "t1/0" and "t1/1" are two positions, not one.
-    _, new = store.record_entry(JournalEntry(run.id, "t1/1", "step", "st1/1", result="again"), 1, now=NOW + 1)
+    _, new = store.waitpoints.record_entry(
+        JournalEntry(run.id, "t1/1", "step", "st1/1", result="again"), 1, now=NOW + 1
+    )
     assert new is False
 
 
 def test_recording_a_position_twice_keeps_the_first_entry_and_does_nothing(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env)
-    first, new = store.record_entry(JournalEntry(run.id, "0", "step", "charge", result={"id": "ch_1"}), 1, now=NOW)
+    first, new = store.waitpoints.record_entry(
+        JournalEntry(run.id, "0", "step", "charge", result={"id": "ch_1"}), 1, now=NOW
+    )
     assert new is True
 
     # The same position, recorded again (a replay racing, or a retried request) with other work:
     # the first entry is returned and nothing else happens.
     child = new_run(env, "resize", parent_run_id=run.id)
-    again, new = store.record_entry(
+    again, new = store.waitpoints.record_entry(
         JournalEntry(run.id, "0", "trigger_and_wait", "resize"),
         1,
         new_runs=[child],
@@ -202,28 +206,31 @@ def test_recording_a_position_twice_keeps_the_first_entry_and_does_nothing(store
         now=NOW + 5,
     )
     assert (again, new) == (first, False)
-    assert store.get_run(child.id) is None
-    _, new = store.record_entry(
+    assert store.runs.get_run(child.id) is None
+    _, new = store.waitpoints.record_entry(
         JournalEntry(run.id, "0", "wait", "duration"), 1, waitpoint=timer(env, run, NOW + 60), now=NOW + 6
     )
     assert new is False
     assert count(store, t.waitpoints) == 0
-    assert store.journal_view([run.id]).entries == {run.id: [first]}
+    assert store.waitpoints.journal_view([run.id]).entries == {run.id: [first]}
 
     # Another position records as usual.
-    second, new = store.record_entry(JournalEntry(run.id, "1", "step", "mail", result=None), 1, now=NOW + 7)
+    second, new = store.waitpoints.record_entry(JournalEntry(run.id, "1", "step", "mail", result=None), 1, now=NOW + 7)
     assert new is True
-    assert [e.seq for e in store.journal_view([run.id]).entries[run.id]] == ["0", "1"]
+    assert [e.seq for e in store.waitpoints.journal_view([run.id]).entries[run.id]] == ["0", "1"]
     assert second.result is None
 
 
 def test_a_recorded_position_is_returned_even_once_the_run_moved_on(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env)
-    first, _ = store.record_entry(JournalEntry(run.id, "0", "step", "charge", result=1), 1, now=NOW)
+    first, _ = store.waitpoints.record_entry(JournalEntry(run.id, "0", "step", "charge", result=1), 1, now=NOW)
     finish(store, run)
     # A late retry of the request that recorded it is answered, not refused.
-    assert store.record_entry(JournalEntry(run.id, "0", "step", "charge", result=1), 1, now=NOW + 1) == (first, False)
+    assert store.waitpoints.record_entry(JournalEntry(run.id, "0", "step", "charge", result=1), 1, now=NOW + 1) == (
+        first,
+        False,
+    )
 
 
 def test_new_runs_and_the_entry_are_one_transaction(store: Store) -> None:
@@ -234,7 +241,7 @@ def test_new_runs_and_the_entry_are_one_transaction(store: Store) -> None:
     clash = replace(new_run(env, "resize"), id=existing.id)  # the same primary key
 
     with pytest.raises(AlreadyExistsError):
-        store.record_entry(
+        store.waitpoints.record_entry(
             JournalEntry(run.id, "0", "batch_trigger_and_wait", "resize"),
             1,
             new_runs=[fine, clash],
@@ -242,8 +249,8 @@ def test_new_runs_and_the_entry_are_one_transaction(store: Store) -> None:
             now=NOW + 1,
         )
 
-    assert store.get_run(fine.id) is None
-    assert store.journal_view([run.id]).entries == {}
+    assert store.runs.get_run(fine.id) is None
+    assert store.waitpoints.journal_view([run.id]).entries == {}
     assert count(store, t.waitpoints) == 0
 
 
@@ -267,7 +274,7 @@ def test_record_entry_is_refused_unless_the_run_executes_that_attempt(store: Sto
     child = new_run(env, "resize")
 
     with pytest.raises(ConflictError) as raised:
-        store.record_entry(
+        store.waitpoints.record_entry(
             JournalEntry(run_id, "1", "trigger_and_wait", "resize"),
             attempt,
             new_runs=[child],
@@ -277,8 +284,8 @@ def test_record_entry_is_refused_unless_the_run_executes_that_attempt(store: Sto
 
     assert not isinstance(raised.value, AlreadyExistsError)
     assert run_id in str(raised.value)
-    assert store.get_run(child.id) is None
-    assert all(e.seq != "1" for e in store.journal_view([run_id]).entries.get(run_id, []))
+    assert store.runs.get_run(child.id) is None
+    assert all(e.seq != "1" for e in store.waitpoints.journal_view([run_id]).entries.get(run_id, []))
 
 
 def test_awaiting_a_run_that_already_finished_creates_a_completed_waitpoint(store: Store) -> None:
@@ -289,7 +296,7 @@ def test_awaiting_a_run_that_already_finished_creates_a_completed_waitpoint(stor
     parent = start_run(store, env, now=NOW + 2)
 
     # The idempotency key returns the finished run: there is nothing to wait for.
-    entry, _ = store.record_entry(
+    entry, _ = store.waitpoints.record_entry(
         JournalEntry(parent.id, "0", "trigger_and_wait", "resize"),
         1,
         new_runs=[new_run(env, "resize", created_at=NOW + 3, **key)],
@@ -337,7 +344,7 @@ def test_a_waitpoint_idempotency_key_reuses_the_live_waitpoint(store: Store) -> 
 
     # Another run (or another position) with the key waits on the same timer.
     other = start_run(store, env, now=NOW + 10)
-    second, new = store.record_entry(
+    second, new = store.waitpoints.record_entry(
         JournalEntry(other.id, "0", "wait", "duration"),
         1,
         waitpoint=timer(env, other, NOW + 500, now=NOW + 10, **key),
@@ -349,9 +356,9 @@ def test_a_waitpoint_idempotency_key_reuses_the_live_waitpoint(store: Store) -> 
     assert waitpoint_of(store, first.waitpoint_ids[0]).resume_at == NOW + 60
 
     # The key of another kind of waitpoint is another key.
-    token, reused = store.create_waitpoint(new_waitpoint(env, "TOKEN", **key), NOW + 10)
+    token, reused = store.waitpoints.create_waitpoint(new_waitpoint(env, "TOKEN", **key), NOW + 10)
     assert reused is False and token.id not in first.waitpoint_ids
-    again, reused = store.create_waitpoint(new_waitpoint(env, "TOKEN", created_at=NOW + 11, **key), NOW + 11)
+    again, reused = store.waitpoints.create_waitpoint(new_waitpoint(env, "TOKEN", created_at=NOW + 11, **key), NOW + 11)
     assert (again.id, reused) == (token.id, True)
     assert count(store, t.waitpoints) == 2
 
@@ -375,30 +382,30 @@ def test_an_expired_waitpoint_idempotency_key_creates_a_new_waitpoint(store: Sto
 
 def test_a_waitpoint_key_without_expiry_never_expires(store: Store) -> None:
     env = make_env(store)
-    first, _ = store.create_waitpoint(new_waitpoint(env, idempotency_key="forever"), NOW)
-    again, reused = store.create_waitpoint(new_waitpoint(env, idempotency_key="forever"), NOW + 10**9)
+    first, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, idempotency_key="forever"), NOW)
+    again, reused = store.waitpoints.create_waitpoint(new_waitpoint(env, idempotency_key="forever"), NOW + 10**9)
     assert (again.id, reused) == (first.id, True)
 
 
 def test_a_waitpoint_idempotency_key_is_scoped_to_its_environment(store: Store) -> None:
     env = make_env(store)
     prod = make_env(store, "prod")
-    dev_token, _ = store.create_waitpoint(new_waitpoint(env, idempotency_key="k"), NOW)
-    prod_token, reused = store.create_waitpoint(new_waitpoint(prod, idempotency_key="k"), NOW)
+    dev_token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, idempotency_key="k"), NOW)
+    prod_token, reused = store.waitpoints.create_waitpoint(new_waitpoint(prod, idempotency_key="k"), NOW)
     assert reused is False and prod_token.id != dev_token.id
 
 
 def test_waiting_for_an_existing_token_keeps_the_given_waitpoint_ids(store: Store) -> None:
     env = make_env(store)
-    token, _ = store.create_waitpoint(new_waitpoint(env, timeout_at=NOW + 600), NOW)
+    token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, timeout_at=NOW + 600), NOW)
     run = start_run(store, env)
 
-    entry, new = store.record_entry(
+    entry, new = store.waitpoints.record_entry(
         JournalEntry(run.id, "0", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=NOW + 1
     )
 
     assert (new, entry.waitpoint_ids) == (True, [token.id])
-    assert store.entry_view(entry).waitpoints == {token.id: token}
+    assert store.waitpoints.entry_view(entry).waitpoints == {token.id: token}
 
 
 # -- suspending ------------------------------------------------------------------------------------------
@@ -411,7 +418,7 @@ def test_suspending_moves_the_run_to_waiting_with_its_links(store: Store) -> Non
     other = insert(store, new_run(env, created_at=NOW + 1))[0]
     assert claim(store, env, now=NOW + 1) == []  # the environment's one slot is taken
 
-    assert store.suspend_run(run.id, 1, "w1", entry.waitpoint_ids, NOW + 2) == RunStatus.WAITING
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", entry.waitpoint_ids, NOW + 2) == RunStatus.WAITING
 
     waiting = run_of(store, run.id)
     assert (waiting.status, waiting.worker_id, waiting.lease_expires_at, waiting.attempt_count) == (
@@ -422,8 +429,8 @@ def test_suspending_moves_the_run_to_waiting_with_its_links(store: Store) -> Non
     )
     assert waiting.updated_at == NOW + 2
     assert links(store, run.id) == entry.waitpoint_ids
-    assert store.waiting_runs(entry.waitpoint_ids[0]) == [run.id]
-    assert [(a.number, a.status) for a in store.list_attempts(run.id)] == [(1, "WAITING")]
+    assert store.waitpoints.waiting_runs(entry.waitpoint_ids[0]) == [run.id]
+    assert [(a.number, a.status) for a in store.runs.list_attempts(run.id)] == [(1, "WAITING")]
     assert resuming(store, run.id) is False
     # A waiting run holds no slot.
     assert [r.id for r in claim(store, env, now=NOW + 3)] == [other.id]
@@ -432,10 +439,10 @@ def test_suspending_moves_the_run_to_waiting_with_its_links(store: Store) -> Non
 def test_suspending_on_resolved_waitpoints_queues_the_run_again_at_once(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env, priority=5.0)
-    token, _ = store.create_waitpoint(new_waitpoint(env), NOW)
-    assert store.resolve_waitpoint(token.id, "COMPLETED", NOW + 1, {"ok": 1}) is True
+    token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
+    assert store.waitpoints.resolve_waitpoint(token.id, "COMPLETED", NOW + 1, {"ok": 1}) is True
 
-    assert store.suspend_run(run.id, 1, "w1", [token.id], NOW + 2) == RunStatus.QUEUED
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", [token.id], NOW + 2) == RunStatus.QUEUED
 
     queued = run_of(store, run.id)
     assert (queued.status, queued.worker_id, queued.lease_expires_at, queued.available_at) == (
@@ -452,18 +459,18 @@ def test_suspending_on_resolved_waitpoints_queues_the_run_again_at_once(store: S
 def test_suspending_on_nothing_queues_the_run_again_at_once(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env)
-    assert store.suspend_run(run.id, 1, "w1", [], NOW + 1) == RunStatus.QUEUED
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", [], NOW + 1) == RunStatus.QUEUED
     assert resuming(store, run.id) is True
 
 
 def test_suspending_links_only_the_waitpoints_still_waiting(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env)
-    done, _ = store.create_waitpoint(new_waitpoint(env), NOW)
-    pending, _ = store.create_waitpoint(new_waitpoint(env), NOW)
-    store.resolve_waitpoint(done.id, "COMPLETED", NOW, None)
+    done, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
+    pending, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
+    store.waitpoints.resolve_waitpoint(done.id, "COMPLETED", NOW, None)
 
-    assert store.suspend_run(run.id, 1, "w1", [done.id, pending.id], NOW + 1) == RunStatus.WAITING
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", [done.id, pending.id], NOW + 1) == RunStatus.WAITING
     assert links(store, run.id) == [pending.id]
 
 
@@ -480,7 +487,7 @@ def test_a_stale_suspension_changes_nothing(store: Store, case: str) -> None:
     else:
         run = finish(store, run, now=NOW + 1)
 
-    assert store.suspend_run(run.id, attempt, worker, entry.waitpoint_ids, NOW + 2) is None
+    assert store.waitpoints.suspend_run(run.id, attempt, worker, entry.waitpoint_ids, NOW + 2) is None
 
     assert run_of(store, run.id) == run
     assert links(store, run.id) == []
@@ -498,7 +505,7 @@ def test_a_child_reaching_a_final_status_resumes_its_waiting_parent(store: Store
     assert suspend(store, parent, entry, now=NOW + 1) == RunStatus.WAITING
     [child] = claim(store, env, ("resize",), now=NOW + 2)
 
-    finished = store.update_run(
+    finished = store.runs.update_run(
         child.id,
         expect_status="EXECUTING",
         expect_attempt=1,
@@ -525,7 +532,7 @@ def test_a_child_finishing_through_a_batch_of_updates_resumes_its_parent(store: 
     suspend(store, parent, entry, now=NOW + 1)
     [child] = claim(store, env, ("resize",), now=NOW + 2)
 
-    applied = store.update_runs(
+    applied = store.runs.update_runs(
         env, [RunChange(child.id, "EXECUTING", 1, {"status": "COMPLETED", "output": {"w": 640}})], NOW + 3
     )
 
@@ -568,54 +575,54 @@ def test_resolve_due_waitpoints_fires_timers_and_times_out_tokens(store: Store) 
     sleeper = start_run(store, env)
     nap = record_wait(store, sleeper, "0", NOW + 60)
     waiter = start_run(store, env)
-    token, _ = store.create_waitpoint(new_waitpoint(env, timeout_at=NOW + 120), NOW)
-    forever, _ = store.create_waitpoint(new_waitpoint(env), NOW)  # no timeout
-    waits, _ = store.record_entry(
+    token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, timeout_at=NOW + 120), NOW)
+    forever, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)  # no timeout
+    waits, _ = store.waitpoints.record_entry(
         JournalEntry(waiter.id, "0", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=NOW
     )
     suspend(store, sleeper, nap, now=NOW + 1)
     suspend(store, waiter, waits, now=NOW + 1)
-    assert store.next_due_time(NOW + 1) == NOW + 60
+    assert store.claims.next_due_time(NOW + 1) == NOW + 60
 
-    assert store.resolve_due_waitpoints(NOW + 59.9) == 0
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 59.9) == 0
     assert run_of(store, sleeper.id).status == RunStatus.WAITING
 
-    assert store.resolve_due_waitpoints(NOW + 60) == 1
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 60) == 1
     fired = waitpoint_of(store, nap.waitpoint_ids[0])
     assert (fired.status, fired.completed_at) == ("COMPLETED", NOW + 60)
     assert (run_of(store, sleeper.id).status, resuming(store, sleeper.id)) == (RunStatus.QUEUED, True)
     assert run_of(store, waiter.id).status == RunStatus.WAITING
-    assert store.next_due_time(NOW + 60) == NOW + 120
+    assert store.claims.next_due_time(NOW + 60) == NOW + 120
 
-    assert store.resolve_due_waitpoints(NOW + 500) == 1
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 500) == 1
     timed_out = waitpoint_of(store, token.id)
     assert (timed_out.status, timed_out.completed_at, timed_out.output) == ("TIMED_OUT", NOW + 500, None)
     assert (run_of(store, waiter.id).status, resuming(store, waiter.id)) == (RunStatus.QUEUED, True)
     assert waitpoint_of(store, forever.id).status == "WAITING"
-    assert store.resolve_due_waitpoints(NOW + 10**6) == 0
-    assert store.next_due_time(NOW + 500) is None
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 10**6) == 0
+    assert store.claims.next_due_time(NOW + 500) is None
 
 
 def test_completing_a_token_resumes_its_runs_once(store: Store) -> None:
     env = make_env(store)
-    token, _ = store.create_waitpoint(new_waitpoint(env, timeout_at=NOW + 600), NOW)
+    token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, timeout_at=NOW + 600), NOW)
     runs = [start_run(store, env) for _ in range(2)]
     for run in runs:
-        entry, _ = store.record_entry(
+        entry, _ = store.waitpoints.record_entry(
             JournalEntry(run.id, "0", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=NOW
         )
         suspend(store, run, entry, now=NOW + 1)
-    assert sorted(store.waiting_runs(token.id)) == sorted(r.id for r in runs)
+    assert sorted(store.waitpoints.waiting_runs(token.id)) == sorted(r.id for r in runs)
 
-    assert store.resolve_waitpoint(token.id, "COMPLETED", NOW + 2, {"approved": True}) is True
+    assert store.waitpoints.resolve_waitpoint(token.id, "COMPLETED", NOW + 2, {"approved": True}) is True
 
     done = waitpoint_of(store, token.id)
     assert (done.status, done.output, done.completed_at) == ("COMPLETED", {"approved": True}, NOW + 2)
     assert [run_of(store, r.id).status for r in runs] == [RunStatus.QUEUED] * 2
-    assert store.waiting_runs(token.id) == []
+    assert store.waitpoints.waiting_runs(token.id) == []
     # Once resolved, it stays as it is.
-    assert store.resolve_waitpoint(token.id, "COMPLETED", NOW + 3, {"approved": False}) is False
-    assert store.resolve_due_waitpoints(NOW + 600) == 0
+    assert store.waitpoints.resolve_waitpoint(token.id, "COMPLETED", NOW + 3, {"approved": False}) is False
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 600) == 0
     assert waitpoint_of(store, token.id) == done
 
 
@@ -623,15 +630,18 @@ def test_a_run_waiting_on_a_timer_and_a_token_resumes_after_both(store: Store) -
     env = make_env(store)
     run = start_run(store, env)
     nap = record_wait(store, run, "0", NOW + 60)
-    token, _ = store.create_waitpoint(new_waitpoint(env), NOW)
-    waits, _ = store.record_entry(
+    token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
+    waits, _ = store.waitpoints.record_entry(
         JournalEntry(run.id, "1", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=NOW
     )
-    assert store.suspend_run(run.id, 1, "w1", [*nap.waitpoint_ids, *waits.waitpoint_ids], NOW + 1) == RunStatus.WAITING
+    assert (
+        store.waitpoints.suspend_run(run.id, 1, "w1", [*nap.waitpoint_ids, *waits.waitpoint_ids], NOW + 1)
+        == RunStatus.WAITING
+    )
 
-    store.resolve_waitpoint(token.id, "COMPLETED", NOW + 2)
+    store.waitpoints.resolve_waitpoint(token.id, "COMPLETED", NOW + 2)
     assert run_of(store, run.id).status == RunStatus.WAITING
-    store.resolve_due_waitpoints(NOW + 60)
+    store.waitpoints.resolve_due_waitpoints(NOW + 60)
     assert run_of(store, run.id).status == RunStatus.QUEUED
 
 
@@ -642,11 +652,13 @@ def test_retrigger_children_replaces_the_failed_children_of_an_entry(store: Stor
     suspend(store, parent, entry, now=NOW + 1)
     ok, failed = claim(store, env, ("resize",), now=NOW + 2)
     finish(store, ok, now=NOW + 3)
-    store.update_run(failed.id, expect_status="EXECUTING", expect_attempt=1, values={"status": "FAILED"}, now=NOW + 3)
+    store.runs.update_run(
+        failed.id, expect_status="EXECUTING", expect_attempt=1, values={"status": "FAILED"}, now=NOW + 3
+    )
     assert run_of(store, parent.id).status == RunStatus.QUEUED
     fresh = new_run(env, "resize", created_at=NOW + 4, parent_run_id=parent.id)
 
-    updated = store.retrigger_children(entry, 2, {failed.id: fresh}, NOW + 4)
+    updated = store.waitpoints.retrigger_children(entry, 2, {failed.id: fresh}, NOW + 4)
 
     assert updated.attempt == 2
     assert updated.waitpoint_ids[0] == entry.waitpoint_ids[0]  # the child that completed stays
@@ -659,7 +671,7 @@ def test_retrigger_children_replaces_the_failed_children_of_an_entry(store: Stor
         ]
     }
     assert run_of(store, fresh.id).status == RunStatus.QUEUED
-    assert store.journal_view([parent.id]).entries[parent.id] == [updated]
+    assert store.waitpoints.journal_view([parent.id]).entries[parent.id] == [updated]
 
 
 # -- claiming a resumed run ----------------------------------------------------------------------------
@@ -670,7 +682,7 @@ def test_claiming_a_resumed_run_continues_its_attempt(store: Store) -> None:
     run = start_run(store, env, worker_id="w1")
     entry = record_wait(store, run, "0", NOW + 60)
     suspend(store, run, entry, now=NOW + 1)
-    store.resolve_due_waitpoints(NOW + 60)
+    store.waitpoints.resolve_due_waitpoints(NOW + 60)
 
     [resumed] = claim(store, env, worker_id="w2", now=NOW + 61)
 
@@ -682,7 +694,7 @@ def test_claiming_a_resumed_run_continues_its_attempt(store: Store) -> None:
         "20270116.1",
     )
     assert (resumed.started_at, resumed.lease_expires_at) == (NOW, NOW + 61 + 30.0)
-    [attempt] = store.list_attempts(run.id)  # reopened, not a new one
+    [attempt] = store.runs.list_attempts(run.id)  # reopened, not a new one
     assert (attempt.number, attempt.status, attempt.worker_id, attempt.version, attempt.started_at) == (
         1,
         "EXECUTING",
@@ -692,11 +704,11 @@ def test_claiming_a_resumed_run_continues_its_attempt(store: Store) -> None:
     )
     assert resuming(store, run.id) is False
     # It records on as attempt 1.
-    _, new = store.record_entry(JournalEntry(run.id, "1", "step", "after"), 1, now=NOW + 62)
+    _, new = store.waitpoints.record_entry(JournalEntry(run.id, "1", "step", "after"), 1, now=NOW + 62)
     assert new is True
 
     # A retry after that is a new attempt again.
-    retried = store.update_run(
+    retried = store.runs.update_run(
         run.id,
         expect_status="EXECUTING",
         expect_attempt=1,
@@ -707,7 +719,7 @@ def test_claiming_a_resumed_run_continues_its_attempt(store: Store) -> None:
     assert retried is not None
     [again] = claim(store, env, worker_id="w3", now=NOW + 70)
     assert again.attempt_count == 2
-    assert [(a.number, a.status, a.worker_id) for a in store.list_attempts(run.id)] == [
+    assert [(a.number, a.status, a.worker_id) for a in store.runs.list_attempts(run.id)] == [
         (1, "FAILED", "w2"),
         (2, "EXECUTING", "w3"),
     ]
@@ -719,19 +731,19 @@ def test_each_claim_is_a_new_execution_and_only_the_current_one_may_record_or_su
     assert run.executions == 1
     first = record_wait(store, run, "0", NOW + 60)
     suspend(store, run, first, now=NOW + 1)
-    store.resolve_due_waitpoints(NOW + 60)
+    store.waitpoints.resolve_due_waitpoints(NOW + 60)
     [resumed] = claim(store, env, worker_id="w1", now=NOW + 61)  # the same worker, the same attempt
     assert (resumed.attempt_count, resumed.executions) == (1, 2)
     assert run_of(store, run.id).executions == 2
 
     # A late request of the first execution is refused; the current one goes through.
     with pytest.raises(ConflictError):
-        store.record_entry(JournalEntry(run.id, "1", "step", "late"), 1, execution=1, now=NOW + 62)
-    assert store.suspend_run(run.id, 1, "w1", [], NOW + 62, execution=1) is None
+        store.waitpoints.record_entry(JournalEntry(run.id, "1", "step", "late"), 1, execution=1, now=NOW + 62)
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", [], NOW + 62, execution=1) is None
     assert run_of(store, run.id).status == RunStatus.EXECUTING
-    _, new = store.record_entry(JournalEntry(run.id, "1", "step", "now"), 1, execution=2, now=NOW + 62)
+    _, new = store.waitpoints.record_entry(JournalEntry(run.id, "1", "step", "now"), 1, execution=2, now=NOW + 62)
     assert new is True
-    assert store.suspend_run(run.id, 1, "w1", [], NOW + 63, execution=2) == RunStatus.QUEUED
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", [], NOW + 63, execution=2) == RunStatus.QUEUED
 
 
 def test_one_claim_takes_resumed_and_fresh_runs_together(store: Store) -> None:
@@ -739,7 +751,7 @@ def test_one_claim_takes_resumed_and_fresh_runs_together(store: Store) -> None:
     resumed = start_run(store, env, worker_id="w1")
     suspend(store, resumed, record_wait(store, resumed, "0", NOW + 60), now=NOW + 1)
     retried = start_run(store, env, worker_id="w1")
-    store.update_run(
+    store.runs.update_run(
         retried.id,
         expect_status="EXECUTING",
         expect_attempt=1,
@@ -748,16 +760,16 @@ def test_one_claim_takes_resumed_and_fresh_runs_together(store: Store) -> None:
         now=NOW + 2,
     )
     fresh = insert(store, new_run(env, created_at=NOW + 3))[0]
-    store.resolve_due_waitpoints(NOW + 60)
+    store.waitpoints.resolve_due_waitpoints(NOW + 60)
 
     claimed = {r.id: r.attempt_count for r in claim(store, env, worker_id="w2", now=NOW + 61)}
 
     assert claimed == {resumed.id: 1, retried.id: 2, fresh.id: 1}
     for run_id, attempt in claimed.items():
         assert run_of(store, run_id).attempt_count == attempt
-        assert [(a.number, a.status) for a in store.list_attempts(run_id)][-1] == (attempt, "EXECUTING")
-    assert len(store.list_attempts(resumed.id)) == 1
-    assert len(store.list_attempts(retried.id)) == 2
+        assert [(a.number, a.status) for a in store.runs.list_attempts(run_id)][-1] == (attempt, "EXECUTING")
+    assert len(store.runs.list_attempts(resumed.id)) == 1
+    assert len(store.runs.list_attempts(retried.id)) == 2
 
 
 # -- cancelling --------------------------------------------------------------------------------------------
@@ -767,36 +779,36 @@ def test_cancelling_a_waiting_run_drops_its_links_and_cancels_the_tokens_it_crea
     env = make_env(store)
     run = start_run(store, env)
     nap = record_wait(store, run, "0", NOW + 600)
-    made, _ = store.record_entry(
+    made, _ = store.waitpoints.record_entry(
         JournalEntry(run.id, "1", "create_token", "token"),
         1,
         waitpoint=new_waitpoint(env, owner_run_id=run.id, timeout_at=NOW + 900),
         now=NOW,
     )
-    used, _ = store.record_entry(
+    used, _ = store.waitpoints.record_entry(
         JournalEntry(run.id, "2", "create_token", "token"),
         1,
         waitpoint=new_waitpoint(env, owner_run_id=run.id),
         now=NOW,
     )
-    store.resolve_waitpoint(used.waitpoint_ids[0], "COMPLETED", NOW + 1, "done")  # resolved already
+    store.waitpoints.resolve_waitpoint(used.waitpoint_ids[0], "COMPLETED", NOW + 1, "done")  # resolved already
     children = trigger_and_wait(store, run, "3", new_run(env, "resize"))
     # Someone else's token it waits on, and another run waiting on the token it created.
-    foreign, _ = store.create_waitpoint(new_waitpoint(env), NOW)
-    store.record_entry(
+    foreign, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
+    store.waitpoints.record_entry(
         JournalEntry(run.id, "4", "wait_for_token", foreign.id, waitpoint_ids=[foreign.id]), 1, now=NOW + 2
     )
     bystander = start_run(store, env, now=NOW + 2)
-    shared, _ = store.record_entry(
+    shared, _ = store.waitpoints.record_entry(
         JournalEntry(bystander.id, "0", "wait_for_token", made.waitpoint_ids[0], waitpoint_ids=made.waitpoint_ids),
         1,
         now=NOW + 2,
     )
     suspend(store, bystander, shared, now=NOW + 3)
     pending = [*nap.waitpoint_ids, *children.waitpoint_ids, foreign.id]
-    assert store.suspend_run(run.id, 1, "w1", pending, NOW + 3) == RunStatus.WAITING
+    assert store.waitpoints.suspend_run(run.id, 1, "w1", pending, NOW + 3) == RunStatus.WAITING
 
-    cancelled = store.update_run(
+    cancelled = store.runs.update_run(
         run.id,
         expect_status="WAITING",
         expect_attempt=1,
@@ -808,7 +820,7 @@ def test_cancelling_a_waiting_run_drops_its_links_and_cancels_the_tokens_it_crea
     assert cancelled is not None and cancelled.status == RunStatus.CANCELED
     assert links(store, run.id) == []
     for wp_id in pending:
-        assert store.waiting_runs(wp_id) == []
+        assert store.waitpoints.waiting_runs(wp_id) == []
     token = waitpoint_of(store, made.waitpoint_ids[0])
     assert (token.status, token.completed_at) == ("CANCELED", NOW + 4)
     # What it did not create, or what had resolved already, stays as it was.
@@ -819,10 +831,10 @@ def test_cancelling_a_waiting_run_drops_its_links_and_cancels_the_tokens_it_crea
     # ...and its child is the engine's to cancel: the store leaves it queued.
     child_id = children.result["runs"][0]["id"]  # type: ignore[index]
     assert run_of(store, child_id).status == RunStatus.QUEUED
-    assert [(a.number, a.status, a.finished_at) for a in store.list_attempts(run.id)] == [(1, "CANCELED", NOW + 4)]
+    assert [(a.number, a.status, a.finished_at) for a in store.runs.list_attempts(run.id)] == [(1, "CANCELED", NOW + 4)]
     # Nothing it waited on can bring it back.
-    store.resolve_waitpoint(foreign.id, "COMPLETED", NOW + 5)
-    store.resolve_due_waitpoints(NOW + 600)  # its own timer fires, or was cancelled: either way
+    store.waitpoints.resolve_waitpoint(foreign.id, "COMPLETED", NOW + 5)
+    store.waitpoints.resolve_due_waitpoints(NOW + 600)  # its own timer fires, or was cancelled: either way
     [child] = claim(store, env, ("resize",), now=NOW + 6)
     finish(store, child, now=NOW + 7)
     assert run_of(store, run.id).status == RunStatus.CANCELED
@@ -833,9 +845,11 @@ def test_cancelling_a_waiting_run_closes_its_suspended_attempt(store: Store) -> 
     run = start_run(store, env)
     suspend(store, run, record_wait(store, run, "0", NOW + 600), now=NOW + 1)
 
-    store.update_run(run.id, expect_status="WAITING", expect_attempt=None, values={"status": "CANCELED"}, now=NOW + 2)
+    store.runs.update_run(
+        run.id, expect_status="WAITING", expect_attempt=None, values={"status": "CANCELED"}, now=NOW + 2
+    )
 
-    assert [(a.number, a.status, a.finished_at) for a in store.list_attempts(run.id)] == [(1, "CANCELED", NOW + 2)]
+    assert [(a.number, a.status, a.finished_at) for a in store.runs.list_attempts(run.id)] == [(1, "CANCELED", NOW + 2)]
 
 
 def test_a_timer_shared_through_its_key_outlives_the_cancelled_run_that_created_it(store: Store) -> None:
@@ -849,14 +863,14 @@ def test_a_timer_shared_through_its_key_outlives_the_cancelled_run_that_created_
     suspend(store, creator, first, now=NOW + 1)
     suspend(store, other, second, now=NOW + 1)
 
-    store.update_run(
+    store.runs.update_run(
         creator.id, expect_status="WAITING", expect_attempt=None, values={"status": "CANCELED"}, now=NOW + 2
     )
 
     # The other run still waits for the time to come, not for its creator.
     assert run_of(store, other.id).status == RunStatus.WAITING
     assert waitpoint_of(store, first.waitpoint_ids[0]).status == "WAITING"
-    assert store.resolve_due_waitpoints(NOW + 60) == 1
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 60) == 1
     assert run_of(store, other.id).status == RunStatus.QUEUED
     assert waitpoint_of(store, first.waitpoint_ids[0]).status == "COMPLETED"
 
@@ -868,7 +882,7 @@ def test_a_cancelled_child_resumes_its_waiting_parent(store: Store) -> None:
     suspend(store, parent, entry, now=NOW + 1)
     child_id = entry.result["runs"][0]["id"]  # type: ignore[index]
 
-    assert store.update_run(
+    assert store.runs.update_run(
         child_id, expect_status="QUEUED", expect_attempt=None, values={"status": "CANCELED"}, now=NOW + 2
     )
 
@@ -881,14 +895,14 @@ def test_a_cancelled_child_resumes_its_waiting_parent(store: Store) -> None:
 
 def test_list_waitpoints_pages_newest_first(store: Store) -> None:
     env = make_env(store)
-    tokens = [store.create_waitpoint(new_waitpoint(env, created_at=NOW + i), NOW + i)[0] for i in range(5)]
-    twins = [store.create_waitpoint(new_waitpoint(env, created_at=NOW + 10), NOW + 10)[0] for _ in range(2)]
+    tokens = [store.waitpoints.create_waitpoint(new_waitpoint(env, created_at=NOW + i), NOW + i)[0] for i in range(5)]
+    twins = [store.waitpoints.create_waitpoint(new_waitpoint(env, created_at=NOW + 10), NOW + 10)[0] for _ in range(2)]
 
     seen: list[str] = []
     cursor = None
     pages = 0
     while True:
-        page, cursor = store.list_waitpoints(env, "TOKEN", limit=3, cursor=cursor)
+        page, cursor = store.waitpoints.list_waitpoints(env, "TOKEN", limit=3, cursor=cursor)
         pages += 1
         seen += [wp.id for wp in page]
         if cursor is None:
@@ -898,9 +912,9 @@ def test_list_waitpoints_pages_newest_first(store: Store) -> None:
     expected = [twins[1].id, twins[0].id, *(wp.id for wp in reversed(tokens))]
     assert seen == expected
     assert pages == 3
-    page, cursor = store.list_waitpoints(env, "TOKEN", limit=7)
+    page, cursor = store.waitpoints.list_waitpoints(env, "TOKEN", limit=7)
     assert ([wp.id for wp in page], cursor) == (expected, None)
-    assert store.list_waitpoints(env, "TOKEN", limit=7)[0][0] == twins[1]
+    assert store.waitpoints.list_waitpoints(env, "TOKEN", limit=7)[0][0] == twins[1]
 
 
 def test_list_waitpoints_filters_by_kind_environment_status_and_tag(store: Store) -> None:
@@ -908,15 +922,17 @@ def test_list_waitpoints_filters_by_kind_environment_status_and_tag(store: Store
     prod = make_env(store, "prod")
     run = start_run(store, env)
     record_wait(store, run, "0", NOW + 60)  # a DURATION waitpoint
-    approval, _ = store.create_waitpoint(new_waitpoint(env, tags=["approval", "eu"]), NOW)
-    review, _ = store.create_waitpoint(new_waitpoint(env, tags=["review"], created_at=NOW + 1), NOW + 1)
-    late, _ = store.create_waitpoint(new_waitpoint(env, tags=["approval"], created_at=NOW + 2, timeout_at=NOW + 5), NOW)
-    store.create_waitpoint(new_waitpoint(prod, tags=["approval"]), NOW)
-    store.resolve_waitpoint(review.id, "COMPLETED", NOW + 3, "ok")
-    store.resolve_due_waitpoints(NOW + 5)
+    approval, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, tags=["approval", "eu"]), NOW)
+    review, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, tags=["review"], created_at=NOW + 1), NOW + 1)
+    late, _ = store.waitpoints.create_waitpoint(
+        new_waitpoint(env, tags=["approval"], created_at=NOW + 2, timeout_at=NOW + 5), NOW
+    )
+    store.waitpoints.create_waitpoint(new_waitpoint(prod, tags=["approval"]), NOW)
+    store.waitpoints.resolve_waitpoint(review.id, "COMPLETED", NOW + 3, "ok")
+    store.waitpoints.resolve_due_waitpoints(NOW + 5)
 
     def ids(**kw: Any) -> list[str]:
-        page, cursor = store.list_waitpoints(env, kw.pop("kind", "TOKEN"), **kw)
+        page, cursor = store.waitpoints.list_waitpoints(env, kw.pop("kind", "TOKEN"), **kw)
         assert cursor is None
         return [wp.id for wp in page]
 
@@ -937,12 +953,12 @@ def test_the_tag_filter_matches_whole_tags_exactly(store: Store) -> None:
     unescaped LIKE: `_` and `%` were wildcards, and SQLite ignored case."""
     env = make_env(store)
     tagged = {
-        tag: store.create_waitpoint(new_waitpoint(env, tags=[tag]), NOW)[0].id
+        tag: store.waitpoints.create_waitpoint(new_waitpoint(env, tags=[tag]), NOW)[0].id
         for tag in ("userX1", "user_1", "50%off", "Approval", "a/b", "c\\d", 'say "hi"')
     }
 
     def ids(tag: str) -> list[str]:
-        return [wp.id for wp in store.list_waitpoints(env, "TOKEN", tag=tag)[0]]
+        return [wp.id for wp in store.waitpoints.list_waitpoints(env, "TOKEN", tag=tag)[0]]
 
     for tag, wp_id in tagged.items():
         assert ids(tag) == [wp_id], tag
@@ -961,11 +977,11 @@ def test_a_waitpoint_stores_every_field(store: Store) -> None:
         idempotency_key="k",
         idempotency_key_expires_at=NOW + 100,
     )
-    created, reused = store.create_waitpoint(wp, NOW)
+    created, reused = store.waitpoints.create_waitpoint(wp, NOW)
     assert (created, reused) == (wp, False)
-    assert store.get_waitpoint(wp.id, env) == wp
-    assert store.get_waitpoint(wp.id, make_env(store, "prod")) is None
-    assert store.get_waitpoint("waitpoint_missing", None) is None
+    assert store.waitpoints.get_waitpoint(wp.id, env) == wp
+    assert store.waitpoints.get_waitpoint(wp.id, make_env(store, "prod")) is None
+    assert store.waitpoints.get_waitpoint("waitpoint_missing", None) is None
 
 
 # -- server secrets ----------------------------------------------------------------------------------------
@@ -978,12 +994,12 @@ def test_a_secret_is_made_once(store: Store) -> None:
         made.append(f"secret-{len(made)}")
         return made[-1]
 
-    first = store.secret("token_signing_key", make, NOW)
+    first = store.waitpoints.secret("token_signing_key", make, NOW)
     assert first == "secret-0"
-    assert store.secret("token_signing_key", make, NOW + 1) == first
+    assert store.waitpoints.secret("token_signing_key", make, NOW + 1) == first
     assert made == ["secret-0"]
-    assert store.secret("other", make, NOW) == "secret-1"
-    assert store.secret("token_signing_key", make, NOW + 2) == first
+    assert store.waitpoints.secret("other", make, NOW) == "secret-1"
+    assert store.waitpoints.secret("token_signing_key", make, NOW + 2) == first
 
 
 # -- races -------------------------------------------------------------------------------------------------
@@ -1017,12 +1033,14 @@ def test_a_suspension_racing_a_token_completion_never_strands_the_run(store: Sto
     for i in range(10):
         now = NOW + 10 * i
         run = start_run(store, env, now=now)
-        token, _ = store.create_waitpoint(new_waitpoint(env, created_at=now), now)
-        store.record_entry(JournalEntry(run.id, "0", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=now)
+        token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, created_at=now), now)
+        store.waitpoints.record_entry(
+            JournalEntry(run.id, "0", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=now
+        )
 
         suspended, resolved = outcomes = at_once(
-            partial(store.suspend_run, run.id, 1, "w1", [token.id], now + 1),
-            partial(store.resolve_waitpoint, token.id, "COMPLETED", now + 1, {"i": i}),
+            partial(store.waitpoints.suspend_run, run.id, 1, "w1", [token.id], now + 1),
+            partial(store.waitpoints.resolve_waitpoint, token.id, "COMPLETED", now + 1, {"i": i}),
         )
 
         assert errors(outcomes) == []
@@ -1050,7 +1068,7 @@ def test_cancelling_a_waiting_parent_while_its_child_finishes(store: Store) -> N
 
         def cancel(parent: Run = parent, now: float = now) -> None:
             for status in ("WAITING", "QUEUED"):  # QUEUED: the child finished first and resumed it
-                if store.update_run(
+                if store.runs.update_run(
                     parent.id, expect_status=status, expect_attempt=None, values={"status": "CANCELED"}, now=now + 1
                 ):
                     return
@@ -1072,20 +1090,22 @@ def test_cancelling_a_waiting_run_while_its_token_is_completed(store: Store) -> 
     for i in range(15):
         now = NOW + 10 * i
         run = start_run(store, env, now=now)
-        token, _ = store.create_waitpoint(new_waitpoint(env, created_at=now), now)
-        entry, _ = store.record_entry(
+        token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env, created_at=now), now)
+        entry, _ = store.waitpoints.record_entry(
             JournalEntry(run.id, "0", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=now
         )
         suspend(store, run, entry, now=now)
 
         def cancel(run: Run = run, now: float = now) -> None:
             for status in ("WAITING", "QUEUED"):  # QUEUED: the token was completed first
-                if store.update_run(
+                if store.runs.update_run(
                     run.id, expect_status=status, expect_attempt=None, values={"status": "CANCELED"}, now=now + 1
                 ):
                     return
 
-        outcomes = at_once(cancel, partial(store.resolve_waitpoint, token.id, "COMPLETED", now + 1, {"i": i}))
+        outcomes = at_once(
+            cancel, partial(store.waitpoints.resolve_waitpoint, token.id, "COMPLETED", now + 1, {"i": i})
+        )
 
         assert errors(outcomes) == [], i
         assert run_of(store, run.id).status == RunStatus.CANCELED
@@ -1114,11 +1134,11 @@ def test_suspend_runs_records_timers_and_suspends_a_batch_and_a_stale_item_leave
             ((JournalEntry(second.id, "0", "wait", "duration"), timer(env, second, NOW + 60)),),
         ),
     ]
-    assert store.suspend_runs(items, NOW + 1) == [RunStatus.WAITING, None]
+    assert store.waitpoints.suspend_runs(items, NOW + 1) == [RunStatus.WAITING, None]
     assert run_of(store, first.id).status == RunStatus.WAITING and len(links(store, first.id)) == 1
     assert run_of(store, second.id).status == RunStatus.EXECUTING
-    assert store.journal_view([second.id]).entries == {}  # its timer and entry were rolled back
-    assert store.resolve_due_waitpoints(NOW + 61) == 1
+    assert store.waitpoints.journal_view([second.id]).entries == {}  # its timer and entry were rolled back
+    assert store.waitpoints.resolve_due_waitpoints(NOW + 61) == 1
     assert run_of(store, first.id).status == RunStatus.QUEUED and resuming(store, first.id)
 
 
@@ -1126,12 +1146,15 @@ def test_open_waitpoints_are_what_a_waiting_run_still_waits_for(store: Store) ->
     env = make_env(store)
     parent = start_run(store, env)
     entry = trigger_and_wait(store, parent, "0", new_run(env, "resize", created_at=NOW), new_run(env, "resize"))
-    assert store.open_waitpoints(parent.id) == []  # not suspended yet: it waits for nothing
+    assert store.waitpoints.open_waitpoints(parent.id) == []  # not suspended yet: it waits for nothing
     suspend(store, parent, entry, now=NOW + 1)
     first, second = claim(store, env, ("resize",), now=NOW + 2)
-    assert [(w.kind, w.run_id) for w in store.open_waitpoints(parent.id)] == [("RUN", first.id), ("RUN", second.id)]
+    assert [(w.kind, w.run_id) for w in store.waitpoints.open_waitpoints(parent.id)] == [
+        ("RUN", first.id),
+        ("RUN", second.id),
+    ]
 
     finish(store, first, now=NOW + 3)
-    assert [w.run_id for w in store.open_waitpoints(parent.id)] == [second.id]
+    assert [w.run_id for w in store.waitpoints.open_waitpoints(parent.id)] == [second.id]
     finish(store, second, now=NOW + 4)
-    assert store.open_waitpoints(parent.id) == []
+    assert store.waitpoints.open_waitpoints(parent.id) == []

@@ -79,6 +79,6 @@ def dev_key(store: Store, existing: str | None) -> str:
     now = time.time()
     bootstrap(store, now)
     env = find_environment(store, "dev")
-    if existing and store.environment_for_key(hash_key(existing)) is not None:
+    if existing and store.environments.environment_for_key(hash_key(existing)) is not None:
         return existing
     return create_key(store, env, now)

@@ -98,7 +98,7 @@ class EngineCore:
 
     # -- reading -----------------------------------------------------------------------------
     def get_run(self, env: Environment, run_id: str) -> Run:
-        run = self.store.get_run(run_id, env.id)
+        run = self.store.runs.get_run(run_id, env.id)
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found in environment {env.slug!r}", details={"run": run_id})
         return run
@@ -114,10 +114,10 @@ class EngineCore:
                 f"status: unknown status(es) {bad}; expected some of {list(RunStatus.__members__)}",
                 details={"field": "status"},
             )
-        return self.store.list_runs(env.id, flt, limit, cursor)
+        return self.store.runs.list_runs(env.id, flt, limit, cursor)
 
     def attempts(self, run: Run) -> list[Attempt]:
-        return self.store.list_attempts(run.id)
+        return self.store.runs.list_attempts(run.id)
 
     # -- the one way to change a run -----------------------------------------------------------
     def change(
@@ -158,9 +158,9 @@ class EngineCore:
         return self.commit(change, event.value, now)
 
     def commit(self, change: RunChange, what: str, now: float) -> Run:
-        updated = self.store.apply_change(change, now)
+        updated = self.store.runs.apply_change(change, now)
         if updated is None:
-            current = self.store.get_run(change.run_id)
+            current = self.store.runs.get_run(change.run_id)
             state = current.status.value if current else "gone"
             raise ConflictError(
                 f"run {change.run_id} changed while handling {what!r} (it is now {state}); request ignored",

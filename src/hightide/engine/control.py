@@ -53,11 +53,11 @@ class Control:
         else:
             raise ConflictError(f"run {run_id} kept changing while it was being cancelled; try again")
         if not started and cancelled.attempt_count:  # an attempt a release left open ends here
-            self.store.close_released_attempt(
+            self.store.releases.close_released_attempt(
                 run.id, cancelled.attempt_count, RunStatus.CANCELED.value, self.core.clock()
             )
         active = [s.value for s in RunStatus if not s.is_final]
-        for child_id in self.store.child_run_ids(run.id, active):
+        for child_id in self.store.runs.child_run_ids(run.id, active):
             try:
                 self.cancel(env, child_id)
             except ConflictError:
@@ -97,8 +97,8 @@ class Control:
         lease lapsed (their worker died), fire timers and time out tokens (queuing the runs waiting
         on them). Returns how many runs and waitpoints changed."""
         now = self.core.clock()
-        due = self.store.due_runs(now)
-        changed = self.store.resolve_due_waitpoints(now)
+        due = self.store.claims.due_runs(now)
+        changed = self.store.waitpoints.resolve_due_waitpoints(now)
         # Each is one conditional update that re-checks the time came: another server's scheduler
         # doing the same, or a request (reschedule, claim) in between, makes it a silent no-op.
         for run in due["expired"]:
@@ -143,7 +143,7 @@ class Control:
 
     def next_due_in(self, cap: float) -> float:
         now = self.core.clock()
-        nxt = self.store.next_due_time(now)
+        nxt = self.store.claims.next_due_time(now)
         return cap if nxt is None else max(0.0, min(cap, nxt - now))
 
 

@@ -28,12 +28,12 @@ def bootstrap(store: Store, now: float, concurrency_limit: int | None = None) ->
     ``concurrency_limit`` (runs executing at once per environment) is applied to all three."""
     for _ in range(3):  # servers starting together on one database race to create the rows
         try:
-            project_id = store.ensure_project(DEFAULT_PROJECT, now)
+            project_id = store.environments.ensure_project(DEFAULT_PROJECT, now)
             for slug in ("dev", "staging", "prod"):
                 limit = concurrency_limit or DEFAULT_ENV_CONCURRENCY
-                env_id = store.ensure_environment(project_id, slug, slug, limit, now)
+                env_id = store.environments.ensure_environment(project_id, slug, slug, limit, now)
                 if concurrency_limit is not None:
-                    store.set_environment_concurrency(env_id, concurrency_limit)
+                    store.environments.set_environment_concurrency(env_id, concurrency_limit)
             return project_id
         except AlreadyExistsError:
             continue
@@ -41,7 +41,7 @@ def bootstrap(store: Store, now: float, concurrency_limit: int | None = None) ->
 
 
 def find_environment(store: Store, env_slug: str, project_slug: str = DEFAULT_PROJECT) -> Environment:
-    env = store.get_environment(project_slug, env_slug)
+    env = store.environments.get_environment(project_slug, env_slug)
     if env is None:
         raise NotFoundError(f"environment {env_slug!r} of project {project_slug!r} does not exist")
     return env
@@ -51,7 +51,7 @@ def create_key(store: Store, env: Environment, now: float) -> str:
     """Make a new secret key for ``env`` and return it; only its hash is kept."""
     prefix = ENVIRONMENTS.get(env.kind, "ht_prev")
     secret = new_secret(prefix)
-    store.add_api_key(env.id, hash_key(secret), secret[: len(prefix) + 5], now)
+    store.environments.add_api_key(env.id, hash_key(secret), secret[: len(prefix) + 5], now)
     return secret
 
 
@@ -88,7 +88,7 @@ class KeyAuthenticator:
         hit = self._cache.get(digest)
         if hit and hit[1] > self.clock():
             return hit[0]
-        env = self.store.environment_for_key(digest)
+        env = self.store.environments.environment_for_key(digest)
         if env is None:
             raise AuthenticationError(f"invalid secret key {secret[:10]}...: {AUTH_HEADER_HELP}")
         with self._lock:

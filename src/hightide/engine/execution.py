@@ -67,7 +67,7 @@ class Execution:
         """Up to ``limit`` runs for ``worker_id``. Each try of one claim carries the same ``claim_id``:
         a try after one that took runs gets the same runs, and a claim released, or answered empty
         on its ``last`` look, gets none."""
-        return self.store.claim_runs(
+        return self.store.claims.claim_runs(
             env.id,
             version_task_ids(version),
             worker_id=worker_id,
@@ -87,7 +87,7 @@ class Execution:
         attempt used, and continues its attempt on its next claim. The trace shows each release as
         a ``released`` span in its attempt. Returns the runs released."""
         now = self.core.clock()
-        released = self.store.release_runs(env.id, worker_id, held, claim_ids, now=now)
+        released = self.store.releases.release_runs(env.id, worker_id, held, claim_ids, now=now)
         spans = []
         for run in released:
             if not run.attempt_count:  # given back before it started: no attempt to show it in
@@ -108,7 +108,7 @@ class Execution:
                 )
             )
         if spans:
-            self.store.append_telemetry([], spans)
+            self.store.telemetry.append_telemetry([], spans)
         return released
 
     async def claim_wait(
@@ -139,7 +139,7 @@ class Execution:
                 first
                 or (last and claim_id is not None)
                 or await anyio.to_thread.run_sync(
-                    self.store.has_ready_runs, env.id, version_task_ids(version), self.core.clock()
+                    self.store.claims.has_ready_runs, env.id, version_task_ids(version), self.core.clock()
                 )
             ):
                 take = 0 if self.core.closing else limit  # closing: only answer the id, take no new work
@@ -162,10 +162,10 @@ class Execution:
         now = self.core.clock()
         if extend:
             lost = await anyio.to_thread.run_sync(
-                self.store.extend_leases, worker_id, list(held), now + self.core.settings.lease_seconds, now
+                self.store.claims.extend_leases, worker_id, list(held), now + self.core.settings.lease_seconds, now
             )
         else:
-            lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
+            lost = await anyio.to_thread.run_sync(self.store.claims.runs_not_held, worker_id, list(held))
         deadline = now + wait
         while not lost and held and not self.core.closing:
             remaining = deadline - self.core.clock()
@@ -173,7 +173,7 @@ class Execution:
                 break
             await self.core.sleep_until_change(key, gen, min(remaining, self.core.settings.claim_poll_interval))
             gen = self.core.generation(key)
-            lost = await anyio.to_thread.run_sync(self.store.runs_not_held, worker_id, list(held))
+            lost = await anyio.to_thread.run_sync(self.store.claims.runs_not_held, worker_id, list(held))
         return lost
 
     def complete(self, env: Environment, run_id: str, attempt: int, output: Any) -> Run:
@@ -210,7 +210,7 @@ class Execution:
         finished = [res for res in results if res.waiting_on is None]
         waiting = [res for res in results if res.waiting_on is not None]
         if not results and telemetry is not None:
-            self.store.append_telemetry(telemetry.logs, telemetry.spans)
+            self.store.telemetry.append_telemetry(telemetry.logs, telemetry.spans)
         done = iter(self._report_outcomes(env, finished, worker_id, telemetry) if finished else [])
         suspended = iter(
             self.journal.suspend_many(env, waiting, worker_id, None if finished else telemetry) if waiting else []
@@ -235,7 +235,7 @@ class Execution:
                     check_size(res.output, limit, "output")
                 except ValidationError as exc:  # too large, or not plain JSON: Hightide cannot keep it
                     failures[i] = Failure("InvalidOutput", exc.message, kind=FailureKind.SYSTEM)
-        runs = self.store.get_runs([results[i].run_id for i in failures], env.id) if failures else {}
+        runs = self.store.runs.get_runs([results[i].run_id for i in failures], env.id) if failures else {}
         changes: list[RunChange | None] = []
         retrying = False
         for i, res in enumerate(results):
@@ -265,7 +265,7 @@ class Execution:
             failed = replace(failed, expect_execution=res.execution, expect_worker=expect_worker)
             retrying = retrying or retry
             changes.append(failed)
-        applied = iter(self.store.update_runs(env.id, [c for c in changes if c is not None], now, telemetry))
+        applied = iter(self.store.runs.update_runs(env.id, [c for c in changes if c is not None], now, telemetry))
         replies = []
         for res, maybe in zip(results, changes, strict=True):
             if maybe is not None and next(applied):

@@ -85,7 +85,7 @@ class Journal:
         elif op.kind == "step":
             check_size(op.result, self.core.settings.max_payload_bytes, "result")
             entry = replace(entry, result=op.result)
-        recorded, new = self.store.record_entry(
+        recorded, new = self.store.waitpoints.record_entry(
             entry,
             attempt,
             new_runs=new_runs,
@@ -100,7 +100,7 @@ class Journal:
             self.triggering.announce(new_runs)
         if waitpoint is not None and (waitpoint.resume_at or waitpoint.timeout_at):
             self.core.due(waitpoint.resume_at or waitpoint.timeout_at)  # the scheduler fires timers and timeouts
-        return self.resolve(recorded, self.store.entry_view(recorded))
+        return self.resolve(recorded, self.store.waitpoints.entry_view(recorded))
 
     def _timer(self, env: Environment, run_id: str, op: Operation, now: float) -> Waitpoint:
         if op.resume_at is None or not math.isfinite(op.resume_at) or not 0 <= op.resume_at < MAX_TIME:
@@ -115,7 +115,7 @@ class Journal:
     def _complete_once(self, env: Environment, run_id: str, op: Operation) -> None:
         """Complete a token from inside a run. If an earlier execution of this position completed
         it and stopped before recording, the token is already COMPLETED: that is this call's effect."""
-        view = self.store.journal_view([run_id])
+        view = self.store.waitpoints.journal_view([run_id])
         if any(e.seq == op.seq for e in view.entries.get(run_id, [])):
             return  # recorded already; `record_entry` returns that entry
         try:
@@ -130,10 +130,10 @@ class Journal:
         runs = [run for run in runs if run.executions > 1]  # a first execution has recorded nothing yet
         if not runs:
             return {}
-        view = self.store.journal_view([run.id for run in runs])
+        view = self.store.waitpoints.journal_view([run.id for run in runs])
         retried = [run for run in runs if self._retrigger_failed(run, view)]
         if retried:
-            view = self.store.journal_view([run.id for run in runs])
+            view = self.store.waitpoints.journal_view([run.id for run in runs])
         return {run_id: [self.resolve(entry, view) for entry in entries] for run_id, entries in view.entries.items()}
 
     def _retrigger_failed(self, run: Run, view: JournalView) -> bool:
@@ -152,7 +152,7 @@ class Journal:
             seen_at = max(c.finished_at or 0.0 for c in failed)
             if any(e.created_at > seen_at for e in entries if e.seq != entry.seq):
                 continue
-            env = self.store.get_environment_by_id(run.environment_id)
+            env = self.store.environments.get_environment_by_id(run.environment_id)
             assert env is not None
             specs = [
                 TriggerSpec(
@@ -170,7 +170,7 @@ class Journal:
             ]
             new_runs = self.triggering.prepare(env, specs)
             replacements = {c.id: new for c, new in zip(failed, new_runs, strict=True)}
-            self.store.retrigger_children(entry, run.attempt_count, replacements, self.core.clock())
+            self.store.waitpoints.retrigger_children(entry, run.attempt_count, replacements, self.core.clock())
             self.triggering.announce(new_runs)
             changed = True
         return changed
@@ -221,7 +221,7 @@ class Journal:
             except ValidationError as exc:
                 items.append(None)
                 replies.append({"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message})
-        statuses = iter(self.store.suspend_runs([i for i in items if i is not None], now, telemetry))
+        statuses = iter(self.store.waitpoints.suspend_runs([i for i in items if i is not None], now, telemetry))
         due = [wp.resume_at for item in items if item is not None for _, wp in item.timers if wp.resume_at]
         if due:
             self.core.due(min(due))

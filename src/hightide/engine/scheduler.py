@@ -58,7 +58,7 @@ class Scheduler:
             try:
                 await anyio.to_thread.run_sync(self.engine.control.process_due)
                 now = self.engine.clock()
-                await anyio.to_thread.run_sync(self.engine.store.announce_ready, last, now)
+                await anyio.to_thread.run_sync(self.engine.store.claims.announce_ready, last, now)
                 last = now
                 delay = await anyio.to_thread.run_sync(self.engine.control.next_due_in, self.tick)
             except Exception:  # a database hiccup must not stop the service: log, back off, go on

@@ -41,7 +41,7 @@ class Tokens:
         self, env: Environment, spec: TokenSpec, owner_run_id: str | None = None
     ) -> tuple[Waitpoint, bool]:
         """A new token (or the live one with the same idempotency key, and ``True``)."""
-        return self.store.create_waitpoint(self.new_token(env, spec, owner_run_id), self.core.clock())
+        return self.store.waitpoints.create_waitpoint(self.new_token(env, spec, owner_run_id), self.core.clock())
 
     def new_token(self, env: Environment, spec: TokenSpec, owner_run_id: str | None) -> Waitpoint:
         check_token_spec(spec)
@@ -58,7 +58,7 @@ class Tokens:
         )
 
     def get_token(self, env: Environment, token_id: str) -> Waitpoint:
-        token = self.store.get_waitpoint(token_id, env.id)
+        token = self.store.waitpoints.get_waitpoint(token_id, env.id)
         if token is None or token.kind != "TOKEN":
             raise NotFoundError(
                 f"waitpoint token {token_id!r} not found in environment {env.slug!r}", details={"token": token_id}
@@ -81,13 +81,17 @@ class Tokens:
                 f"status: unknown status(es) {bad}; expected some of {list(TOKEN_STATUSES)}",
                 details={"field": "status"},
             )
-        return self.store.list_waitpoints(env.id, "TOKEN", statuses=statuses, tag=tag, limit=limit, cursor=cursor)
+        return self.store.waitpoints.list_waitpoints(
+            env.id, "TOKEN", statuses=statuses, tag=tag, limit=limit, cursor=cursor
+        )
 
     def complete_token(self, env: Environment, token_id: str, output: Any) -> Waitpoint:
         """Complete a WAITING token with ``output``; the runs waiting on it are queued again."""
         token = self.get_token(env, token_id)
         check_size(output, self.core.settings.max_payload_bytes, "data")
-        if token.status == "WAITING" and self.store.resolve_waitpoint(token.id, "COMPLETED", self.core.clock(), output):
+        if token.status == "WAITING" and self.store.waitpoints.resolve_waitpoint(
+            token.id, "COMPLETED", self.core.clock(), output
+        ):
             return self.get_token(env, token_id)
         token = self.get_token(env, token_id)
         reason = {
@@ -109,22 +113,22 @@ class Tokens:
     def complete_token_signed(self, token_id: str, signature: str, output: Any) -> Waitpoint:
         """The callback URL's completion: the signature stands in for an API key."""
         self.check_token_signature(token_id, signature)
-        token = self.store.get_waitpoint(token_id, None)
+        token = self.store.waitpoints.get_waitpoint(token_id, None)
         if token is None or token.kind != "TOKEN":
             raise NotFoundError(f"waitpoint token {token_id!r} not found", details={"token": token_id})
-        env = self.store.get_environment_by_id(token.environment_id)
+        env = self.store.environments.get_environment_by_id(token.environment_id)
         assert env is not None
         return self.complete_token(env, token_id, output)
 
     def open_waitpoints(self, env: Environment, run_id: str) -> list[Waitpoint]:
         """What a WAITING run waits for: child runs, timers and tokens not resolved yet."""
         self.core.get_run(env, run_id)
-        return self.store.open_waitpoints(run_id)
+        return self.store.waitpoints.open_waitpoints(run_id)
 
     def token_signature(self, token_id: str) -> str:
         """The HMAC in a token's callback URL, keyed with a secret kept in the database."""
         if self._signing_key is None:
-            key = self.store.secret("token_signing_key", lambda: new_secret("tsk"), self.core.clock())
+            key = self.store.waitpoints.secret("token_signing_key", lambda: new_secret("tsk"), self.core.clock())
             self._signing_key = key.encode()
         return hmac.new(self._signing_key, token_id.encode(), hashlib.sha256).hexdigest()[:40]
 

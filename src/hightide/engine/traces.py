@@ -64,7 +64,7 @@ class Traces:
         if not logs and not spans:
             return None
         run_ids = {e.run_id for e in logs} | {s.run_id for s in spans}
-        traces = self.store.run_traces(sorted(run_ids), env.id)
+        traces = self.store.telemetry.run_traces(sorted(run_ids), env.id)
         missing = run_ids - set(traces)
         if missing:
             raise NotFoundError(f"run(s) {sorted(missing)} not found in environment {env.slug!r}")
@@ -72,19 +72,19 @@ class Traces:
 
     def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
         self.core.get_run(env, run_id)
-        return self.store.list_logs(run_id, after_id)
+        return self.store.telemetry.list_logs(run_id, after_id)
 
     def trace(self, env: Environment, run_id: str) -> Trace:
         """The whole trace ``run_id`` belongs to: its runs (parents and children share it), their
         attempts, and the spans recorded inside them, oldest first."""
         run = self.core.get_run(env, run_id)
         trace_id, _ = trace_ids(run)
-        runs, attempts = self.store.runs_in_trace(env.id, trace_id, MAX_TRACE_RUNS)
+        runs, attempts = self.store.telemetry.runs_in_trace(env.id, trace_id, MAX_TRACE_RUNS)
         truncated = len(runs) >= MAX_TRACE_RUNS
         if run.id not in {r.id for r in runs}:  # stored before runs had trace ids, or cut off
-            runs, attempts = [*runs, run], [*attempts, *self.store.list_attempts(run.id)]
+            runs, attempts = [*runs, run], [*attempts, *self.store.runs.list_attempts(run.id)]
         by_run = {r.id: r for r in runs}
-        recorded = self.store.list_spans(env.id, trace_id, MAX_TRACE_SPANS)
+        recorded = self.store.telemetry.list_spans(env.id, trace_id, MAX_TRACE_SPANS)
         truncated = truncated or len(recorded) >= MAX_TRACE_SPANS
         spans = [_run_span(r) for r in runs]
         spans += [_attempt_span(by_run[a.run_id], a) for a in attempts]
@@ -99,7 +99,7 @@ class Traces:
         open_waits = {s.span_id for s in spans if s.end_time is None and s.seq is not None}
         if not open_waits:
             return spans
-        view = self.store.journal_view(sorted({s.run_id for s in spans if s.span_id in open_waits}))
+        view = self.store.waitpoints.journal_view(sorted({s.run_id for s in spans if s.span_id in open_waits}))
         ends: dict[tuple[str, str], float | None] = {}
         for run_id, entries in view.entries.items():
             for entry in entries:

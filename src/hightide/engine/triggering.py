@@ -68,7 +68,7 @@ class Triggering:
         date_prefix = datetime.fromtimestamp(self.core.clock(), UTC).strftime("%Y%m%d")
         for _ in range(5):  # two workers registering at once race for the next number: retry
             try:
-                version = self.store.register_version(env.id, date_prefix, manifest, self.core.clock())
+                version = self.store.environments.register_version(env.id, date_prefix, manifest, self.core.clock())
             except AlreadyExistsError:
                 continue
             if worker_id:
@@ -83,16 +83,16 @@ class Triggering:
         by its idempotency key."""
         new_runs = self.prepare(env, specs)
         try:
-            results = self.store.insert_runs(new_runs, self.core.clock())
+            results = self.store.runs.insert_runs(new_runs, self.core.clock())
         except AlreadyExistsError:
             # Another server inserted the same idempotency key at the same moment: now it's visible.
-            results = self.store.insert_runs(new_runs, self.core.clock())
+            results = self.store.runs.insert_runs(new_runs, self.core.clock())
         self.announce(new_runs)
         return results
 
     def reset_idempotency_key(self, env: Environment, task_id: str, key: str) -> bool:
         """Forget ``key`` for ``task_id``, so that the next trigger with it creates a new run."""
-        return self.store.reset_idempotency_key(env.id, task_id, key) > 0
+        return self.store.runs.reset_idempotency_key(env.id, task_id, key) > 0
 
     def announce(self, new_runs: Sequence[NewRun]) -> None:
         """Tell the scheduler when the first of ``new_runs`` (inserted) becomes due."""
@@ -126,7 +126,7 @@ class Triggering:
         hit = self._task_cache.get(env.id, {}).get(task_id)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
-        task = self.store.get_task(env.id, task_id)
+        task = self.store.environments.get_task(env.id, task_id)
         if task is not None:
             self._task_cache.setdefault(env.id, {})[task_id] = (task, time.monotonic() + TASK_CACHE_SECONDS)
         if task is None:
@@ -147,7 +147,7 @@ class Triggering:
         ttl = spec.ttl if spec.ttl is not None else task.config.get("ttl")
         delayed = spec.delay_until is not None and spec.delay_until > now
         available_at = spec.delay_until if delayed and spec.delay_until else now
-        parent = self.store.get_run(spec.parent_run_id, env.id) if spec.parent_run_id else None
+        parent = self.store.runs.get_run(spec.parent_run_id, env.id) if spec.parent_run_id else None
         if spec.parent_run_id and parent is None:
             raise NotFoundError(f"{where}options.parent_run_id: run {spec.parent_run_id!r} not found")
         key_ttl = spec.idempotency_key_ttl if spec.idempotency_key_ttl is not None else DEFAULT_IDEMPOTENCY_TTL

@@ -52,7 +52,7 @@ async def _version(request: Request, env: Environment, version_id: str) -> Versi
     cache: dict[str, Version] = request.app.state.versions
     version = cache.get(version_id)
     if version is None:
-        version = await run_in_threadpool(_engine(request).store.get_version, version_id)
+        version = await run_in_threadpool(_engine(request).store.environments.get_version, version_id)
         if version is None or version.environment_id != env.id:
             raise NotFoundError(f"worker version {version_id!r} not found; register the worker again")
         cache[version_id] = version

@@ -9,16 +9,16 @@ from hightide.store.base import Store
 def open_store(url: str) -> Store:
     """``sqlite:///path``, a plain file path, or ``postgresql://...``."""
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        from hightide.store.postgres import PostgresStore
+        from hightide.store.postgres import PostgresSeam
 
-        return PostgresStore(url.replace("postgres://", "postgresql://", 1))
+        return Store(PostgresSeam(url.replace("postgres://", "postgresql://", 1)))
     if url.startswith("sqlite:///"):
         url = url[len("sqlite:///") :]
     elif "://" in url:
         raise ConfigError(f"unsupported database URL {url!r}: use a file path, sqlite:///PATH or postgresql://...")
-    from hightide.store.sqlite import SQLiteStore
+    from hightide.store.sqlite import SQLiteSeam
 
-    return SQLiteStore(url)
+    return Store(SQLiteSeam(url))
 
 
 __all__ = ["Store", "open_store"]

@@ -1,22 +1,73 @@
 """``Store``: the one storage seam with named operations, written once in SQLAlchemy Core.
 
-Subclasses (``sqlite.py``, ``postgres.py``) override only what really differs: how a write
-transaction starts, how claiming locks, how wake-ups travel between processes, and how driver
-errors map to Hightide errors (the hooks in ``seam.py``).
+A small facade over one ``Seam`` (``seam.py``: the engine, transactions, change events and the
+dialect hooks; ``SQLiteSeam`` in ``sqlite.py``, ``PostgresSeam`` in ``postgres.py``) and the groups
+of operations built on it, one attribute each, so that a method is found by its service:
+``store.runs.get_run(...)``, ``store.claims.claim_runs(...)``.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
 from hightide.store.releases import ReleaseOps
-from hightide.store.seam import Listener
+from hightide.store.runs import RunOps
+from hightide.store.seam import Listener, Seam
 from hightide.store.telemetry import TelemetryOps
 from hightide.store.waitpoints import WaitpointOps
 
 
-class Store(EnvironmentOps, WaitpointOps, ReleaseOps, ClaimOps, TelemetryOps):
-    """Named storage operations. Every method is one transaction unless it says otherwise."""
+class Store:
+    """Named storage operations, by group. Every operation is one transaction unless it says otherwise.
+
+    ``environments``: projects, environments, keys, versions, tasks and queues. ``runs``: insert,
+    read, list and the one conditional update. ``claims``: claiming, leases and the runs whose time
+    has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
+    waitpoints and tokens. ``telemetry``: logs and spans."""
+
+    def __init__(self, seam: Seam) -> None:
+        self.seam = seam
+        self.environments = EnvironmentOps(seam)
+        self.runs = RunOps(seam)
+        self.claims = ClaimOps(seam)
+        self.releases = ReleaseOps(seam)
+        self.waitpoints = WaitpointOps(seam, self.runs)
+        self.telemetry = TelemetryOps(seam)
+
+    @property
+    def engine(self) -> Engine:
+        return self.seam.engine
+
+    @property
+    def dialect(self) -> str:
+        return self.seam.dialect
+
+    @property
+    def origin(self) -> str:
+        """Names this store in its notifications, so that it can skip its own."""
+        return self.seam.origin
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema up to date (Alembic migrations)."""
+        self.seam.migrate()
+
+    def start(self) -> None:
+        """Start background machinery (PostgreSQL's notification listener)."""
+        self.seam.start()
+
+    def close(self) -> None:
+        self.seam.close()
+
+    # -- notifications ---------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with the changes of each committed transaction (see ``Listener``)."""
+        self.seam.add_listener(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self.seam.remove_listener(listener)
 
 
 __all__ = ["Listener", "Store"]

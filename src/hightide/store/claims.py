@@ -1,4 +1,4 @@
-"""Claiming work, leases and the runs whose time has come."""
+"""``store.claims``: claiming work, leases and the runs whose time has come."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ def _slices(ids: Sequence[str]) -> list[Sequence[str]]:
     return [ids[i : i + _SLICE] for i in range(0, len(ids), _SLICE)]
 
 
-class ClaimOps(Seam):
-    _claims_pruned_at = 0.0  # when this process last deleted the claim ids it need not remember
+class ClaimOps:
+    def __init__(self, seam: Seam) -> None:
+        self._seam = seam
+        self._claims_pruned_at = 0.0  # when this process last deleted the claim ids it need not remember
 
     # -- claiming and leases ---------------------------------------------------------------
     def claim_runs(
@@ -58,8 +60,8 @@ class ClaimOps(Seam):
         worker that hung up) must take nothing either."""
         if claim_id is None and (limit <= 0 or not task_ids):
             return []
-        with self._write_notify() as conn:
-            self._lock_for_claim(conn, environment_id)
+        with self._seam.write_notify() as conn:
+            self._seam.lock_for_claim(conn, environment_id)
             if claim_id is not None:
                 seen = conn.execute(
                     select(t.claims).where(t.claims.c.environment_id == environment_id, t.claims.c.id == claim_id)
@@ -137,7 +139,7 @@ class ClaimOps(Seam):
             if blocked:
                 ready = ready.where(r.c.queue.not_in(sorted(blocked)))
             rows = conn.execute(
-                self._claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
+                self._seam.claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
             ).all()
             taken = []
             for row in rows:
@@ -263,7 +265,7 @@ class ClaimOps(Seam):
         """Whether any run of ``task_ids`` is ready to claim: a cheap read that spares a write
         transaction when a long-poll wakes for a change that brought no work."""
         r = t.runs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(
                 select(r.c.id)
                 .where(
@@ -287,7 +289,7 @@ class ClaimOps(Seam):
         r = t.runs
         attempts = dict(held)
         kept: set[str] = set()
-        with self._write() as conn:
+        with self._seam.write() as conn:
             for ids in _slices(sorted(attempts)):
                 rows = conn.execute(
                     select(r.c.id, r.c.attempt_count)
@@ -308,7 +310,7 @@ class ClaimOps(Seam):
         r = t.runs
         attempts = dict(held)
         kept: set[str] = set()
-        with self._read() as conn:
+        with self._seam.read() as conn:
             for ids in _slices(sorted(attempts)):
                 rows = conn.execute(
                     select(r.c.id, r.c.attempt_count).where(
@@ -322,7 +324,7 @@ class ClaimOps(Seam):
         """Runs whose time has come: ``delayed`` (delay passed), ``expired`` (queued or waiting for a
         version, ttl passed, never started) and ``lease_expired`` (EXECUTING with a lapsed lease)."""
         r = t.runs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             delayed = conn.execute(
                 select(r).where(r.c.status == RunStatus.DELAYED.value, r.c.available_at <= now).limit(limit)
             ).all()
@@ -359,7 +361,7 @@ class ClaimOps(Seam):
             select(func.min(w.c.resume_at)).where(w.c.status == "WAITING"),
             select(func.min(w.c.timeout_at)).where(w.c.status == "WAITING"),
         ]
-        with self._read() as conn:
+        with self._seam.read() as conn:
             times = conn.execute(select(*(q.scalar_subquery() for q in earliest))).one()
         present = [x for x in times if x is not None]
         return min(present) if present else None
@@ -368,11 +370,11 @@ class ClaimOps(Seam):
         """Wake the claimers of environments whose queued runs became available in (since, now]:
         retry backoffs that ended."""
         r = t.runs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(r.c.environment_id)
                 .where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > since, r.c.available_at <= now)
                 .distinct()
             ).all()
         # In this process only: every server's scheduler makes this pass itself.
-        self._dispatch([Change(row.environment_id, kind=ChangeKind.READY) for row in rows])
+        self._seam.dispatch([Change(row.environment_id, kind=ChangeKind.READY) for row in rows])

@@ -1,4 +1,4 @@
-"""Projects, environments, keys, versions, tasks and queues."""
+"""``store.environments``: projects, environments, keys, versions, tasks and queues."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ from hightide.store.records import (
 from hightide.store.seam import Seam
 
 
-class EnvironmentOps(Seam):
+class EnvironmentOps:
+    def __init__(self, seam: Seam) -> None:
+        self._seam = seam
+
     # -- projects, environments, keys ------------------------------------------------------
     def ensure_project(self, slug: str, now: float) -> str:
-        with self._write() as conn:
+        with self._seam.write() as conn:
             row = conn.execute(select(t.projects.c.id).where(t.projects.c.slug == slug)).first()
             if row:
                 return str(row.id)
@@ -31,7 +34,7 @@ class EnvironmentOps(Seam):
             return project_id
 
     def ensure_environment(self, project_id: str, slug: str, kind: str, concurrency_limit: int, now: float) -> str:
-        with self._write() as conn:
+        with self._seam.write() as conn:
             row = conn.execute(
                 select(t.environments.c.id).where(
                     t.environments.c.project_id == project_id, t.environments.c.slug == slug
@@ -53,11 +56,11 @@ class EnvironmentOps(Seam):
             return env_id
 
     def set_environment_concurrency(self, environment_id: str, limit: int) -> None:
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             conn.execute(
                 update(t.environments).where(t.environments.c.id == environment_id).values(concurrency_limit=limit)
             )
-            self._publish(conn, Change(environment_id, kind=ChangeKind.ENVIRONMENT))
+            self._seam.publish(conn, Change(environment_id, kind=ChangeKind.ENVIRONMENT))
 
     def _env_select(self) -> Any:
         e, p = t.environments, t.projects
@@ -70,20 +73,20 @@ class EnvironmentOps(Seam):
         return Environment(**dict(row._mapping))
 
     def get_environment(self, project_slug: str, env_slug: str) -> Environment | None:
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(
                 self._env_select().where(t.projects.c.slug == project_slug, t.environments.c.slug == env_slug)
             ).first()
         return self._env(row) if row else None
 
     def get_environment_by_id(self, environment_id: str) -> Environment | None:
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(self._env_select().where(t.environments.c.id == environment_id)).first()
         return self._env(row) if row else None
 
     def add_api_key(self, environment_id: str, key_hash: str, key_prefix: str, now: float) -> str:
         key_id = new_id("key", now)
-        with self._write() as conn:
+        with self._seam.write() as conn:
             conn.execute(
                 insert(t.api_keys).values(
                     id=key_id,
@@ -98,7 +101,7 @@ class EnvironmentOps(Seam):
     def revoke_api_key(self, key_id: str, now: float) -> bool:
         """Revoke a secret key; ``False`` if there is no such key or it was revoked already."""
         k = t.api_keys
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             row = conn.execute(
                 update(k)
                 .where(k.c.id == key_id, k.c.revoked_at.is_(None))
@@ -106,12 +109,12 @@ class EnvironmentOps(Seam):
                 .returning(k.c.environment_id)
             ).first()
             if row is not None:
-                self._publish(conn, Change(row.environment_id, kind=ChangeKind.KEY_REVOKED))
+                self._seam.publish(conn, Change(row.environment_id, kind=ChangeKind.KEY_REVOKED))
         return row is not None
 
     def environment_for_key(self, key_hash: str) -> Environment | None:
         k = t.api_keys
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(
                 self._env_select()
                 .join(k, k.c.environment_id == t.environments.c.id)
@@ -122,7 +125,7 @@ class EnvironmentOps(Seam):
     # -- versions, tasks, queues -----------------------------------------------------------
     def register_version(self, environment_id: str, date_prefix: str, manifest: dict[str, Any], now: float) -> Version:
         """Record a new version ``{date_prefix}.N`` and make its tasks the current definitions."""
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             count = conn.execute(
                 select(func.count())
                 .select_from(t.worker_versions)
@@ -149,7 +152,7 @@ class EnvironmentOps(Seam):
             )
             for task in manifest.get("tasks", []):
                 self._upsert_task(conn, environment_id, version.id, task, now)
-            self._publish(conn, Change(environment_id, kind=ChangeKind.VERSION))
+            self._seam.publish(conn, Change(environment_id, kind=ChangeKind.VERSION))
         return version
 
     def _upsert_task(self, conn: Connection, env_id: str, version_id: str, task: dict[str, Any], now: float) -> None:
@@ -178,7 +181,7 @@ class EnvironmentOps(Seam):
 
     def get_version(self, version_id: str) -> Version | None:
         v = t.worker_versions
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(select(v).where(v.c.id == version_id)).first()
         if row is None:
             return None
@@ -186,7 +189,7 @@ class EnvironmentOps(Seam):
         return Version(m["id"], m["environment_id"], m["version"], loads(m["manifest"]), m["created_at"])
 
     def get_task(self, environment_id: str, task_id: str) -> TaskDefinition | None:
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(
                 select(t.tasks).where(t.tasks.c.environment_id == environment_id, t.tasks.c.task_id == task_id)
             ).first()

@@ -1,4 +1,4 @@
-"""PostgreSQL: many servers and workers. ``FOR UPDATE SKIP LOCKED`` claims, ``LISTEN/NOTIFY`` wake-ups."""
+"""``PostgresSeam``: many servers and workers. ``FOR UPDATE SKIP LOCKED`` claims, ``LISTEN/NOTIFY`` wake-ups."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hightide.errors import HightideError, ServerError
 from hightide.store import changes as wire
-from hightide.store.base import Store
 from hightide.store.changes import Change
-from hightide.store.seam import TransactionConflict
+from hightide.store.seam import Seam, TransactionConflict
 
 log = logging.getLogger(__name__)
 CHANNEL = "hightide_changes"
 
 
-class PostgresStore(Store):
+class PostgresSeam(Seam):
+    """A PostgreSQL database shared by many servers: advisory locks and ``SKIP LOCKED`` for claims,
+    ``LISTEN/NOTIFY`` for changes (its listening thread runs from ``start`` to ``close``)."""
+
     dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
@@ -33,24 +35,24 @@ class PostgresStore(Store):
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
 
-    def _lock_for_claim(self, conn: Connection, environment_id: str) -> None:
+    def lock_for_claim(self, conn: Connection, environment_id: str) -> None:
         # One claimer per environment at a time, across servers: limits are counted exactly.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"claim:{environment_id}"})
 
-    def _claim_select(self, stmt: Any) -> Any:
+    def claim_select(self, stmt: Any) -> Any:
         return stmt.with_for_update(skip_locked=True)
 
-    def _announce(self, conn: Connection, changes: Sequence[Change]) -> None:
+    def announce(self, conn: Connection, changes: Sequence[Change]) -> None:
         # One NOTIFY per transaction (more only for a batch too long for one payload), sent at commit.
         for payload in wire.encode(self.origin, changes):
             conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
 
-    def _translate(self, exc: DBAPIError) -> HightideError:
+    def translate(self, exc: DBAPIError) -> HightideError:
         if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization failure
             return TransactionConflict(f"the transaction raced another one and was rolled back: {exc.orig}")
         if isinstance(exc, OperationalError):
             return ServerError(f"the PostgreSQL database is unreachable: {exc.orig}")
-        return super()._translate(exc)
+        return super().translate(exc)
 
     # LISTEN/NOTIFY only makes other servers faster to notice work; polling keeps them correct.
     def start(self) -> None:
@@ -87,4 +89,4 @@ class PostgresStore(Store):
             log.warning("ignored a notification on %s: %s", CHANNEL, exc)
             return
         if origin != self.origin:  # our own changes reached our listeners at commit already
-            self._dispatch(changes)
+            self.dispatch(changes)

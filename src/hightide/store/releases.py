@@ -1,4 +1,4 @@
-"""Releases: a worker gives runs back unfinished (it is stopping, or never received them)."""
+"""``store.releases``: a worker gives runs back unfinished (it is stopping, or never received them)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.store import schema as t
 from hightide.store.changes import Change
 from hightide.store.records import Run, RunChange
-from hightide.store.runs import RunOps
+from hightide.store.runs import conditional_update
+from hightide.store.seam import Seam
 
 # What the attempt record says while its run waits in the queue to continue it elsewhere.
 RELEASED = "RELEASED"
@@ -28,7 +29,10 @@ class Held:
     """Whether the task's code may have started (False: prefetched, or never received)."""
 
 
-class ReleaseOps(RunOps):
+class ReleaseOps:
+    def __init__(self, seam: Seam) -> None:
+        self._seam = seam
+
     def release_runs(
         self,
         environment_id: str,
@@ -51,12 +55,12 @@ class ReleaseOps(RunOps):
         A run given back before its code started (``Held.started`` false) on its first execution
         is as if never claimed: not started (its ttl applies again) and with no attempt."""
         r = t.runs
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             wanted: dict[str, Held] = {h.run_id: h for h in held}
             if claim_ids:
                 # Under the claim lock: a claim of these ids either committed before (its runs are
                 # found here) or comes after, and finds its id closed.
-                self._lock_for_claim(conn, environment_id)
+                self._seam.lock_for_claim(conn, environment_id)
                 wanted.update(
                     (h.run_id, h) for h in self._close_claims(conn, environment_id, worker_id, claim_ids, now)
                 )
@@ -82,12 +86,12 @@ class ReleaseOps(RunOps):
                     {"status": RELEASED},
                     expect_execution=item.execution,
                 )
-                if self._conditional_update(conn, change, now, environment_id):
+                if conditional_update(conn, change, now, environment_id):
                     released.append(row.id)
             if not released:
                 return []
             self._unstart(conn, [wanted[i] for i in released if not wanted[i].started])
-            self._publish(conn, *(Change(environment_id, run_id, RunStatus.QUEUED) for run_id in released))
+            self._seam.publish(conn, *(Change(environment_id, run_id, RunStatus.QUEUED) for run_id in released))
             found = conn.execute(select(r).where(r.c.id.in_(released)).order_by(r.c.id)).all()
             return [Run.from_row(row) for row in found]
 
@@ -120,7 +124,7 @@ class ReleaseOps(RunOps):
         """Close the attempt a release left open (``RELEASED``), when its run ends without another
         claim (a cancel while queued)."""
         a = t.attempts
-        with self._write() as conn:
+        with self._seam.write() as conn:
             conn.execute(
                 update(a)
                 .where(a.c.run_id == run_id, a.c.number == attempt, a.c.status == RELEASED, a.c.finished_at.is_(None))

@@ -1,4 +1,7 @@
-"""Runs: insert (with idempotency), read, list, the one conditional update."""
+"""``store.runs``: insert (with idempotency), read, list, and the one conditional update.
+
+``conditional_update`` and ``newest_first`` are functions on a connection, shared with the
+releases and waitpoints groups."""
 
 from __future__ import annotations
 
@@ -38,15 +41,19 @@ class _Dated(Protocol):
 Item = TypeVar("Item", bound=_Dated)
 
 
-class RunOps(Seam):
+class RunOps:
+    def __init__(self, seam: Seam) -> None:
+        self._seam = seam
+
     # -- triggering ------------------------------------------------------------------------
     def insert_runs(self, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
         """Insert ``new_runs`` atomically. A run whose idempotency key matches a live run (same task
         and environment, key not expired) is not inserted: that run is returned with ``True``."""
-        with self._write_notify() as conn:
-            return self._insert_runs(conn, new_runs, now)
+        with self._seam.write_notify() as conn:
+            return self.insert_runs_in(conn, new_runs, now)
 
-    def _insert_runs(self, conn: Connection, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
+    def insert_runs_in(self, conn: Connection, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
+        """``insert_runs`` inside the caller's write transaction (of ``write_notify``)."""
         out: list[tuple[Run, bool]] = []
         rows: list[dict[str, Any]] = []  # inserted together (one executemany), with their tags
         tags: list[dict[str, Any]] = []
@@ -59,7 +66,7 @@ class RunOps(Seam):
                     continue
             rows.append(self._run_values(new))
             tags += [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags]
-            self._publish(conn, Change(new.environment_id, new.id, new.status, ChangeKind.CREATED))
+            self._seam.publish(conn, Change(new.environment_id, new.id, new.status, ChangeKind.CREATED))
             out.append((run_from_new(new), False))
         self._insert_rows(conn, rows, tags)
         return out
@@ -134,7 +141,7 @@ class RunOps(Seam):
         stmt = select(t.runs).where(t.runs.c.id == run_id)
         if environment_id is not None:
             stmt = stmt.where(t.runs.c.environment_id == environment_id)
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(stmt).first()
         return Run.from_row(row) if row else None
 
@@ -162,34 +169,16 @@ class RunOps(Seam):
             stmt = stmt.where(r.c.created_at < flt.created_to)
         if flt.parent_run_id is not None:
             stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
-        return self._newest_first(stmt, r, Run.from_row, limit, cursor)
-
-    def _newest_first(
-        self, stmt: Any, table: Any, make: Callable[[Any], Item], limit: int, cursor: str | None
-    ) -> tuple[list[Item], str | None]:
-        """A page of ``stmt``'s rows, newest first (by ``created_at``, then ``id``), and the cursor
-        of the next page (``None`` at the end)."""
-        if cursor:
-            created, item_id = decode_cursor(cursor)
-            stmt = stmt.where(
-                or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < item_id))
-            )
-        stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-        with self._read() as conn:
-            rows = [make(row) for row in conn.execute(stmt)]
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            return rows, encode_cursor(last.created_at, last.id)
-        return rows, None
+        with self._seam.read() as conn:
+            return newest_first(conn, stmt, r, Run.from_row, limit, cursor)
 
     def list_attempts(self, run_id: str) -> list[Attempt]:
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(select(t.attempts).where(t.attempts.c.run_id == run_id).order_by(t.attempts.c.number))
             return [Attempt.from_row(row) for row in rows]
 
     def child_run_ids(self, run_id: str, statuses: Sequence[str]) -> list[str]:
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(t.runs.c.id).where(t.runs.c.parent_run_id == run_id, t.runs.c.status.in_(statuses))
             )
@@ -218,12 +207,12 @@ class RunOps(Seam):
     @retried
     def apply_change(self, change: RunChange, now: float) -> Run | None:
         """``update_run`` with the conditions of ``change`` (see ``RunChange``)."""
-        with self._write_notify() as conn:
-            if not self._conditional_update(conn, change, now):
+        with self._seam.write_notify() as conn:
+            if not conditional_update(conn, change, now):
                 return None
             self._after_updates(conn, [change], now)
             run = self._get_run(conn, change.run_id)
-            self._publish(conn, run_change(run.environment_id, run.id, run.status.value, change.expect_status))
+            self._seam.publish(conn, run_change(run.environment_id, run.id, run.status.value, change.expect_status))
             return run
 
     @retried
@@ -233,16 +222,16 @@ class RunOps(Seam):
         """Several conditional updates of runs of one environment in one transaction (a worker's
         batch of results, with the logs and spans that came with it). Returns, per change, whether
         it applied."""
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             insert_telemetry(conn, telemetry)
             if len(changes) > 1 and len({c.run_id for c in changes}) == len(changes):
-                applied = self._conditional_updates(conn, changes, now, environment_id)
+                applied = _conditional_updates(conn, changes, now, environment_id)
             else:
-                applied = [self._conditional_update(conn, change, now, environment_id) for change in changes]
+                applied = [conditional_update(conn, change, now, environment_id) for change in changes]
             if any(applied):
                 done = [c for c, ok in zip(changes, applied, strict=True) if ok]
                 self._after_updates(conn, done, now)
-                self._publish(
+                self._seam.publish(
                     conn, *(run_change(environment_id, c.run_id, c.values["status"], c.expect_status) for c in done)
                 )
         return applied
@@ -251,152 +240,13 @@ class RunOps(Seam):
         """In the same transaction, after the runs' own rows: whoever waits on the runs that just
         finished is queued again (one batch, rows locked in id order)."""
         final = {c.run_id: c.values["status"] for c in changes if c.values.get("status") in FINAL_VALUES}
-        self._publish(conn, *finish_awaited(conn, final, now))
-
-    def _conditional_update(
-        self, conn: Connection, change: RunChange, now: float, environment_id: str | None = None
-    ) -> bool:
-        """The one conditional UPDATE every change of a run goes through."""
-        r = t.runs
-        where = and_(r.c.id == change.run_id, r.c.status == change.expect_status)
-        if environment_id is not None:
-            where = and_(where, r.c.environment_id == environment_id)
-        if change.expect_attempt is not None:
-            where = and_(where, r.c.attempt_count == change.expect_attempt)
-        if change.expect_execution is not None:
-            where = and_(where, r.c.executions == change.expect_execution)
-        if change.expect_worker is not None:
-            where = and_(where, r.c.worker_id == change.expect_worker)
-        if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
-            where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
-        if change.delay_ended_by is not None:  # a reschedule that just moved the delay wins
-            where = and_(where, r.c.available_at <= change.delay_ended_by)
-        if change.ttl_ended_by is not None:  # a claim that just started the run wins
-            where = and_(where, r.c.ttl_expires_at <= change.ttl_ended_by, r.c.started_at.is_(None))
-        encoded: dict[str, Any] = {
-            k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in change.values.items()
-        }
-        encoded["updated_at"] = now
-        if "available_at" in encoded or "priority" in encoded:
-            # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
-            # A SET expression reads the old row, so a new value must be used as given.
-            encoded["rank_at"] = encoded.get("available_at", r.c.available_at) - encoded.get("priority", r.c.priority)
-        if conn.execute(update(r).where(where).values(**encoded)).rowcount != 1:
-            return False
-        if change.attempt_values and change.expect_attempt:
-            av = {k: (dumps(v) if k == "error" and v is not None else v) for k, v in change.attempt_values.items()}
-            conn.execute(
-                update(t.attempts)
-                .where(t.attempts.c.run_id == change.run_id, t.attempts.c.number == change.expect_attempt)
-                .values(**av)
-            )
-        return True
-
-    def _conditional_updates(
-        self, conn: Connection, changes: Sequence[RunChange], now: float, environment_id: str
-    ) -> list[bool]:
-        """``_conditional_update`` for changes of distinct runs, in a few statements: lock the runs
-        (in id order), check each change's conditions on them, then apply the changes that hold with
-        one executemany UPDATE per shape of change (and one for their attempts)."""
-        r, a = t.runs, t.attempts
-        rows = {
-            row.id: row
-            for row in conn.execute(
-                select(
-                    r.c.id,
-                    r.c.environment_id,
-                    r.c.status,
-                    r.c.attempt_count,
-                    r.c.executions,
-                    r.c.worker_id,
-                    r.c.lease_expires_at,
-                    r.c.available_at,
-                    r.c.ttl_expires_at,
-                    r.c.started_at,
-                )
-                .where(r.c.id.in_(sorted(c.run_id for c in changes)))
-                .order_by(r.c.id)
-                .with_for_update()
-            )
-        }
-        applied = [_change_holds(rows.get(c.run_id), c, environment_id) for c in changes]
-        shapes: dict[tuple[Any, ...], list[RunChange]] = {}
-        for change, ok in zip(changes, applied, strict=True):
-            if not ok:
-                continue
-            if "available_at" in change.values or "priority" in change.values or change.timed:  # rank_at: see above
-                if not self._conditional_update(conn, change, now, environment_id):
-                    raise ServerError(f"run {change.run_id} changed under its lock; rolled back")
-                continue
-            with_attempt = (
-                tuple(sorted(change.attempt_values)) if change.attempt_values and change.expect_attempt else ()
-            )
-            shape = (
-                tuple(sorted(change.values)),
-                change.expect_attempt is None,
-                change.expect_execution is None,
-                change.expect_worker is None,
-                change.lease_lapsed_by is None,
-                with_attempt,
-            )
-            shapes.setdefault(shape, []).append(change)
-        for (keys, no_attempt, no_execution, no_worker, no_lease, attempt_keys), group in shapes.items():
-            where = [
-                r.c.id == bindparam("c_id"),
-                r.c.status == bindparam("c_status"),
-                r.c.environment_id == environment_id,
-            ]
-            if not no_attempt:
-                where.append(r.c.attempt_count == bindparam("c_attempt"))
-            if not no_execution:
-                where.append(r.c.executions == bindparam("c_execution"))
-            if not no_worker:
-                where.append(r.c.worker_id == bindparam("c_worker"))
-            if not no_lease:
-                where.append(r.c.lease_expires_at <= bindparam("c_lapsed"))
-            values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys} | {"updated_at": bindparam("c_now")}
-            params = [
-                {
-                    "c_id": c.run_id,
-                    "c_status": c.expect_status,
-                    "c_attempt": c.expect_attempt,
-                    "c_execution": c.expect_execution,
-                    "c_worker": c.expect_worker,
-                    "c_lapsed": c.lease_lapsed_by,
-                    "c_now": now,
-                    **{
-                        f"v_{k}": (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in c.values.items()
-                    },
-                }
-                for c in group
-            ]
-            updated = conn.execute(update(r).where(*where).values(values), params).rowcount
-            if conn.dialect.supports_sane_multi_rowcount and updated != len(group):
-                raise ServerError(f"{len(group) - updated} run(s) changed under their lock; rolled back")
-            if attempt_keys:
-                conn.execute(
-                    update(a)
-                    .where(a.c.run_id == bindparam("c_id"), a.c.number == bindparam("c_attempt"))
-                    .values({k: bindparam(f"v_{k}") for k in attempt_keys}),
-                    [
-                        {
-                            "c_id": c.run_id,
-                            "c_attempt": c.expect_attempt,
-                            **{
-                                f"v_{k}": (dumps(v) if k == "error" and v is not None else v)
-                                for k, v in (c.attempt_values or {}).items()
-                            },
-                        }
-                        for c in group
-                    ],
-                )
-        return applied
+        self._seam.publish(conn, *finish_awaited(conn, final, now))
 
     def reset_idempotency_key(self, environment_id: str, task_id: str, key: str) -> int:
         """Forget ``key`` for ``task_id``: the next trigger with it creates a new run. Returns how many
         runs held it (0 or 1)."""
         r = t.runs
-        with self._write() as conn:
+        with self._seam.write() as conn:
             return conn.execute(
                 update(r)
                 .where(r.c.environment_id == environment_id, r.c.task_id == task_id, r.c.idempotency_key == key)
@@ -404,7 +254,7 @@ class RunOps(Seam):
             ).rowcount
 
     def get_runs(self, run_ids: Sequence[str], environment_id: str) -> dict[str, Run]:
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(t.runs).where(t.runs.c.id.in_(run_ids), t.runs.c.environment_id == environment_id)
             )
@@ -414,8 +264,141 @@ class RunOps(Seam):
 FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
 
 
+def conditional_update(conn: Connection, change: RunChange, now: float, environment_id: str | None = None) -> bool:
+    """The one conditional UPDATE every change of a run goes through."""
+    r = t.runs
+    where = and_(r.c.id == change.run_id, r.c.status == change.expect_status)
+    if environment_id is not None:
+        where = and_(where, r.c.environment_id == environment_id)
+    if change.expect_attempt is not None:
+        where = and_(where, r.c.attempt_count == change.expect_attempt)
+    if change.expect_execution is not None:
+        where = and_(where, r.c.executions == change.expect_execution)
+    if change.expect_worker is not None:
+        where = and_(where, r.c.worker_id == change.expect_worker)
+    if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
+        where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
+    if change.delay_ended_by is not None:  # a reschedule that just moved the delay wins
+        where = and_(where, r.c.available_at <= change.delay_ended_by)
+    if change.ttl_ended_by is not None:  # a claim that just started the run wins
+        where = and_(where, r.c.ttl_expires_at <= change.ttl_ended_by, r.c.started_at.is_(None))
+    encoded: dict[str, Any] = {
+        k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in change.values.items()
+    }
+    encoded["updated_at"] = now
+    if "available_at" in encoded or "priority" in encoded:
+        # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
+        # A SET expression reads the old row, so a new value must be used as given.
+        encoded["rank_at"] = encoded.get("available_at", r.c.available_at) - encoded.get("priority", r.c.priority)
+    if conn.execute(update(r).where(where).values(**encoded)).rowcount != 1:
+        return False
+    if change.attempt_values and change.expect_attempt:
+        av = {k: (dumps(v) if k == "error" and v is not None else v) for k, v in change.attempt_values.items()}
+        conn.execute(
+            update(t.attempts)
+            .where(t.attempts.c.run_id == change.run_id, t.attempts.c.number == change.expect_attempt)
+            .values(**av)
+        )
+    return True
+
+
+def _conditional_updates(conn: Connection, changes: Sequence[RunChange], now: float, environment_id: str) -> list[bool]:
+    """``conditional_update`` for changes of distinct runs, in a few statements: lock the runs
+    (in id order), check each change's conditions on them, then apply the changes that hold with
+    one executemany UPDATE per shape of change (and one for their attempts)."""
+    r, a = t.runs, t.attempts
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(
+                r.c.id,
+                r.c.environment_id,
+                r.c.status,
+                r.c.attempt_count,
+                r.c.executions,
+                r.c.worker_id,
+                r.c.lease_expires_at,
+                r.c.available_at,
+                r.c.ttl_expires_at,
+                r.c.started_at,
+            )
+            .where(r.c.id.in_(sorted(c.run_id for c in changes)))
+            .order_by(r.c.id)
+            .with_for_update()
+        )
+    }
+    applied = [_change_holds(rows.get(c.run_id), c, environment_id) for c in changes]
+    shapes: dict[tuple[Any, ...], list[RunChange]] = {}
+    for change, ok in zip(changes, applied, strict=True):
+        if not ok:
+            continue
+        if "available_at" in change.values or "priority" in change.values or change.timed:  # rank_at: see above
+            if not conditional_update(conn, change, now, environment_id):
+                raise ServerError(f"run {change.run_id} changed under its lock; rolled back")
+            continue
+        with_attempt = tuple(sorted(change.attempt_values)) if change.attempt_values and change.expect_attempt else ()
+        shape = (
+            tuple(sorted(change.values)),
+            change.expect_attempt is None,
+            change.expect_execution is None,
+            change.expect_worker is None,
+            change.lease_lapsed_by is None,
+            with_attempt,
+        )
+        shapes.setdefault(shape, []).append(change)
+    for (keys, no_attempt, no_execution, no_worker, no_lease, attempt_keys), group in shapes.items():
+        where = [
+            r.c.id == bindparam("c_id"),
+            r.c.status == bindparam("c_status"),
+            r.c.environment_id == environment_id,
+        ]
+        if not no_attempt:
+            where.append(r.c.attempt_count == bindparam("c_attempt"))
+        if not no_execution:
+            where.append(r.c.executions == bindparam("c_execution"))
+        if not no_worker:
+            where.append(r.c.worker_id == bindparam("c_worker"))
+        if not no_lease:
+            where.append(r.c.lease_expires_at <= bindparam("c_lapsed"))
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys} | {"updated_at": bindparam("c_now")}
+        params = [
+            {
+                "c_id": c.run_id,
+                "c_status": c.expect_status,
+                "c_attempt": c.expect_attempt,
+                "c_execution": c.expect_execution,
+                "c_worker": c.expect_worker,
+                "c_lapsed": c.lease_lapsed_by,
+                "c_now": now,
+                **{f"v_{k}": (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in c.values.items()},
+            }
+            for c in group
+        ]
+        updated = conn.execute(update(r).where(*where).values(values), params).rowcount
+        if conn.dialect.supports_sane_multi_rowcount and updated != len(group):
+            raise ServerError(f"{len(group) - updated} run(s) changed under their lock; rolled back")
+        if attempt_keys:
+            conn.execute(
+                update(a)
+                .where(a.c.run_id == bindparam("c_id"), a.c.number == bindparam("c_attempt"))
+                .values({k: bindparam(f"v_{k}") for k in attempt_keys}),
+                [
+                    {
+                        "c_id": c.run_id,
+                        "c_attempt": c.expect_attempt,
+                        **{
+                            f"v_{k}": (dumps(v) if k == "error" and v is not None else v)
+                            for k, v in (c.attempt_values or {}).items()
+                        },
+                    }
+                    for c in group
+                ],
+            )
+    return applied
+
+
 def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
-    """Whether ``row`` (the run, as locked) meets the conditions of ``_conditional_update``'s UPDATE."""
+    """Whether ``row`` (the run, as locked) meets the conditions of ``conditional_update``'s UPDATE."""
     return (
         row is not None
         and row.status == change.expect_status
@@ -436,6 +419,23 @@ def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
 
 
 _JSON_COLUMNS = frozenset({"output", "error", "metadata", "tags", "retry", "payload"})
+
+
+def newest_first(
+    conn: Connection, stmt: Any, table: Any, make: Callable[[Any], Item], limit: int, cursor: str | None
+) -> tuple[list[Item], str | None]:
+    """A page of ``stmt``'s rows, newest first (by ``created_at``, then ``id``), and the cursor
+    of the next page (``None`` at the end). For runs and waitpoints alike."""
+    if cursor:
+        created, item_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < item_id)))
+    stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
+    rows = [make(row) for row in conn.execute(stmt)]
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        return rows, encode_cursor(last.created_at, last.id)
+    return rows, None
 
 
 def encode_cursor(created_at: float, run_id: str) -> str:

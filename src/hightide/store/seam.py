@@ -1,7 +1,11 @@
-"""The storage seam: transactions, dialect hooks and change notifications.
+"""The storage seam: the engine, transactions, change notifications and the dialect hooks.
 
-The named operations live in ``environments.py``, ``runs.py`` and ``claims.py``; ``Store`` (in
-``base.py``) puts them together. Dialect subclasses override only the hooks here.
+One ``Seam`` per store, shared by every group of named operations (``environments.py``,
+``runs.py``, ``claims.py``, ``releases.py``, ``waitpoints.py``, ``telemetry.py``), each of which is
+constructed with it; ``Store`` (in ``base.py``) is the facade that holds them. The dialect seams
+(``SQLiteSeam`` in ``sqlite.py``, ``PostgresSeam`` in ``postgres.py``) override only the hooks here:
+how a write transaction begins, how claiming locks, how changes travel to other servers and how
+driver errors map to Hightide errors.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ def _refused(exc: BaseException) -> ValidationError:
 
 
 class Seam:
-    """Transactions and notifications shared by every group of operations."""
+    """The database of one store: its engine, transactions, change publication and listeners, and
+    the dialect hooks (overridden by ``SQLiteSeam`` and ``PostgresSeam``)."""
 
     dialect = "base"
 
@@ -90,27 +95,27 @@ class Seam:
 
     # -- dialect hooks ---------------------------------------------------------------------
     @contextmanager
-    def _translated(self) -> Iterator[None]:
+    def translated(self) -> Iterator[None]:
         """Driver errors inside become Hightide errors."""
         try:
             yield
         except DBAPIError as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
         except OverflowError as exc:  # SQLite's driver: an integer beyond 64 bits
             raise _refused(exc) from exc
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def write(self) -> Iterator[Connection]:
         """A write transaction, committed on exit; driver errors become Hightide errors."""
-        with self._translated(), self.engine.begin() as conn:
+        with self.translated(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self._translated(), self.engine.connect() as conn:
+    def read(self) -> Iterator[Connection]:
+        with self.translated(), self.engine.connect() as conn:
             yield conn
 
-    def _translate(self, exc: DBAPIError) -> HightideError:
+    def translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, IntegrityError):
             # The driver's text (constraint names, key values) is for the log, not for the client.
             log.warning("a write conflicted with a record written at the same time: %s", exc.orig)
@@ -121,22 +126,22 @@ class Seam:
             return _refused(exc.orig or exc)
         return ServerError(f"database error: {exc.orig}")
 
-    def _lock_for_claim(self, conn: Connection, environment_id: str) -> None:
+    def lock_for_claim(self, conn: Connection, environment_id: str) -> None:
         """Serialise claims of one environment so that concurrency limits hold exactly."""
 
-    def _claim_select(self, stmt: Any) -> Any:
+    def claim_select(self, stmt: Any) -> Any:
         return stmt
 
-    def _contains(self, column: Any, text: str) -> Any:
+    def contains(self, column: Any, text: str) -> Any:
         """A case-sensitive substring test (SQLite's LIKE ignores case)."""
         return column.contains(text, autoescape=True)
 
-    def _publish(self, conn: Connection, *changes: Change) -> None:
-        """Record, inside a write transaction of ``_write_notify``, what it changes: published
+    def publish(self, conn: Connection, *changes: Change) -> None:
+        """Record, inside a write transaction of ``write_notify``, what it changes: published
         once it committed (nothing, if it rolls back)."""
         conn.info[_PENDING].extend(changes)
 
-    def _announce(self, conn: Connection, changes: Sequence[Change]) -> None:
+    def announce(self, conn: Connection, changes: Sequence[Change]) -> None:
         """Tell other servers on the database, inside the transaction (delivered at its commit)."""
 
     # -- notifications ---------------------------------------------------------------------
@@ -149,7 +154,7 @@ class Seam:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
-    def _dispatch(self, changes: Sequence[Change]) -> None:
+    def dispatch(self, changes: Sequence[Change]) -> None:
         if not changes:
             return
         with self._listeners_lock:
@@ -158,15 +163,15 @@ class Seam:
             listener(changes)
 
     @contextmanager
-    def _write_notify(self) -> Iterator[Connection]:
-        """A write transaction whose ``_publish``-ed changes reach the listeners after commit: of
-        this process directly, of other servers through ``_announce``, as one batch."""
-        with self._write() as conn:
+    def write_notify(self) -> Iterator[Connection]:
+        """A write transaction whose ``publish``-ed changes reach the listeners after commit: of
+        this process directly, of other servers through ``announce``, as one batch."""
+        with self.write() as conn:
             pending: list[Change] = conn.info.setdefault(_PENDING, [])
             pending.clear()  # a pooled connection may hold those of a transaction that rolled back
             yield conn
             changes = batch(pending)
             pending.clear()
             if changes:
-                self._announce(conn, changes)
-        self._dispatch(changes)
+                self.announce(conn, changes)
+        self.dispatch(changes)

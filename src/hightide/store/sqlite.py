@@ -1,4 +1,4 @@
-"""SQLite: the embedded default. WAL mode; writes serialised in-process and by ``BEGIN IMMEDIATE``."""
+"""``SQLiteSeam``: the embedded default. WAL mode; writes serialised in-process and by ``BEGIN IMMEDIATE``."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from sqlalchemy import Connection, create_engine, event, func
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hightide.errors import HightideError, ServerError
-from hightide.store.base import Store
+from hightide.store.seam import Seam
 
 
-class SQLiteStore(Store):
+class SQLiteSeam(Seam):
+    """A SQLite file: WAL mode, a write lock in this process and ``BEGIN IMMEDIATE``."""
+
     dialect = "sqlite"
 
     def __init__(self, path: str | Path) -> None:
@@ -36,19 +38,19 @@ class SQLiteStore(Store):
         self._write_lock = threading.Lock()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self._write_lock, self._translated(), self.engine.connect() as conn:
+    def write(self) -> Iterator[Connection]:
+        with self._write_lock, self.translated(), self.engine.connect() as conn:
             conn.execution_options(hightide_write=True)
             with conn.begin():
                 yield conn
 
-    def _contains(self, column: Any, text: str) -> Any:
+    def contains(self, column: Any, text: str) -> Any:
         return func.instr(column, text) > 0
 
-    def _translate(self, exc: DBAPIError) -> HightideError:
+    def translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
             return ServerError(f"the SQLite database {self.path} is locked by another process; try again")
-        return super()._translate(exc)
+        return super().translate(exc)
 
 
 def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

@@ -1,4 +1,4 @@
-"""What runs tell about themselves: log records and spans (see docs/tracing.md)."""
+"""``store.telemetry``: what runs tell about themselves, log records and spans (see docs/tracing.md)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,21 @@ from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Telemetry
 from hightide.store.seam import Seam
 
 
-class TelemetryOps(Seam):
+class TelemetryOps:
+    def __init__(self, seam: Seam) -> None:
+        self._seam = seam
+
     def append_telemetry(self, logs: Sequence[LogEntry], spans: Sequence[SpanRecord] = ()) -> None:
         """Store a worker's batch of log records and spans in one transaction (a report with results
         stores them in the transaction of its results instead: ``update_runs``, ``suspend_runs``)."""
         if not logs and not spans:
             return
-        with self._write() as conn:
+        with self._seam.write() as conn:
             insert_telemetry(conn, Telemetry(logs, spans))
 
     def list_logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[tuple[int, LogEntry]]:
         lg = t.run_logs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id).order_by(lg.c.id).limit(limit)
             ).all()
@@ -37,7 +40,7 @@ class TelemetryOps(Seam):
     def run_traces(self, run_ids: Sequence[str], environment_id: str) -> dict[str, tuple[str | None, str | None]]:
         """The trace id and span id of each of ``run_ids`` found in the environment."""
         r = t.runs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(r.c.id, r.c.trace_id, r.c.span_id).where(
                     r.c.id.in_(run_ids), r.c.environment_id == environment_id
@@ -49,7 +52,7 @@ class TelemetryOps(Seam):
         """The spans recorded in trace ``trace_id`` by the environment's runs, oldest first (a trace
         id is not a secret: runs of other environments may use it too)."""
         s, r = t.spans, t.runs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(s)
                 .join(r, r.c.id == s.c.run_id)
@@ -62,7 +65,7 @@ class TelemetryOps(Seam):
     def runs_in_trace(self, environment_id: str, trace_id: str, limit: int) -> tuple[list[Run], list[Attempt]]:
         """The runs of trace ``trace_id`` in the environment, oldest first, with their attempts."""
         r, a = t.runs, t.attempts
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(
                 select(r)
                 .where(r.c.trace_id == trace_id, r.c.environment_id == environment_id)

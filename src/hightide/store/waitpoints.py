@@ -1,4 +1,5 @@
-"""Waitpoints, run journals and suspension: what durable execution stores (see docs/durable-execution.md)."""
+"""``store.waitpoints``: waitpoints, run journals and suspension, what durable execution stores (see
+docs/durable-execution.md). A journal entry that triggers children inserts them through ``RunOps``."""
 
 from __future__ import annotations
 
@@ -26,13 +27,17 @@ from hightide.store.records import (
     loads,
     run_from_new,
 )
-from hightide.store.runs import RunOps
-from hightide.store.seam import retried
+from hightide.store.runs import RunOps, newest_first
+from hightide.store.seam import Seam, retried
 from hightide.store.telemetry import insert_telemetry
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting
 
 
-class WaitpointOps(RunOps):
+class WaitpointOps:
+    def __init__(self, seam: Seam, runs: RunOps) -> None:
+        self._seam = seam
+        self._runs = runs  # children inserted with a journal entry
+
     # -- the journal -----------------------------------------------------------------------
     @retried
     def record_entry(
@@ -59,7 +64,7 @@ class WaitpointOps(RunOps):
             except AlreadyExistsError:
                 # Another execution of the run recorded this position first (its entry stands), or a
                 # child's idempotency key raced another trigger (now it is visible: try once more).
-                with self._read() as conn:
+                with self._seam.read() as conn:
                     existing = self._entry(conn, entry.run_id, entry.seq)
                 if existing is not None:
                     return existing, False
@@ -77,7 +82,7 @@ class WaitpointOps(RunOps):
         waitpoint: Waitpoint | None,
         now: float,
     ) -> tuple[JournalEntry, bool]:
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             existing = self._entry(conn, entry.run_id, entry.seq)
             if existing is not None:
                 return existing, False
@@ -85,7 +90,7 @@ class WaitpointOps(RunOps):
             waitpoint_ids = list(entry.waitpoint_ids)
             result = entry.result
             if new_runs:
-                inserted = self._insert_runs(conn, new_runs, now)
+                inserted = self._runs.insert_runs_in(conn, new_runs, now)
                 result = {"runs": [{"id": run.id, "task_id": run.task_id, "is_cached": c} for run, c in inserted]}
                 if await_runs:
                     waitpoint_ids = self._await_runs(conn, [run for run, _ in inserted], entry, now)
@@ -114,8 +119,8 @@ class WaitpointOps(RunOps):
         ``replacements`` (old run id → the new run), and make it ``attempt``'s: a retried parent waits
         for fresh children where the previous attempt stopped on a failure."""
         j, w = t.run_journal, t.waitpoints
-        with self._write_notify() as conn:
-            self._insert_runs(conn, list(replacements.values()), now)
+        with self._seam.write_notify() as conn:
+            self._runs.insert_runs_in(conn, list(replacements.values()), now)
             ids = list(entry.waitpoint_ids)
             old = {row.id: row.run_id for row in conn.execute(select(w.c.id, w.c.run_id).where(w.c.id.in_(ids)))}
             for i, wp_id in enumerate(ids):
@@ -216,7 +221,7 @@ class WaitpointOps(RunOps):
         if not run_ids:
             return JournalView({}, {}, {})
         j = t.run_journal
-        with self._read() as conn:
+        with self._seam.read() as conn:
             rows = conn.execute(select(j).where(j.c.run_id.in_(run_ids)).order_by(j.c.run_id, j.c.seq)).all()
             entries: dict[str, list[JournalEntry]] = {}
             for row in rows:
@@ -226,7 +231,7 @@ class WaitpointOps(RunOps):
 
     def entry_view(self, entry: JournalEntry) -> JournalView:
         """One entry with what its waits depend on."""
-        with self._read() as conn:
+        with self._seam.read() as conn:
             return self._with_waits(conn, {entry.run_id: [entry]})
 
     @staticmethod
@@ -256,7 +261,7 @@ class WaitpointOps(RunOps):
         """EXECUTING → WAITING for ``worker_id``'s ``attempt``, waiting on those of ``waitpoint_ids``
         still WAITING; if none is, the run is queued again at once. Returns the new status, or
         ``None`` if the run had moved on (a stale request)."""
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             return self._suspend(conn, Suspension(run_id, attempt, worker_id, execution), list(waitpoint_ids), now)
 
     @retried
@@ -269,7 +274,7 @@ class WaitpointOps(RunOps):
         that execution any more, or a timer position already recorded: not this execution's to
         record)."""
         j, w, r, a = t.run_journal, t.waitpoints, t.runs, t.attempts
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             insert_telemetry(conn, telemetry)
             # The runs first, locked: a suspension links only runs it holds. (Nothing else locks an
             # executing run and then its waitpoints, so this order cannot deadlock with a wake-up.)
@@ -351,7 +356,7 @@ class WaitpointOps(RunOps):
                         updated_at=now,
                     )
                 )
-                self._publish(conn, *(Change(rows[i.run_id].environment_id, i.run_id, resumed) for i in ready))
+                self._seam.publish(conn, *(Change(rows[i.run_id].environment_id, i.run_id, resumed) for i in ready))
             if valid:
                 conn.execute(
                     update(a)
@@ -401,7 +406,7 @@ class WaitpointOps(RunOps):
             .where(r.c.id == item.run_id)
             .values(status=resumed.value, resuming=True, available_at=now, rank_at=now - r.c.priority)
         )
-        self._publish(conn, Change(row.environment_id, item.run_id, resumed))
+        self._seam.publish(conn, Change(row.environment_id, item.run_id, resumed))
         return resumed
 
     # -- resolving waitpoints --------------------------------------------------------------
@@ -409,9 +414,9 @@ class WaitpointOps(RunOps):
     def resolve_waitpoint(self, waitpoint_id: str, status: str, now: float, output: Any = None) -> bool:
         """Complete (or time out) one WAITING waitpoint and queue the runs that waited only on it.
         ``False`` if it was no longer WAITING."""
-        with self._write_notify() as conn:
+        with self._seam.write_notify() as conn:
             done = complete_waitpoints(conn, [waitpoint_id], status, now, output)
-            self._publish(conn, *resume_waiting(conn, done, now))
+            self._seam.publish(conn, *resume_waiting(conn, done, now))
         return bool(done)
 
     @retried
@@ -421,25 +426,25 @@ class WaitpointOps(RunOps):
         w = t.waitpoints
         due_timers = select(w.c.id).where(w.c.status == WAITING, w.c.resume_at <= now).limit(limit)
         due_tokens = select(w.c.id).where(w.c.status == WAITING, w.c.timeout_at <= now).limit(limit)
-        with self._read() as conn:  # the scheduler asks often: take the write lock only for work
+        with self._seam.read() as conn:  # the scheduler asks often: take the write lock only for work
             timers = [row.id for row in conn.execute(due_timers)]
             tokens = [row.id for row in conn.execute(due_tokens)]
         if not timers and not tokens:
             return 0
-        with self._write_notify() as conn:  # those still WAITING (see complete_waitpoints)
+        with self._seam.write_notify() as conn:  # those still WAITING (see complete_waitpoints)
             done = complete_waitpoints(conn, timers, "COMPLETED", now)
             done += complete_waitpoints(conn, tokens, "TIMED_OUT", now)
-            self._publish(conn, *resume_waiting(conn, done, now))
+            self._seam.publish(conn, *resume_waiting(conn, done, now))
         return len(done)
 
     # -- tokens ----------------------------------------------------------------------------
     def create_waitpoint(self, wp: Waitpoint, now: float) -> tuple[Waitpoint, bool]:
         """Insert ``wp`` (or return the live one with its idempotency key, and ``True``)."""
         try:
-            with self._write() as conn:
+            with self._seam.write() as conn:
                 return self._insert_waitpoint(conn, wp, now)
         except AlreadyExistsError:  # the same key inserted at the same moment elsewhere: now visible
-            with self._write() as conn:
+            with self._seam.write() as conn:
                 return self._insert_waitpoint(conn, wp, now)
 
     def get_waitpoint(self, waitpoint_id: str, environment_id: str | None) -> Waitpoint | None:
@@ -448,14 +453,14 @@ class WaitpointOps(RunOps):
         stmt = select(w).where(w.c.id == waitpoint_id)
         if environment_id is not None:
             stmt = stmt.where(w.c.environment_id == environment_id)
-        with self._read() as conn:
+        with self._seam.read() as conn:
             row = conn.execute(stmt).first()
         return Waitpoint.from_row(row) if row else None
 
     def waiting_runs(self, waitpoint_id: str) -> list[str]:
         """The runs suspended on ``waitpoint_id``."""
         rw = t.run_waitpoints
-        with self._read() as conn:
+        with self._seam.read() as conn:
             return [row.run_id for row in conn.execute(select(rw.c.run_id).where(rw.c.waitpoint_id == waitpoint_id))]
 
     def open_waitpoints(self, run_id: str) -> list[Waitpoint]:
@@ -467,7 +472,7 @@ class WaitpointOps(RunOps):
             .where(rw.c.run_id == run_id, w.c.status == WAITING)
             .order_by(w.c.created_at, w.c.id)
         )
-        with self._read() as conn:
+        with self._seam.read() as conn:
             return [Waitpoint.from_row(row) for row in conn.execute(stmt)]
 
     def list_waitpoints(
@@ -486,24 +491,25 @@ class WaitpointOps(RunOps):
         if statuses:
             stmt = stmt.where(w.c.status.in_(list(statuses)))
         if tag:
-            stmt = stmt.where(self._contains(w.c.tags, json.dumps(tag, ensure_ascii=False)))
-        return self._newest_first(stmt, w, Waitpoint.from_row, limit, cursor)
+            stmt = stmt.where(self._seam.contains(w.c.tags, json.dumps(tag, ensure_ascii=False)))
+        with self._seam.read() as conn:
+            return newest_first(conn, stmt, w, Waitpoint.from_row, limit, cursor)
 
     # -- server secrets --------------------------------------------------------------------
     def secret(self, name: str, make: Callable[[], str], now: float) -> str:
         """The secret called ``name``, created with ``make()`` the first time (once, even when
         several servers ask at once)."""
         s = t.secrets
-        with self._read() as conn:
+        with self._seam.read() as conn:
             value = conn.execute(select(s.c.value).where(s.c.name == name)).scalar()
         if value is not None:
             return str(value)
         try:
-            with self._write() as conn:
+            with self._seam.write() as conn:
                 conn.execute(insert(s).values(name=name, value=make(), created_at=now))
         except AlreadyExistsError:
             pass  # another server created it first: use theirs
-        with self._read() as conn:
+        with self._seam.read() as conn:
             return str(conn.execute(select(s.c.value).where(s.c.name == name)).scalar_one())
 
 
