@@ -17,6 +17,7 @@ keyword arguments, and the engine where it decides a run).
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
@@ -56,12 +57,24 @@ class Option:
     maximum: float | None = None  # COUNT, SECONDS
 
 
-def option(kind: OptionKind, default: Any = None, *, factory: Any = None, **how: Any) -> Any:
-    """A field of ``TriggerOptions``: its default as decided, and how it is sent and checked."""
-    metadata = {"option": Option(kind, **how)}
+def option(
+    kind: OptionKind,
+    default: Any = None,
+    *,
+    factory: Callable[[], Any] | None = None,
+    sent_as: str = "",
+    help: str | None = None,
+    max_length: int | None = None,
+    max_items: int | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    """A field of ``TriggerOptions``: its default as decided (or a ``factory`` of it), and how it is
+    sent and checked."""
+    how = Option(kind, sent_as, help, max_length, max_items, minimum, maximum)
     if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
+        return field(default_factory=factory, metadata={"option": how})
+    return field(default=default, metadata={"option": how})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ from typing import Any
 from hightide.core.durations import parse_duration
 from hightide.core.limits import MAX_DURATION_TEXT_LENGTH, check_text, check_time
 from hightide.core.machines import check_machine
-from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Option, OptionKind, TriggerOptions
+from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Declared, OptionKind, TriggerOptions
 from hightide.core.tracing import TraceParent
 from hightide.errors import ValidationError
 
@@ -69,78 +69,75 @@ def spec_from_options(
     if unknown:
         raise ValidationError(f"{prefix}options: unknown option(s) {unknown}", details={"field": f"{prefix}options"})
     decided = {
-        o.name: _DECIDE[o.how.kind](options.get(o.sent_as), o.how, f"{prefix}options.{o.sent_as}", now)
+        o.name: _DECIDE[o.how.kind](options.get(o.sent_as), o, f"{prefix}options.{o.sent_as}", now)
         for o in TRIGGER_OPTIONS
     }
     check_machine_and_version(options, prefix)
     return TriggerSpec(task_id=task_id, payload=payload, trace_parent=trace_parent, **decided)
 
 
-# -- each kind, checked and decided: (value as sent, the option, its field, now) -> value as decided
+# -- each kind, checked and decided: (the value as sent, the option, its field, now) -> the value as decided
 
 
-def _text(value: Any, how: Option, field: str, now: float) -> str | None:
-    assert how.max_length is not None
-    return None if value is None else check_text(value, field, how.max_length)
+def _text(value: Any, option: Declared, field: str, now: float) -> str | None:
+    assert option.how.max_length is not None
+    return None if value is None else check_text(value, field, option.how.max_length)
 
 
-def _duration(value: Any, how: Option, field: str, now: float) -> float | None:
+def _duration(value: Any, option: Declared, field: str, now: float) -> float | None:
     return None if value is None else parse_duration(value, field=field)
 
 
-def _delay(value: Any, how: Option, field: str, now: float) -> float | None:
+def _delay(value: Any, option: Declared, field: str, now: float) -> float | None:
     return parse_delay(value, now, field)
 
 
-def _tags(value: Any, how: Option, field: str, now: float) -> tuple[str, ...]:
-    name = field.rpartition(".")[2]
+def _tags(value: Any, option: Declared, field: str, now: float) -> tuple[str, ...]:
+    most, longest = option.how.max_items, option.how.max_length
+    assert most is not None and longest is not None
     tags = value or ()
     if isinstance(tags, str):
         tags = (tags,)
     if not isinstance(tags, list | tuple) or not all(isinstance(x, str) for x in tags):
-        raise ValidationError(f"{field}: expected a list of strings", details={"field": name})
-    assert how.max_items is not None and how.max_length is not None
-    if len(tags) > how.max_items or any(not tag or len(tag) > how.max_length for tag in tags):
+        raise ValidationError(f"{field}: expected a list of strings", details={"field": option.sent_as})
+    if len(tags) > most or any(not tag or len(tag) > longest for tag in tags):
         raise ValidationError(
-            f"{field}: at most {how.max_items} tags of 1 to {how.max_length} characters", details={"field": name}
+            f"{field}: at most {most} tags of 1 to {longest} characters", details={"field": option.sent_as}
         )
     for i, tag in enumerate(tags):
-        check_text(tag, f"{field}[{i}]", how.max_length)
+        check_text(tag, f"{field}[{i}]", longest)
     return tuple(tags)
 
 
-def _object(value: Any, how: Option, field: str, now: float) -> dict[str, Any]:
+def _object(value: Any, option: Declared, field: str, now: float) -> dict[str, Any]:
     value = value or {}
     if not isinstance(value, dict):
-        raise ValidationError(f"{field}: expected an object", details={"field": field.rpartition(".")[2]})
+        raise ValidationError(f"{field}: expected an object", details={"field": option.sent_as})
     return value
 
 
-def _count(value: Any, how: Option, field: str, now: float) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not _within(value, how)):
+def _count(value: Any, option: Declared, field: str, now: float) -> int | None:
+    low, high = option.how.minimum, option.how.maximum
+    assert low is not None and high is not None
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
         raise ValidationError(
-            f"{field}: expected a whole number from {how.minimum:.0f} to {how.maximum:.0f}",
-            details={"field": field.rpartition(".")[2]},
+            f"{field}: expected a whole number from {low:.0f} to {high:.0f}", details={"field": option.sent_as}
         )
     return value
 
 
-def _seconds(value: Any, how: Option, field: str, now: float) -> float:
+def _seconds(value: Any, option: Declared, field: str, now: float) -> float:
+    low, high = option.how.minimum, option.how.maximum
+    assert low is not None and high is not None
     value = value or 0
-    if not isinstance(value, int | float) or isinstance(value, bool) or not _within(value, how):
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
         raise ValidationError(
-            f"{field}: expected a number of seconds from {how.minimum:g} to {how.maximum:g}",
-            details={"field": field.rpartition(".")[2]},
+            f"{field}: expected a number of seconds from {low:g} to {high:g}", details={"field": option.sent_as}
         )
     return float(value)
 
 
-def _within(value: float, how: Option) -> bool:
-    assert how.minimum is not None and how.maximum is not None
-    return how.minimum <= value <= how.maximum
-
-
-_DECIDE: dict[OptionKind, Callable[[Any, Option, str, float], Any]] = {
+_DECIDE: dict[OptionKind, Callable[[Any, Declared, str, float], Any]] = {
     OptionKind.TEXT: _text,
     OptionKind.DURATION: _duration,
     OptionKind.DELAY: _delay,
