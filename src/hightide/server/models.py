@@ -146,7 +146,7 @@ def _trigger_options() -> type[OptionsBody]:
     return create_model("TriggerOptions", __base__=OptionsBody, __module__=__name__, **declared)
 
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # its fields are built at import: a type checker knows it by its base
     TriggerOptions = OptionsBody
 else:
     TriggerOptions = _trigger_options()
