@@ -1,15 +1,22 @@
 """Trigger options are validated before anything is stored, with the failing field named."""
 
-from datetime import UTC, datetime
+import inspect
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from hightide.engine.options import parse_delay, spec_from_options
+from hightide.core import options as core_options
+from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Declared, OptionKind
+from hightide.engine.options import TriggerSpec, parse_delay, spec_from_options
 from hightide.engine.payloads import check_schema
 from hightide.errors import ValidationError
+from hightide.sdk.client import AsyncClient, trigger_item
+from hightide.sdk.task import Task
+from hightide.server.models import TriggerBody, TriggerOptions
 
 
 class Size(IntEnum):
@@ -149,3 +156,45 @@ def test_a_models_own_pattern_is_checked_as_pydantic_checks_it() -> None:
     check_schema({"code": "x"}, TypeAdapter(Code).json_schema(), "code")  # left to Python's re
     with pytest.raises(ValidationError, match="'y' does not match"):
         check_schema({"code": "y"}, TypeAdapter(Code).json_schema(), "code")
+
+
+# -- one definition: the SDK, the API and the engine take the same options ---------------------
+
+
+def _keywords(fn: object) -> set[str]:
+    params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+    return {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def test_the_sdk_the_api_and_the_engine_take_the_options_declared() -> None:
+    declared = [o.sent_as for o in TRIGGER_OPTIONS]
+    assert list(TriggerOptions.model_fields) == declared  # the API's model, in the declared order
+    assert _keywords(AsyncClient.trigger) == set(declared)
+    assert _keywords(Task.trigger) == set(declared) - {"parent_run_id"}  # inside a run, the run is the parent
+    spec_fields = [f.name for f in fields(TriggerSpec) if f.name not in ("task_id", "payload", "trace_parent")]
+    assert spec_fields == [f.name for f in fields(core_options.TriggerOptions)]
+    assert set(declared) == OPTION_NAMES
+
+
+# A value of each kind as a user passes it, and as the engine decides it.
+_SAMPLES = {
+    OptionKind.TEXT: ("q-1", "q-1"),
+    OptionKind.DURATION: (timedelta(minutes=5), 300.0),
+    OptionKind.DELAY: ("5m", NOW + 300),
+    OptionKind.TAGS: ("user:42", ("user:42",)),
+    OptionKind.OBJECT: ({"k": 1}, {"k": 1}),
+    OptionKind.COUNT: (2, 2),
+    OptionKind.SECONDS: (10, 10.0),
+}
+_BY_NAME = {"machine": ("large-2x", "large-2x")}
+
+
+@pytest.mark.parametrize("declared", [o for o in TRIGGER_OPTIONS if o.sent_as != "version"], ids=lambda o: o.sent_as)
+def test_each_option_travels_from_the_sdk_through_the_api_to_the_spec(declared: Declared) -> None:
+    given, decided = _BY_NAME.get(declared.sent_as) or _SAMPLES[declared.how.kind]
+    body = trigger_item(None, {"a": 1}, {declared.sent_as: given})
+    sent = TriggerBody.model_validate(body).options.as_dict()
+    assert list(sent) == [declared.sent_as]
+    spec = spec_from_options("t", body["payload"], sent, NOW)
+    assert getattr(spec, declared.name) == decided
+    assert TriggerSpec("t", {"a": 1}, **{declared.name: decided}) == spec

@@ -1,60 +1,35 @@
-"""Trigger options as the engine receives them, and their validation."""
+"""Trigger options as the engine receives them: checked by their kind and decided into a spec.
+
+The options are declared in ``core/options.py``; this module checks and decides each value by its
+kind, with errors that name the field.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hightide.core.durations import parse_duration
-from hightide.core.limits import (
-    MAX_DURATION_TEXT_LENGTH,
-    MAX_ID_LENGTH,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    MAX_NAME_LENGTH,
-    MAX_PRIORITY,
-    MAX_TAG_LENGTH,
-    MAX_TAGS,
-    check_text,
-    check_time,
-)
+from hightide.core.limits import MAX_DURATION_TEXT_LENGTH, check_text, check_time
 from hightide.core.machines import check_machine
-from hightide.core.retry import MAX_ATTEMPTS
+from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Declared, OptionKind, TriggerOptions
 from hightide.core.tracing import TraceParent
 from hightide.errors import ValidationError
 
 MAX_BATCH_ITEMS = 1000
-# The longest each string option may be: the column that stores it (store/schema.py).
-STRING_OPTIONS = {
-    "queue": MAX_NAME_LENGTH,
-    "concurrency_key": MAX_NAME_LENGTH,
-    "machine": MAX_ID_LENGTH,
-    "version": MAX_ID_LENGTH,
-    "parent_run_id": MAX_ID_LENGTH,
-}
 DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
+TriggerItem = tuple[str | None, Any, dict[str, Any]]
+"""One run to trigger, as sent: (its task, or ``None`` for the batch's default task; payload; options)."""
 
 
 @dataclass(frozen=True)
-class TriggerSpec:
-    """One run to create. Durations are already seconds; ``delay_until`` is absolute."""
+class TriggerSpec(TriggerOptions):
+    """One run to create: its task, its payload and its options as decided (``TriggerOptions``)."""
 
     task_id: str
     payload: Any = None
-    idempotency_key: str | None = None
-    idempotency_key_ttl: float | None = None
-    delay_until: float | None = None
-    ttl: float | None = None
-    tags: tuple[str, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-    queue: str | None = None
-    concurrency_key: str | None = None
-    max_attempts: int | None = None
-    priority: float = 0.0
-    machine: str | None = None
-    version: str | None = None
-    parent_run_id: str | None = None
     trace_parent: TraceParent | None = None  # from the request's `traceparent` header
 
 
@@ -90,75 +65,87 @@ def spec_from_options(
     trace_parent: TraceParent | None = None,
 ) -> TriggerSpec:
     """Validate the ``options`` of one trigger request; errors name the field (under ``prefix``)."""
-    known = set(TriggerSpec.__dataclass_fields__) - {"task_id", "payload", "delay_until", "trace_parent"} | {"delay"}
-    unknown = sorted(set(options) - known)
+    unknown = sorted(set(options) - OPTION_NAMES)
     if unknown:
         raise ValidationError(f"{prefix}options: unknown option(s) {unknown}", details={"field": f"{prefix}options"})
+    decided = {
+        o.name: _DECIDE[o.how.kind](options.get(o.sent_as), o, f"{prefix}options.{o.sent_as}", now)
+        for o in TRIGGER_OPTIONS
+    }
+    check_machine_and_version(options, prefix)
+    return TriggerSpec(task_id=task_id, payload=payload, trace_parent=trace_parent, **decided)
 
-    def dur(name: str) -> float | None:
-        value = options.get(name)
-        return None if value is None else parse_duration(value, field=f"{prefix}options.{name}")
 
-    tags = options.get("tags") or ()
+# -- each kind, checked and decided: (the value as sent, the option, its field, now) -> the value as decided
+
+
+def _text(value: Any, option: Declared, field: str, now: float) -> str | None:
+    assert option.how.max_length is not None
+    return None if value is None else check_text(value, field, option.how.max_length)
+
+
+def _duration(value: Any, option: Declared, field: str, now: float) -> float | None:
+    return None if value is None else parse_duration(value, field=field)
+
+
+def _delay(value: Any, option: Declared, field: str, now: float) -> float | None:
+    return parse_delay(value, now, field)
+
+
+def _tags(value: Any, option: Declared, field: str, now: float) -> tuple[str, ...]:
+    most, longest = option.how.max_items, option.how.max_length
+    assert most is not None and longest is not None
+    tags = value or ()
     if isinstance(tags, str):
         tags = (tags,)
     if not isinstance(tags, list | tuple) or not all(isinstance(x, str) for x in tags):
-        raise ValidationError(f"{prefix}options.tags: expected a list of strings", details={"field": "tags"})
-    if len(tags) > MAX_TAGS or any(not tag or len(tag) > MAX_TAG_LENGTH for tag in tags):
+        raise ValidationError(f"{field}: expected a list of strings", details={"field": option.sent_as})
+    if len(tags) > most or any(not tag or len(tag) > longest for tag in tags):
         raise ValidationError(
-            f"{prefix}options.tags: at most {MAX_TAGS} tags of 1 to {MAX_TAG_LENGTH} characters",
-            details={"field": "tags"},
+            f"{field}: at most {most} tags of 1 to {longest} characters", details={"field": option.sent_as}
         )
     for i, tag in enumerate(tags):
-        check_text(tag, f"{prefix}options.tags[{i}]", MAX_TAG_LENGTH)
-    metadata = options.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise ValidationError(f"{prefix}options.metadata: expected an object", details={"field": "metadata"})
-    key = options.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH):
+        check_text(tag, f"{field}[{i}]", longest)
+    return tuple(tags)
+
+
+def _object(value: Any, option: Declared, field: str, now: float) -> dict[str, Any]:
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field}: expected an object", details={"field": option.sent_as})
+    return value
+
+
+def _count(value: Any, option: Declared, field: str, now: float) -> int | None:
+    low, high = option.how.minimum, option.how.maximum
+    assert low is not None and high is not None
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
         raise ValidationError(
-            f"{prefix}options.idempotency_key: expected a string of 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
-            details={"field": "idempotency_key"},
+            f"{field}: expected a whole number from {low:.0f} to {high:.0f}", details={"field": option.sent_as}
         )
-    if key is not None:
-        check_text(key, f"{prefix}options.idempotency_key", MAX_IDEMPOTENCY_KEY_LENGTH)
-    max_attempts = options.get("max_attempts")
-    if max_attempts is not None and (
-        not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or not 1 <= max_attempts <= MAX_ATTEMPTS
-    ):
+    return value
+
+
+def _seconds(value: Any, option: Declared, field: str, now: float) -> float:
+    low, high = option.how.minimum, option.how.maximum
+    assert low is not None and high is not None
+    value = value or 0
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
         raise ValidationError(
-            f"{prefix}options.max_attempts: expected a whole number from 1 to {MAX_ATTEMPTS}",
-            details={"field": "max_attempts"},
+            f"{field}: expected a number of seconds from {low:g} to {high:g}", details={"field": option.sent_as}
         )
-    priority = options.get("priority") or 0
-    if not isinstance(priority, int | float) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
-        raise ValidationError(
-            f"{prefix}options.priority: expected a number of seconds from 0 to {MAX_PRIORITY:g}",
-            details={"field": "priority"},
-        )
-    for name, max_length in STRING_OPTIONS.items():
-        value = options.get(name)
-        if value is not None:
-            check_text(value, f"{prefix}options.{name}", max_length)
-    check_machine_and_version(options, prefix)
-    return TriggerSpec(
-        task_id=task_id,
-        payload=payload,
-        idempotency_key=key,
-        idempotency_key_ttl=dur("idempotency_key_ttl"),
-        delay_until=parse_delay(options.get("delay"), now, f"{prefix}options.delay"),
-        ttl=dur("ttl"),
-        tags=tuple(tags),
-        metadata=metadata,
-        queue=options.get("queue"),
-        concurrency_key=options.get("concurrency_key"),
-        max_attempts=max_attempts,
-        priority=float(priority),
-        machine=options.get("machine"),
-        version=options.get("version"),
-        parent_run_id=options.get("parent_run_id"),
-        trace_parent=trace_parent,
-    )
+    return float(value)
+
+
+_DECIDE: dict[OptionKind, Callable[[Any, Declared, str, float], Any]] = {
+    OptionKind.TEXT: _text,
+    OptionKind.DURATION: _duration,
+    OptionKind.DELAY: _delay,
+    OptionKind.TAGS: _tags,
+    OptionKind.OBJECT: _object,
+    OptionKind.COUNT: _count,
+    OptionKind.SECONDS: _seconds,
+}
 
 
 def check_machine_and_version(options: dict[str, Any], prefix: str = "") -> None:
@@ -176,15 +163,19 @@ def check_machine_and_version(options: dict[str, Any], prefix: str = "") -> None
 
 def batch_specs(
     default_task: str | None,
-    items: Sequence[tuple[str | None, Any, dict[str, Any]]],
+    items: Sequence[TriggerItem],
     now: float,
     trace_parent: TraceParent | None = None,
+    *,
+    single: bool = False,
 ) -> list[TriggerSpec]:
-    """The specs of a batch: each item is (task id or ``None`` for ``default_task``, payload, options)."""
+    """The specs of a batch: each item is (task id or ``None`` for ``default_task``, payload, options).
+    A single trigger is a batch of one whose errors name the fields without ``items[0].``."""
     specs = []
     for i, (task_id, payload, options) in enumerate(items):
+        prefix = "" if single else f"items[{i}]."
         item_task = task_id or default_task
         if not item_task:
-            raise ValidationError(f"items[{i}].task: required", details={"field": f"items[{i}].task"})
-        specs.append(spec_from_options(item_task, payload, options, now, f"items[{i}].", trace_parent))
+            raise ValidationError(f"{prefix}task: required", details={"field": f"{prefix}task"})
+        specs.append(spec_from_options(item_task, payload, options, now, prefix, trace_parent))
     return specs

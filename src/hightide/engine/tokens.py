@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hightide.core.ids import new_id, new_secret
-from hightide.core.limits import check_duration, check_text
+from hightide.core.limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, check_duration, check_text
 from hightide.engine.base import EngineCore
-from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TAG_LENGTH, MAX_TAGS
+from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL
 from hightide.engine.payloads import check_size
 from hightide.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from hightide.store.records import Environment, Waitpoint

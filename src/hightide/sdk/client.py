@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from hightide.config import client_settings
 from hightide.core.machines import check_machine
+from hightide.core.options import TRIGGER_OPTIONS, OptionKind
 from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token, _time
 
@@ -33,6 +34,20 @@ def _options(options: dict[str, Any], field: str = "options") -> dict[str, Any]:
             value = list(value)
         out[key] = value
     return out
+
+
+_TAG_OPTIONS = tuple(o.sent_as for o in TRIGGER_OPTIONS if o.how.kind is OptionKind.TAGS)
+
+
+def trigger_item(task: str | None, payload: Any, options: Mapping[str, Any], field: str = "options") -> dict[str, Any]:
+    """One run to trigger as the API takes it: ``{"task"?, "payload", "options"}``, the options (see
+    ``core/options.py``) as JSON, with one string for tags taken as one tag. Options the server does
+    not know are sent as given: it refuses them, naming them."""
+    body = _options(dict(options), field)
+    for name in _TAG_OPTIONS:
+        if isinstance(body.get(name), str):
+            body[name] = [body[name]]
+    return {**({"task": task} if task else {}), "payload": payload, "options": body}
 
 
 class RunsClient:
@@ -202,23 +217,16 @@ class AsyncClient:
         parent_run_id: str | None = None,
     ) -> RunHandle[Any]:
         """Trigger one run of ``task_id``; returns at once with its handle."""
-        options = _options({k: v for k, v in locals().items() if k not in ("self", "task_id", "payload")})
-        if isinstance(options.get("tags"), str):
-            options["tags"] = [options["tags"]]
-        data = await self.session.request(
-            "POST", f"/api/v1/tasks/{task_id}/trigger", json={"payload": payload, "options": options}
-        )
+        options = {k: v for k, v in locals().items() if k not in ("self", "task_id", "payload")}
+        path = f"/api/v1/tasks/{task_id}/trigger"
+        data = await self.session.request("POST", path, json=trigger_item(None, payload, options))
         return RunHandle(data["id"], data["task_id"], data["is_cached"])
 
     async def batch_trigger(self, items: Sequence[dict[str, Any]], task_id: str | None = None) -> BatchHandle:
         """Trigger up to 1,000 runs atomically. Each item: ``{"task": id, "payload": ..., "options": {...}}``
         (``task`` may be left out when ``task_id`` is given)."""
         body = [
-            {
-                **({"task": item["task"]} if item.get("task") else {}),
-                "payload": item.get("payload"),
-                "options": _options(dict(item.get("options") or {}), f"items[{i}].options"),
-            }
+            trigger_item(item.get("task"), item.get("payload"), item.get("options") or {}, f"items[{i}].options")
             for i, item in enumerate(items)
         ]
         path = f"/api/v1/tasks/{task_id}/batch" if task_id else "/api/v1/tasks/batch"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
-from hightide.sdk.client import _options
+from hightide.sdk.client import trigger_item
 from hightide.sdk.journal import current_journal, perform
 from hightide.sdk.models import BatchHandle, BatchResult, RunHandle, TaskRunResult
 
@@ -37,13 +37,10 @@ def items_body(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Batch items as the journal records them; the parent is always the current run."""
     body = []
     for i, item in enumerate(items):
-        options = _options(dict(item.get("options") or {}), f"items[{i}].options" if len(items) > 1 else "options")
-        options.pop("parent_run_id", None)
-        if isinstance(options.get("tags"), str):
-            options["tags"] = [options["tags"]]
-        body.append(
-            {**({"task": item["task"]} if item.get("task") else {}), "payload": item.get("payload"), "options": options}
-        )
+        field = f"items[{i}].options" if len(items) > 1 else "options"
+        entry = trigger_item(item.get("task"), item.get("payload"), item.get("options") or {}, field)
+        entry["options"].pop("parent_run_id", None)
+        body.append(entry)
     return body
 
 

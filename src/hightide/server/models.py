@@ -7,13 +7,22 @@ a 422 on both backends before anything reaches the database.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from hightide.core import limits
-from hightide.core.retry import MAX_ATTEMPTS
+from hightide.core.options import TRIGGER_OPTIONS, Option, OptionKind
 from hightide.types import (
     MAX_CLAIM_BATCH,
     MAX_HEARTBEAT_RUNS,
@@ -103,25 +112,44 @@ class StrictBody(Body):
     model_config = ConfigDict(extra="forbid")
 
 
-class TriggerOptions(StrictBody):
-    idempotency_key: IdempotencyKey | None = None
-    idempotency_key_ttl: Duration | None = Field(default=None, description="e.g. '1h'; default 30 days")
-    delay: Delay | None = None
-    ttl: Duration | None = Field(default=None, description="expire the run if it has not started in time")
-    tags: Tags | None = None
-    metadata: dict[str, Any] | None = None
-    queue: Name | None = None
-    concurrency_key: Name | None = None
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
-    priority: float | None = Field(
-        default=None, ge=0, le=limits.MAX_PRIORITY, description="seconds ahead of its queue time (at most 30 days)"
-    )
-    machine: Id | None = None
-    version: Id | None = None
-    parent_run_id: Id | None = None
+def _text(max_length: int) -> Any:
+    return Annotated[str, _length(max_length), _NUL, _NUL_SCHEMA]
+
+
+def _api_type(how: Option) -> Any:
+    """The type the API takes for an option of this kind, with its limits (see core/options.py)."""
+    if how.kind is OptionKind.TEXT:
+        assert how.max_length is not None
+        return _text(how.max_length)
+    if how.kind is OptionKind.TAGS:
+        assert how.max_length is not None
+        return Annotated[list[_text(how.max_length)], Field(max_length=how.max_items)]  # type: ignore[misc]
+    if how.kind is OptionKind.COUNT:
+        return Annotated[int, Field(ge=how.minimum, le=how.maximum)]
+    if how.kind is OptionKind.SECONDS:
+        return Annotated[float, Field(ge=how.minimum, le=how.maximum)]
+    return {OptionKind.DURATION: Duration, OptionKind.DELAY: Delay, OptionKind.OBJECT: dict[str, Any]}[how.kind]
+
+
+class OptionsBody(StrictBody):
+    """What ``TriggerOptions`` is built on: the options that were sent, as the engine takes them."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
+
+
+def _trigger_options() -> type[OptionsBody]:
+    # Derived from core/options.py: every option, optional, with its help text as its description.
+    declared: dict[str, Any] = {
+        o.sent_as: (_api_type(o.how) | None, Field(default=None, description=o.how.help)) for o in TRIGGER_OPTIONS
+    }
+    return create_model("TriggerOptions", __base__=OptionsBody, __module__=__name__, **declared)
+
+
+if TYPE_CHECKING:  # its fields are built at import: a type checker knows it by its base
+    TriggerOptions = OptionsBody
+else:
+    TriggerOptions = _trigger_options()
 
 
 class TriggerBody(StrictBody):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import Request
 
 from hightide.core.durations import parse_duration
 from hightide.core.tracing import TraceParent, parse_traceparent
 from hightide.engine.journal import Operation
-from hightide.engine.options import batch_specs
+from hightide.engine.options import TriggerItem, batch_specs
 from hightide.engine.tokens import TokenSpec
-from hightide.server.models import JournalOp, TokenOptions
+from hightide.server.models import BatchItem, JournalOp, TokenOptions
 
 
 def token_spec(options: TokenOptions | None, prefix: str = "") -> TokenSpec:
@@ -25,13 +27,17 @@ def token_spec(options: TokenOptions | None, prefix: str = "") -> TokenSpec:
     )
 
 
+def trigger_items(items: Sequence[BatchItem]) -> list[TriggerItem]:
+    return [(item.task, item.payload, item.options.as_dict()) for item in items]
+
+
 def trace_parent(request: Request) -> TraceParent | None:
     """The caller's span (W3C ``traceparent``): runs it triggers join that trace under it."""
     return parse_traceparent(request.headers.get("traceparent"))
 
 
 def operation(body: JournalOp, now: float, execution: int | None, parent: TraceParent | None = None) -> Operation:
-    items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
+    items = trigger_items(body.items)
     ttl = body.idempotency_key_ttl
     return Operation(
         seq=body.seq,

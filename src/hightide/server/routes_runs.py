@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
-from hightide.engine.options import batch_specs, spec_from_options
+from hightide.engine.options import TriggerItem, batch_specs
 from hightide.errors import ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
@@ -26,7 +26,7 @@ from hightide.server.models import (
     TaskId,
     TriggerBody,
 )
-from hightide.server.operations import trace_parent
+from hightide.server.operations import trace_parent, trigger_items
 from hightide.server.routing import ApiRoute
 from hightide.server.serialize import log_json, run_json, trace_json, waiting_json
 from hightide.store.records import RunFilter
@@ -42,17 +42,15 @@ def _engine(request: Request) -> RunEngine:
 
 @router.post("/tasks/{task_id}/trigger", summary="Trigger a run of a task", responses=responses(404, 409, 413))
 async def trigger(task_id: TaskPath, body: TriggerBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    engine = _engine(request)
-    spec = spec_from_options(task_id, body.payload, body.options.as_dict(), engine.clock(), "", trace_parent(request))
-    [(run, cached)] = await run_in_threadpool(engine.triggering.trigger, env, [spec])
-    return {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
+    [run] = await _trigger(task_id, [(None, body.payload, body.options.as_dict())], env, request, single=True)
+    return run
 
 
 @router.post(
     "/tasks/batch", summary="Trigger up to 1,000 runs atomically (any tasks)", responses=responses(404, 409, 413)
 )
 async def batch_trigger(body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    return await _batch(None, body, env, request)
+    return {"runs": await _trigger(None, trigger_items(body.items), env, request)}
 
 
 @router.post(
@@ -61,20 +59,20 @@ async def batch_trigger(body: BatchBody, env: CurrentEnv, request: Request) -> d
     responses=responses(404, 409, 413),
 )
 async def batch_trigger_task(task_id: TaskPath, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    return await _batch(task_id, body, env, request)
+    return {"runs": await _trigger(task_id, trigger_items(body.items), env, request)}
 
 
-async def _batch(task_id: str | None, body: BatchBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def _trigger(
+    task_id: str | None, items: list[TriggerItem], env: CurrentEnv, request: Request, single: bool = False
+) -> list[dict[str, Any]]:
+    """Every trigger route: a batch (a single trigger is a batch of one), created atomically."""
     engine = _engine(request)
-    items = [(item.task, item.payload, item.options.as_dict()) for item in body.items]
-    specs = batch_specs(task_id, items, engine.clock(), trace_parent(request))
+    specs = batch_specs(task_id, items, engine.clock(), trace_parent(request), single=single)
     results = await run_in_threadpool(engine.triggering.trigger, env, specs)
-    return {
-        "runs": [
-            {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
-            for run, cached in results
-        ]
-    }
+    return [
+        {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
+        for run, cached in results
+    ]
 
 
 @router.get(
