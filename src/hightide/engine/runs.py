@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hightide.engine.base import Clock, EngineSettings
 from hightide.engine.control import Control
-from hightide.engine.execution import AttemptResult, Execution
+from hightide.engine.execution import Execution
 from hightide.engine.journal import Journal
 from hightide.engine.traces import Trace
 
@@ -20,4 +20,4 @@ class RunEngine(Journal, Control, Execution):
     the long-polls, which are async."""
 
 
-__all__ = ["AttemptResult", "Clock", "EngineSettings", "RunEngine", "Trace"]
+__all__ = ["Clock", "EngineSettings", "RunEngine", "Trace"]
