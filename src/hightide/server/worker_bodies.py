@@ -10,6 +10,7 @@ message with ``protocol.from_json``.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
@@ -72,7 +73,7 @@ def _annotation(tp: Any) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Annotated:
         return Annotated[(_annotation(args[0]), *(c for m in tp.__metadata__ for c in _constraints(m)))]
-    if origin is Union or origin is typing.types.UnionType:  # type: ignore[attr-defined]
+    if origin is Union or origin is types.UnionType:
         return Union[tuple(_annotation(a) for a in args)]  # noqa: UP007
     if origin is tuple or origin is list:
         return list[_annotation(args[0])]  # type: ignore[misc]
