@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from hightide import Client, Run
+from hightide.core.protocol import Execution
 from hightide.sdk.http import ApiSession
 from hightide.types import MAX_CLAIM_BATCH, MAX_RELEASE_RUNS
 from hightide.worker.api import WorkerApi
@@ -308,15 +309,15 @@ def test_a_worker_stopping_with_more_runs_than_one_release_takes_gives_them_all_
     count = MAX_RELEASE_RUNS + 2 * MAX_CLAIM_BATCH
     events: list[RunEvent] = []
 
-    async def hold_and_give_back() -> list[dict[str, object]]:
+    async def hold_and_give_back() -> list[Execution]:
         session = ApiSession(hosted.api_url, key)
         api = WorkerApi(session, "wkr_many")
         try:
-            version = (await api.register({"tasks": [{"id": "many"}]}))["version_id"]
+            version = (await api.register({"tasks": [{"id": "many"}]})).version_id
             for start in range(0, count, 1000):
                 items = [{"payload": {"n": n}} for n in range(start, min(start + 1000, count))]
                 await session.request("POST", "/api/v1/tasks/many/batch", json={"items": items})
-            held: list[dict[str, object]] = []
+            held: list[Execution] = []
             while len(held) < count:
                 claim_id = uuid.uuid4().hex
                 held += await api.claim(version, MAX_CLAIM_BATCH, 0, claim_id)
@@ -332,5 +333,5 @@ def test_a_worker_stopping_with_more_runs_than_one_release_takes_gives_them_all_
     assert len([e for e in events if e.status == "RELEASED"]) == count
     with Client(api_url=hosted.api_url, secret_key=key) as client:
         for execution in (held[0], held[-1]):
-            run = client.runs.retrieve(str(execution["run_id"]))
+            run = client.runs.retrieve(execution.run_id)
             assert (run.status, run.attempt_count) == ("QUEUED", 1)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hightide.core.failures import Failure, FailureKind
+from hightide.core.protocol import AttemptResult, ResultReply
 from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
 from hightide.errors import ConflictError
 from hightide.store import open_store
-from hightide.store.records import Environment, Version
+from hightide.store.records import Environment, Run, Version
 
 
 class Clock:
@@ -55,6 +57,17 @@ def _trigger(engine: RunEngine, env: Environment, task: str, n: int = 1) -> list
     return [run.id for run, _ in engine.triggering.trigger(env, [TriggerSpec(task_id=task) for _ in range(n)])]
 
 
+def _report(engine: RunEngine, env: Environment, result: AttemptResult[Any]) -> ResultReply:
+    """One result, reported as a worker reports its batch."""
+    [reply] = engine.execution.report(env, [result])
+    return reply
+
+
+def _failed(engine: RunEngine, env: Environment, run_id: str, attempt: int, failure: Failure) -> Run:
+    assert _report(engine, env, AttemptResult(run_id, attempt, False, error=failure.to_dict())).accepted
+    return engine.core.get_run(env, run_id)
+
+
 def test_versions_are_numbered_per_day(engine: RunEngine, env: Environment) -> None:
     assert _version(engine, env).version == "20270115.1"
     assert _version(engine, env).version == "20270115.2"
@@ -67,7 +80,7 @@ def test_environment_limit_is_enforced_by_the_engine(engine: RunEngine, env: Env
     first = engine.execution.claim(env, "w1", version, 10)
     assert [r.id for r in first] == ids[:2]  # oldest first, and no more than the limit
     assert engine.execution.claim(env, "w2", version, 10) == []
-    engine.execution.complete(env, first[0].id, 1, "ok")
+    assert _report(engine, env, AttemptResult(first[0].id, 1, True, "ok")).status == "COMPLETED"
     assert [r.id for r in engine.execution.claim(env, "w2", version, 10)] == [ids[2]]
 
 
@@ -93,7 +106,7 @@ def test_failed_attempt_waits_for_its_backoff(engine: RunEngine, env: Environmen
     version = _version(engine, env)
     [run_id] = _trigger(engine, env, "a")
     engine.execution.claim(env, "w", version, 1)
-    run = engine.execution.fail(env, run_id, 1, Failure("ValueError", "nope"))
+    run = _failed(engine, env, run_id, 1, Failure("ValueError", "nope"))
     assert run.status == RunStatus.QUEUED and run.error["name"] == "ValueError"
     clock.now += 9.9
     assert engine.execution.claim(env, "w", version, 1) == []
@@ -135,12 +148,12 @@ def test_crash_and_timeout_kinds_decide_the_final_status(engine: RunEngine, env:
     [crash, slow] = _trigger(engine, env, "b", 2)
     engine.execution.claim(env, "w", version, 2)
     assert (
-        engine.execution.fail(env, crash, 1, Failure("RunnerCrashed", "SIGKILL", kind=FailureKind.CRASH)).status
+        _failed(engine, env, crash, 1, Failure("RunnerCrashed", "SIGKILL", kind=FailureKind.CRASH)).status
         == RunStatus.QUEUED
     )
     engine.store.runs.update_run(slow, expect_status="EXECUTING", expect_attempt=1, values={"max_attempts": 1}, now=0)
     assert (
-        engine.execution.fail(env, slow, 1, Failure("MaxDurationExceeded", "", kind=FailureKind.TIMEOUT)).status
+        _failed(engine, env, slow, 1, Failure("MaxDurationExceeded", "", kind=FailureKind.TIMEOUT)).status
         == RunStatus.TIMED_OUT
     )
 
@@ -150,9 +163,10 @@ def test_a_completion_after_cancel_is_refused(engine: RunEngine, env: Environmen
     [run_id] = _trigger(engine, env, "a")
     engine.execution.claim(env, "w", version, 1)
     engine.control.cancel(env, run_id)
-    with pytest.raises(ConflictError, match="CANCELED"):
-        engine.execution.complete(env, run_id, 1, "too late")
-    assert engine.core.get_run(env, run_id).output is None
+    reply = _report(engine, env, AttemptResult(run_id, 1, True, "too late"))
+    assert (reply.accepted, reply.code) == (False, "conflict") and "result discarded" in (reply.message or "")
+    run = engine.core.get_run(env, run_id)
+    assert run.status == RunStatus.CANCELED and run.output is None
 
 
 def test_cancel_reaches_unfinished_children(engine: RunEngine, env: Environment) -> None:

@@ -81,9 +81,32 @@ def trigger_and_wait(store: Store, parent: Run, seq: str, *children: NewRun, now
     return entry
 
 
+def suspend_one(
+    store: Store,
+    run_id: str,
+    attempt: int,
+    worker_id: str,
+    waiting_on: tuple[str, ...],
+    now: float,
+    execution: int | None = None,
+) -> RunStatus | None:
+    """One suspension on the journal positions ``waiting_on``: the batch of one."""
+    [status] = store.waitpoints.suspend_runs([Suspension(run_id, attempt, worker_id, execution, waiting_on)], now)
+    return status
+
+
 def suspend(store: Store, run: Run, entry: JournalEntry, *, now: float = NOW) -> RunStatus | None:
     assert run.worker_id is not None
-    return store.waitpoints.suspend_run(run.id, run.attempt_count, run.worker_id, entry.waitpoint_ids, now)
+    return suspend_one(store, run.id, run.attempt_count, run.worker_id, (entry.seq,), now)
+
+
+def wait_for(store: Store, run: Run, seq: str, waitpoint: Waitpoint, *, now: float = NOW) -> JournalEntry:
+    """Record that ``run`` waits, at ``seq``, for the existing ``waitpoint`` (a token)."""
+    entry, new = store.waitpoints.record_entry(
+        JournalEntry(run.id, seq, "wait_for_token", waitpoint.id, waitpoint_ids=[waitpoint.id]), 1, now=now
+    )
+    assert new is True
+    return entry
 
 
 def claim(
@@ -418,7 +441,7 @@ def test_suspending_moves_the_run_to_waiting_with_its_links(store: Store) -> Non
     other = insert(store, new_run(env, created_at=NOW + 1))[0]
     assert claim(store, env, now=NOW + 1) == []  # the environment's one slot is taken
 
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", entry.waitpoint_ids, NOW + 2) == RunStatus.WAITING
+    assert suspend_one(store, run.id, 1, "w1", (entry.seq,), NOW + 2) == RunStatus.WAITING
 
     waiting = run_of(store, run.id)
     assert (waiting.status, waiting.worker_id, waiting.lease_expires_at, waiting.attempt_count) == (
@@ -441,8 +464,9 @@ def test_suspending_on_resolved_waitpoints_queues_the_run_again_at_once(store: S
     run = start_run(store, env, priority=5.0)
     token, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
     assert store.waitpoints.resolve_waitpoint(token.id, "COMPLETED", NOW + 1, {"ok": 1}) is True
+    entry = wait_for(store, run, "0", token, now=NOW + 1)
 
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", [token.id], NOW + 2) == RunStatus.QUEUED
+    assert suspend_one(store, run.id, 1, "w1", (entry.seq,), NOW + 2) == RunStatus.QUEUED
 
     queued = run_of(store, run.id)
     assert (queued.status, queued.worker_id, queued.lease_expires_at, queued.available_at) == (
@@ -459,7 +483,7 @@ def test_suspending_on_resolved_waitpoints_queues_the_run_again_at_once(store: S
 def test_suspending_on_nothing_queues_the_run_again_at_once(store: Store) -> None:
     env = make_env(store)
     run = start_run(store, env)
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", [], NOW + 1) == RunStatus.QUEUED
+    assert suspend_one(store, run.id, 1, "w1", (), NOW + 1) == RunStatus.QUEUED
     assert resuming(store, run.id) is True
 
 
@@ -469,8 +493,9 @@ def test_suspending_links_only_the_waitpoints_still_waiting(store: Store) -> Non
     done, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
     pending, _ = store.waitpoints.create_waitpoint(new_waitpoint(env), NOW)
     store.waitpoints.resolve_waitpoint(done.id, "COMPLETED", NOW, None)
+    waits = (wait_for(store, run, "0", done).seq, wait_for(store, run, "1", pending).seq)
 
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", [done.id, pending.id], NOW + 1) == RunStatus.WAITING
+    assert suspend_one(store, run.id, 1, "w1", waits, NOW + 1) == RunStatus.WAITING
     assert links(store, run.id) == [pending.id]
 
 
@@ -487,7 +512,7 @@ def test_a_stale_suspension_changes_nothing(store: Store, case: str) -> None:
     else:
         run = finish(store, run, now=NOW + 1)
 
-    assert store.waitpoints.suspend_run(run.id, attempt, worker, entry.waitpoint_ids, NOW + 2) is None
+    assert suspend_one(store, run.id, attempt, worker, (entry.seq,), NOW + 2) is None
 
     assert run_of(store, run.id) == run
     assert links(store, run.id) == []
@@ -634,10 +659,7 @@ def test_a_run_waiting_on_a_timer_and_a_token_resumes_after_both(store: Store) -
     waits, _ = store.waitpoints.record_entry(
         JournalEntry(run.id, "1", "wait_for_token", token.id, waitpoint_ids=[token.id]), 1, now=NOW
     )
-    assert (
-        store.waitpoints.suspend_run(run.id, 1, "w1", [*nap.waitpoint_ids, *waits.waitpoint_ids], NOW + 1)
-        == RunStatus.WAITING
-    )
+    assert suspend_one(store, run.id, 1, "w1", (nap.seq, waits.seq), NOW + 1) == RunStatus.WAITING
 
     store.waitpoints.resolve_waitpoint(token.id, "COMPLETED", NOW + 2)
     assert run_of(store, run.id).status == RunStatus.WAITING
@@ -739,11 +761,11 @@ def test_each_claim_is_a_new_execution_and_only_the_current_one_may_record_or_su
     # A late request of the first execution is refused; the current one goes through.
     with pytest.raises(ConflictError):
         store.waitpoints.record_entry(JournalEntry(run.id, "1", "step", "late"), 1, execution=1, now=NOW + 62)
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", [], NOW + 62, execution=1) is None
+    assert suspend_one(store, run.id, 1, "w1", (), NOW + 62, execution=1) is None
     assert run_of(store, run.id).status == RunStatus.EXECUTING
     _, new = store.waitpoints.record_entry(JournalEntry(run.id, "1", "step", "now"), 1, execution=2, now=NOW + 62)
     assert new is True
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", [], NOW + 63, execution=2) == RunStatus.QUEUED
+    assert suspend_one(store, run.id, 1, "w1", (), NOW + 63, execution=2) == RunStatus.QUEUED
 
 
 def test_one_claim_takes_resumed_and_fresh_runs_together(store: Store) -> None:
@@ -806,7 +828,7 @@ def test_cancelling_a_waiting_run_drops_its_links_and_cancels_the_tokens_it_crea
     )
     suspend(store, bystander, shared, now=NOW + 3)
     pending = [*nap.waitpoint_ids, *children.waitpoint_ids, foreign.id]
-    assert store.waitpoints.suspend_run(run.id, 1, "w1", pending, NOW + 3) == RunStatus.WAITING
+    assert suspend_one(store, run.id, 1, "w1", (nap.seq, children.seq, "4"), NOW + 3) == RunStatus.WAITING
 
     cancelled = store.runs.update_run(
         run.id,
@@ -1039,7 +1061,7 @@ def test_a_suspension_racing_a_token_completion_never_strands_the_run(store: Sto
         )
 
         suspended, resolved = outcomes = at_once(
-            partial(store.waitpoints.suspend_run, run.id, 1, "w1", [token.id], now + 1),
+            partial(suspend_one, store, run.id, 1, "w1", ("0",), now + 1),
             partial(store.waitpoints.resolve_waitpoint, token.id, "COMPLETED", now + 1, {"i": i}),
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hightide.core.protocol import Execution
 from hightide.errors import ValidationError
 from hightide.sdk import context as context_module
 from hightide.sdk.context import Context
@@ -18,7 +19,7 @@ from hightide.sdk.idempotency import idempotency_keys
 @contextmanager
 def inside(run_id: str = "run_01parent", attempt: int = 1, **execution: Any) -> Iterator[Context]:
     """As if executing ``run_id``'s ``attempt`` (the runner sets the context the same way)."""
-    ctx = Context.from_execution({"run_id": run_id, "attempt": attempt, "task_id": "checkout", **execution})
+    ctx = Context.from_execution(Execution(run_id=run_id, attempt=attempt, task_id="checkout", **execution))
     token = context_module.current.set(ctx)
     try:
         yield ctx

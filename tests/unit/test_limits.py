@@ -14,8 +14,9 @@ from hightide.engine.manifest import check_manifest_task
 from hightide.engine.options import spec_from_options
 from hightide.engine.tokens import TokenSpec, check_token_spec
 from hightide.errors import ValidationError
-from hightide.server.models import ClaimBody, TriggerOptions
+from hightide.server.models import TriggerOptions
 from hightide.server.serialize import iso, number
+from hightide.server.worker_bodies import ClaimBody
 
 NOW = 1_800_000_000.0
 

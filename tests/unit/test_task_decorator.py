@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from hightide import Context, configure, queue, task
 from hightide.config import ProjectConfig
 from hightide.core.failures import Failure, FailureKind
+from hightide.core.protocol import Execution
 from hightide.errors import (
     ConfigError,
     HightideConnectionError,
@@ -41,7 +42,7 @@ def _clean_registry():
 
 
 def _ctx(task_id: str, attempt: int = 1) -> Context:
-    return Context.from_execution({"run_id": "run_x", "attempt": attempt, "task_id": task_id, "tags": ["a"]})
+    return Context.from_execution(Execution(run_id="run_x", attempt=attempt, task_id=task_id, tags=("a",)))
 
 
 def test_manifest_describes_the_task() -> None:

@@ -168,14 +168,6 @@ class EngineCore:
             )
         return updated
 
-    def check_attempt(self, run: Run, attempt: int) -> None:
-        if run.status != RunStatus.EXECUTING or run.attempt_count != attempt:
-            raise ConflictError(
-                f"run {run.id} is {run.status.value} on attempt {run.attempt_count}, not executing attempt "
-                f"{attempt}; this result is discarded",
-                details={"run": run.id, "status": run.status.value},
-            )
-
     def failure_change(
         self, run: Run, failure: Failure, now: float, lease_lapsed_by: float | None = None
     ) -> tuple[RunChange, bool]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import anyio
 
 from hightide.core.failures import Failure, FailureKind
+from hightide.core.protocol import AttemptResult, ResultReply
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.core.tracing import attempt_span_id, new_span_id
 from hightide.engine.base import EngineCore, cancel_key
@@ -28,21 +29,7 @@ from hightide.store.records import (
 from hightide.store.releases import Held
 
 if TYPE_CHECKING:
-    from hightide.engine.journal import Journal
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """What a worker reports for one attempt."""
-
-    run_id: str
-    attempt: int
-    ok: bool
-    output: Any = None
-    error: dict[str, Any] | None = None
-    waiting_on: list[str] | None = None  # the run suspended, waiting on these journal positions
-    execution: int | None = None  # the claim this result belongs to (refused if the run was claimed again)
-    record: Sequence[Any] = ()  # with waiting_on: operations (journal.Operation) to record first
+    from hightide.engine.journal import Journal, Operation
 
 
 class Execution:
@@ -176,32 +163,14 @@ class Execution:
             lost = await anyio.to_thread.run_sync(self.store.claims.runs_not_held, worker_id, list(held))
         return lost
 
-    def complete(self, env: Environment, run_id: str, attempt: int, output: Any) -> Run:
-        run = self.core.get_run(env, run_id)
-        self.core.check_attempt(run, attempt)
-        check_size(output, self.core.settings.max_payload_bytes, "output")
-        now = self.core.clock()
-        return self.core.apply(
-            run,
-            RunEvent.COMPLETE,
-            {"output": output, "lease_expires_at": None},
-            attempt=attempt,
-            attempt_values={"status": RunStatus.COMPLETED.value, "finished_at": now},
-        )
-
-    def fail(self, env: Environment, run_id: str, attempt: int, failure: Failure) -> Run:
-        run = self.core.get_run(env, run_id)
-        self.core.check_attempt(run, attempt)
-        return self.core.fail(run, failure)
-
     def report(
         self,
         env: Environment,
-        results: Sequence[AttemptResult],
+        results: Sequence[AttemptResult[Operation]],
         worker_id: str = "",
         logs: Sequence[LogEntry] = (),
         spans: Sequence[SpanRecord] = (),
-    ) -> list[dict[str, Any]]:
+    ) -> list[ResultReply]:
         """Apply a worker's batch of attempt results, with the logs and spans that came with them.
         Each reply says whether the result was accepted and the run's new status; a stale result is
         refused, not applied. Outcomes go in one transaction, and suspensions (``waiting_on``) in
@@ -218,8 +187,12 @@ class Execution:
         return [next(done) if res.waiting_on is None else next(suspended) for res in results]
 
     def _report_outcomes(
-        self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None
-    ) -> list[dict[str, Any]]:
+        self,
+        env: Environment,
+        results: Sequence[AttemptResult[Operation]],
+        worker_id: str,
+        telemetry: Telemetry | None,
+    ) -> list[ResultReply]:
         """The finished attempts of a report. Each applies only to the execution it came from: the
         attempt, the claim's ``execution`` when sent, and the reporting worker (after a release, the
         same attempt may be another worker's now)."""
@@ -269,16 +242,10 @@ class Execution:
         replies = []
         for res, maybe in zip(results, changes, strict=True):
             if maybe is not None and next(applied):
-                replies.append({"run_id": res.run_id, "accepted": True, "status": maybe.values["status"]})
+                replies.append(ResultReply(res.run_id, True, status=maybe.values["status"]))
             else:
-                replies.append(
-                    {
-                        "run_id": res.run_id,
-                        "accepted": False,
-                        "code": "conflict",
-                        "message": f"run {res.run_id} is not executing attempt {res.attempt} any more; result discarded",
-                    }
-                )
+                message = f"run {res.run_id} is not executing attempt {res.attempt} any more; result discarded"
+                replies.append(ResultReply(res.run_id, False, code="conflict", message=message))
         if retrying:
             self.core.due()
         return replies

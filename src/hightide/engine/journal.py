@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from hightide.core.protocol import AttemptResult, ResultReply
 from hightide.core.states import RunStatus
 from hightide.engine.base import EngineCore
-from hightide.engine.execution import AttemptResult
 from hightide.engine.options import TriggerSpec
 from hightide.engine.payloads import check_size
 from hightide.engine.tokens import Tokens, TokenSpec, new_waitpoint
@@ -198,13 +198,17 @@ class Journal:
 
     # -- suspending -------------------------------------------------------------------------------
     def suspend_many(
-        self, env: Environment, results: Sequence[AttemptResult], worker_id: str, telemetry: Telemetry | None = None
-    ) -> list[dict[str, Any]]:
+        self,
+        env: Environment,
+        results: Sequence[AttemptResult[Operation]],
+        worker_id: str,
+        telemetry: Telemetry | None = None,
+    ) -> list[ResultReply]:
         """A worker's suspensions, in one transaction with the timers they record (see
         ``sdk/journal.py``: a timer that suspends is sent with the suspension). Replies in order."""
         now = self.core.clock()
         items: list[Suspension | None] = []
-        replies: list[dict[str, Any] | None] = []
+        replies: list[ResultReply | None] = []
         for res in results:
             try:
                 if any(op.kind != "wait" for op in res.record):
@@ -220,7 +224,7 @@ class Journal:
                 replies.append(None)
             except ValidationError as exc:
                 items.append(None)
-                replies.append({"run_id": res.run_id, "accepted": False, "code": exc.code, "message": exc.message})
+                replies.append(ResultReply(res.run_id, False, code=exc.code, message=exc.message))
         statuses = iter(self.store.waitpoints.suspend_runs([i for i in items if i is not None], now, telemetry))
         due = [wp.resume_at for item in items if item is not None for _, wp in item.timers if wp.resume_at]
         if due:
@@ -230,15 +234,15 @@ class Journal:
             if reply is None and item is not None:
                 status = next(statuses)
                 reply = (
-                    {"run_id": res.run_id, "accepted": True, "status": status.value}
+                    ResultReply(res.run_id, True, status=status.value)
                     if status is not None
-                    else {
-                        "run_id": res.run_id,
-                        "accepted": False,
-                        "code": "conflict",
-                        "message": f"run {res.run_id} is not executing attempt {res.attempt} for this worker any "
+                    else ResultReply(
+                        res.run_id,
+                        False,
+                        code="conflict",
+                        message=f"run {res.run_id} is not executing attempt {res.attempt} for this worker any "
                         "more; suspension ignored",
-                    }
+                    )
                 )
             assert reply is not None
             out.append(reply)

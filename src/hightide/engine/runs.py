@@ -22,7 +22,7 @@ import time
 
 from hightide.engine.base import Clock, EngineCore, EngineSettings
 from hightide.engine.control import Control
-from hightide.engine.execution import AttemptResult, Execution
+from hightide.engine.execution import Execution
 from hightide.engine.journal import Journal
 from hightide.engine.notify import Notifier
 from hightide.engine.tokens import Tokens
@@ -70,4 +70,4 @@ class RunEngine:
         self.store.remove_listener(self.triggering.forget_changed)
 
 
-__all__ = ["AttemptResult", "Clock", "EngineSettings", "RunEngine", "Trace"]
+__all__ = ["Clock", "EngineSettings", "RunEngine", "Trace"]

@@ -6,6 +6,8 @@ import contextvars
 from dataclasses import dataclass, field
 from typing import Any
 
+from hightide.core.protocol import Execution
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -56,23 +58,23 @@ class Context:
     version: str | None = None
 
     @classmethod
-    def from_execution(cls, execution: dict[str, Any]) -> Context:
+    def from_execution(cls, execution: Execution) -> Context:
         return cls(
             run=RunInfo(
-                id=execution["run_id"],
-                tags=list(execution.get("tags") or []),
-                metadata=dict(execution.get("metadata") or {}),
-                created_at=execution.get("created_at"),
-                started_at=execution.get("started_at"),
-                parent_run_id=execution.get("parent_run_id"),
-                root_run_id=execution.get("root_run_id"),
-                max_attempts=execution.get("max_attempts", 1),
+                id=execution.run_id,
+                tags=list(execution.tags),
+                metadata=dict(execution.metadata),
+                created_at=execution.created_at,
+                started_at=execution.started_at,
+                parent_run_id=execution.parent_run_id,
+                root_run_id=execution.root_run_id,
+                max_attempts=execution.max_attempts,
             ),
-            attempt=AttemptInfo(execution["attempt"]),
-            task=TaskInfo(execution["task_id"]),
-            environment=EnvironmentInfo(execution.get("environment", "dev")),
-            queue=QueueInfo(execution.get("queue", f"task/{execution['task_id']}")),
-            version=execution.get("version"),
+            attempt=AttemptInfo(execution.attempt),
+            task=TaskInfo(execution.task_id),
+            environment=EnvironmentInfo(execution.environment),
+            queue=QueueInfo(execution.queue or f"task/{execution.task_id}"),
+            version=execution.version,
         )
 
 

@@ -1,4 +1,5 @@
 """Request bodies of the HTTP API (they also document it in OpenAPI), and the types of their values.
+The worker API's bodies are derived from its messages (``worker_bodies.py``).
 
 Every string, number and time a client sends is bounded here by ``core/limits.py``, so that the
 limits are published in the OpenAPI document (maxLength, pattern, minimum, maximum) and refused with
@@ -7,7 +8,7 @@ a 422 on both backends before anything reaches the database.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -23,14 +24,6 @@ from pydantic_core import PydanticCustomError
 
 from hightide.core import limits
 from hightide.core.options import TRIGGER_OPTIONS, Option, OptionKind
-from hightide.types import (
-    MAX_CLAIM_BATCH,
-    MAX_HEARTBEAT_RUNS,
-    MAX_RELEASE_CLAIMS,
-    MAX_RELEASE_RUNS,
-    MAX_REPORT_RECORDS,
-    MAX_REPORT_RESULTS,
-)
 
 
 def _no_nul(value: str) -> str:
@@ -39,8 +32,8 @@ def _no_nul(value: str) -> str:
     return value
 
 
-_NUL = AfterValidator(_no_nul)
-_NUL_SCHEMA = Field(json_schema_extra={"pattern": limits.NO_NUL})
+NUL = AfterValidator(_no_nul)
+NUL_SCHEMA = Field(json_schema_extra={"pattern": limits.NO_NUL})
 
 
 def _length(max_length: int, min_length: int = 1) -> StringConstraints:
@@ -48,14 +41,14 @@ def _length(max_length: int, min_length: int = 1) -> StringConstraints:
 
 
 # Strings: 1 to n characters, no NUL; n is the column that stores them.
-Id = Annotated[str, _length(limits.MAX_ID_LENGTH), _NUL, _NUL_SCHEMA]
-TaskId = Annotated[str, _length(limits.MAX_TASK_ID_LENGTH), _NUL, _NUL_SCHEMA]
-Name = Annotated[str, _length(limits.MAX_NAME_LENGTH), _NUL, _NUL_SCHEMA]
-Tag = Annotated[str, _length(limits.MAX_TAG_LENGTH), _NUL, _NUL_SCHEMA]
-IdempotencyKey = Annotated[str, _length(limits.MAX_IDEMPOTENCY_KEY_LENGTH), _NUL, _NUL_SCHEMA]
-Seq = Annotated[str, _length(limits.MAX_SEQ_LENGTH), _NUL, _NUL_SCHEMA]
-Kind = Annotated[str, _length(limits.MAX_KIND_LENGTH), _NUL, _NUL_SCHEMA]
-Opaque = Annotated[str, _length(limits.MAX_TOKEN_LENGTH, 0), _NUL, _NUL_SCHEMA]
+Id = Annotated[str, _length(limits.MAX_ID_LENGTH), NUL, NUL_SCHEMA]
+TaskId = Annotated[str, _length(limits.MAX_TASK_ID_LENGTH), NUL, NUL_SCHEMA]
+Name = Annotated[str, _length(limits.MAX_NAME_LENGTH), NUL, NUL_SCHEMA]
+Tag = Annotated[str, _length(limits.MAX_TAG_LENGTH), NUL, NUL_SCHEMA]
+IdempotencyKey = Annotated[str, _length(limits.MAX_IDEMPOTENCY_KEY_LENGTH), NUL, NUL_SCHEMA]
+Seq = Annotated[str, _length(limits.MAX_SEQ_LENGTH), NUL, NUL_SCHEMA]
+Kind = Annotated[str, _length(limits.MAX_KIND_LENGTH), NUL, NUL_SCHEMA]
+Opaque = Annotated[str, _length(limits.MAX_TOKEN_LENGTH, 0), NUL, NUL_SCHEMA]
 """A value that is not stored as such (a cursor, a signature, a filter, a duration's text)."""
 Tags = Annotated[list[Tag], Field(max_length=limits.MAX_TAGS)]
 PageSize = Annotated[int, Field(ge=1, le=limits.MAX_PAGE, description="items per page")]
@@ -99,7 +92,6 @@ Delay = Annotated[
     PlainValidator(_seconds_or_text),
     _duration_schema("a duration (seconds or '5m', at most 10 years) or an ISO 8601 date-time before year 9000"),
 ]
-_SPAN_ID = r"^[0-9a-f]{16}$"
 
 
 class Body(BaseModel):
@@ -113,7 +105,7 @@ class StrictBody(Body):
 
 
 def _text(max_length: int) -> Any:
-    return Annotated[str, _length(max_length), _NUL, _NUL_SCHEMA]
+    return Annotated[str, _length(max_length), NUL, NUL_SCHEMA]
 
 
 def _api_type(how: Option) -> Any:
@@ -169,127 +161,6 @@ class RescheduleBody(StrictBody):
     delay: Delay
 
 
-class RegisterBody(Body):
-    manifest: dict[str, Any]
-    worker_id: Id | None = Field(default=None, description="lets a waiting claim switch to this version")
-
-
-ClaimId = Annotated[str, _length(limits.MAX_ID_LENGTH), Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
-"""Chosen by the worker (a UUID): nothing a database could refuse."""
-_CLAIM_ID = Field(
-    default=None,
-    description="chosen by the worker (a UUID), the same on each try of one claim: a try gets what an earlier try took",
-)
-
-
-class ClaimBody(Body):
-    worker_id: Id
-    version_id: Id
-    max_runs: int = Field(1, ge=0, le=MAX_CLAIM_BATCH)
-    wait: float = Field(10.0, ge=0, le=60)
-    claim_id: ClaimId | None = _CLAIM_ID
-
-
-class HeldRun(Body):
-    run_id: Id
-    attempt: Count
-
-
-class HeartbeatBody(Body):
-    worker_id: Id
-    runs: list[HeldRun] = Field(..., max_length=MAX_HEARTBEAT_RUNS, description="the runs the worker holds")
-    wait: float = Field(0.0, ge=0, le=60)
-    extend: bool = Field(True, description="extend the leases (else only report runs to stop)")
-
-
-class LogBody(Body):
-    run_id: Id
-    attempt: Count
-    time: Time
-    level: Annotated[str, _length(limits.MAX_LOG_LEVEL_LENGTH), _NUL, _NUL_SCHEMA] = "info"
-    message: Annotated[str, _NUL, _NUL_SCHEMA]
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    span_id: str | None = Field(default=None, pattern=_SPAN_ID, description="the span current when it was logged")
-
-
-class SpanEvent(Body):
-    name: Annotated[str, _length(limits.MAX_SPAN_NAME_LENGTH, 0), _NUL, _NUL_SCHEMA]
-    time: Time
-    attributes: dict[str, Any] = Field(default_factory=dict)
-
-
-class SpanBody(Body):
-    """A span recorded inside a run (times in seconds since the epoch)."""
-
-    run_id: Id
-    attempt: Count
-    trace_id: str = Field(..., pattern=r"^[0-9a-f]{32}$")
-    span_id: str = Field(..., pattern=_SPAN_ID)
-    parent_span_id: str | None = Field(default=None, pattern=_SPAN_ID)
-    name: Annotated[str, _length(limits.MAX_SPAN_NAME_LENGTH, 0), _NUL, _NUL_SCHEMA]
-    kind: Kind = "span"
-    seq: Seq | None = Field(default=None, description="a wait's journal position")
-    start_time: Time
-    end_time: Time | None = Field(default=None, description="null: a wait that suspended the run, still open")
-    status: Literal["UNSET", "OK", "ERROR"] = "UNSET"
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    events: list[SpanEvent] = Field(default_factory=list, max_length=1000)
-
-
-class AttemptResult(Body):
-    run_id: Id
-    attempt: Count
-    ok: bool
-    output: Any = None
-    error: dict[str, Any] | None = None
-    waiting_on: list[Seq] | None = Field(
-        default=None, description="the run suspended: the journal positions it waits on (ok is ignored)"
-    )
-    execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is refused")
-    record: list[JournalOp] = Field(
-        default_factory=list, description="with waiting_on: timers to record with the suspension, in one go"
-    )
-
-
-class ClaimMore(Body):
-    version_id: Id
-    max_runs: int = Field(..., ge=1, le=MAX_CLAIM_BATCH)
-    claim_id: ClaimId | None = _CLAIM_ID
-
-
-class ReleasedRun(Body):
-    run_id: Id
-    attempt: Count
-    execution: Count | None = Field(default=None, description="the `execution` of the claim; a stale one is ignored")
-    started: bool = Field(
-        default=True, description="false: the task's code never started (prefetched): the run is as if never claimed"
-    )
-
-
-class ReleaseBody(Body):
-    worker_id: Id
-    runs: list[ReleasedRun] = Field(
-        default_factory=list, max_length=MAX_RELEASE_RUNS, description="runs given back unfinished"
-    )
-    claims: list[ClaimId] = Field(
-        default_factory=list,
-        max_length=MAX_RELEASE_CLAIMS,
-        description="claim ids whose answer the worker never took: their runs",
-    )
-
-
-class CompleteBody(Body):
-    worker_id: Id
-    results: list[AttemptResult] = Field(default_factory=list, max_length=MAX_REPORT_RESULTS)
-    logs: list[LogBody] = Field(
-        default_factory=list, max_length=MAX_REPORT_RECORDS, description="appended before the results"
-    )
-    spans: list[SpanBody] = Field(
-        default_factory=list, max_length=MAX_REPORT_RECORDS, description="stored with the logs"
-    )
-    claim: ClaimMore | None = Field(default=None, description="claim more runs in the same round trip")
-
-
 class TokenOptions(StrictBody):
     timeout: Duration | None = Field(default=None, description="e.g. '10m'; the token times out after it")
     tags: Tags = Field(default_factory=list)
@@ -308,7 +179,7 @@ class JournalOp(Body):
 
     seq: Seq = Field(..., description="the position, e.g. '3' or 't1/0'")
     kind: Kind
-    name: Annotated[str, _length(limits.MAX_NAME_LENGTH, 0), _NUL, _NUL_SCHEMA] = ""
+    name: Annotated[str, _length(limits.MAX_NAME_LENGTH, 0), NUL, NUL_SCHEMA] = ""
     items: list[BatchItem] = Field(default_factory=list, max_length=1000, description="trigger kinds")
     resume_at: Time | None = Field(default=None, description="wait: seconds since the epoch")
     idempotency_key: IdempotencyKey | None = None
@@ -329,6 +200,3 @@ class JournalBody(JournalOp):
 class ResetKeyBody(StrictBody):
     task_id: TaskId
     key: IdempotencyKey
-
-
-AttemptResult.model_rebuild()

@@ -8,23 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from hightide.core import protocol
+from hightide.core.protocol import from_json, to_json
 from hightide.engine import RunEngine
-from hightide.engine.runs import AttemptResult
 from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
-from hightide.server.models import (
-    ClaimBody,
-    CompleteBody,
-    HeartbeatBody,
-    LogBody,
-    RegisterBody,
-    ReleaseBody,
-    SpanBody,
-)
 from hightide.server.operations import operation
 from hightide.server.routing import ApiRoute
-from hightide.server.serialize import execution_json
+from hightide.server.serialize import execution
+from hightide.server.worker_bodies import ClaimBody, CompleteBody, HeartbeatBody, RegisterBody, ReleaseBody
 from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Version
 from hightide.store.releases import Held
 
@@ -43,9 +36,10 @@ def _engine(request: Request) -> RunEngine:
 
 @router.post("/register", summary="Register a worker version and its task manifest")
 async def register(body: RegisterBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    version = await run_in_threadpool(_engine(request).triggering.register_version, env, body.manifest, body.worker_id)
+    req = from_json(protocol.RegisterRequest, body)
+    version = await run_in_threadpool(_engine(request).triggering.register_version, env, req.manifest, req.worker_id)
     lease = _engine(request).settings.lease_seconds
-    return {"version_id": version.id, "version": version.version, "lease_seconds": lease}
+    return to_json(protocol.Registered(version.id, version.version, lease))
 
 
 async def _version(request: Request, env: Environment, version_id: str) -> Version:
@@ -61,67 +55,87 @@ async def _version(request: Request, env: Environment, version_id: str) -> Versi
 
 @router.post("/claim", summary="Claim up to max_runs runs, waiting up to `wait` seconds for work")
 async def claim(body: ClaimBody, env: CurrentEnv, request: Request) -> JSONResponse:
-    version = await _version(request, env, body.version_id)
+    req = from_json(protocol.ClaimRequest, body)
+    version = await _version(request, env, req.version_id)
     runs = await _engine(request).execution.claim_wait(
-        env, body.worker_id, version, body.max_runs, body.wait, request.is_disconnected, body.claim_id
+        env, req.worker_id, version, req.max_runs, req.wait, request.is_disconnected, req.claim_id
     )
-    return JSONResponse({"runs": await _executions(request, env, runs)})
+    return JSONResponse(to_json(protocol.Claimed(await _executions(request, env, runs))))
 
 
-async def _executions(request: Request, env: Environment, runs: list[Run]) -> list[dict[str, Any]]:
+async def _executions(request: Request, env: Environment, runs: list[Run]) -> tuple[protocol.Execution, ...]:
     if not runs:
-        return []
+        return ()
     journals = await run_in_threadpool(_engine(request).journal.journals, runs)
-    return [execution_json(run, env.slug, journals.get(run.id)) for run in runs]
+    return tuple(execution(run, env.slug, journals.get(run.id)) for run in runs)
 
 
 @router.post("/heartbeat", summary="Extend leases; returns the runs the worker must stop")
 async def heartbeat(body: HeartbeatBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    held = [(r.run_id, r.attempt) for r in body.runs]
-    stop = await _engine(request).execution.heartbeat(env, body.worker_id, held, body.wait, body.extend)
-    return {"stop": stop}
+    req = from_json(protocol.HeartbeatRequest, body)
+    held = [(r.run_id, r.attempt) for r in req.runs]
+    stop = await _engine(request).execution.heartbeat(env, req.worker_id, held, req.wait, req.extend)
+    return to_json(protocol.HeartbeatReply(tuple(stop)))
 
 
 @router.post("/complete", summary="Report attempt outcomes (with logs and spans); optionally claim more runs")
 async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSONResponse:
     engine = _engine(request)
-    logs, spans = [_log_entry(e) for e in body.logs], [_span_record(s) for s in body.spans]
+    req = from_json(protocol.CompleteRequest, body)
+    logs, spans = [_log_entry(e) for e in req.logs], [_span_record(s) for s in req.spans]
     now = engine.clock()
+    # The operations a suspension records, read from the journal API's model of them.
     results = [
-        AttemptResult(
-            r.run_id,
-            r.attempt,
-            r.ok,
-            r.output,
-            r.error,
-            r.waiting_on,
-            r.execution,
-            [operation(op, now, r.execution) for op in r.record],
+        protocol.AttemptResult(
+            res.run_id,
+            res.attempt,
+            res.ok,
+            res.output,
+            res.error,
+            res.waiting_on,
+            res.execution,
+            tuple(operation(op, now, res.execution) for op in model.record),
         )
-        for r in body.results
+        for res, model in zip(req.results, body.results, strict=True)
     ]
-    replies: list[dict[str, Any]] = []
+    replies: list[protocol.ResultReply] = []
     if results or logs or spans:  # logs and spans go in the transaction of the results
-        replies = await run_in_threadpool(engine.execution.report, env, results, body.worker_id, logs, spans)
+        replies = await run_in_threadpool(engine.execution.report, env, results, req.worker_id, logs, spans)
     runs = []
-    if body.claim is not None:
-        version = await _version(request, env, body.claim.version_id)
+    if req.claim is not None:
+        version = await _version(request, env, req.claim.version_id)
         runs = await run_in_threadpool(
-            engine.execution.claim, env, body.worker_id, version, body.claim.max_runs, body.claim.claim_id
+            engine.execution.claim, env, req.worker_id, version, req.claim.max_runs, req.claim.claim_id
         )
-    return JSONResponse({"results": replies, "runs": await _executions(request, env, runs)})
+    reply = protocol.CompleteReply(tuple(replies), await _executions(request, env, runs))
+    return JSONResponse(to_json(reply))
 
 
 @router.post("/release", summary="Give runs back unfinished: QUEUED again at once, no attempt used")
 async def release(body: ReleaseBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    held = [Held(r.run_id, r.attempt, r.execution, r.started) for r in body.runs]
-    runs = await run_in_threadpool(_engine(request).execution.release, env, body.worker_id, held, body.claims)
-    return {"released": [run.id for run in runs]}
+    req = from_json(protocol.ReleaseRequest, body)
+    held = [Held(r.run_id, r.attempt, r.execution, r.started) for r in req.runs]
+    runs = await run_in_threadpool(_engine(request).execution.release, env, req.worker_id, held, list(req.claims))
+    return to_json(protocol.ReleaseReply(tuple(run.id for run in runs)))
 
 
-def _log_entry(e: LogBody) -> LogEntry:
+def _log_entry(e: protocol.LogRecord) -> LogEntry:
     return LogEntry(e.run_id, e.attempt, e.time, e.level, e.message, e.attributes, e.span_id)
 
 
-def _span_record(s: SpanBody) -> SpanRecord:
-    return SpanRecord(**s.model_dump())
+def _span_record(s: protocol.Span) -> SpanRecord:
+    return SpanRecord(
+        trace_id=s.trace_id,
+        span_id=s.span_id,
+        parent_span_id=s.parent_span_id,
+        run_id=s.run_id,
+        attempt=s.attempt,
+        name=s.name,
+        kind=s.kind,
+        start_time=s.start_time,
+        end_time=s.end_time,
+        status=s.status,
+        attributes=s.attributes,
+        events=[to_json(e) for e in s.events],
+        seq=s.seq,
+    )

@@ -12,6 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from hightide.core import protocol
 from hightide.core.tracing import attempt_span_id
 from hightide.engine.traces import Trace, trace_ids
 from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Waitpoint
@@ -151,31 +152,31 @@ def waiting_json(wp: Waitpoint, token_url: str | None) -> dict[str, Any]:
     return body
 
 
-def execution_json(run: Run, environment_slug: str, journal: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def execution(run: Run, environment_slug: str, journal: list[dict[str, Any]] | None = None) -> protocol.Execution:
     """What a worker needs to execute one attempt of ``run``: with its journal, to replay it."""
-    return {
-        "journal": journal or [],
-        "execution": run.executions,
-        "run_id": run.id,
-        "task_id": run.task_id,
-        "attempt": run.attempt_count,
-        "payload": run.payload,
-        "tags": run.tags,
-        "metadata": run.metadata,
-        "queue": run.queue,
-        "max_attempts": run.max_attempts,
-        "max_duration": number(run.max_duration),
-        "created_at": iso(run.created_at),
-        "started_at": iso(run.started_at),
-        "parent_run_id": run.parent_run_id,
-        "root_run_id": run.root_run_id,
-        "environment": environment_slug,
-        "version": run.version,
-        "trace": _trace_context(run),
-    }
+    return protocol.Execution(
+        journal=tuple(journal or ()),
+        execution=run.executions,
+        run_id=run.id,
+        task_id=run.task_id,
+        attempt=run.attempt_count,
+        payload=run.payload,
+        tags=tuple(run.tags),
+        metadata=run.metadata,
+        queue=run.queue,
+        max_attempts=run.max_attempts,
+        max_duration=number(run.max_duration),
+        created_at=iso(run.created_at),
+        started_at=iso(run.started_at),
+        parent_run_id=run.parent_run_id,
+        root_run_id=run.root_run_id,
+        environment=environment_slug,
+        version=run.version,
+        trace=_trace_context(run),
+    )
 
 
-def _trace_context(run: Run) -> dict[str, str]:
+def _trace_context(run: Run) -> protocol.AttemptSpan:
     """Where the runner's spans go: the trace, and the span of the attempt being executed."""
     trace_id, span_id = trace_ids(run)
-    return {"trace_id": trace_id, "span_id": attempt_span_id(span_id, run.attempt_count)}
+    return protocol.AttemptSpan(trace_id, attempt_span_id(span_id, run.attempt_count))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, true, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from hightide.core.ids import new_id
 from hightide.core.states import RunEvent, RunStatus, transition
@@ -249,22 +249,6 @@ class WaitpointOps:
 
     # -- suspending ------------------------------------------------------------------------
     @retried
-    def suspend_run(
-        self,
-        run_id: str,
-        attempt: int,
-        worker_id: str,
-        waitpoint_ids: Sequence[str],
-        now: float,
-        execution: int | None = None,
-    ) -> RunStatus | None:
-        """EXECUTING → WAITING for ``worker_id``'s ``attempt``, waiting on those of ``waitpoint_ids``
-        still WAITING; if none is, the run is queued again at once. Returns the new status, or
-        ``None`` if the run had moved on (a stale request)."""
-        with self._seam.write_notify() as conn:
-            return self._suspend(conn, Suspension(run_id, attempt, worker_id, execution), list(waitpoint_ids), now)
-
-    @retried
     def suspend_runs(
         self, items: Sequence[Suspension], now: float, telemetry: Telemetry | None = None
     ) -> list[RunStatus | None]:
@@ -366,48 +350,6 @@ class WaitpointOps:
                 )
         status = {i.run_id: suspended for i in waiting} | {i.run_id: resumed for i in ready}
         return [status.get(i.run_id) for i in items]
-
-    def _suspend(self, conn: Connection, item: Suspension, waitpoint_ids: list[str], now: float) -> RunStatus | None:
-        w, r, a = t.waitpoints, t.runs, t.attempts
-        # Waitpoint rows first (see wakeups.py): a completion racing with this suspension either
-        # sees the links or is seen as resolved here.
-        pending = [
-            row.id
-            for row in conn.execute(
-                select(w.c.id)
-                .where(w.c.id.in_(waitpoint_ids), w.c.status == WAITING)
-                .order_by(w.c.id)
-                .with_for_update()
-            )
-        ]
-        target = transition(RunStatus.EXECUTING, RunEvent.SUSPEND)
-        row = conn.execute(
-            update(r)
-            .where(
-                r.c.id == item.run_id,
-                r.c.status == RunStatus.EXECUTING.value,
-                r.c.attempt_count == item.attempt,
-                r.c.worker_id == item.worker_id,
-                r.c.executions == item.execution if item.execution is not None else true(),
-            )
-            .values(status=target.value, lease_expires_at=None, worker_id=None, updated_at=now)
-            .returning(r.c.environment_id)
-        ).first()
-        if row is None:
-            return None
-        conn.execute(update(a).where(a.c.run_id == item.run_id, a.c.number == item.attempt).values(status=target.value))
-        if pending:
-            conn.execute(insert(t.run_waitpoints), [{"run_id": item.run_id, "waitpoint_id": i} for i in pending])
-            return target
-        # Everything it waits for resolved while it was stopping: straight back to the queue.
-        resumed = transition(target, RunEvent.RESUME)
-        conn.execute(
-            update(r)
-            .where(r.c.id == item.run_id)
-            .values(status=resumed.value, resuming=True, available_at=now, rank_at=now - r.c.priority)
-        )
-        self._seam.publish(conn, Change(row.environment_id, item.run_id, resumed))
-        return resumed
 
     # -- resolving waitpoints --------------------------------------------------------------
     @retried

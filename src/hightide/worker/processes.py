@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hightide.core.protocol import AttemptResult, Execute, Execution, LogRecord, Ready, Shutdown, Span, StartFailed
+from hightide.core.protocol.fields import JSONObject
 from hightide.worker.protocol import encode, read_message
 
-RecordCallback = Callable[[dict[str, Any]], None]
+RecordCallback = Callable[[LogRecord | Span], None]
 """Receives what a run tells while it executes: log records and spans."""
 STARTUP_TIMEOUT = 120.0  # seconds for a runner to import the project's tasks
 
@@ -103,10 +105,10 @@ class RunnerProcess:
         runner = cls(version_id, process, reader, writer)
         try:
             hello = await asyncio.wait_for(read_message(reader), STARTUP_TIMEOUT)
-            if hello is None or hello.get("type") != "ready":
+            if not isinstance(hello, Ready):
                 code = await process.wait()
-                if hello and hello.get("type") == "error":
-                    raise RunnerStartError(hello["message"], hello.get("traceback", ""))
+                if isinstance(hello, StartFailed):
+                    raise RunnerStartError(hello.message, hello.traceback)
                 raise RunnerStartError(describe_exit(code))
         except TimeoutError:
             await runner.stop()
@@ -121,20 +123,20 @@ class RunnerProcess:
         finally:
             if not runner.alive:
                 read_transport.close()
-        runner.manifest = hello["manifest"]
+        runner.manifest = hello.manifest
         return runner
 
-    async def execute(self, execution: dict[str, Any], on_record: RecordCallback) -> dict[str, Any]:
-        """Run one attempt; returns the runner's result message or raises ``RunnerDied``."""
+    async def execute(self, execution: Execution, on_record: RecordCallback) -> AttemptResult[JSONObject]:
+        """Run one attempt; returns the runner's result or raises ``RunnerDied``."""
         self.runs += 1
-        self.writer.write(encode({"type": "execute", "execution": execution}))
+        self.writer.write(encode(Execute(execution)))
         while True:
             message = await read_message(self.reader)
             if message is None:
                 raise RunnerDied(await self.process.wait())
-            if message["type"] in ("log", "span"):
+            if isinstance(message, LogRecord | Span):
                 on_record(message)
-            elif message["type"] == "result":
+            elif isinstance(message, AttemptResult):
                 return message
 
     async def stop(self, grace: float = 2.0) -> None:
@@ -154,7 +156,7 @@ class RunnerProcess:
     async def shutdown(self) -> None:
         """Let an idle runner exit on its own."""
         if self.alive:
-            self.writer.write(encode({"type": "shutdown"}))
+            self.writer.write(encode(Shutdown()))
             self.writer.close()
             try:
                 await asyncio.wait_for(self.process.wait(), 5)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from collections.abc import Sequence
 
+from hightide.core.protocol import Execution, ReleasedRun
 from hightide.errors import TRANSIENT_ERRORS, HightideError
 from hightide.types import MAX_RELEASE_CLAIMS, MAX_RELEASE_RUNS
 from hightide.worker.api import WorkerApi
@@ -39,9 +40,7 @@ class Releaser:
         claims, self._open = sorted(self._open), set()
         return claims
 
-    def give_back(
-        self, executions: list[dict[str, Any]], claims: list[str] | None = None, started: bool = True
-    ) -> None:
+    def give_back(self, executions: Sequence[Execution], claims: list[str] | None = None, started: bool = True) -> None:
         """Release ``executions`` and the runs of ``claims``, at once, in the background. ``started``
         false: the executions never started (prefetched), so the server may undo their claim."""
         if not executions and not claims:
@@ -55,11 +54,8 @@ class Releaser:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
-    async def _release(self, executions: list[dict[str, Any]], claims: list[str], started: bool) -> None:
-        held = [
-            {"run_id": e["run_id"], "attempt": e["attempt"], "execution": e.get("execution"), "started": started}
-            for e in executions
-        ]
+    async def _release(self, executions: Sequence[Execution], claims: list[str], started: bool) -> None:
+        held = [ReleasedRun(e.run_id, e.attempt, e.execution, started) for e in executions]
         released: set[str] = set()
         # As many requests as the server's limits need: one refused must not hold back the others.
         requests = max(-(-len(held) // MAX_RELEASE_RUNS), -(-len(claims) // MAX_RELEASE_CLAIMS))
@@ -70,12 +66,10 @@ class Releaser:
             )
             released |= await self._release_one(runs, ids)
         for e in executions:
-            if e["run_id"] in released:
-                self.on_event(
-                    RunEvent("run", e["task_id"], e["run_id"], e["attempt"], "RELEASED", None, "back in the queue")
-                )
+            if e.run_id in released:
+                self.on_event(RunEvent("run", e.task_id, e.run_id, e.attempt, "RELEASED", None, "back in the queue"))
 
-    async def _release_one(self, held: list[dict[str, Any]], claims: list[str]) -> set[str]:
+    async def _release_one(self, held: list[ReleasedRun], claims: list[str]) -> set[str]:
         """One release request, tried again while the server cannot be reached; the runs released.
         Runs not given back are not lost: their leases lapse, and they are retried then."""
         if not held and not claims:

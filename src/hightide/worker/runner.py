@@ -19,6 +19,8 @@ from typing import Any
 
 from hightide.config import checkpoint_threshold, load_project_config
 from hightide.core.failures import Failure, FailureKind
+from hightide.core.protocol import AttemptResult, Execute, Execution, LogRecord, Ready, Shutdown, StartFailed
+from hightide.core.protocol.fields import JSONObject
 from hightide.sdk import context as run_context
 from hightide.sdk import journal as run_journal
 from hightide.sdk.context import Context
@@ -36,7 +38,7 @@ class Runner:
         self.channel = channel
         self.threshold = threshold
         self.spans = spans
-        self.execution: dict[str, Any] | None = None
+        self.execution: Execution | None = None
         self.journal: RunJournal | None = None
 
     def log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
@@ -44,33 +46,30 @@ class Runner:
         if ex is None or (self.journal is not None and self.journal.replaying_here()):
             return  # logs of the replayed part were emitted by an earlier execution
         self.channel.send(
-            {
-                "type": "log",
-                "run_id": ex["run_id"],
-                "attempt": ex["attempt"],
-                "time": time.time(),
-                "level": level,
-                "message": message,
-                "attributes": attributes,
-                "span_id": self.spans.current_span_id(),
-            }
+            LogRecord(
+                run_id=ex.run_id,
+                attempt=ex.attempt,
+                time=time.time(),
+                level=level,
+                message=message,
+                attributes=attributes,
+                span_id=self.spans.current_span_id(),
+            )
         )
 
-    async def execute(self, execution: dict[str, Any]) -> dict[str, Any]:
-        base = {"type": "result", "run_id": execution["run_id"], "attempt": execution["attempt"]}
-        task = registry.get(execution["task_id"])
+    async def execute(self, execution: Execution) -> AttemptResult[JSONObject]:
+        def result(ok: bool, **outcome: Any) -> AttemptResult[JSONObject]:
+            return AttemptResult(execution.run_id, execution.attempt, ok, execution=execution.execution, **outcome)
+
+        task = registry.get(execution.task_id)
         if task is None:
             failure = Failure(
-                "TaskNotFound", f"task {execution['task_id']!r} is not defined in this version", kind=FailureKind.SYSTEM
+                "TaskNotFound", f"task {execution.task_id!r} is not defined in this version", kind=FailureKind.SYSTEM
             )
-            return {**base, "ok": False, "error": failure.to_dict()}
+            return result(False, error=failure.to_dict())
         ctx = Context.from_execution(execution)
         journal = RunJournal(
-            execution["run_id"],
-            execution["attempt"],
-            execution.get("journal", []),
-            self.threshold,
-            execution.get("execution"),
+            execution.run_id, execution.attempt, list(execution.journal), self.threshold, execution.execution
         )
         token = run_context.current.set(ctx)
         journal_token = run_journal.current.set(journal)
@@ -79,14 +78,14 @@ class Runner:
         loop.set_task_factory(journal.task_factory)
         try:
             with self.spans.executing(execution, journal):
-                output = await journal.run(task.execute(execution["payload"], ctx))
-            return {**base, "ok": True, "output": output}
+                output = await journal.run(task.execute(execution.payload, ctx))
+            return result(True, output=output)
         except Suspended as suspended:
-            return {**base, "ok": False, "waiting_on": suspended.waiting_on, "record": suspended.records}
+            return result(False, waiting_on=tuple(suspended.waiting_on), record=tuple(suspended.records))
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit and friends from user code are failures too
-            return {**base, "ok": False, "error": Failure.from_exception(exc).to_dict()}
+            return result(False, error=Failure.from_exception(exc).to_dict())
         finally:
             await _flush_stdio()
             loop.set_task_factory(None)
@@ -101,11 +100,10 @@ class Runner:
         asyncio.set_event_loop(loop)
         while True:
             message = self.channel.receive()
-            if message is None or message.get("type") == "shutdown":
+            if message is None or isinstance(message, Shutdown):
                 break
-            if message.get("type") == "execute":
-                result = loop.run_until_complete(self.execute(message["execution"]))
-                self.channel.send(result)
+            if isinstance(message, Execute):
+                self.channel.send(loop.run_until_complete(self.execute(message.execution)))
         loop.close()
 
 
@@ -179,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         _, spans = tracer_provider(channel.send, config.project or root.name)
         manifest = load_tasks(config, dev=args.dev)
     except BaseException as exc:
-        channel.send({"type": "error", "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        channel.send(StartFailed(f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         return 3
     runner = Runner(channel, threshold, spans)
     set_sink(runner.log)
@@ -192,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "httpcore"):  # the SDK's own API calls (journal, triggers) are not run logs
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # e.g. each attribute cut to its limit
-    channel.send({"type": "ready", "pid": os.getpid(), "manifest": manifest})
+    channel.send(Ready(os.getpid(), manifest))
     runner.serve()
     return 0
 

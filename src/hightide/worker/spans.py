@@ -22,12 +22,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, Tra
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
+from hightide.core.protocol import Execution, Span, SpanEvent
 from hightide.sdk.tracing import KIND, OPEN, SEQ
 
 if TYPE_CHECKING:
     from hightide.sdk.journal import RunJournal
 
-Send = Callable[[dict[str, Any]], None]
+Send = Callable[[Span], None]
 _INTERNAL = frozenset({KIND, OPEN, SEQ})
 _SIGNALS = frozenset({"RunSuspendedSignal", "CancelledError", "GeneratorExit"})
 MAX_NAME = 512  # span, event and attribute names (the server's limit)
@@ -45,22 +46,22 @@ class RunSpans(SpanProcessor):
         self._muted: dict[int, int | None] = {}  # spans of the replayed part → their parents
 
     @contextlib.contextmanager
-    def executing(self, execution: dict[str, Any], journal: RunJournal) -> Iterator[None]:
-        """While the run executes, its spans hang under its attempt's span (``execution["trace"]``)."""
-        ids = execution.get("trace") or {}
-        if not ids:
+    def executing(self, execution: Execution, journal: RunJournal) -> Iterator[None]:
+        """While the run executes, its spans hang under its attempt's span (``execution.trace``)."""
+        ids = execution.trace
+        if ids is None:
             yield
             return
         parent = SpanContext(
-            int(ids["trace_id"], 16),
-            int(ids["span_id"], 16),
+            int(ids.trace_id, 16),
+            int(ids.span_id, 16),
             is_remote=True,
             trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
         self._owners, self._muted = {}, {}
         self._run = {
-            "run_id": execution["run_id"],
-            "attempt": execution["attempt"],
+            "run_id": execution.run_id,
+            "attempt": execution.attempt,
             "trace_id": parent.trace_id,
             "journal": journal,
         }
@@ -108,7 +109,7 @@ class RunSpans(SpanProcessor):
         self.send(_to_message(span, run, parent))
 
 
-def _to_message(span: ReadableSpan, run: dict[str, Any], parent: int | None) -> dict[str, Any]:
+def _to_message(span: ReadableSpan, run: dict[str, Any], parent: int | None) -> Span:
     attributes = dict(span.attributes or {})
     is_open = bool(attributes.get(OPEN))
     status = span.status.status_code
@@ -120,25 +121,21 @@ def _to_message(span: ReadableSpan, run: dict[str, Any], parent: int | None) -> 
         if status is StatusCode.ERROR and (span.status.description or "").split(":")[0] in _SIGNALS:
             status = StatusCode.UNSET
     assert span.context is not None and span.start_time is not None
-    return {
-        "type": "span",
-        "run_id": run["run_id"],
-        "attempt": run["attempt"],
-        "trace_id": f"{span.context.trace_id:032x}",
-        "span_id": f"{span.context.span_id:016x}",
-        "parent_span_id": None if parent is None else f"{parent:016x}",
-        "name": span.name[:MAX_NAME],
-        "kind": str(attributes.get(KIND, "span")),
-        "seq": attributes.get(SEQ),
-        "start_time": span.start_time / 1e9,
-        "end_time": None if is_open or span.end_time is None else span.end_time / 1e9,
-        "status": "ERROR" if status is StatusCode.ERROR else "OK" if status is StatusCode.OK else "UNSET",
-        "attributes": _attributes(attributes),
-        "events": [
-            {"name": e.name[:MAX_NAME], "time": e.timestamp / 1e9, "attributes": _attributes(e.attributes or {})}
-            for e in events
-        ],
-    }
+    return Span(
+        run_id=run["run_id"],
+        attempt=run["attempt"],
+        trace_id=f"{span.context.trace_id:032x}",
+        span_id=f"{span.context.span_id:016x}",
+        parent_span_id=None if parent is None else f"{parent:016x}",
+        name=span.name[:MAX_NAME],
+        kind=str(attributes.get(KIND, "span")),
+        seq=None if attributes.get(SEQ) is None else str(attributes[SEQ]),
+        start_time=span.start_time / 1e9,
+        end_time=None if is_open or span.end_time is None else span.end_time / 1e9,
+        status="ERROR" if status is StatusCode.ERROR else "OK" if status is StatusCode.OK else "UNSET",
+        attributes=_attributes(attributes),
+        events=tuple(SpanEvent(e.name[:MAX_NAME], e.timestamp / 1e9, _attributes(e.attributes or {})) for e in events),
+    )
 
 
 def _attributes(attributes: Any) -> dict[str, Any]:

@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
+from hightide.core.protocol import AttemptResult, ClaimMore, Execution, LogRecord, Registered, Span
+from hightide.core.protocol.fields import JSONObject
 from hightide.errors import TRANSIENT_ERRORS, HightideError
-from hightide.types import MAX_CLAIM_BATCH, MAX_REPORT_RECORDS, MAX_REPORT_RESULTS
+from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
+from hightide.worker.outbox import Outbox, Outcome
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
 from hightide.worker.releases import Releaser
 
@@ -49,7 +52,7 @@ class WorkerOptions:
 
 @dataclass
 class _Active:
-    execution: dict[str, Any]
+    execution: Execution
     task: asyncio.Task[None]
     started: float
     runner: RunnerProcess | None = None
@@ -67,7 +70,7 @@ class Supervisor:
         env["HIGHTIDE_API_URL"] = api.session.api_url
         env["HIGHTIDE_SECRET_KEY"] = api.session.secret_key
         self.pool = RunnerPool(options.root, env, options.dev, options.runs_per_process, options.concurrency)
-        self.version: dict[str, Any] | None = None
+        self.version: Registered | None = None
         self.lease_seconds = 30.0
         self.active: dict[str, _Active] = {}  # claimed runs: executing, or waiting for a slot
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -75,17 +78,14 @@ class Supervisor:
         self._avg_duration: float | None = None  # moving average of attempt durations, seconds
         self._slot_freed = asyncio.Event()
         self._active_changed = asyncio.Event()
-        self._outbox_logs: list[dict[str, Any]] = []
-        self._outbox_spans: list[dict[str, Any]] = []
-        self._outbox_results: list[dict[str, Any]] = []
-        self._outbox_ready = asyncio.Event()
+        self.outbox = Outbox()
         self._claiming = True
         self.releaser = Releaser(api, self.on_event)
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
     # -- versions ----------------------------------------------------------------------------
-    async def load_version(self) -> dict[str, Any]:
+    async def load_version(self) -> Registered:
         """Import the current code in a fresh runner, register its manifest as a new version and make
         it the one new runs use. Runs already executing finish on their old runner."""
         async with self._reload_lock:
@@ -95,15 +95,15 @@ class Supervisor:
             except BaseException:
                 await runner.shutdown()
                 raise
-            runner.version_id = version["version_id"]
-            self.lease_seconds = float(version.get("lease_seconds", self.lease_seconds))
-            self.version = {**version, "manifest": runner.manifest}
-            self.pool.current_version = version["version_id"]
+            runner.version_id = version.version_id
+            self.lease_seconds = float(version.lease_seconds)
+            self.version = version
+            self.pool.current_version = version.version_id
             self.pool.add_idle(runner)
-            await self.pool.retire_others(version["version_id"])
+            await self.pool.retire_others(version.version_id)
             tasks = ", ".join(t["id"] for t in runner.manifest["tasks"])
-            self.on_event(RunEvent("version", message=f"version {version['version']} registered ({tasks})"))
-            return self.version
+            self.on_event(RunEvent("version", message=f"version {version.version} registered ({tasks})"))
+            return version
 
     async def reload(self) -> bool:
         """For hot reload: True if the new code was registered, False if it failed to import."""
@@ -122,7 +122,7 @@ class Supervisor:
     async def prewarm(self) -> None:
         """Start a few runners (up to 4, or the concurrency), so the first runs do not pay for a cold start."""
         assert self.version is not None
-        vid = self.version["version_id"]
+        vid = self.version.version_id
         for _ in range(min(self.options.concurrency, 4) - 1):
             if not self._claiming or self.pool.current_version != vid:
                 return
@@ -181,7 +181,7 @@ class Supervisor:
             if mode == "drain":
                 self.releaser.give_back([a.execution for a in left])
         self._stopped.set()
-        self._outbox_ready.set()
+        self.outbox.ready.set()
         outbox = next(t for t in side if t.get_name() == "outbox")
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(outbox), 10)
@@ -251,7 +251,7 @@ class Supervisor:
             claim_id = claim_id or self.releaser.open_claim()
             self._reserved += want
             try:
-                executions = await self.api.claim(self.version["version_id"], want, self.options.claim_wait, claim_id)
+                executions = await self.api.claim(self.version.version_id, want, self.options.claim_wait, claim_id)
                 self.releaser.answered(claim_id)
                 claim_id = None
                 backoff = 0.5
@@ -265,70 +265,52 @@ class Supervisor:
             for execution in executions:
                 self._start(execution)
 
-    def _start(self, execution: dict[str, Any]) -> None:
+    def _start(self, execution: Execution) -> None:
         if not self._claiming:  # a claim in flight when the stop began: its runs go back at once
             self.releaser.give_back([execution], started=False)
             return
-        run_id = execution["run_id"]
+        run_id = execution.run_id
         active = _Active(execution, None, time.monotonic())  # type: ignore[arg-type]
         active.task = asyncio.create_task(self._execute(execution, active), name=f"run {run_id}")
         self.active[run_id] = active
         self._active_changed.set()
 
-    async def _execute(self, execution: dict[str, Any], active: _Active) -> None:
-        run_id = execution["run_id"]
-        base = {"run_id": run_id, "attempt": execution["attempt"], "execution": execution.get("execution")}
-        result: dict[str, Any] | None
+    async def _execute(self, execution: Execution, active: _Active) -> None:
+        run_id = execution.run_id
+        result: AttemptResult[JSONObject] | None
         slot = False
         try:
             await self._slots.acquire()
             slot = True
             active.running = True
             active.started = time.monotonic()
-            self.on_event(
-                RunEvent("run", execution["task_id"], run_id, execution["attempt"], "EXECUTING", None, "started")
-            )
+            self.on_event(RunEvent("run", execution.task_id, run_id, execution.attempt, "EXECUTING", None, "started"))
             assert self.version is not None
-            runner = await self.pool.acquire(self.version["version_id"])
+            runner = await self.pool.acquire(self.version.version_id)
             active.runner = runner
-            max_duration = execution.get("max_duration")
-            async with asyncio.timeout(max_duration):
-                message = await runner.execute(execution, self._on_record)
-            result = {**base, "ok": message["ok"], "output": message.get("output"), "error": message.get("error")}
-            if message.get("waiting_on") is not None:  # suspended: the server resumes it later
-                result["waiting_on"] = message["waiting_on"]
-                result["record"] = message.get("record") or []
+            async with asyncio.timeout(execution.max_duration):
+                # Suspended (``waiting_on``) or not, the runner's result is what the server is told.
+                result = await runner.execute(execution, self._on_record)
             self.pool.release(runner)
         except RunnerDied as died:
-            result = (
-                None
-                if active.stopping
-                else {**base, "ok": False, "error": _failure("RunnerCrashed", str(died), FailureKind.CRASH)}
-            )
+            result = None if active.stopping else _failed(execution, "RunnerCrashed", str(died), FailureKind.CRASH)
         except TimeoutError:
             await self._kill(active)
-            result = {
-                **base,
-                "ok": False,
-                "error": _failure(
-                    "MaxDurationExceeded",
-                    f"the attempt ran longer than max_duration={execution.get('max_duration')}s",
-                    FailureKind.TIMEOUT,
-                ),
-            }
+            result = _failed(
+                execution,
+                "MaxDurationExceeded",
+                f"the attempt ran longer than max_duration={execution.max_duration}s",
+                FailureKind.TIMEOUT,
+            )
         except RunnerStartError as exc:
-            result = {**base, "ok": False, "error": _failure("RunnerStartError", str(exc), FailureKind.CRASH)}
+            result = _failed(execution, "RunnerStartError", str(exc), FailureKind.CRASH)
         except asyncio.CancelledError:
             await self._kill(active)
             result = None
         except Exception as exc:  # a bug or the OS (no file descriptors...): report it, never lose it
-            log.exception("attempt %s of %s failed in the worker", execution["attempt"], run_id)
+            log.exception("attempt %s of %s failed in the worker", execution.attempt, run_id)
             await self._kill(active)
-            result = {
-                **base,
-                "ok": False,
-                "error": _failure(type(exc).__name__, f"worker error: {exc}", FailureKind.CRASH),
-            }
+            result = _failed(execution, type(exc).__name__, f"worker error: {exc}", FailureKind.CRASH)
         finally:
             if slot:
                 self._slots.release()
@@ -341,36 +323,31 @@ class Supervisor:
         self._avg_duration = duration if avg is None else 0.8 * avg + 0.2 * duration
         if result is None:
             if not active.released:  # a released run is told of when the server took it back
-                self.on_event(RunEvent("run", execution["task_id"], run_id, execution["attempt"], "CANCELED", duration))
+                self.on_event(RunEvent("run", execution.task_id, run_id, execution.attempt, "CANCELED", duration))
             return
-        result["_task_id"], result["_duration"] = execution["task_id"], duration
-        self._outbox_results.append(result)
-        self._outbox_ready.set()
+        self.outbox.add(Outcome(result, execution.task_id, duration))
 
     async def _kill(self, active: _Active) -> None:
         active.stopping = True
         if active.runner is not None:
             await active.runner.stop(self.options.kill_grace)
 
-    def _on_record(self, message: dict[str, Any]) -> None:
-        if message["type"] == "span":  # shipped with the next report
-            self._outbox_spans.append({k: v for k, v in message.items() if k != "type"})
+    def _on_record(self, record: LogRecord | Span) -> None:
+        self.outbox.add_record(record)
+        if isinstance(record, Span):
             return
-        entry = {k: message.get(k) for k in ("run_id", "attempt", "time", "level", "message", "attributes", "span_id")}
-        self._outbox_logs.append(entry)
-        self._outbox_ready.set()
-        active = self.active.get(message["run_id"])
-        task_id = active.execution["task_id"] if active else ""
+        active = self.active.get(record.run_id)
+        task_id = active.execution.task_id if active else ""
         self.on_event(
             RunEvent(
                 "log",
                 task_id,
-                message["run_id"],
-                message["attempt"],
-                message=message["message"],
-                level=message["level"],
-                time=message["time"],
-                attributes=message.get("attributes") or {},
+                record.run_id,
+                record.attempt,
+                message=record.message,
+                level=record.level,
+                time=record.time,
+                attributes=record.attributes,
             )
         )
 
@@ -383,7 +360,7 @@ class Supervisor:
                 await self._active_changed.wait()
                 continue
             self._active_changed.clear()
-            held = [(run_id, a.execution["attempt"]) for run_id, a in self.active.items() if not a.stopping]
+            held = [(run_id, a.execution.attempt) for run_id, a in self.active.items() if not a.stopping]
             if not held:  # only runs being stopped: nothing to extend until something changes
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._active_changed.wait(), 1.0)
@@ -404,44 +381,38 @@ class Supervisor:
             for run_id in stop:
                 active = self.active.get(run_id)
                 # The stop is about the attempt that was sent: a newer attempt of the run goes on.
-                if active is not None and not active.stopping and active.execution["attempt"] == attempts.get(run_id):
+                if active is not None and not active.stopping and active.execution.attempt == attempts.get(run_id):
                     active.stopping = True
                     active.task.cancel()
 
     # -- reporting ---------------------------------------------------------------------------
     async def _outbox_loop(self) -> None:
         while True:
-            await self._outbox_ready.wait()
-            self._outbox_ready.clear()
-            while self._outbox_logs or self._outbox_spans or self._outbox_results:
-                logs, self._outbox_logs = _split(self._outbox_logs, MAX_REPORT_RECORDS)
-                spans, self._outbox_spans = _split(self._outbox_spans, MAX_REPORT_RECORDS)
-                results, self._outbox_results = _split(self._outbox_results, MAX_REPORT_RESULTS)
-                await self._send(logs, spans, results)
+            await self.outbox.ready.wait()
+            self.outbox.ready.clear()
+            while self.outbox.pending:
+                await self._send(*self.outbox.take())
             if self._stopped.is_set():
                 return
 
-    async def _send(
-        self, logs: list[dict[str, Any]], spans: list[dict[str, Any]], results: list[dict[str, Any]]
-    ) -> None:
+    async def _send(self, logs: list[LogRecord], spans: list[Span], outcomes: list[Outcome]) -> None:
         """One round trip: logs and spans, then results, and a claim for the slots the results free."""
         delay = 0.5
-        claim: dict[str, Any] | None = None
+        claim: ClaimMore | None = None
         if self._claiming and self.version is not None and self._capacity > 0:
-            claim_id = self.releaser.open_claim()
-            claim = {"version_id": self.version["version_id"], "max_runs": self._capacity, "claim_id": claim_id}
+            claim = ClaimMore(self.version.version_id, self._capacity, self.releaser.open_claim())
+        results = [o.result for o in outcomes]
         while True:
             # A try after a failed one carries the same claim id: if the server applied the failed
             # try, this one gets the runs it took. Once stopping, the claim is left to be released.
             if claim is not None and not self._claiming:
                 claim = None
-            want = claim["max_runs"] if claim else 0
+            want = claim.max_runs if claim else 0
             self._reserved += want
             try:
-                body = [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
-                replies, executions = await self.api.complete(body, logs, spans, claim)
+                reply = await self.api.complete(results, logs, spans, claim)
                 if claim is not None:
-                    self.releaser.answered(claim["claim_id"])
+                    self.releaser.answered(claim.claim_id or "")
             except TRANSIENT_ERRORS as exc:
                 if self._stopped.is_set() and delay > 4:
                     log.warning("giving up reporting %d result(s): %s", len(results), exc)
@@ -461,31 +432,14 @@ class Supervisor:
                 continue
             finally:
                 self._unreserve(want)
-            for execution in executions:
+            for execution in reply.runs:
                 self._start(execution)
-            for result, reply in zip(results, replies, strict=True):
-                self._report_event(result, reply)
+            for outcome, answer in zip(outcomes, reply.results, strict=True):
+                self.on_event(outcome.event(answer))
             return
 
-    def _report_event(self, result: dict[str, Any], reply: dict[str, Any]) -> None:
-        status = reply.get("status", "DISCARDED")
-        if result.get("waiting_on") is not None and reply.get("accepted"):
-            status = "WAITING"  # even if what it waits for resolved meanwhile and it is queued again
-        message = "" if reply.get("accepted") else reply.get("message", "")
-        if not result["ok"] and result.get("error"):
-            err = result["error"]
-            message = message or f"{err.get('name')}: {err.get('message')}"
-        self.on_event(
-            RunEvent(
-                "run", result["_task_id"], result["run_id"], result["attempt"], status, result["_duration"], message
-            )
-        )
 
-
-def _failure(name: str, message: str, kind: str) -> dict[str, Any]:
-    return Failure(name=name, message=message, kind=kind).to_dict()
-
-
-def _split(items: list[dict[str, Any]], size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The first ``size`` of ``items`` (what one report may carry), and the rest."""
-    return items[:size], items[size:]
+def _failed(execution: Execution, name: str, message: str, kind: str) -> AttemptResult[JSONObject]:
+    """The result of an attempt that failed in the worker (its runner died, or could not start...)."""
+    error = Failure(name=name, message=message, kind=kind).to_dict()
+    return AttemptResult(execution.run_id, execution.attempt, False, error=error, execution=execution.execution)
