@@ -1016,12 +1016,12 @@ def test_a_secret_is_made_once(store: Store) -> None:
         made.append(f"secret-{len(made)}")
         return made[-1]
 
-    first = store.waitpoints.secret("token_signing_key", make, NOW)
+    first = store.environments.secret("token_signing_key", make, NOW)
     assert first == "secret-0"
-    assert store.waitpoints.secret("token_signing_key", make, NOW + 1) == first
+    assert store.environments.secret("token_signing_key", make, NOW + 1) == first
     assert made == ["secret-0"]
-    assert store.waitpoints.secret("other", make, NOW) == "secret-1"
-    assert store.waitpoints.secret("token_signing_key", make, NOW + 2) == first
+    assert store.environments.secret("other", make, NOW) == "secret-1"
+    assert store.environments.secret("token_signing_key", make, NOW + 2) == first
 
 
 # -- races -------------------------------------------------------------------------------------------------

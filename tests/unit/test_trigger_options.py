@@ -85,6 +85,22 @@ def test_a_version_is_refused_until_deploys_exist() -> None:
         spec_from_options("t", None, {"version": "20261124.1"}, NOW)
 
 
+def test_what_a_request_names_is_checked_before_its_times() -> None:
+    # Several bad options: the unknown machine or the refused version is reported, not the duration.
+    with pytest.raises(ValidationError, match=r"^options.machine: unknown machine 'nope'"):
+        spec_from_options("t", None, {"machine": "nope", "ttl": "bad"}, NOW)
+    with pytest.raises(ValidationError, match=r"^options.version: "):
+        spec_from_options("t", None, {"version": "v1", "delay": "soon"}, NOW)
+
+
+def test_one_string_is_one_tag_in_every_kind_of_trigger() -> None:
+    # `trigger(tags="x")`, a trigger inside a run and each item of `batch_trigger` build the same body.
+    assert trigger_item(None, 1, {"tags": "vip"})["options"]["tags"] == ["vip"]
+    item = trigger_item("t", 1, {"tags": "vip"}, "items[0].options")
+    assert item == {"task": "t", "payload": 1, "options": {"tags": ["vip"]}}
+    assert spec_from_options("t", 1, item["options"], NOW).tags == ("vip",)
+
+
 # -- the payload schema, as Pydantic's lax mode reads it ------------------------------------------
 
 

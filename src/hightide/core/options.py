@@ -3,8 +3,9 @@
 ``TriggerOptions`` names every option, with its decided type and default, its limits and its help
 text. The other layers derive from it rather than list the options again:
 
-- the SDK (``sdk/client.py``) sends an option's value as its ``kind`` says (seconds for a duration,
-  a list for tags), under its ``sent_as`` name;
+- the SDK (``sdk/client.py``, ``trigger_item``) sends each option under its ``sent_as`` name, as
+  JSON (a ``timedelta`` as seconds, a ``datetime`` as ISO 8601, one string for a TAGS option as a
+  list of one), and its ``trigger`` keywords are the declared names (a unit test checks);
 - the API (``server/models.py``) builds its request model from the fields: the kind and the limits
   give each value's type, published in the OpenAPI document;
 - the engine (``engine/options.py``) checks each value by its kind and decides it into a

@@ -68,11 +68,16 @@ def spec_from_options(
     unknown = sorted(set(options) - OPTION_NAMES)
     if unknown:
         raise ValidationError(f"{prefix}options: unknown option(s) {unknown}", details={"field": f"{prefix}options"})
-    decided = {
-        o.name: _DECIDE[o.how.kind](options.get(o.sent_as), o, f"{prefix}options.{o.sent_as}", now)
-        for o in TRIGGER_OPTIONS
-    }
+
+    def decide(o: Declared) -> Any:
+        return _DECIDE[o.how.kind](options.get(o.sent_as), o, f"{prefix}options.{o.sent_as}", now)
+
+    # Times last, after what the request names: an unknown machine is the error a caller needs
+    # first, and a bad duration beside it is reported once that is fixed.
+    timed = (OptionKind.DURATION, OptionKind.DELAY)
+    decided = {o.name: decide(o) for o in TRIGGER_OPTIONS if o.how.kind not in timed}
     check_machine_and_version(options, prefix)
+    decided |= {o.name: decide(o) for o in TRIGGER_OPTIONS if o.how.kind in timed}
     return TriggerSpec(task_id=task_id, payload=payload, trace_parent=trace_parent, **decided)
 
 

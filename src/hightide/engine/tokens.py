@@ -128,7 +128,7 @@ class Tokens:
     def token_signature(self, token_id: str) -> str:
         """The HMAC in a token's callback URL, keyed with a secret kept in the database."""
         if self._signing_key is None:
-            key = self.store.waitpoints.secret("token_signing_key", lambda: new_secret("tsk"), self.core.clock())
+            key = self.store.environments.secret("token_signing_key", lambda: new_secret("tsk"), self.core.clock())
             self._signing_key = key.encode()
         return hmac.new(self._signing_key, token_id.encode(), hashlib.sha256).hexdigest()[:40]
 

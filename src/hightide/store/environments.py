@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from hightide.core.ids import new_id
+from hightide.errors import AlreadyExistsError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
@@ -197,3 +199,20 @@ class EnvironmentOps:
             return None
         m = row._mapping
         return TaskDefinition(m["environment_id"], m["task_id"], m["version_id"], m["queue"], loads(m["config"]))
+
+    # -- server secrets --------------------------------------------------------------------
+    def secret(self, name: str, make: Callable[[], str], now: float) -> str:
+        """The secret called ``name``, created with ``make()`` the first time (once, even when
+        several servers ask at once)."""
+        s = t.secrets
+        with self._seam.read() as conn:
+            value = conn.execute(select(s.c.value).where(s.c.name == name)).scalar()
+        if value is not None:
+            return str(value)
+        try:
+            with self._seam.write() as conn:
+                conn.execute(insert(s).values(name=name, value=make(), created_at=now))
+        except AlreadyExistsError:
+            pass  # another server created it first: use theirs
+        with self._seam.read() as conn:
+            return str(conn.execute(select(s.c.value).where(s.c.name == name)).scalar_one())

@@ -4,7 +4,7 @@ docs/durable-execution.md). A journal entry that triggers children inserts them 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -436,23 +436,6 @@ class WaitpointOps:
             stmt = stmt.where(self._seam.contains(w.c.tags, json.dumps(tag, ensure_ascii=False)))
         with self._seam.read() as conn:
             return newest_first(conn, stmt, w, Waitpoint.from_row, limit, cursor)
-
-    # -- server secrets --------------------------------------------------------------------
-    def secret(self, name: str, make: Callable[[], str], now: float) -> str:
-        """The secret called ``name``, created with ``make()`` the first time (once, even when
-        several servers ask at once)."""
-        s = t.secrets
-        with self._seam.read() as conn:
-            value = conn.execute(select(s.c.value).where(s.c.name == name)).scalar()
-        if value is not None:
-            return str(value)
-        try:
-            with self._seam.write() as conn:
-                conn.execute(insert(s).values(name=name, value=make(), created_at=now))
-        except AlreadyExistsError:
-            pass  # another server created it first: use theirs
-        with self._seam.read() as conn:
-            return str(conn.execute(select(s.c.value).where(s.c.name == name)).scalar_one())
 
 
 def _holds(row: Any, item: Suspension) -> bool:
