@@ -136,3 +136,15 @@ def test_the_derived_bodies_keep_the_api_limits() -> None:
         CompleteBody.model_validate({"worker_id": "w1", "logs": [{**to_json(LOG), "time": float("nan")}]})
     with pytest.raises(PydanticValidationError, match="greater than or equal to 0"):
         ClaimBody.model_validate({"worker_id": "w", "version_id": "v", "max_runs": -1})
+
+
+def test_messages_read_back_equal_those_built_and_missing_fields_are_refused() -> None:
+    built = Execution(run_id="run_1", task_id="t", attempt=2, payload={"a": [1]}, tags=("x",))
+    read = from_json(Execution, to_json(built))
+    assert read == built
+    first, second = (from_json(Execution, {"run_id": "run_1", "task_id": "t", "attempt": 1}) for _ in range(2))
+    assert first.metadata == {} and first.metadata is not second.metadata  # a default factory per message
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.attempt = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="task_id"):
+        from_json(Execution, {"run_id": "run_1", "attempt": 1})
