@@ -87,8 +87,8 @@ class MetadataBuffer:
         interval: float = FLUSH_INTERVAL,
     ) -> None:
         self.run_id = run_id
-        self._doc: dict[str, Any] = copy.deepcopy(metadata)
-        self._size = encoded_size(self._doc)
+        self._doc: dict[str, Any] = copy.deepcopy(metadata) if metadata else {}
+        self._size: int | None = None  # measured at the first change (most runs make none)
         self._growth = 0  # at most this many bytes were added since the size was measured
         self._pending: dict[Target, list[MetadataOperation]] = {t: [] for t in Target}
         # A run with no parent is its own parent and root; a child of the root has one run as both,
@@ -104,7 +104,8 @@ class MetadataBuffer:
         self._flushing: asyncio.Lock | None = None
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._woken = False
+        self._woken = False  # changed at least once
+        self._closed = False
 
     # -- what the run sees -------------------------------------------------------------------
     def add(self, target: Target, op: MetadataOperation) -> None:
@@ -121,13 +122,16 @@ class MetadataBuffer:
                 self._check_size(new, op)
                 self._doc = new
             _queue(self._pending[target], op)
-            if not self._woken and self._loop is not None:
+            if not self._woken:
                 self._woken = True
-                self._loop.call_soon_threadsafe(self._start_flusher)  # from the task or its thread
+                if self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._start_flusher)  # from the task or its thread
 
     def _check_size(self, new: dict[str, Any], op: MetadataOperation) -> None:
         # Measuring the whole document after every change would cost O(size) each: measure only
         # when what was added since the last measure might take it over the limit.
+        if self._size is None:
+            self._size = encoded_size(self._doc)
         growth = self._growth + (
             MAX_METADATA_BYTES if op.type is OperationType.REPLACE else growth_bound(op, new.get(op.key or ""))
         )
@@ -148,11 +152,11 @@ class MetadataBuffer:
         """Flush every ``interval`` seconds, on the running loop, from the first change until
         ``close`` (a run that changes nothing costs nothing)."""
         self._loop = asyncio.get_running_loop()
-        self._flushing, self._stop = asyncio.Lock(), asyncio.Event()
 
     def _start_flusher(self) -> None:
         # A callback of the loop, not a task: the flusher is nobody's child and takes no journal position.
-        if self._loop is not None and self._stop is not None and not self._stop.is_set():
+        if self._loop is not None and not self._closed:
+            self._stop = asyncio.Event()
             task = self._loop.create_task(self._every_interval(), name="hightide-metadata")
             self._task = service(task)
 
@@ -173,10 +177,13 @@ class MetadataBuffer:
     async def close(self) -> None:
         """Stop flushing every interval, then send what is left (before the run's result is
         reported: a finished run is never seen without its final metadata). Never raises."""
+        self._closed = True
         if self._stop is not None:
             self._stop.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        elif not self._woken:
+            return  # nothing was ever changed: nothing to send
         try:
             await self.flush(final=True, explicit=False)
         except Exception:  # a bug here must not lose the run's result
@@ -198,7 +205,7 @@ class MetadataBuffer:
         ``final`` flush, retries for ``FINAL_RETRY_SECONDS``); operations the server refuses (a run
         over the limit, finished too long ago) are dropped with a warning in the run's log, and
         raised if ``explicit``."""
-        if self._flushing is None:  # never started: nothing can have been sent from this loop
+        if self._flushing is None:  # made on the loop that flushes, at its first flush
             self._flushing = asyncio.Lock()
         async with self._flushing:
             with self._lock:
