@@ -68,6 +68,12 @@ def test_a_failed_run_keeps_the_metadata_it_set(client: Client) -> None:
     assert run.metadata == {"reached": "the failure"}
 
 
+def test_a_runner_that_dies_keeps_what_it_flushed(client: Client) -> None:
+    run = wait_finished(client, client.trigger("meta-crash", {}).id, timeout=40)
+    assert run.status == RunStatus.CRASHED, (run.status, run.error)
+    assert run.metadata == {"before_crash": True}
+
+
 def test_a_plain_def_task_changes_metadata_from_its_thread(client: Client) -> None:
     run = wait_finished(client, client.trigger("meta-sync", {}).id)
     assert run.status == RunStatus.COMPLETED, run.error

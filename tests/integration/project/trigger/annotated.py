@@ -1,6 +1,7 @@
 """Tasks that use run metadata and tags (the worker runs with a 1 s checkpoint threshold)."""
 
 import asyncio
+import os
 import time
 
 from hightide import ValidationError, metadata, tags, task, wait
@@ -93,3 +94,10 @@ async def meta_too_big_child(payload: dict) -> str:
 async def meta_too_big_parent(payload: dict) -> dict:
     result = await meta_too_big_child.trigger_and_wait({})
     return {"child": result.unwrap(), "mine": metadata.current()}
+
+
+@task(id="meta-crash", retry={"max_attempts": 1})
+async def meta_crash(payload: dict) -> None:
+    metadata.set("before_crash", True)
+    await asyncio.sleep(1.6)  # the buffer is flushed within a second
+    os._exit(3)  # the runner dies: nothing after the last flush can be sent
