@@ -33,9 +33,11 @@ from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
 from hightide.sdk.idempotency import idempotency_keys
 from hightide.sdk.logger import logger
+from hightide.sdk.metadata import metadata
 from hightide.sdk.models import BatchHandle, BatchResult, Run, RunHandle, TaskRunResult, Token, WaitpointTokenResult
 from hightide.sdk.steps import step
 from hightide.sdk.sync import Client
+from hightide.sdk.tags import tags
 from hightide.sdk.task import Queue, Task, queue, task, tasks
 from hightide.sdk.waits import wait
 
@@ -71,9 +73,11 @@ __all__ = [
     "define_config",
     "idempotency_keys",
     "logger",
+    "metadata",
     "queue",
     "runs",
     "step",
+    "tags",
     "task",
     "tasks",
     "wait",

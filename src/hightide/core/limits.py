@@ -39,6 +39,10 @@ MIN_TIME = -62135596800.0  # 0001-01-01T00:00:00Z, the first date an ISO 8601 ti
 MAX_TIME = 221845392000.0  # 9000-01-01T00:00:00Z: any time plus MAX_DURATION is still a date
 MAX_PAGE = 1000  # items per page of a listing
 
+# -- run metadata -------------------------------------------------------------------------------
+MAX_METADATA_BYTES = 256 * 1024  # a run's metadata as stored (compact JSON, UTF-8), SPEC §5
+MAX_METADATA_OPERATIONS = 1000  # operations per list of one request (the runner sends fewer, culled)
+
 
 def describe_duration(seconds: float) -> str:
     return "10 years" if seconds == MAX_DURATION else f"{seconds:g} s"

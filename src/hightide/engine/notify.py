@@ -15,10 +15,14 @@ def cancel_key(environment_id: str) -> str:
     return f"cancel:{environment_id}"
 
 
+QUIET = frozenset({ChangeKind.METADATA, ChangeKind.TAGS})
+"""Changes that neither bring work nor free a slot: they wake no claimer (live pages hear them)."""
+
+
 def keys_of(changes: Sequence[Change]) -> set[str]:
-    """What ``changes`` wake: the claimers of their environments (any change may bring work or free
-    a slot), and the heartbeats of those where an executing run was cancelled."""
-    keys = {c.environment_id for c in changes}
+    """What ``changes`` wake: the claimers of their environments (any change but metadata and tags
+    may bring work or free a slot), and the heartbeats of those where an executing run was cancelled."""
+    keys = {c.environment_id for c in changes if c.kind not in QUIET}
     keys.update(cancel_key(c.environment_id) for c in changes if c.kind == ChangeKind.CANCEL_REQUESTED)
     return keys
 

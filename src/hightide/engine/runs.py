@@ -9,6 +9,7 @@
 | ``journal`` | ``journal.py`` | durable operations, handing journals back, suspensions |
 | ``tokens`` | ``tokens.py`` | waitpoint tokens |
 | ``traces`` | ``traces.py`` | logs and traces |
+| ``metadata`` | ``metadata.py`` | runs' metadata operations (own, parent, root) and tags |
 
 Every state change goes through ``core.states.transition`` and then one conditional update of the
 store, so a repeated or late request is rejected cleanly instead of applied twice. Methods are
@@ -24,6 +25,7 @@ from hightide.engine.base import Clock, EngineCore, EngineSettings
 from hightide.engine.control import Control
 from hightide.engine.execution import Execution
 from hightide.engine.journal import Journal
+from hightide.engine.metadata import Metadata
 from hightide.engine.notify import Notifier
 from hightide.engine.tokens import Tokens
 from hightide.engine.traces import Trace, Traces
@@ -43,6 +45,7 @@ class RunEngine:
         self.journal = Journal(self.core, self.triggering, self.tokens)
         self.execution = Execution(self.core, self.triggering, self.journal, self.traces)
         self.control = Control(self.core, self.triggering)
+        self.metadata = Metadata(self.core)
 
     @property
     def store(self) -> Store:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hightide.core.ids import new_id
+from hightide.core.metadata import check_metadata_size
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
 from hightide.core.tracing import attempt_span_id, new_span_id, new_trace_id
@@ -142,6 +143,7 @@ class Triggering:
         if task.config.get("payload_schema_checked", True):  # else the model has validators it does not describe
             check_schema(spec.payload, task.config.get("payload_schema"), task.task_id, f"{where}payload")
         check_size(spec.metadata, self.core.settings.max_payload_bytes, f"{where}options.metadata")
+        check_metadata_size(spec.metadata, None, field=f"{where}options.metadata")  # 256 KB (SPEC §5)
         retry = task.config.get("retry") or {}
         policy = RetryPolicy.from_dict(retry)
         ttl = spec.ttl if spec.ttl is not None else task.config.get("ttl")

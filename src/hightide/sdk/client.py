@@ -118,6 +118,13 @@ class RunsClient:
                     return run
                 await asyncio.sleep(interval)
 
+    async def update_metadata(self, run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Replace the run's metadata (at most 256 KB as JSON); returns it as stored. Refused with
+        ``ConflictError`` for a run that finished more than an hour ago."""
+        path = f"/api/v1/runs/{run_id}/metadata"
+        answer = await self._session.request("PUT", path, json={"metadata": metadata})
+        return dict(answer["metadata"])
+
     async def logs(self, run_id: str) -> builtins.list[LogRecord]:
         """The log records of a run (``logger`` calls, ``print`` and ``logging`` inside the task)."""
         records: list[LogRecord] = []

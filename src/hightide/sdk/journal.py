@@ -12,12 +12,13 @@ position where it was recorded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 from hightide.errors import (
@@ -133,11 +134,8 @@ class RunJournal:
         """Record the operation at ``seq`` (the server does what it does in the same transaction)."""
         payload = {"attempt": self.attempt, "execution": self.execution, "seq": seq, "kind": kind, "name": name, **body}
         async with self.busy():
-            internal = _internal.set(True)  # tasks the HTTP client may start are not the run's
-            try:
+            with internal_calls():
                 entry = await self._post(payload)
-            finally:
-                _internal.reset(internal)
         self.entries[seq] = entry
         return entry
 
@@ -267,9 +265,9 @@ async def _unwind(main: asyncio.Future[Any]) -> None:
     if not main.done():
         main.cancel()
     current = asyncio.current_task()
-    # The runner's loop runs one run at a time: the other tasks are this run's. Cancel them and let
-    # their `finally` blocks finish before the runner takes its next run.
-    leftovers = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    # The runner's loop runs one run at a time: the other tasks are this run's (but the runner's
+    # own services). Cancel them and let their `finally` blocks finish before the next run.
+    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done() and t not in _services]
     for task in leftovers:
         task.cancel()
     if leftovers:
@@ -278,6 +276,25 @@ async def _unwind(main: asyncio.Future[Any]) -> None:
 
 current: contextvars.ContextVar[RunJournal | None] = contextvars.ContextVar("hightide_journal", default=None)
 _internal: contextvars.ContextVar[bool] = contextvars.ContextVar("hightide_internal", default=False)
+_services: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def internal_calls() -> Iterator[None]:
+    """Around the SDK's own API calls inside a run: the tasks started inside (by the HTTP client, or
+    a flush of metadata) are not the run's, so they take no journal position."""
+    token = _internal.set(True)
+    try:
+        yield
+    finally:
+        _internal.reset(token)
+
+
+def service(task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+    """Mark ``task`` as the runner's, not the run's: a suspension does not cancel it (the metadata
+    flusher must finish a request it started, or an increment could be lost or sent twice)."""
+    _services.add(task)
+    return task
 
 
 def current_journal() -> RunJournal | None:

@@ -37,3 +37,11 @@ async def poll(run_id: str, *, interval: float = 0.5, timeout: float | None = No
 
 async def logs(run_id: str) -> builtins.list[LogRecord]:
     return await default_client().runs.logs(run_id)
+
+
+async def update_metadata(run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Replace the metadata of a run from outside it; returns the run's new metadata.
+
+    >>> await runs.update_metadata(run_id, {"approved_by": "ada"})
+    """
+    return await default_client().runs.update_metadata(run_id, metadata)

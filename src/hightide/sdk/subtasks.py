@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 from hightide.sdk.client import trigger_item
 from hightide.sdk.journal import current_journal, perform
+from hightide.sdk.metadata import flush_before_children
 from hightide.sdk.models import BatchHandle, BatchResult, RunHandle, TaskRunResult
 
 R = TypeVar("R")
@@ -46,11 +47,13 @@ def items_body(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def trigger(task_id: str, items: Sequence[dict[str, Any]], kind: str = "trigger") -> BatchHandle:
     """``trigger`` / ``batch_trigger`` inside a run."""
+    await flush_before_children()
     entry = await perform(kind, task_id, {"items": items_body(items)}, f"{kind}()")
     return BatchHandle([RunHandle(r["id"], r["task_id"], r["is_cached"]) for r in entry["result"]["runs"]])
 
 
 async def trigger_and_wait(task_id: str, items: Sequence[dict[str, Any]], kind: str) -> BatchResult[Any]:
     """``trigger_and_wait`` / ``batch_trigger_and_wait``: the children's results, in input order."""
+    await flush_before_children()
     entry = await perform(kind, task_id, {"items": items_body(items)}, f"{kind}()")
     return BatchResult([TaskRunResult.from_json(r) for r in entry["result"]["runs"]])

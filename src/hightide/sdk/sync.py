@@ -91,6 +91,9 @@ class SyncRuns:
     def logs(self, run_id: str) -> builtins.list[LogRecord]:
         return self._loop.call(self._client.runs.logs(run_id))
 
+    def update_metadata(self, run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
+        return self._loop.call(self._client.runs.update_metadata(run_id, metadata))
+
 
 class Client:
     """Blocking client.

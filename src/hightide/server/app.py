@@ -17,7 +17,7 @@ from hightide.engine import RunEngine
 from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
-from hightide.server import docs, errors, routes_runs, routes_waitpoints, routes_worker
+from hightide.server import docs, errors, routes_metadata, routes_runs, routes_waitpoints, routes_worker
 from hightide.server.limits import BodyLimit
 from hightide.store import Store, open_store
 
@@ -82,6 +82,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.include_router(routes_runs.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_waitpoints.router)
+    app.include_router(routes_metadata.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

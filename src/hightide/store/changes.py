@@ -36,6 +36,10 @@ class ChangeKind(StrEnum):
     """The environment's settings changed (its concurrency limit)."""
     KEY_REVOKED = "key_revoked"
     """A secret key of the environment was revoked: servers drop the keys they cached for it."""
+    METADATA = "metadata"
+    """A run's metadata changed (``status``: the run's, unchanged)."""
+    TAGS = "tags"
+    """Tags were added to a run (``status``: the run's, unchanged)."""
     SEVERAL = "several"
     """Many runs of the environment changed in one transaction (too many to list): read again."""
 

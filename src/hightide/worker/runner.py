@@ -26,6 +26,8 @@ from hightide.sdk import journal as run_journal
 from hightide.sdk.context import Context
 from hightide.sdk.journal import RunJournal, Suspended
 from hightide.sdk.logger import set_sink
+from hightide.sdk.metadata import MetadataBuffer
+from hightide.sdk.metadata import current as run_metadata
 from hightide.sdk.task import registry
 from hightide.worker.loader import load_tasks
 from hightide.worker.protocol import BlockingChannel
@@ -71,11 +73,20 @@ class Runner:
         journal = RunJournal(
             execution.run_id, execution.attempt, list(execution.journal), self.threshold, execution.execution
         )
+        metadata = MetadataBuffer(
+            execution.run_id,
+            dict(execution.metadata),
+            execution.parent_run_id,
+            execution.root_run_id,
+            replaying=journal.replaying_here,
+        )
         token = run_context.current.set(ctx)
         journal_token = run_journal.current.set(journal)
+        metadata_token = run_metadata.set(metadata)
         self.execution, self.journal = execution, journal
         loop = asyncio.get_running_loop()
         loop.set_task_factory(journal.task_factory)
+        metadata.start()  # after the context is set: its warnings are the run's log lines
         try:
             with self.spans.executing(execution, journal):
                 output = await journal.run(task.execute(execution.payload, ctx))
@@ -87,9 +98,14 @@ class Runner:
         except BaseException as exc:  # SystemExit and friends from user code are failures too
             return result(False, error=Failure.from_exception(exc).to_dict())
         finally:
+            # Before the result goes to the supervisor, whatever the outcome (completed, failed,
+            # suspended): a finished run is never seen without its final metadata, and a resumed
+            # run starts from the metadata its earlier execution left.
+            await metadata.close()
             await _flush_stdio()
             loop.set_task_factory(None)
             self.execution, self.journal = None, None
+            run_metadata.reset(metadata_token)
             run_journal.current.reset(journal_token)
             run_context.current.reset(token)
 
