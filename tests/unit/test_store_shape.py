@@ -10,6 +10,7 @@ from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Seam
 from hightide.store.telemetry import TelemetryOps
+from hightide.store.users import UserOps
 from hightide.store.waitpoints import WaitpointOps
 
 GROUPS = {
@@ -19,6 +20,7 @@ GROUPS = {
     "releases": ReleaseOps,
     "waitpoints": WaitpointOps,
     "telemetry": TelemetryOps,
+    "users": UserOps,
 }
 
 

@@ -16,6 +16,7 @@ from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Listener, Seam
 from hightide.store.telemetry import TelemetryOps
+from hightide.store.users import UserOps
 from hightide.store.waitpoints import WaitpointOps
 
 
@@ -25,7 +26,8 @@ class Store:
     ``environments``: projects, environments, keys, versions, tasks and queues. ``runs``: insert,
     read, list and the one conditional update. ``claims``: claiming, leases and the runs whose time
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
-    waitpoints and tokens. ``telemetry``: logs and spans."""
+    waitpoints and tokens. ``telemetry``: logs and spans. ``users``: dashboard users, members, login
+    links and sessions."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -35,6 +37,7 @@ class Store:
         self.releases = ReleaseOps(seam)
         self.waitpoints = WaitpointOps(seam, self.runs)
         self.telemetry = TelemetryOps(seam)
+        self.users = UserOps(seam)
 
     @property
     def engine(self) -> Engine:
