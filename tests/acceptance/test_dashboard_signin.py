@@ -17,11 +17,13 @@ from tests.support import free_port, fresh_postgres_database
 LINK = r"http://127\.0\.0\.1:{port}/login\?token=htl_[A-Za-z0-9_-]+"
 
 
-def signs_in(link: str) -> httpx.Client:
-    client = httpx.Client(follow_redirects=False, timeout=30)
-    answer = client.get(link)
-    assert answer.status_code == 303, answer.text
-    return client
+@contextmanager
+def signs_in(link: str) -> Iterator[httpx.Client]:
+    """A browser-like client signed in by ``link``."""
+    with httpx.Client(follow_redirects=False, timeout=30) as client:
+        answer = client.get(link)
+        assert answer.status_code == 303, answer.text
+        yield client
 
 
 def test_dev_prints_the_dashboard_link_and_writes_it_to_dev_env(

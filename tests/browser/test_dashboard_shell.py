@@ -108,7 +108,9 @@ def test_sign_in_by_the_printed_link_and_walk_the_pages(
     page.screenshot(path=str(shots / "runs-filtered.png"), full_page=True)
 
     for title, slug in PAGES:
-        page.get_by_role("navigation", name="Pages", exact=True).get_by_role("link", name=re.compile(f"^{title}")).click()
+        page.get_by_role("navigation", name="Pages", exact=True).get_by_role(
+            "link", name=re.compile(f"^{title}")
+        ).click()
         page.wait_for_url(f"{base}/projects/default/env/dev/{slug}")
         assert page.get_by_role("heading", name=re.compile(f"^{title}")).first.is_visible()
         current = page.locator('nav.sections a[aria-current="page"]')

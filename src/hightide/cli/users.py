@@ -51,11 +51,20 @@ def base_url(public_url: str | None) -> str:
 def create(
     email: Email,
     admin: Annotated[
-        bool, typer.Option("--admin", help="An admin sees every project and manages users; a member sees theirs.")
+        bool,
+        typer.Option(
+            "--admin",
+            envvar="HIGHTIDE_ADMIN",
+            help="An admin sees every project and manages users; a member sees theirs.",
+        ),
     ] = False,
     project: Annotated[
         list[str] | None,
-        typer.Option("--project", help="A project the member belongs to (repeatable; default: default)."),
+        typer.Option(
+            "--project",
+            envvar="HIGHTIDE_PROJECT",
+            help="A project the member belongs to (repeatable; default: default).",
+        ),
     ] = None,
     database_url: DatabaseUrl = DEFAULT_SERVER_DB,
     public_url: PublicUrl = None,

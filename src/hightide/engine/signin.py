@@ -129,6 +129,7 @@ class SignIn:
         token = LINK_PREFIX + secrets.token_urlsafe(32)
         now = self.clock()
         self.store.users.add_login_link(user.id, hash_key(token), now, now + LINK_SECONDS)
+        self.store.users.forget_expired(now, now - SESSION_IDLE_SECONDS)  # links are rare: tidy up here
         return token
 
     def redeem(self, token: str) -> SignedIn | None:
