@@ -11,6 +11,7 @@ from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Seam
 from hightide.store.telemetry import TelemetryOps
+from hightide.store.users import UserOps
 from hightide.store.waitpoints import WaitpointOps
 
 GROUPS = {
@@ -21,6 +22,7 @@ GROUPS = {
     "waitpoints": WaitpointOps,
     "telemetry": TelemetryOps,
     "metadata": MetadataOps,
+    "users": UserOps,
 }
 
 

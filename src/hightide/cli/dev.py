@@ -15,6 +15,7 @@ from hightide.cli.devlock import DevLock
 from hightide.cli.embedded import EmbeddedServer, check_port, dev_key
 from hightide.cli.output import console, print_event
 from hightide.config import DEV_ENV_FILE, STATE_DIR, ProjectConfig, dev_database, env, read_env_file
+from hightide.engine.signin import SignIn, login_url
 from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
 from hightide.store import open_store
@@ -22,12 +23,13 @@ from hightide.worker.api import WorkerApi
 from hightide.worker.supervisor import Supervisor, WorkerOptions
 
 
-def write_dev_env(root: Path, api_url: str, key: str) -> Path:
+def write_dev_env(root: Path, api_url: str, key: str, dashboard_url: str | None = None) -> Path:
     path = root / STATE_DIR / DEV_ENV_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    dashboard = f"HIGHTIDE_DASHBOARD_URL={dashboard_url}\n" if dashboard_url else ""
     path.write_text(
         "# Written by `hightide dev`: the SDK reads it when HIGHTIDE_* variables are not set.\n"
-        f"HIGHTIDE_API_URL={api_url}\nHIGHTIDE_SECRET_KEY={key}\n"
+        f"HIGHTIDE_API_URL={api_url}\nHIGHTIDE_SECRET_KEY={key}\n{dashboard}"
     )
     path.chmod(0o600)
     return path
@@ -65,12 +67,15 @@ async def _run_dev(
     env_file = state / DEV_ENV_FILE
     existing = read_env_file(env_file).get("HIGHTIDE_SECRET_KEY") if env_file.is_file() else None
     key = dev_key(store, existing)
-    write_dev_env(root, api_url, key)
+    # A new one-time link on each start, for dev's own admin (admin@localhost); see docs/dashboard.md.
+    dashboard_url = login_url(api_url, SignIn(store).local_admin_link())
+    write_dev_env(root, api_url, key, dashboard_url)
 
     settings = ServerSettings(database_url=db_url, migrate=False, lease_seconds=lease_seconds)
     server = EmbeddedServer(settings, store, host, port)
     await server.start()
     console.print(f"[bold]Hightide dev[/] server on [link={api_url}]{api_url}[/]  (API docs {api_url}/api/docs)")
+    console.print(f"[bold]Dashboard:[/] {escape(dashboard_url)}")
     url = store.engine.url
     sqlite = url.get_backend_name() == "sqlite"
     shown = (url.database or ":memory:") if sqlite else url.render_as_string(hide_password=True)

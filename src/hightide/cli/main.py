@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from hightide.cli.options import KEY_HELP, ApiUrl, SecretKey
+from hightide.cli.options import DEFAULT_SERVER_DB, KEY_HELP, ApiUrl, DatabaseUrl, PublicUrl, SecretKey
 from hightide.cli.output import console, fail
 from hightide.cli.runs import runs_app, tokens_app, trigger
+from hightide.cli.users import users_app
 from hightide.errors import AuthenticationError, HightideError
 from hightide.types import MAX_CONCURRENCY, MAX_PREFETCH
 
@@ -29,14 +30,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
-
-DEFAULT_SERVER_DB = ".hightide/server.db"
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url", envvar="HIGHTIDE_DATABASE_URL", help="SQLite path / sqlite:///PATH / postgresql://..."
-    ),
-]
+app.add_typer(users_app, name="users")
 
 
 @app.command()
@@ -99,8 +93,10 @@ def server(
             help="Runs executing at once in each environment, applied at start (default: keep each one's, 100 at first).",
         ),
     ] = None,
+    public_url: PublicUrl = None,
 ) -> None:
-    """Self-hosted API + engine. Creates project `default` (dev, staging, prod) on first start."""
+    """Self-hosted API + engine + dashboard. Creates project `default` (dev, staging, prod) on first start, and
+    the admin admin@localhost with a one-time login link on a database with no users."""
     from hightide.cli.serve import run_server
     from hightide.server import ServerSettings
 
@@ -110,7 +106,7 @@ def server(
         max_payload_bytes=max_payload_bytes,
         environment_concurrency=concurrency_limit,
     )
-    asyncio.run(run_server(settings, host, port))
+    asyncio.run(run_server(settings, host, port, public_url))
 
 
 @app.command()

@@ -28,6 +28,22 @@ SecretKey = Annotated[
         "--secret-key", envvar="HIGHTIDE_SECRET_KEY", help="Environment secret key (default: from .hightide/dev.env)."
     ),
 ]
+DEFAULT_SERVER_DB = ".hightide/server.db"
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url", envvar="HIGHTIDE_DATABASE_URL", help="SQLite path / sqlite:///PATH / postgresql://..."
+    ),
+]
+PublicUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--public-url",
+        envvar="HIGHTIDE_PUBLIC_URL",
+        help="The server's address as a browser reaches it, for login links (default: http://HOST:PORT it listens on,"
+        " http://127.0.0.1:3030 for `users`).",
+    ),
+]
 JsonOut = Annotated[
     bool, typer.Option("--json", envvar="HIGHTIDE_JSON", help="Print JSON (the API's fields) instead of text.")
 ]

@@ -6,9 +6,12 @@ import asyncio
 import secrets
 import signal
 
+from rich.markup import escape
+
 from hightide.cli.embedded import EmbeddedServer, check_port
 from hightide.cli.output import console, print_event
 from hightide.config import ClientSettings, ProjectConfig
+from hightide.engine.signin import FIRST_ADMIN, SignIn, login_url
 from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
 from hightide.store import open_store
@@ -24,12 +27,22 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_server(settings: ServerSettings, host: str, port: int) -> None:
+async def run_server(settings: ServerSettings, host: str, port: int, public_url: str | None = None) -> None:
     check_port(host, port)
     store = open_store(settings.database_url)
     server = EmbeddedServer(settings, store, host, port)
     await server.start()
-    console.print(f"[bold]Hightide server[/] on http://{host}:{port}  (API docs /api/docs)")
+    console.print(f"[bold]Hightide server[/] on http://{host}:{port}  (API docs /api/docs, dashboard /)")
+    # After start: the server's lifespan migrated the database.
+    token = await asyncio.to_thread(SignIn(store).first_admin_link)
+    if token is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        url = login_url(public_url or f"http://{shown}:{port}", token)
+        console.print(
+            f"[bold]First start:[/] created the dashboard admin {FIRST_ADMIN}. Sign in with this link"
+            " (it works once, for 24 hours; `hightide users login-link` prints more):"
+        )
+        console.print(f"[bold]Dashboard:[/] {escape(url)}")
     console.print(
         f"[dim]create a key for an environment: hightide keys create --env dev --database-url {settings.database_url}[/]"
     )

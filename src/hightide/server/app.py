@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from hightide.config import DEFAULT_MAX_PAYLOAD_BYTES
 from hightide.engine import RunEngine
 from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
-from hightide.server import docs, errors, routes_metadata, routes_runs, routes_waitpoints, routes_worker
+from hightide.engine.signin import SignIn
+from hightide.server import dashboard, docs, errors, routes_metadata, routes_runs, routes_waitpoints, routes_worker
 from hightide.server.limits import BodyLimit
 from hightide.store import Store, open_store
 
@@ -88,11 +88,6 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    async def index() -> str:
-        return (
-            "<!doctype html><title>Hightide</title><h1>Hightide</h1>"
-            '<p>The API is at <a href="/api/docs">/api/docs</a>.</p>'
-        )
+    dashboard.install(app, SignIn(store))  # `/`, `/login`, the pages and their static files
 
     return app

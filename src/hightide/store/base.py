@@ -17,6 +17,7 @@ from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Listener, Seam
 from hightide.store.telemetry import TelemetryOps
+from hightide.store.users import UserOps
 from hightide.store.waitpoints import WaitpointOps
 
 
@@ -27,7 +28,8 @@ class Store:
     read, list and the one conditional update. ``claims``: claiming, leases and the runs whose time
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
-    tags, applied under the run's row lock."""
+    tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
+    sessions."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -38,6 +40,7 @@ class Store:
         self.waitpoints = WaitpointOps(seam, self.runs)
         self.telemetry = TelemetryOps(seam)
         self.metadata = MetadataOps(seam)
+        self.users = UserOps(seam)
 
     @property
     def engine(self) -> Engine:

@@ -278,3 +278,49 @@ secrets = Table(
     Column("value", String(256), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# People who sign in to the dashboard. Admins see every project and manage users; a member sees the
+# projects listed for them in `project_members`.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-cased
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
+)
+
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("project_id", String(64), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_project_members_user", project_members.c.user_id)
+
+# One-time login links: only the SHA-256 of the token is stored. `used_at` is set by the one
+# conditional update that redeems it, so a link works once even when two browsers race.
+login_links = Table(
+    "login_links",
+    metadata,
+    Column("token_hash", String(128), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float),
+)
+Index("ix_login_links_user", login_links.c.user_id)
+
+# Dashboard sessions: only the SHA-256 of the cookie's value is stored. A session ends at
+# `expires_at`, after a week without use (`last_seen_at`), or when it is signed out (deleted).
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("token_hash", String(128), primary_key=True),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+)
+Index("ix_dashboard_sessions_user", dashboard_sessions.c.user_id)

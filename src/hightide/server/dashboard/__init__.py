@@ -1,0 +1,32 @@
+"""The dashboard: server-rendered pages behind a sign-in (SPEC §5, docs/dashboard.md).
+
+``install(app, signin)`` adds the login page, the pages, and the static files (one stylesheet and
+vendored htmx) to the server; every page, fragment and stream requires a session."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+
+from hightide.engine.signin import SignIn
+from hightide.server.dashboard import login, pages
+from hightide.server.dashboard.files import CachedStatic
+from hightide.server.dashboard.render import STATIC, STATIC_URL
+from hightide.server.dashboard.session import (
+    FragmentSession,
+    PageSession,
+    SignInRequired,
+    sign_in_required_response,
+)
+
+__all__ = ["FragmentSession", "PageSession", "install"]
+
+
+def install(app: FastAPI, signin: SignIn) -> None:
+    app.state.signin = signin
+    app.mount(STATIC_URL, CachedStatic(directory=STATIC), name="dashboard-static")
+    app.include_router(login.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:  # routes outside DashboardRoute
+        return sign_in_required_response(request, exc)
