@@ -6,6 +6,7 @@ from pathlib import Path
 from hightide.store import Store, open_store
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
+from hightide.store.live import LiveOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Seam
@@ -19,6 +20,7 @@ GROUPS = {
     "releases": ReleaseOps,
     "waitpoints": WaitpointOps,
     "telemetry": TelemetryOps,
+    "live": LiveOps,
 }
 
 

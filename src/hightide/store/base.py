@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
+from hightide.store.live import LiveOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Listener, Seam
@@ -25,7 +26,7 @@ class Store:
     ``environments``: projects, environments, keys, versions, tasks and queues. ``runs``: insert,
     read, list and the one conditional update. ``claims``: claiming, leases and the runs whose time
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
-    waitpoints and tokens. ``telemetry``: logs and spans."""
+    waitpoints and tokens. ``telemetry``: logs and spans. ``live``: the reads of live views (realtime)."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -35,6 +36,7 @@ class Store:
         self.releases = ReleaseOps(seam)
         self.waitpoints = WaitpointOps(seam, self.runs)
         self.telemetry = TelemetryOps(seam)
+        self.live = LiveOps(seam)
 
     @property
     def engine(self) -> Engine:
