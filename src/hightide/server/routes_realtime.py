@@ -34,10 +34,10 @@ from hightide.server.routing import ApiRoute
 from hightide.server.serialize import iso, retrieved_json
 from hightide.store.live import RunView
 
-router = APIRouter(
-    prefix="/realtime/v1", tags=["realtime"], route_class=ApiRoute, responses=responses(401, 403, 422, 500)
+router = APIRouter(prefix="/realtime/v1", tags=["realtime"], route_class=ApiRoute)
+auth_router = APIRouter(
+    prefix="/api/v1/auth", tags=["auth"], route_class=ApiRoute, responses=responses(401, 403, 413, 422, 500)
 )
-auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=ApiRoute, responses=responses(401, 403, 422))
 
 RETRY_MS = 1000  # what EventSource waits before it reconnects
 _SENT_MEMORY = 10_000  # runs a tag stream remembers the last sent state of (not to send it twice)
@@ -52,6 +52,15 @@ _STREAM: dict[int | str, dict[str, Any]] = {
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 }
+
+
+def _json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error responses of a stream: JSON (``ErrorResponse``), though the route's own type is not."""
+    schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {
+        status: {"description": doc["description"], "content": {"application/json": {"schema": schema}}}
+        for status, doc in responses(*statuses).items()
+    }
 
 
 def _engine(request: Request) -> RunEngine:
@@ -159,7 +168,7 @@ def _cursor(last_id: str | None) -> float | None:
     responses={
         **_STREAM,
         204: {"description": "The run finished, and `Last-Event-ID` is its final state"},
-        **responses(404),
+        **_json_errors(401, 403, 404, 422, 500),
     },
 )
 async def subscribe_run(
@@ -187,7 +196,7 @@ async def subscribe_run(
     "/runs",
     summary="Stream the runs of a tag: the newest ones now, then every change of any of them",
     response_class=sse.EventStream,
-    responses=_STREAM,
+    responses={**_STREAM, **_json_errors(401, 403, 422, 500)},
 )
 async def subscribe_tag(
     reader: CurrentReader,
