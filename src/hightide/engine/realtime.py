@@ -108,10 +108,13 @@ class Subscription:
 class RealtimeHub:
     """One per server: subscriptions by run and by tag, fed from the store's changes."""
 
-    def __init__(self, core: EngineCore, poll_interval: float = 2.0, coalesce: float = 0.02) -> None:
+    def __init__(
+        self, core: EngineCore, poll_interval: float = 2.0, coalesce: float = 0.02, reread_interval: float = 0.2
+    ) -> None:
         self.core = core
         self.poll_interval = poll_interval
         self.coalesce = coalesce
+        self.reread_interval = reread_interval
         self.closed = False
         self.reads = 0
         """Batches read so far (what tests and benchmarks count)."""
@@ -121,6 +124,7 @@ class RealtimeHub:
         self._changed: dict[str, set[str]] = defaultdict(set)  # environment -> runs changed since the read
         self._several: set[str] = set()  # environments to re-read whole
         self._reread_from: dict[str, float] = {}
+        self._offered: OrderedDict[str, tuple[object, ...]] = OrderedDict()  # run id -> the state last offered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -240,7 +244,7 @@ class RealtimeHub:
         under way, or within ``coalesce`` seconds of the last one, are read together next."""
         assert self._wake is not None
         loop = asyncio.get_running_loop()
-        last_poll = loop.time()
+        last_poll = next_reread = loop.time()
         while not self.closed:
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, last_poll + self.poll_interval - loop.time()))
@@ -255,6 +259,14 @@ class RealtimeHub:
             if loop.time() - last_poll >= self.poll_interval:  # what a lost notification would miss
                 several |= set(self._envs)
                 last_poll = loop.time()
+            if several and loop.time() < next_reread:
+                # Re-reading everything watched is the costly read: at most one per ``reread_interval``
+                # (a drain's large reports are SEVERAL after SEVERAL). Listed changes are read now.
+                self._several |= several
+                several = set()
+                loop.call_at(next_reread, self._wake.set)
+            elif several:
+                next_reread = loop.time() + self.reread_interval
             try:
                 await self._read_and_offer(changed, several)
             except Exception:  # the database is unreachable, say: read it all again next time
@@ -272,6 +284,14 @@ class RealtimeHub:
         for env in several:
             self._reread_from[env] = at
         for view in views.values():
+            run = view.run
+            state = (run.updated_at, run.status, len(view.attempts), tuple(w.id for w in view.waits))
+            if self._offered.get(run.id) == state:  # re-read (SEVERAL, a poll) but unchanged: nothing to say
+                continue
+            self._offered[run.id] = state
+            self._offered.move_to_end(run.id)
+            if len(self._offered) > _MEMORY * 5:
+                self._offered.popitem(last=False)
             self.offer(Update(view, at))
 
     def _plan(self, changed: dict[str, set[str]], several: set[str]) -> tuple[set[str], list[TagQuery]]:
