@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Proc, log
+from common import Proc, log, split_cpu_seconds
 from hightide_side import Hightide, _runs_since, _ts, _wait_finished
 
 from hightide import AsyncClient, RunStatus
@@ -74,9 +74,13 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
                 raise RuntimeError("the subscribers did not all receive their first state")
             await asyncio.sleep(0.05)
         log(f"{subscribers} subscribers open; draining {runs} runs")
+        assert ht.server is not None
+        server_cpu, client_cpu = split_cpu_seconds(ht.server.pid)[0], time.process_time()
         ht.start_worker()
         if not await _wait_finished(client, 300):
             raise RuntimeError("the drain did not finish in 300 s")
+        server_cpu = split_cpu_seconds(ht.server.pid)[0] - server_cpu
+        client_cpu = time.process_time() - client_cpu
         await asyncio.wait_for(asyncio.gather(*watchers), 30)
         finished = await _runs_since(client, since)
         starts = [_ts(r.started_at) for r in finished.values()]
@@ -90,6 +94,8 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
             "runs": len(finished),
             "subscribers": subscribers,
             "drain_rate": round(len(finished) / (max(ends) - min(starts)), 1),
+            "server_cpu_ms_per_run": round(server_cpu / len(finished) * 1000, 3),
+            "bench_process_cpu_ms_per_run": round(client_cpu / len(finished) * 1000, 3),
         }
         if lat:
             out["latency_ms"] = {

@@ -109,7 +109,7 @@ class RealtimeHub:
     """One per server: subscriptions by run and by tag, fed from the store's changes."""
 
     def __init__(
-        self, core: EngineCore, poll_interval: float = 2.0, coalesce: float = 0.02, reread_interval: float = 0.2
+        self, core: EngineCore, poll_interval: float = 2.0, coalesce: float = 0.05, reread_interval: float = 0.5
     ) -> None:
         self.core = core
         self.poll_interval = poll_interval
@@ -124,7 +124,7 @@ class RealtimeHub:
         self._changed: dict[str, set[str]] = defaultdict(set)  # environment -> runs changed since the read
         self._several: set[str] = set()  # environments to re-read whole
         self._reread_from: dict[str, float] = {}
-        self._offered: OrderedDict[str, tuple[object, ...]] = OrderedDict()  # run id -> the state last offered
+        self._offered: OrderedDict[str, tuple[float, object, int, object]] = OrderedDict()  # run -> state offered
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -278,8 +278,11 @@ class RealtimeHub:
         ids, queries = self._plan(changed, several)
         if not ids and not queries:
             return
+        listed = {run_id for runs in changed.values() for run_id in runs}
+        # Runs re-read only because a batch was too large to list: skip those unchanged since offered.
+        known = {i: self._offered[i][0] for i in ids - listed if i in self._offered}
         at = self.core.clock()
-        views = await asyncio.to_thread(self.core.store.live.views, ids, queries)
+        views = await asyncio.to_thread(self.core.store.live.views, ids, queries, known)
         self.reads += 1
         for env in several:
             self._reread_from[env] = at
