@@ -145,3 +145,14 @@ async def test_a_dropped_connection_resumes_and_sees_the_final_state(stack: Stac
     assert seen[-1].status == RunStatus.COMPLETED
     resumed = [r for r in proxy.requests if b"last-event-id" in r.lower()]
     assert resumed, "the reconnect did not send Last-Event-ID"
+
+
+async def test_subscribe_follows_a_run_through_its_waits(stack: Stack) -> None:
+    async with _client(stack) as client:
+        handle = await client.trigger("parent-waits", {"n": 2, "sleep": 2})
+        seen = await _collect(client.runs.subscribe(handle.id), [], timeout=60)
+    statuses = [run.status for run in seen]
+    assert RunStatus.WAITING in statuses, statuses  # suspended on its child and on the timer
+    waiting = next(run for run in seen if run.status == RunStatus.WAITING)
+    assert waiting.waiting_for and waiting.waiting_for[0]["kind"] in ("RUN", "DURATION")
+    assert statuses[-1] == RunStatus.COMPLETED and seen[-1].output["child"] == 4
