@@ -289,8 +289,8 @@ class RealtimeHub:
         for view in views.values():
             run = view.run
             state = (run.updated_at, run.status, len(view.attempts), tuple(w.id for w in view.waits))
-            if self._offered.get(run.id) == state:  # re-read (SEVERAL, a poll) but unchanged: nothing to say
-                continue
+            if run.id not in listed and self._offered.get(run.id) == state:
+                continue  # re-read (SEVERAL, a poll) and unchanged: nothing to say (a named change always is)
             self._offered[run.id] = state
             self._offered.move_to_end(run.id)
             if len(self._offered) > _MEMORY * 5:
