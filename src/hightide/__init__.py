@@ -27,7 +27,7 @@ from hightide.errors import (
     ValidationError,
     WaitpointTimeoutError,
 )
-from hightide.sdk import runs
+from hightide.sdk import auth, runs
 from hightide.sdk.client import AsyncClient
 from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
@@ -69,6 +69,7 @@ __all__ = [
     "ValidationError",
     "WaitpointTimeoutError",
     "WaitpointTokenResult",
+    "auth",
     "configure",
     "define_config",
     "idempotency_keys",

@@ -74,6 +74,13 @@ class AuthenticationError(HightideError):
     code = "authentication_error"
 
 
+class PermissionDeniedError(AuthenticationError):
+    """Valid credentials that do not allow this (a public access token outside what it names, or
+    on an operation that needs a secret key). HTTP 403."""
+
+    code = "permission_denied"
+
+
 class NotFoundError(HightideError):
     """The run, task or token does not exist in this environment."""
 
@@ -168,6 +175,7 @@ ERRORS_BY_CODE: dict[str, type[HightideError]] = {
         ValidationError,
         PayloadTooLargeError,
         AuthenticationError,
+        PermissionDeniedError,
         NotFoundError,
         ConflictError,
         AlreadyExistsError,

@@ -6,6 +6,7 @@ from pathlib import Path
 from hightide.store import Store, open_store
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
+from hightide.store.live import LiveOps
 from hightide.store.metadata import MetadataOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
@@ -23,6 +24,7 @@ GROUPS = {
     "telemetry": TelemetryOps,
     "metadata": MetadataOps,
     "users": UserOps,
+    "live": LiveOps,
 }
 
 

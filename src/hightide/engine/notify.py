@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from hightide.core.states import RunStatus
 from hightide.store.changes import Change, ChangeKind
 
 
@@ -20,9 +21,10 @@ QUIET = frozenset({ChangeKind.METADATA, ChangeKind.TAGS})
 
 
 def keys_of(changes: Sequence[Change]) -> set[str]:
-    """What ``changes`` wake: the claimers of their environments (any change but metadata and tags
-    may bring work or free a slot), and the heartbeats of those where an executing run was cancelled."""
-    keys = {c.environment_id for c in changes if c.kind not in QUIET}
+    """What ``changes`` wake: the claimers of their environments (any change may bring work or free
+    a slot, except metadata and tags, and a run starting: a claim only takes work and slots), and the
+    heartbeats of those where an executing run was cancelled."""
+    keys = {c.environment_id for c in changes if c.kind not in QUIET and c.status is not RunStatus.EXECUTING}
     keys.update(cancel_key(c.environment_id) for c in changes if c.kind == ChangeKind.CANCEL_REQUESTED)
     return keys
 

@@ -10,6 +10,8 @@
 | ``tokens`` | ``tokens.py`` | waitpoint tokens |
 | ``traces`` | ``traces.py`` | logs and traces |
 | ``metadata`` | ``metadata.py`` | runs' metadata operations (own, parent, root) and tags |
+| ``public_tokens`` | ``public_tokens.py`` | signed, read-only public access tokens |
+| ``realtime`` | ``realtime.py`` | the hub: live run states for subscribers, from the store's changes |
 
 Every state change goes through ``core.states.transition`` and then one conditional update of the
 store, so a repeated or late request is rejected cleanly instead of applied twice. Methods are
@@ -27,6 +29,8 @@ from hightide.engine.execution import Execution
 from hightide.engine.journal import Journal
 from hightide.engine.metadata import Metadata
 from hightide.engine.notify import Notifier
+from hightide.engine.public_tokens import PublicTokens
+from hightide.engine.realtime import RealtimeHub
 from hightide.engine.tokens import Tokens
 from hightide.engine.traces import Trace, Traces
 from hightide.engine.triggering import Triggering
@@ -46,6 +50,8 @@ class RunEngine:
         self.execution = Execution(self.core, self.triggering, self.journal, self.traces)
         self.control = Control(self.core, self.triggering)
         self.metadata = Metadata(self.core)
+        self.public_tokens = PublicTokens(self.core)
+        self.realtime = RealtimeHub(self.core)
 
     @property
     def store(self) -> Store:
@@ -62,13 +68,16 @@ class RunEngine:
     def attach(self, loop: asyncio.AbstractEventLoop) -> Notifier:
         """Route the store's change events to long-polls running on ``loop`` and to the caches."""
         self.store.add_listener(self.triggering.forget_changed)
+        self.realtime.attach(loop)
         return self.core.attach(loop)
 
     def stop_polling(self) -> None:
-        """End long-polls now (server shutdown), so that connections can close at once."""
+        """End long-polls and realtime streams now (server shutdown), so that connections can close at once."""
         self.core.stop_polling()
+        self.realtime.close()
 
     def detach(self) -> None:
+        self.realtime.detach()
         self.core.detach()
         self.store.remove_listener(self.triggering.forget_changed)
 

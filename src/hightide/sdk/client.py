@@ -11,6 +11,7 @@ from typing import Any
 from hightide.config import client_settings
 from hightide.core.machines import check_machine
 from hightide.core.options import TRIGGER_OPTIONS, OptionKind
+from hightide.sdk import realtime
 from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token, _time
 
@@ -103,11 +104,32 @@ class RunsClient:
     async def replay(self, run_id: str) -> RunHandle[Any]:
         """A new run with the same payload, on the current version."""
         data = await self._session.request("POST", f"/api/v1/runs/{run_id}/replay")
-        return RunHandle(data["id"], data["task_id"], False)
+        return _handle(data)
 
     async def reschedule(self, run_id: str, *, delay: Duration | datetime) -> Run:
         body = _options({"delay": delay})
         return Run.from_json(await self._session.request("POST", f"/api/v1/runs/{run_id}/reschedule", json=body))
+
+    def subscribe(self, run_id: str, *, reconnect: realtime.Reconnect | None = None) -> AsyncIterator[Run]:
+        """The run now, then each time it changes (status, metadata, tags), until it finishes.
+        Reconnects and resumes by itself; a state may be skipped, the latest never is.
+
+        >>> async for run in runs.subscribe(handle.id):
+        ...     print(run.status, run.metadata.get("progress"))
+        """
+        path = f"/realtime/v1/runs/{run_id}"
+        return realtime.subscribe(self._session, path, until_finished=True, reconnect=reconnect)
+
+    def subscribe_to_tag(
+        self, tag: str, *, limit: int = 50, reconnect: realtime.Reconnect | None = None
+    ) -> AsyncIterator[Run]:
+        """The ``limit`` newest runs tagged ``tag``, then every change of a run with it (new runs
+        included). Never ends by itself: break out of the loop.
+
+        >>> async for run in runs.subscribe_to_tag("user:42"): ...
+        """
+        params = {"tag": tag, "limit": limit}
+        return realtime.subscribe(self._session, "/realtime/v1/runs", params, reconnect=reconnect)
 
     async def poll(self, run_id: str, *, interval: float = 0.5, timeout: float | None = None) -> Run:
         """Return the run once it is finished. ``timeout`` (seconds) raises ``TimeoutError``."""
@@ -186,6 +208,30 @@ class WaitpointsClient:
             params["cursor"] = page["next_cursor"]
 
 
+class AuthClient:
+    """Public access tokens: read-only, short-lived access to some runs, for a browser."""
+
+    def __init__(self, session: ApiSession) -> None:
+        self._session = session
+
+    async def create_public_token(
+        self, *, read: Mapping[str, Iterable[str]], expires_in: Duration | None = None
+    ) -> str:
+        """A token that can read the runs ``read["runs"]`` and the runs with a tag of
+        ``read["tags"]`` (retrieve and subscribe only), for ``expires_in`` (default 1 h, at most 7 days).
+
+        >>> token = await auth.create_public_token(read={"tags": ["user:42"]}, expires_in="1h")
+        """
+        scope = {k: [v] if isinstance(v, str) else list(v) for k, v in read.items()}
+        body = {"read": scope, **_options({"expires_in": expires_in})}
+        data = await self._session.request("POST", "/api/v1/auth/public-tokens", json=body)
+        return str(data["token"])
+
+
+def _handle(data: dict[str, Any]) -> RunHandle[Any]:
+    return RunHandle(data["id"], data["task_id"], data.get("is_cached", False), data.get("public_access_token"))
+
+
 class AsyncClient:
     """Talk to a Hightide server.
 
@@ -194,11 +240,20 @@ class AsyncClient:
     >>> run = await client.runs.poll(handle.id)
     """
 
-    def __init__(self, *, api_url: str | None = None, secret_key: str | None = None, timeout: float = 30.0) -> None:
-        settings = client_settings(api_url, secret_key)
+    def __init__(
+        self,
+        *,
+        api_url: str | None = None,
+        secret_key: str | None = None,
+        timeout: float = 30.0,
+        access_token: str | None = None,
+    ) -> None:
+        # A public access token (``ht_pub_...``) in place of a secret key: retrieve and subscribe only.
+        settings = client_settings(api_url, access_token or secret_key)
         self.session = ApiSession(settings.api_url, settings.secret_key, timeout)
         self.runs = RunsClient(self.session)
         self.waitpoints = WaitpointsClient(self.session)
+        self.auth = AuthClient(self.session)
 
     @property
     def api_url(self) -> str:
@@ -227,7 +282,7 @@ class AsyncClient:
         options = {k: v for k, v in locals().items() if k not in ("self", "task_id", "payload")}
         path = f"/api/v1/tasks/{task_id}/trigger"
         data = await self.session.request("POST", path, json=trigger_item(None, payload, options))
-        return RunHandle(data["id"], data["task_id"], data["is_cached"])
+        return _handle(data)
 
     async def batch_trigger(self, items: Sequence[dict[str, Any]], task_id: str | None = None) -> BatchHandle:
         """Trigger up to 1,000 runs atomically. Each item: ``{"task": id, "payload": ..., "options": {...}}``
@@ -238,7 +293,7 @@ class AsyncClient:
         ]
         path = f"/api/v1/tasks/{task_id}/batch" if task_id else "/api/v1/tasks/batch"
         data = await self.session.request("POST", path, json={"items": body})
-        return BatchHandle([RunHandle(r["id"], r["task_id"], r["is_cached"]) for r in data["runs"]])
+        return BatchHandle([_handle(r) for r in data["runs"]])
 
     async def reset_idempotency_key(self, task_id: str, key: str) -> bool:
         """Forget ``key`` for ``task_id``; ``True`` if a run held it."""

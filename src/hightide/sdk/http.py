@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -76,6 +78,28 @@ class ApiSession:
             raise ServerError(
                 f"HTTP {response.status_code} from {method} {response.request.url} is not JSON: {response.text[:200]}"
             ) from None
+
+    @asynccontextmanager
+    async def stream(
+        self, method: str, path: str, *, params: Any = None, headers: dict[str, str] | None = None, idle: float = 60.0
+    ) -> AsyncIterator[httpx.Response]:
+        """A streamed response (Server-Sent Events), once its status says it is one: an error
+        status raises its ``HightideError``; a connection lost, or ``idle`` seconds without a byte,
+        raises ``HightideConnectionError`` (also while the body is read)."""
+        import httpx
+
+        try:
+            async with self._client.stream(
+                method, path, params=params, headers=headers, timeout=httpx.Timeout(idle, connect=10.0)
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from(response)
+                yield response
+        except httpx.TransportError as exc:
+            raise HightideConnectionError(
+                f"the stream from {self.api_url}{path} was interrupted ({type(exc).__name__}: {exc})"
+            ) from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()

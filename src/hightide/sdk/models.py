@@ -18,11 +18,14 @@ def _time(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class RunHandle(Generic[T]):
-    """Returned by ``trigger``: the run's id, and whether an idempotency key matched an existing run."""
+    """Returned by ``trigger``: the run's id, and whether an idempotency key matched an existing run.
+    ``public_access_token`` reads this run (``runs.retrieve``, ``runs.subscribe``) for one hour: hand
+    it to a browser (None for runs triggered inside a run)."""
 
     id: str
     task_id: str
     is_cached: bool = False
+    public_access_token: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``runs``: retrieve, list, cancel, replay, reschedule and poll runs with the default client."""
+"""``runs``: retrieve, list, cancel, replay, reschedule, poll and subscribe to runs with the default client."""
 
 from __future__ import annotations
 
@@ -45,3 +45,13 @@ async def update_metadata(run_id: str, metadata: dict[str, Any]) -> dict[str, An
     >>> await runs.update_metadata(run_id, {"approved_by": "ada"})
     """
     return await default_client().runs.update_metadata(run_id, metadata)
+
+
+def subscribe(run_id: str) -> AsyncIterator[Run]:
+    """``async for run in runs.subscribe(run_id)``: the run now and on every change, until it finishes."""
+    return default_client().runs.subscribe(run_id)
+
+
+def subscribe_to_tag(tag: str, *, limit: int = 50) -> AsyncIterator[Run]:
+    """``async for run in runs.subscribe_to_tag(tag)``: the newest runs of ``tag``, then every change."""
+    return default_client().runs.subscribe_to_tag(tag, limit=limit)

@@ -94,6 +94,21 @@ class SyncRuns:
     def update_metadata(self, run_id: str, metadata: dict[str, Any]) -> dict[str, Any]:
         return self._loop.call(self._client.runs.update_metadata(run_id, metadata))
 
+    def subscribe(self, run_id: str) -> Iterator[Run]:
+        """``for run in client.runs.subscribe(run_id)``: blocking, until the run finishes."""
+        return _iterate(self._loop, self._client.runs.subscribe(run_id))
+
+    def subscribe_to_tag(self, tag: str, *, limit: int = 50) -> Iterator[Run]:
+        return _iterate(self._loop, self._client.runs.subscribe_to_tag(tag, limit=limit))
+
+
+class SyncAuth:
+    def __init__(self, loop: _Loop, client: AsyncClient) -> None:
+        self._loop, self._client = loop, client
+
+    def create_public_token(self, *, read: dict[str, Any], expires_in: Any = None) -> str:
+        return self._loop.call(self._client.auth.create_public_token(read=read, expires_in=expires_in))
+
 
 class Client:
     """Blocking client.
@@ -103,15 +118,25 @@ class Client:
     >>> client.runs.retrieve(handle.id).status
     """
 
-    def __init__(self, *, api_url: str | None = None, secret_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_url: str | None = None,
+        secret_key: str | None = None,
+        timeout: float = 30.0,
+        access_token: str | None = None,
+    ) -> None:
         self._loop = _Loop()
-        self._client: AsyncClient = self._loop.call(self._make(api_url, secret_key, timeout))
+        self._client: AsyncClient = self._loop.call(self._make(api_url, secret_key, timeout, access_token))
         self.runs = SyncRuns(self._loop, self._client)
         self.waitpoints = SyncWaitpoints(self._loop, self._client)
+        self.auth = SyncAuth(self._loop, self._client)
 
     @staticmethod
-    async def _make(api_url: str | None, secret_key: str | None, timeout: float) -> AsyncClient:
-        return AsyncClient(api_url=api_url, secret_key=secret_key, timeout=timeout)
+    async def _make(
+        api_url: str | None, secret_key: str | None, timeout: float, access_token: str | None
+    ) -> AsyncClient:
+        return AsyncClient(api_url=api_url, secret_key=secret_key, timeout=timeout, access_token=access_token)
 
     def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle[Any]:
         return self._loop.call(self._client.trigger(task_id, payload, **options))

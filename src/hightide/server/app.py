@@ -17,7 +17,17 @@ from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
 from hightide.engine.signin import SignIn
-from hightide.server import dashboard, docs, errors, routes_metadata, routes_runs, routes_waitpoints, routes_worker
+from hightide.server import (
+    dashboard,
+    docs,
+    errors,
+    routes_metadata,
+    routes_realtime,
+    routes_runs,
+    routes_waitpoints,
+    routes_worker,
+)
+from hightide.server.cors import PublicCors
 from hightide.server.limits import BodyLimit
 from hightide.store import Store, open_store
 
@@ -29,6 +39,7 @@ class ServerSettings:
     lease_seconds: float = 30.0
     environment_concurrency: int | None = None  # None: keep each environment's limit (default 100)
     migrate: bool = True
+    realtime_heartbeat: float = 15.0  # seconds between the keep-alive comments of an idle realtime stream
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,12 +88,14 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     # every body under the cap. Authentication comes before any body is read (routing.ApiRoute).
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(errors.CatchAll)
+    app.add_middleware(PublicCors)  # CORS for the realtime routes and run retrieval only
     errors.install(app)
     docs.install(app)
     app.include_router(routes_runs.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_waitpoints.router)
     app.include_router(routes_metadata.router)
+    routes_realtime.install(app, settings.realtime_heartbeat)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

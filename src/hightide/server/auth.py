@@ -12,7 +12,8 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.engine.environments import AUTH_HEADER_HELP, KeyAuthenticator
-from hightide.errors import AuthenticationError
+from hightide.engine.public_tokens import is_public_token
+from hightide.errors import AuthenticationError, PermissionDeniedError
 from hightide.store.records import Environment
 
 
@@ -23,6 +24,11 @@ async def authenticate(request: Request) -> Environment:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationError(f"malformed Authorization header: {AUTH_HEADER_HELP}")
+    if is_public_token(secret.strip()):
+        raise PermissionDeniedError(
+            f"a public access token can only read runs ({request.method} {request.url.path} needs a secret key): "
+            "use it with GET /api/v1/runs/{id} and /realtime/v1/runs"
+        )
     authenticator: KeyAuthenticator = request.app.state.authenticator
     # Most requests hit the cache; only a miss reads the database (off the event loop).
     env = authenticator.cached(secret.strip())

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
 from hightide.engine.options import TriggerItem, batch_specs
-from hightide.errors import ValidationError
+from hightide.errors import NotFoundError, ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.models import (
@@ -27,9 +27,10 @@ from hightide.server.models import (
     TriggerBody,
 )
 from hightide.server.operations import trace_parent, trigger_items
+from hightide.server.public_access import CurrentReader, check_may_name_run, check_may_read_run
 from hightide.server.routing import ApiRoute
-from hightide.server.serialize import log_json, run_json, trace_json, waiting_json
-from hightide.store.records import RunFilter
+from hightide.server.serialize import log_json, retrieved_json, run_json, trace_json
+from hightide.store.records import Run, RunFilter
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=ApiRoute, responses=responses(401, 422, 500))
 TaskPath = Annotated[TaskId, Path()]
@@ -68,27 +69,41 @@ async def _trigger(
     """Every trigger route: a batch (a single trigger is a batch of one), created atomically."""
     engine = _engine(request)
     specs = batch_specs(task_id, items, engine.clock(), trace_parent(request), single=single)
-    results = await run_in_threadpool(engine.triggering.trigger, env, specs)
-    return [
-        {"id": run.id, "is_cached": cached, "task_id": run.task_id, "status": run.status.value}
-        for run, cached in results
-    ]
+
+    def trigger() -> list[dict[str, Any]]:
+        return [
+            {
+                "id": run.id,
+                "is_cached": cached,
+                "task_id": run.task_id,
+                "status": run.status.value,
+                "public_access_token": engine.public_tokens.for_run(env, run.id),  # reads the run for 1 h
+            }
+            for run, cached in engine.triggering.trigger(env, specs)
+        ]
+
+    return await run_in_threadpool(trigger)
 
 
 @router.get(
-    "/runs/{run_id}", summary="Retrieve a run with its attempts and what it waits for", responses=responses(404)
+    "/runs/{run_id}",
+    summary="Retrieve a run with its attempts and what it waits for (a secret key or a public access token)",
+    responses=responses(403, 404),
 )
-async def retrieve(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
+async def retrieve(run_id: RunPath, reader: CurrentReader, request: Request) -> dict[str, Any]:
     engine = _engine(request)
     base = str(request.base_url).rstrip("/")
+    check_may_name_run(reader, run_id)
 
     def load() -> dict[str, Any]:
-        run = engine.core.get_run(env, run_id)
-        waits = engine.tokens.open_waitpoints(env, run.id) if run.status is RunStatus.WAITING else []
-        urls = {wp.id: base + engine.tokens.token_callback_path(wp.id) for wp in waits if wp.kind == "TOKEN"}
-        body = run_json(run, engine.core.attempts(run))
-        body["waiting_for"] = [waiting_json(wp, urls.get(wp.id)) for wp in waits]
-        return body
+        try:
+            found: Run | None = engine.core.get_run(reader.environment, run_id)
+        except NotFoundError:
+            found = None
+        run = check_may_read_run(reader, run_id, found)
+        waits = engine.tokens.open_waitpoints(reader.environment, run.id) if run.status is RunStatus.WAITING else []
+        attempts = engine.core.attempts(run)
+        return retrieved_json(run, attempts, waits, lambda wp_id: base + engine.tokens.token_callback_path(wp_id))
 
     return await run_in_threadpool(load)
 
@@ -141,8 +156,16 @@ async def cancel(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str
     "/runs/{run_id}/replay", summary="Trigger a new run with the same payload", responses=responses(404, 409, 413)
 )
 async def replay(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
-    run = await run_in_threadpool(_engine(request).control.replay, env, run_id)
-    return {"id": run.id, "is_cached": False, "task_id": run.task_id, "status": run.status.value}
+    engine = _engine(request)
+    run = await run_in_threadpool(engine.control.replay, env, run_id)
+    token = await run_in_threadpool(engine.public_tokens.for_run, env, run.id)
+    return {
+        "id": run.id,
+        "is_cached": False,
+        "task_id": run.task_id,
+        "status": run.status.value,
+        "public_access_token": token,
+    }
 
 
 @router.post(

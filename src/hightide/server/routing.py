@@ -2,7 +2,8 @@
 
 FastAPI reads and parses a declared body before it solves any dependency, so an auth dependency
 alone would let an unauthenticated client make the server read and parse its body. ``ApiRoute``
-authenticates first, for every operation that takes the ``CurrentEnv`` dependency, and parses JSON
+authenticates first, for every operation that takes the ``CurrentEnv`` dependency (a secret key) or
+``CurrentReader`` (a secret key or a public access token, ``public_access.py``), and parses JSON
 bodies with ``limits.parse_json``."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hightide.errors import HightideError
 from hightide.server.auth import authenticate, current_environment
 from hightide.server.errors import RequestError
 from hightide.server.limits import parse_json
+from hightide.server.public_access import authenticate_reader, current_reader
 
 
 class ApiRequest(Request):
@@ -34,18 +36,27 @@ def needs_authentication(dependant: Dependant) -> bool:
     return any(d.call is current_environment or needs_authentication(d) for d in dependant.dependencies)
 
 
+def reads_runs(dependant: Dependant) -> bool:
+    """Whether the operation takes ``CurrentReader``: a secret key or a public access token."""
+    return any(d.call is current_reader or reads_runs(d) for d in dependant.dependencies)
+
+
 class ApiRoute(APIRoute):
     @property
     def authenticated(self) -> bool:
-        return needs_authentication(self.dependant)
+        return needs_authentication(self.dependant) or reads_runs(self.dependant)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        authenticated = self.authenticated
+        reader = reads_runs(self.dependant)
+        authenticated = needs_authentication(self.dependant)
 
         async def route_handler(request: Request) -> Response:
             request = ApiRequest(request.scope, request.receive)
-            if authenticated:
+            if reader:
+                request.state.reader = await authenticate_reader(request)
+                request.state.environment = request.state.reader.environment
+            elif authenticated:
                 request.state.environment = await authenticate(request)
             return await handler(request)
 

@@ -9,6 +9,7 @@ cannot carry (NaN, Infinity) as null.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +68,16 @@ def run_json(run: Run, attempts: list[Attempt] | None = None) -> dict[str, Any]:
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
+    return body
+
+
+def retrieved_json(
+    run: Run, attempts: Sequence[Attempt], waits: Sequence[Waitpoint], token_url: Callable[[str], str]
+) -> dict[str, Any]:
+    """A run as ``GET /api/v1/runs/{id}`` and the realtime streams serve it: with its attempts and
+    what it waits for (``token_url`` makes a token's callback URL from its id)."""
+    body = run_json(run, list(attempts))
+    body["waiting_for"] = [waiting_json(wp, token_url(wp.id) if wp.kind == "TOKEN" else None) for wp in waits]
     return body
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
+from hightide.store.live import LiveOps
 from hightide.store.metadata import MetadataOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
@@ -29,7 +30,7 @@ class Store:
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
-    sessions."""
+    sessions. ``live``: the reads of live views (realtime)."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -41,6 +42,7 @@ class Store:
         self.telemetry = TelemetryOps(seam)
         self.metadata = MetadataOps(seam)
         self.users = UserOps(seam)
+        self.live = LiveOps(seam)
 
     @property
     def engine(self) -> Engine:

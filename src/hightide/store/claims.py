@@ -71,6 +71,8 @@ class ClaimOps:
             claimed = self._claim_ready(
                 conn, environment_id, task_ids, worker_id, version, limit, lease_seconds, now, claim_id
             )
+            # Live views follow runs as they start (the long-polls of claimers ignore these: see notify.py).
+            self._seam.publish(conn, *(Change(environment_id, run.id, run.status) for run in claimed))
             if claim_id is not None and (claimed or last):
                 conn.execute(
                     insert(t.claims).values(

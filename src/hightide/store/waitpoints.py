@@ -326,6 +326,7 @@ class WaitpointOps:
                 )
                 links = [{"run_id": i.run_id, "waitpoint_id": wp} for i in waiting for wp in waits[i.run_id] & pending]
                 conn.execute(insert(t.run_waitpoints), links)
+                self._seam.publish(conn, *(Change(rows[i.run_id].environment_id, i.run_id, suspended) for i in waiting))
             if ready:  # everything it waits for resolved while it was stopping: straight back to the queue
                 conn.execute(
                     update(r)
