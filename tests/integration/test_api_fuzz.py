@@ -138,7 +138,10 @@ def _fuzz(target: Target, operation: Any, mode: GenerationMode, examples: int, a
 def test_no_request_gets_a_server_error(target: Target, auth: str) -> None:
     schema = schemathesis.openapi.from_url(f"{target.url}/api/openapi.json")
     target.failures.clear()
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # A realtime stream stays open until its run finishes (a tag's, for ever): the fuzzer would read
+    # it without end. Its refusals (no key, a bad or foreign token, bad queries) are tested in
+    # test_realtime.py and test_public_tokens.py.
+    operations = [op for result in schema.get_all_operations() if not (op := result.ok()).path.startswith("/realtime/")]
     assert len(operations) >= 15
     for operation in operations:
         for mode, examples in _plan(operation, auth):
