@@ -21,8 +21,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """One Chromium per module. Playwright's sync API runs an event loop in this thread while it
+    is started, so it must stop before the async tests of other modules run (module scope, not
+    session)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
