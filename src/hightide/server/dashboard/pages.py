@@ -4,24 +4,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.signin import SignedIn
 from hightide.errors import NotFoundError
 from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
 from hightide.server.dashboard.session import PageSession, signin_of
-from hightide.store.records import Environment, RunFilter
+from hightide.store.records import Environment
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
-
-RUNS_PAGE_SIZE = 50
 
 
 @dataclass(frozen=True)
@@ -113,45 +108,9 @@ async def environment_home(project: str, env: str, signed_in: PageSession) -> Re
     return RedirectResponse(f"/projects/{project}/env/{env}/runs", status_code=303)
 
 
-@router.get("/projects/{project}/env/{env}/runs")
-async def runs_page(
-    request: Request,
-    project: str,
-    env: str,
-    signed_in: PageSession,
-    status: str = "",
-    task: str = "",
-    tag: str = "",
-    cursor: str | None = None,
-) -> Response:
-    nav = await open_environment(request, signed_in, project, env, "runs")
-    flt = RunFilter(
-        statuses=(status,) if status else (), task_ids=(task.strip(),) if task.strip() else (), tag=tag.strip() or None
-    )
-    engine: RunEngine = request.app.state.engine
-    runs, next_cursor = await run_in_threadpool(engine.core.list_runs, nav.env, flt, RUNS_PAGE_SIZE, cursor or None)
-    filters = {"status": status, "task": task.strip(), "tag": tag.strip()}
-    kept = {name: value for name, value in filters.items() if value}
-    base = nav.url("runs")
-    return render(
-        request,
-        "runs.html",
-        signed_in=signed_in,
-        nav=nav,
-        runs=runs,
-        next_cursor=next_cursor,
-        first_page=cursor is None,
-        filters=filters,
-        filtered=bool(kept),
-        newest_url=f"{base}?{urlencode(kept)}" if kept else base,
-        next_url=f"{base}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None,
-        statuses=list(RunStatus),
-    )
-
-
 @router.get("/projects/{project}/env/{env}/{section}")
 async def section_page(request: Request, project: str, env: str, section: str, signed_in: PageSession) -> Response:
-    if section not in SECTION or section == "runs":
+    if section not in SECTION:  # the built pages have their own routes, matched before this one
         raise NotFoundError(f"the dashboard has no page {section!r}; see the navigation for its pages")
     nav = await open_environment(request, signed_in, project, env, section)
     return render(request, "section.html", signed_in=signed_in, nav=nav)
