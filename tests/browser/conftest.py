@@ -7,6 +7,7 @@ They skip, saying why, when Playwright or Chromium is missing (``.ci/run`` insta
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 # The acceptance suite's fixtures: real `hightide` processes in their own sessions.
-from tests.acceptance.conftest import background, dev, project, server  # noqa: F401
+from tests.acceptance.conftest import Dev, background, dev, hightide, project, server  # noqa: F401
 
 CHROMIUM = Path(os.environ.get("HIGHTIDE_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -46,3 +47,35 @@ def shots(request: pytest.FixtureRequest) -> Path:
     folder = ARTIFACTS / request.node.name.replace("[", "-").replace("]", "")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def dashboard_link(output: str, port: int) -> str:
+    found = re.search(rf"Dashboard: (http://127\.0\.0\.1:{port}/login\?token=htl_[A-Za-z0-9_-]+)", output)
+    assert found, output
+    return found.group(1)
+
+
+def dashboard_link_for(handle: Dev) -> str:
+    """A new link, as an admin would print it for the same dev database."""
+    done = hightide(
+        "users",
+        "login-link",
+        "admin@localhost",
+        "--database-url",
+        str(handle.root / ".hightide" / "dev.db"),
+        "--public-url",
+        handle.api_url,
+        cwd=handle.root,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def signed_in(chromium: Any, handle: Dev, **options: Any) -> Any:
+    """A new page of a new browser context (``options``: Playwright's context options; 1280x800 by
+    default), signed in as the dev admin by a fresh login link and showing the Runs page."""
+    context = chromium.new_context(**({"viewport": {"width": 1280, "height": 800}} | options))
+    page = context.new_page()
+    page.goto(dashboard_link_for(handle))
+    page.wait_for_url(f"{handle.api_url}/projects/default/env/dev/runs")
+    return page

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.acceptance.conftest import Dev, Server
+from tests.browser.conftest import dashboard_link, dashboard_link_for
 from tests.support import assert_eventually
 
 TASKS = """
@@ -40,12 +41,6 @@ PAGES = [
     ("Deployments", "deployments"),
     ("Environment", "environment"),
 ]
-
-
-def dashboard_link(output: str, port: int) -> str:
-    found = re.search(rf"Dashboard: (http://127\.0\.0\.1:{port}/login\?token=htl_[A-Za-z0-9_-]+)", output)
-    assert found, output
-    return found.group(1)
 
 
 def some_runs(handle: Dev) -> None:
@@ -160,24 +155,6 @@ def test_the_shell_on_a_phone_and_in_the_dark(
         assert width <= options["viewport"]["width"], f"the page scrolls sideways on {name}: {width}px"  # type: ignore[index]
         page.screenshot(path=str(shots / f"runs-{name}.png"), full_page=True)
         context.close()
-
-
-def dashboard_link_for(handle: Dev) -> str:
-    """A new link, as an admin would print it for the same dev database."""
-    from tests.acceptance.conftest import hightide
-
-    done = hightide(
-        "users",
-        "login-link",
-        "admin@localhost",
-        "--database-url",
-        str(handle.root / ".hightide" / "dev.db"),
-        "--public-url",
-        handle.api_url,
-        cwd=handle.root,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
 
 
 def test_the_servers_first_admin_link_signs_in(chromium: Any, server: Callable[..., Server], shots: Path) -> None:
