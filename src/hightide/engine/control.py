@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,10 +11,10 @@ from hightide.engine.base import EngineCore
 from hightide.engine.options import TriggerSpec, parse_delay
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, ValidationError
-from hightide.store.records import (
-    Environment,
-    Run,
-)
+from hightide.store.records import Environment, Run, RunChange
+
+DUE_BATCH = 200
+"""Due changes applied per transaction: short row locks, few commits."""
 
 
 class Control:
@@ -99,16 +98,21 @@ class Control:
         now = self.core.clock()
         due = self.store.claims.due_runs(now)
         changed = self.store.waitpoints.resolve_due_waitpoints(now)
-        # Each is one conditional update that re-checks the time came: another server's scheduler
-        # doing the same, or a request (reschedule, claim) in between, makes it a silent no-op.
+        # Each change re-checks, under the run's lock, that its time came: another server's
+        # scheduler doing the same, or a request (reschedule, claim, heartbeat) in between, makes it
+        # a silent no-op.
+        changes: list[tuple[str, RunChange]] = []
         for run in due["expired"]:
-            changed += self._due(run, RunEvent.EXPIRE, {"idempotency_key": None}, now, ttl_ended_by=now)
+            change = self.core.change(run, RunEvent.EXPIRE, {"idempotency_key": None}, now=now)
+            changes.append((run.environment_id, replace(change, ttl_ended_by=now)))
         for run in due["delayed"]:
             values: dict[str, Any] = {"delay_until": None}
             ttl = delayed_ttl(run)
             if ttl is not None:  # the ttl starts now, even if this pass comes late
                 values["ttl_expires_at"] = now + ttl
-            changed += self._due(run, RunEvent.ENQUEUE, values, now, delay_ended_by=now)
+            change = self.core.change(run, RunEvent.ENQUEUE, values, now=now)
+            changes.append((run.environment_id, replace(change, delay_ended_by=now)))
+        retries = False
         for run in due["lease_expired"]:
             failure = Failure(
                 name="WorkerLost",
@@ -116,30 +120,26 @@ class Control:
                 f"{run.attempt_count} expired",
                 kind=FailureKind.CRASH,
             )
-            changed += self._try(self.core.fail, run, failure, now)
+            change, retry = self.core.failure_change(run, failure, now, lease_lapsed_by=now)
+            changes.append((run.environment_id, change))
+            retries = retries or retry
+        changed += self._apply_due(changes, now)
+        if retries:
+            self.core.due()
         return changed
 
-    def _due(
-        self,
-        run: Run,
-        event: RunEvent,
-        values: dict[str, Any],
-        now: float,
-        *,
-        delay_ended_by: float | None = None,
-        ttl_ended_by: float | None = None,
-    ) -> int:
-        change = self.core.change(run, event, values, now=now)
-        change = replace(change, delay_ended_by=delay_ended_by, ttl_ended_by=ttl_ended_by)
-        return self._try(self.core.commit, change, event.value, now)
-
-    @staticmethod
-    def _try(action: Callable[..., Run], *args: Any) -> int:
-        try:
-            action(*args)
-            return 1
-        except ConflictError:
-            return 0  # changed concurrently by a request: that request won
+    def _apply_due(self, changes: list[tuple[str, RunChange]], now: float) -> int:
+        """Apply ``changes`` per environment, a batch per transaction (its runs locked in id order,
+        so that two schedulers racing on them never deadlock: the second finds them changed)."""
+        by_env: dict[str, list[RunChange]] = {}
+        for environment_id, change in changes:
+            by_env.setdefault(environment_id, []).append(change)
+        applied = 0
+        for environment_id, env_changes in by_env.items():
+            for start in range(0, len(env_changes), DUE_BATCH):
+                batch = env_changes[start : start + DUE_BATCH]
+                applied += sum(self.store.runs.update_runs(environment_id, batch, now))
+        return applied
 
     def next_due_in(self, cap: float) -> float:
         now = self.core.clock()
