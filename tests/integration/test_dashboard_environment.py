@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import html
 import re
+import time
 import uuid
+from pathlib import Path
 
 import httpx
+import pytest
 
 from hightide.store import open_store
-from tests.integration.conftest import Stack
+from tests.integration.conftest import CLI, Stack, _start, _stop
 from tests.integration.test_dashboard import CSRF, LINK, browser, signed_in, users
+from tests.support import assert_eventually, free_port, wait_for_http
 
 __all__ = ["signed_in"]  # the fixture, imported for these tests
 
@@ -188,3 +192,30 @@ def test_an_admin_is_listed_and_cannot_be_removed(stack: Stack, signed_in: httpx
     refused = signed_in.post(f"{PAGE}/members/{admin.id}/remove", data={"csrf_token": csrf_on(signed_in)})
     assert refused.status_code == 403 and "admin and sees every project" in refused.text
     assert signed_in.get(PAGE).status_code == 200  # still an admin, still signed in
+
+
+def test_a_key_revoked_on_the_dashboard_is_refused_by_another_server_at_once(
+    stack: Stack, signed_in: httpx.Client, tmp_path: Path
+) -> None:
+    if not stack.database_url.startswith("postgresql"):
+        pytest.skip("servers on one SQLite file share no notifications: there the key cache's 10 s bound holds")
+    port = free_port()
+    other = _start(
+        [*CLI, "server", "--database-url", stack.database_url, "--port", str(port)], tmp_path / "b.log", tmp_path
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        _, secret = create_key(signed_in)
+        key_id = key_id_of(signed_in.get(PAGE).text, secret)
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as there:
+            assert there.get("/api/v1/runs").status_code == 200  # the other server has it cached now (10 s)
+            done = signed_in.post(f"{PAGE}/keys/{key_id}/revoke", data={"csrf_token": csrf_on(signed_in)})
+            assert done.status_code == 303
+            began = time.monotonic()
+            assert_eventually(
+                lambda: there.get("/api/v1/runs").status_code == 401, timeout=5, what="the other server to refuse it"
+            )
+            assert time.monotonic() - began < 5, "heard the revocation, not the cache's expiry"
+    finally:
+        _stop(other)
