@@ -99,6 +99,12 @@ def test_init_then_dev_runs_hello_world_triggered_from_an_app(
     # ...and the terminal running `hightide dev` shows the run and its log line.
     shown = server.proc.wait_for_output(f"{result['id']}  #1  COMPLETED")
     assert f"{result['id']}  #1  Saying hello" in shown
+    # Each line about the run itself ends with its page on the dashboard; its log lines do not.
+    page = f"{server.api_url}/projects/default/env/dev/runs/{result['id']}"
+    lines = [line for line in shown.splitlines() if f"{result['id']}  #1  " in line]
+    assert any("EXECUTING" in line and line.endswith(f"  {page}") for line in lines), shown
+    assert any("COMPLETED" in line and line.endswith(f"  {page}") for line in lines), shown
+    assert all(page not in line for line in lines if "Saying hello" in line), shown
 
 
 def test_a_failing_task_is_retried_until_it_succeeds(project: Callable[..., Path], dev: Callable[..., Dev]) -> None:

@@ -69,6 +69,28 @@ def test_api_keys_are_found_by_hash_until_revoked(store: Store) -> None:
     assert store.environments.environment_for_key("hash-dev") is not None
 
 
+def test_an_environments_keys_are_listed_live_first_newest_first_without_their_hashes(store: Store) -> None:
+    env = make_env(store)
+    other = store.environments.ensure_environment(
+        store.environments.ensure_project("acme", NOW), "prod", "production", 10, NOW
+    )
+    old = store.environments.add_api_key(env, "hash-1", "ht_dev_aaaa", NOW)
+    gone = store.environments.add_api_key(env, "hash-2", "ht_dev_bbbb", NOW + 1)
+    new = store.environments.add_api_key(env, "hash-3", "ht_dev_cccc", NOW + 2)
+    store.environments.add_api_key(other, "hash-4", "ht_prod_dddd", NOW)
+    assert store.environments.revoke_api_key(gone, NOW + 3)
+
+    keys = store.environments.list_api_keys(env)
+    assert [(k.id, k.prefix, k.created_at, k.revoked_at) for k in keys] == [
+        (new, "ht_dev_cccc", NOW + 2, None),
+        (old, "ht_dev_aaaa", NOW, None),
+        (gone, "ht_dev_bbbb", NOW + 1, NOW + 3),
+    ]
+    assert [k.revoked for k in keys] == [False, False, True]
+    assert all(k.environment_id == env for k in keys)
+    assert store.environments.list_api_keys("env_missing") == []
+
+
 def test_an_api_key_hash_is_unique(store: Store) -> None:
     env = make_env(store)
     store.environments.add_api_key(env, "hash-dev", "ht_dev_abcde", NOW)

@@ -85,3 +85,31 @@ def test_admins_see_every_environment_members_those_of_their_projects(store: Sto
     assert store.users.add_member(outsider.id, other, NOW) is False
     assert {e.project_slug for e in store.users.environments_for(outsider)} == {"other"}
     assert store.users.project_ids(["default", "missing"]) == {"default": default}
+
+
+def test_a_projects_members_are_listed_with_every_admin_and_can_be_removed(store: Store) -> None:
+    default = store.environments.ensure_project("default", NOW)
+    other = store.environments.ensure_project("other", NOW)
+    root = store.users.create_user("root@example.com", True, NOW)
+    ada = store.users.create_user("ada@example.com", False, NOW + 1, [default])
+    store.users.create_user("bob@example.com", False, NOW + 2, [other])
+    store.users.create_user("ops@example.com", True, NOW + 3, [default])
+
+    members = store.users.members(default)
+    assert [(m.user.email, m.user.is_admin, m.since) for m in members] == [
+        ("ada@example.com", False, NOW + 1),
+        ("ops@example.com", True, NOW + 3),
+        ("root@example.com", True, None),  # an admin sees every project without being a member
+    ]
+    assert store.users.get_user(ada.id) == ada and store.users.get_user("usr_missing") is None
+
+    assert store.users.remove_member(ada.id, default) is True
+    assert store.users.remove_member(ada.id, default) is False
+    assert store.users.environments_for(ada) == []
+    assert [m.user.email for m in store.users.members(default)] == ["ops@example.com", "root@example.com"]
+    assert [m.user.email for m in store.users.members(other)] == [
+        "bob@example.com",
+        "ops@example.com",
+        "root@example.com",
+    ]
+    assert root.is_admin

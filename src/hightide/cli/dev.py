@@ -13,14 +13,22 @@ from watchfiles import awatch
 
 from hightide.cli.devlock import DevLock
 from hightide.cli.embedded import EmbeddedServer, check_port, dev_key
-from hightide.cli.output import console, print_event
+from hightide.cli.output import console, event_printer
 from hightide.config import DEV_ENV_FILE, STATE_DIR, ProjectConfig, dev_database, env, read_env_file
+from hightide.engine.environments import DEFAULT_PROJECT
 from hightide.engine.signin import SignIn, login_url
 from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
 from hightide.store import open_store
 from hightide.worker.api import WorkerApi
 from hightide.worker.supervisor import Supervisor, WorkerOptions
+
+DEV_ENV = "dev"  # the environment dev runs in: its key's (see embedded.dev_key)
+
+
+def run_page_url(base_url: str, project: str, env: str, run_id: str) -> str:
+    """The dashboard page of a run (SPEC §5): ``{base}/projects/{project}/env/{env}/runs/{run_id}``."""
+    return f"{base_url.rstrip('/')}/projects/{project}/env/{env}/runs/{run_id}"
 
 
 def write_dev_env(root: Path, api_url: str, key: str, dashboard_url: str | None = None) -> Path:
@@ -96,7 +104,7 @@ async def _run_dev(
     supervisor = Supervisor(
         WorkerApi(session, f"wkr_dev_{secrets.token_hex(4)}"),
         WorkerOptions(root=root, concurrency=concurrency, dev=True, shutdown_grace=0),
-        print_event,
+        event_printer(lambda run_id: run_page_url(api_url, DEFAULT_PROJECT, DEV_ENV, run_id)),
     )
     watcher = None
     try:

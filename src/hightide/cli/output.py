@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
 
 from rich.console import Console
@@ -10,7 +11,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from hightide.cli.render import format_attributes
-from hightide.worker.events import RunEvent
+from hightide.worker.events import EventSink, RunEvent
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,8 +46,9 @@ def _fields(event: RunEvent) -> tuple[str, str, str, str]:
     return prefix, "", _LEVEL_STYLE.get(event.level, ""), event.message + format_attributes(event.attributes)
 
 
-def print_event(event: RunEvent) -> None:
-    """One line per event. Colours on a terminal; plain text (cheap, for logs) otherwise."""
+def print_event(event: RunEvent, run_url: Callable[[str], str] | None = None) -> None:
+    """One line per event. Colours on a terminal; plain text (cheap, for logs) otherwise. With
+    ``run_url`` (``hightide dev``), a run's line ends with the address of its dashboard page."""
     if event.kind == "error":
         err_console.print(f"[red]{escape(event.message)}[/]")
         return
@@ -58,17 +60,31 @@ def print_event(event: RunEvent) -> None:
             sys.stdout.write(line + "\n")
         return
     prefix, label, style, rest = _fields(event)
+    url = run_url(event.run_id) if run_url is not None and event.kind == "run" and event.run_id else ""
     if not console.is_terminal:
-        sys.stdout.write(f"{prefix}  {label}{rest}\n" if event.kind == "run" else f"{prefix}  {rest}\n")
+        tail = f"  {url}" if url else ""
+        sys.stdout.write(f"{prefix}  {label}{rest}{tail}\n" if event.kind == "run" else f"{prefix}  {rest}\n")
         return
     text = Text(prefix, style="dim")
     text.append("  ")
     if event.kind == "run":
         text.append(label, style=style or None)
         text.append(rest, style="dim")
+        if url:  # last and dim, so the status stays what the eye finds; a link where terminals allow
+            text.append("  ")
+            text.append(url, style=f"dim link {url}")
     else:
         text.append(rest, style=style or None)
     console.print(text)
+
+
+def event_printer(run_url: Callable[[str], str] | None = None) -> EventSink:
+    """``print_event`` with ``run_url`` bound: what a worker is given to print with."""
+
+    def sink(event: RunEvent) -> None:
+        print_event(event, run_url)
+
+    return sink
 
 
 def fail(message: str, code: int = 1) -> None:

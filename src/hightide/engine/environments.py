@@ -11,7 +11,7 @@ from hightide.core.ids import new_secret
 from hightide.errors import AlreadyExistsError, AuthenticationError, NotFoundError
 from hightide.store import Store
 from hightide.store.changes import Change, ChangeKind
-from hightide.store.records import Environment
+from hightide.store.records import ApiKey, Environment
 
 ENVIRONMENTS = {"dev": "ht_dev", "staging": "ht_stg", "prod": "ht_prod", "preview": "ht_prev"}
 DEFAULT_PROJECT = "default"
@@ -53,6 +53,16 @@ def create_key(store: Store, env: Environment, now: float) -> str:
     secret = new_secret(prefix)
     store.environments.add_api_key(env.id, hash_key(secret), secret[: len(prefix) + 5], now)
     return secret
+
+
+def revoke_key(store: Store, env: Environment, key_id: str, now: float) -> ApiKey:
+    """Revoke a key of ``env``. The store publishes ``KEY_REVOKED``, so every server that hears it
+    (see ``KeyAuthenticator``) refuses the key at once. ``NotFoundError`` if ``env`` has no such
+    live key (another environment's key is not found here either)."""
+    key = next((k for k in store.environments.list_api_keys(env.id) if k.id == key_id), None)
+    if key is None or key.revoked or not store.environments.revoke_api_key(key.id, now):
+        raise NotFoundError(f"environment {env.slug!r} has no live key {key_id!r}: it may be revoked already")
+    return ApiKey(key.id, key.environment_id, key.prefix, key.created_at, now)
 
 
 class KeyAuthenticator:

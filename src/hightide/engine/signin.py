@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hightide.engine.environments import DEFAULT_PROJECT, hash_key
-from hightide.errors import AlreadyExistsError, NotFoundError, ValidationError
+from hightide.errors import AlreadyExistsError, NotFoundError, PermissionDeniedError, ValidationError
 from hightide.store import Store
 from hightide.store.records import Environment
-from hightide.store.users import Session, User
+from hightide.store.users import Member, Session, User
 
 LINK_SECONDS = 24 * 3600
 SESSION_SECONDS = 30 * 24 * 3600  # a session ends 30 days after sign-in ...
@@ -101,6 +101,41 @@ class SignIn:
                 details={"email": email.strip()},
             )
         return found
+
+    # -- the members of a project ----------------------------------------------------------
+    def members(self, env: Environment) -> list[Member]:
+        """Everyone who sees ``env``'s project: its members and every admin."""
+        return self.store.users.members(env.project_id)
+
+    def add_member(self, email: str, env: Environment) -> tuple[User, bool]:
+        """Make ``email`` a member of ``env``'s project, creating the user if there is none; the user
+        and whether they were created. ``AlreadyExistsError`` if they see the project already."""
+        address = normalise_email(email)
+        found = self.store.users.get_user_by_email(address)
+        if found is None:
+            try:
+                return self.create_user(address, projects=(env.project_slug,)), True
+            except AlreadyExistsError:  # created meanwhile: add them as below
+                found = self.user(address)
+        if found.is_admin:
+            raise AlreadyExistsError(f"{address} is an admin: admins see every project", details={"email": address})
+        if not self.store.users.add_member(found.id, env.project_id, self.clock()):
+            raise AlreadyExistsError(
+                f"{address} is a member of project {env.project_slug} already", details={"email": address}
+            )
+        return found, False
+
+    def remove_member(self, user_id: str, env: Environment) -> User:
+        """End a member's membership of ``env``'s project: they stop seeing it at their next request.
+        An admin cannot be removed (they see every project), so no one can remove the last admin."""
+        user = self.store.users.get_user(user_id)
+        if user is not None and user.is_admin:
+            raise PermissionDeniedError(
+                f"{user.email} is an admin and sees every project: there is no membership to remove"
+            )
+        if user is None or not self.store.users.remove_member(user.id, env.project_id):
+            raise NotFoundError(f"no member {user_id!r} of project {env.project_slug!r}: removed already?")
+        return user
 
     def first_admin_link(self) -> str | None:
         """On a database with no users: create the admin ``admin@localhost`` and return a login token

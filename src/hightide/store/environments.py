@@ -12,6 +12,7 @@ from hightide.errors import AlreadyExistsError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
+    ApiKey,
     Environment,
     TaskDefinition,
     Version,
@@ -113,6 +114,20 @@ class EnvironmentOps:
             if row is not None:
                 self._seam.publish(conn, Change(row.environment_id, kind=ChangeKind.KEY_REVOKED))
         return row is not None
+
+    def list_api_keys(self, environment_id: str) -> list[ApiKey]:
+        """The environment's keys (never their hashes), the live ones first, newest first."""
+        k = t.api_keys
+        stmt = (
+            select(k.c.id, k.c.environment_id, k.c.key_prefix, k.c.created_at, k.c.revoked_at)
+            .where(k.c.environment_id == environment_id)
+            .order_by(k.c.revoked_at.is_not(None), k.c.created_at.desc(), k.c.id.desc())
+        )
+        with self._seam.read() as conn:
+            return [
+                ApiKey(row.id, row.environment_id, row.key_prefix, row.created_at, row.revoked_at)
+                for row in conn.execute(stmt)
+            ]
 
     def environment_for_key(self, key_hash: str) -> Environment | None:
         k = t.api_keys

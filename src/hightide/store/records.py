@@ -407,3 +407,19 @@ class Suspension:
     execution: int | None
     waiting_on: tuple[str, ...] = ()
     timers: tuple[tuple[JournalEntry, Waitpoint], ...] = ()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An environment's secret key as it may be shown: the first characters only (``prefix``);
+    the secret itself is never stored, only its hash."""
+
+    id: str
+    environment_id: str
+    prefix: str
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -36,6 +36,15 @@ class Session:
     last_seen_at: float
 
 
+@dataclass(frozen=True)
+class Member:
+    """Someone who sees a project: a member since ``since`` (``None``: an admin who is not a
+    member, and sees it as they see every project)."""
+
+    user: User
+    since: float | None
+
+
 def _user(row: Any) -> User:
     return User(id=row.id, email=row.email, is_admin=bool(row.is_admin), created_at=row.created_at)
 
@@ -66,6 +75,30 @@ class UserOps:
                 return False
             conn.execute(insert(m).values(project_id=project_id, user_id=user_id, created_at=now))
         return True
+
+    def remove_member(self, user_id: str, project_id: str) -> bool:
+        """End the user's membership of the project; ``False`` if they were not a member."""
+        m = t.project_members
+        with self._seam.write() as conn:
+            gone = conn.execute(delete(m).where(m.c.user_id == user_id, m.c.project_id == project_id)).rowcount
+        return bool(gone)
+
+    def members(self, project_id: str) -> list[Member]:
+        """Everyone who sees the project, by email: its members and every admin."""
+        u, m = t.users, t.project_members
+        stmt = (
+            select(u.c.id, u.c.email, u.c.is_admin, u.c.created_at, m.c.created_at.label("since"))
+            .outerjoin(m, (m.c.user_id == u.c.id) & (m.c.project_id == project_id))
+            .where(u.c.is_admin.is_(True) | m.c.user_id.is_not(None))
+            .order_by(u.c.email)
+        )
+        with self._seam.read() as conn:
+            return [Member(_user(row), row.since) for row in conn.execute(stmt)]
+
+    def get_user(self, user_id: str) -> User | None:
+        with self._seam.read() as conn:
+            row = conn.execute(select(t.users).where(t.users.c.id == user_id)).first()
+        return _user(row) if row else None
 
     def get_user_by_email(self, email: str) -> User | None:
         with self._seam.read() as conn:
