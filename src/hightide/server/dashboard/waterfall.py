@@ -76,7 +76,8 @@ def build(trace: Trace, run_id: str, child_ids: set[str], now: float) -> Waterfa
             continue
         seen.add(span.span_id)
         ordered.append((span, depth))
-        stack.extend((c, depth + 1) for c in sorted(children.get(span.span_id, ()), key=_start, reverse=True))
+        later_first = reversed(sorted(children.get(span.span_id, ()), key=_start))  # ties: as the trace has them
+        stack.extend((c, depth + 1) for c in later_first)
     hidden = max(0, len(ordered) - MAX_BARS)
     ordered = ordered[:MAX_BARS]
     start = root.start_time
