@@ -146,7 +146,7 @@ def test_the_actions_are_refused_without_the_csrf_token(signed_in: httpx.Client,
 def test_cancel_stops_an_unfinished_run(signed_in: httpx.Client, client: Client) -> None:
     run_id = client.trigger("sleepy", {"seconds": 30}).id
     page = signed_in.get(f"{RUNS}/{run_id}")
-    assert "Cancel run" in page.text and f'sse-connect="{RUNS}/{run_id}/live"' in page.text
+    assert "Cancel run" in page.text and f'sse-connect="{RUNS}/{run_id}/live?seen=' in page.text
     token = csrf_of(signed_in)
     done = signed_in.post(f"{RUNS}/{run_id}/cancel", data={"csrf_token": token})
     assert done.status_code == 303 and done.headers["location"] == f"{RUNS}/{run_id}?flash=cancelled"

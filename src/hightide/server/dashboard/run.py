@@ -129,6 +129,10 @@ def clock(ts: float | None) -> str:
 HELPERS: dict[str, Any] = {"pretty": pretty, "value_text": value_text, "clock": clock}
 
 
+def digest(html: str) -> str:
+    return hashlib.blake2b(html.encode(), digest_size=8).hexdigest()
+
+
 def render_parts(page: RunPage, csrf: str) -> dict[str, Markup]:
     """Each part of the page, rendered as the page and its live stream show it."""
     module = TEMPLATES.get_template("_run_parts.html").make_module(HELPERS)
@@ -153,6 +157,9 @@ async def _show(
     bars = page.waterfall.bars
     selected = (page.waterfall.bar(span) if span else None) or (bars[0] if bars else None)
     logs = await run_in_threadpool(_span_logs, request, page, selected) if selected else []
+    parts = render_parts(page, signed_in.csrf)
+    # The stream sends only the parts that differ from these (not to swap a part, an open dialog in it, for nothing).
+    seen = ".".join(digest(parts[name]) for name in PARTS)
     flash = request.query_params.get("flash", "")
     replayed_from = request.query_params.get("from", "") if flash == "replayed" else ""
     return render(
@@ -162,8 +169,8 @@ async def _show(
         signed_in=signed_in,
         nav=page.nav,
         page=page,
-        parts=render_parts(page, signed_in.csrf),
-        live=not page.run.status.is_final,
+        parts=parts,
+        live_url=None if page.run.status.is_final else f"{page.url}/live?{urlencode({'seen': seen})}",
         selected=selected,
         span_logs=logs,
         flash=FLASH.get(flash),
@@ -222,9 +229,12 @@ async def span_details(
 
 
 @router.get(PAGE + "/live")
-async def run_live(request: Request, project: str, env: str, run_id: str, signed_in: FragmentSession) -> Response:
-    """The page's parts as Server-Sent Events (``event: <part>``, ``data``: its HTML): all of them
-    at once, then each again when it changed, until the run finished (``event: end``)."""
+async def run_live(
+    request: Request, project: str, env: str, run_id: str, signed_in: FragmentSession, seen: str = ""
+) -> Response:
+    """The page's parts as Server-Sent Events (``event: <part>``, ``data``: its HTML): at once those
+    that differ from the page's (``seen``: their digests, in ``PARTS`` order), then each again when
+    it changed, until the run finished (``event: end``)."""
     nav = await open_environment(request, signed_in, project, env, "runs")
     engine: RunEngine = request.app.state.engine
     hub = engine.realtime
@@ -237,7 +247,7 @@ async def run_live(request: Request, project: str, env: str, run_id: str, signed
         hub.unsubscribe(sub)
         raise
     sub.offer(first)
-    sent: dict[str, str] = {}
+    sent = dict(zip(PARTS, seen.split(".")[: len(PARTS)], strict=False))
 
     async def changed_parts() -> list[bytes]:
         try:
@@ -246,9 +256,9 @@ async def run_live(request: Request, project: str, env: str, run_id: str, signed
             return []
         events = []
         for name, html in render_parts(page, signed_in.csrf).items():
-            digest = hashlib.blake2b(html.encode(), digest_size=10).hexdigest()
-            if sent.get(name) != digest:
-                sent[name] = digest
+            now = digest(html)
+            if sent.get(name) != now:
+                sent[name] = now
                 events.append(sse.event(str(html), name=name))
         return events
 
