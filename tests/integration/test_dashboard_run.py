@@ -68,7 +68,8 @@ def test_the_page_shows_everything_a_run_has(signed_in: httpx.Client, client: Cl
         "vip",
         key,
         "Reset key",
-        "trigger and wait",  # its waits
+        "Trigger and wait traced-child",  # its waits
+        "Wait for ",
         "Replay",
         "Details",
     ):
