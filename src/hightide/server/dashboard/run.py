@@ -25,6 +25,7 @@ from markupsafe import Markup
 from hightide.engine import RunEngine
 from hightide.engine.journal import RunWait
 from hightide.engine.realtime import Update
+from hightide.engine.signin import SignedIn
 from hightide.errors import ConflictError, HightideError, NotFoundError
 from hightide.server import sse
 from hightide.server.dashboard.pages import Nav, open_environment
@@ -40,6 +41,7 @@ router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 PAGE = "/projects/{project}/env/{env}/runs/{run_id}"
 CHILDREN_SHOWN = 50
 LOGS_SHOWN = 500
+STARTED = frozenset({"EXECUTING", "WAITING"})
 RUN_ID = re.compile(r"run_[0-9a-z]{1,40}")
 LIVE_TICK = 2.0
 """Seconds: how often a live page re-reads what no change event announces (spans and logs, its
@@ -139,7 +141,7 @@ def render_parts(page: RunPage, csrf: str) -> dict[str, Markup]:
     return {name: Markup(getattr(module, name)(page, csrf)) for name in PARTS}
 
 
-async def _page(request: Request, project: str, env: str, run_id: str, signed_in: Any) -> RunPage:
+async def _page(request: Request, project: str, env: str, run_id: str, signed_in: SignedIn) -> RunPage:
     nav = await open_environment(request, signed_in, project, env, "runs")
     engine: RunEngine = request.app.state.engine
     return await run_in_threadpool(load, engine, nav, run_id)
@@ -148,7 +150,7 @@ async def _page(request: Request, project: str, env: str, run_id: str, signed_in
 async def _show(
     request: Request,
     page: RunPage,
-    signed_in: Any,
+    signed_in: SignedIn,
     status_code: int = 200,
     span: str | None = None,
     replay_input: str | None = None,
@@ -249,11 +251,14 @@ async def run_live(
     sub.offer(first)
     sent = dict(zip(PARTS, seen.split(".")[: len(PARTS)], strict=False))
 
+    started = [first.view.run.status.value in STARTED]
+
     async def changed_parts() -> list[bytes]:
         try:
             page = await run_in_threadpool(load, engine, nav, run_id)
         except NotFoundError:
             return []
+        started[0] = page.run.status.value in STARTED
         events = []
         for name, html in render_parts(page, signed_in.csrf).items():
             now = digest(html)
@@ -266,7 +271,9 @@ async def run_live(
         return await changed_parts()
 
     async def quiet() -> list[bytes]:
-        return await changed_parts() or [sse.PING]
+        # A run that has not started changes only by events (its status); one that runs also
+        # grows its bars and sends spans and logs, and its children change.
+        return (await changed_parts() if started[0] else []) or [sse.PING]
 
     events = follow(hub, sub, encode, wait=lambda: LIVE_TICK, until_final=True, quiet=quiet)
     return sse.EventStream(events, headers=sse.HEADERS)
