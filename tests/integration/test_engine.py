@@ -200,3 +200,16 @@ def test_a_heartbeat_landing_during_lease_recovery_wins(engine: RunEngine, env: 
     with pytest.raises(ConflictError):
         engine.core.fail(lapsed, Failure("WorkerLost", "lease expired", kind=FailureKind.CRASH), clock.now)
     assert engine.core.get_run(env, run_id).status == RunStatus.EXECUTING
+
+
+def test_replay_keeps_the_payload_or_takes_a_new_one(engine: RunEngine, env: Environment) -> None:
+    _version(engine, env)
+    [(original, _)] = engine.triggering.trigger(
+        env, [TriggerSpec(task_id="a", payload={"n": 1}, tags=("t",), metadata={"m": 1})]
+    )
+    same = engine.control.replay(env, original.id)
+    edited = engine.control.replay(env, original.id, {"n": 2})
+    null = engine.control.replay(env, original.id, None)
+    assert [r.payload for r in (same, edited, null)] == [{"n": 1}, {"n": 2}, None]
+    assert len({original.id, same.id, edited.id, null.id}) == 4
+    assert all(r.task_id == "a" and r.tags == ["t"] and r.metadata == {"m": 1} for r in (same, edited, null))

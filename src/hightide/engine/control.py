@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from enum import Enum
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
@@ -12,9 +13,18 @@ from hightide.engine.options import TriggerSpec, parse_delay
 from hightide.engine.triggering import Triggering
 from hightide.errors import ConflictError, ValidationError
 from hightide.store.records import Environment, Run, RunChange
+from hightide.types import JSON
 
 DUE_BATCH = 200
 """Due changes applied per transaction: short row locks, few commits."""
+
+
+class _Same(Enum):
+    PAYLOAD = "the replayed run's payload"
+
+
+SAME_PAYLOAD = _Same.PAYLOAD
+"""``replay``'s default: the payload of the run replayed (``None`` is a payload, JSON's null)."""
 
 
 class Control:
@@ -65,10 +75,12 @@ class Control:
         # that waits: the store publishes the cancel as a CANCEL_REQUESTED change.
         return cancelled
 
-    def replay(self, env: Environment, run_id: str) -> Run:
-        """A new run of the same task with the same payload, tags and metadata, on the current version."""
+    def replay(self, env: Environment, run_id: str, payload: JSON | _Same = SAME_PAYLOAD) -> Run:
+        """A new run of the same task with the same tags and metadata, on the current version: with
+        the same payload, or ``payload`` (checked as any trigger's, against the task's schema)."""
         run = self.core.get_run(env, run_id)
-        spec = TriggerSpec(task_id=run.task_id, payload=run.payload, tags=tuple(run.tags), metadata=run.metadata)
+        given = run.payload if isinstance(payload, _Same) else payload
+        spec = TriggerSpec(task_id=run.task_id, payload=given, tags=tuple(run.tags), metadata=run.metadata)
         return self.triggering.trigger(env, [spec])[0][0]
 
     def reschedule(self, env: Environment, run_id: str, delay: Any) -> Run:

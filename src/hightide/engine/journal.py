@@ -43,6 +43,30 @@ class Operation:
     execution: int | None = None  # the claim that is executing the run (refuses a stale execution)
 
 
+WAIT_KINDS = frozenset({"wait", "wait_for_token", "trigger_and_wait", "batch_trigger_and_wait"})
+
+
+@dataclass(frozen=True)
+class RunWait:
+    """One wait of a run, as its journal recorded it: a timer, a token, or runs it triggered and
+    waited for, with their waitpoints and the awaited runs (of the same environment)."""
+
+    entry: JournalEntry
+    waitpoints: tuple[Waitpoint, ...]
+    runs: tuple[Run, ...] = ()
+
+    @property
+    def done(self) -> bool:
+        if self.entry.kind.endswith("_and_wait"):
+            return bool(self.runs) and all(r.status.is_final for r in self.runs)
+        return bool(self.waitpoints) and all(w.status != "WAITING" for w in self.waitpoints)
+
+    @property
+    def resolved_at(self) -> float | None:
+        times = [w.completed_at for w in self.waitpoints]
+        return None if not self.done or None in times else max(t for t in times if t is not None)
+
+
 class Journal:
     """Durable operations: recorded in the run's journal, handed back resolved on the run's next
     execution, and the suspensions of runs that wait."""
@@ -123,6 +147,20 @@ class Journal:
         except ConflictError as exc:
             if exc.details.get("status") != "COMPLETED":
                 raise
+
+    def waits(self, env: Environment, run_id: str) -> list[RunWait]:
+        """What the run waited for and waits for, in the order it asked (the dashboard's run page)."""
+        run = self.core.get_run(env, run_id)
+        view = self.store.waitpoints.journal_view([run.id])
+        waits = []
+        for entry in view.entries.get(run.id, []):
+            if entry.kind not in WAIT_KINDS:
+                continue
+            wps = tuple(view.waitpoints[i] for i in entry.waitpoint_ids if i in view.waitpoints)
+            awaited = (view.runs.get(wp.run_id or "") for wp in wps)
+            runs = tuple(r for r in awaited if r is not None and r.environment_id == env.id)
+            waits.append(RunWait(entry, wps, runs))
+        return sorted(waits, key=lambda w: (w.entry.created_at, w.entry.seq))
 
     # -- handing the journal back ---------------------------------------------------------------
     def journals(self, runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:

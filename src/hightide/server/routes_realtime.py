@@ -23,6 +23,7 @@ from hightide.engine.realtime import Render, Subscription, Update
 from hightide.server import sse
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
+from hightide.server.follow import follow
 from hightide.server.models import Duration, Id, Opaque, StrictBody, Tag
 from hightide.server.public_access import (
     CurrentReader,
@@ -39,7 +40,6 @@ auth_router = APIRouter(
     prefix="/api/v1/auth", tags=["auth"], route_class=ApiRoute, responses=responses(401, 403, 413, 422, 500)
 )
 
-RETRY_MS = 1000  # what EventSource waits before it reconnects
 _SENT_MEMORY = 10_000  # runs a tag stream remembers the last sent state of (not to send it twice)
 LastEventId = Annotated[
     Opaque | None,
@@ -105,49 +105,35 @@ class _Stream:
     def _expired(self) -> bool:
         return self.expires_at is not None and self.clock() >= self.expires_at
 
-    async def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:
+    def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:
         """Every new state of the run, ids being the states' fingerprints; ``end`` once it finished."""
-        try:
-            yield sse.retry(RETRY_MS)
-            sent = last_id
-            while not self._expired():
-                updates = await self.sub.take(self._timeout())
-                for update in updates:
-                    text, fingerprint = update.encoded(self.render, self.base)
-                    if fingerprint != sent:
-                        yield sse.event(text, id=fingerprint, name="run")
-                        sent = fingerprint
-                    if update.view.run.status.is_final:
-                        yield sse.event("{}", name="end")
-                        return
-                if self.sub.closed:
-                    return
-                if not updates:
-                    yield sse.PING
-        finally:
-            self.hub.unsubscribe(self.sub)
+        sent = last_id
 
-    async def tag_events(self) -> AsyncIterator[bytes]:
+        async def encode(update: Update) -> list[bytes]:
+            nonlocal sent
+            text, fingerprint = update.encoded(self.render, self.base)
+            if fingerprint == sent:
+                return []
+            sent = fingerprint
+            return [sse.event(text, id=fingerprint, name="run")]
+
+        return follow(self.hub, self.sub, encode, wait=self._timeout, until_final=True, expired=self._expired)
+
+    def tag_events(self) -> AsyncIterator[bytes]:
         """Every new state of a run of the tag; ids are the times they were read (a resume cursor)."""
         sent: OrderedDict[str, str] = OrderedDict()
-        try:
-            yield sse.retry(RETRY_MS)
-            while not self._expired():
-                updates = await self.sub.take(self._timeout())
-                for update in updates:
-                    text, fingerprint = update.encoded(self.render, self.base)
-                    if sent.get(update.run_id) != fingerprint:
-                        yield sse.event(text, id=_cursor_id(update), name="run")
-                        sent[update.run_id] = fingerprint
-                        sent.move_to_end(update.run_id)
-                        if len(sent) > _SENT_MEMORY:
-                            sent.popitem(last=False)
-                if self.sub.closed:
-                    return
-                if not updates:
-                    yield sse.PING
-        finally:
-            self.hub.unsubscribe(self.sub)
+
+        async def encode(update: Update) -> list[bytes]:
+            text, fingerprint = update.encoded(self.render, self.base)
+            if sent.get(update.run_id) == fingerprint:
+                return []
+            sent[update.run_id] = fingerprint
+            sent.move_to_end(update.run_id)
+            if len(sent) > _SENT_MEMORY:
+                sent.popitem(last=False)
+            return [sse.event(text, id=_cursor_id(update), name="run")]
+
+        return follow(self.hub, self.sub, encode, wait=self._timeout, until_final=False, expired=self._expired)
 
 
 def _cursor_id(update: Update) -> str:

@@ -3,23 +3,27 @@ goes away (whatever the ASGI server's version), so that a subscription is droppe
 
 from __future__ import annotations
 
+import re
+
 import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 PING = b": ping\n\n"
 """A comment line: proxies and load balancers see bytes and keep the connection open."""
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line of an event stream
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering (nginx)
 
 
 def event(data: str, *, id: str | None = None, name: str | None = None) -> bytes:
-    """One event; ``data`` is one line (compact JSON)."""
+    """One event; ``data`` is compact JSON (one line) or HTML (a ``data:`` line per line, which
+    ``EventSource`` joins with newlines again)."""
     lines = []
     if id is not None:
         lines.append(f"id: {id}")
     if name is not None:
         lines.append(f"event: {name}")
-    lines.append(f"data: {data}")
+    lines += [f"data: {line}" for line in _LINE_BREAK.split(data)]  # not splitlines: U+2028 is no break here
     return ("\n".join(lines) + "\n\n").encode()
 
 
