@@ -83,11 +83,12 @@ def renderer(engine: RunEngine) -> Render:
     return render
 
 
-class _Stream:
+class SubscriptionStream:
     """One subscriber's stream: events from its subscription, heartbeats while nothing changes,
-    and its end (the run finished, the server stops, the public token expires)."""
+    and its end (the handler says so, the server stops, the public token expires). The realtime
+    API and the dashboard's live pages serve their subscriptions through it."""
 
-    def __init__(self, request: Request, sub: Subscription, expires_at: float | None) -> None:
+    def __init__(self, request: Request, sub: Subscription, expires_at: float | None = None) -> None:
         engine = _engine(request)
         self.hub = engine.realtime
         self.sub = sub
@@ -105,49 +106,61 @@ class _Stream:
     def _expired(self) -> bool:
         return self.expires_at is not None and self.clock() >= self.expires_at
 
-    async def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:
-        """Every new state of the run, ids being the states' fingerprints; ``end`` once it finished."""
+    async def serve(self, handle: Callable[[list[Update]], tuple[list[bytes], bool]]) -> AsyncIterator[bytes]:
+        """The events ``handle`` makes of each batch of updates (and whether the stream ends after
+        them), until it ends; the subscription is dropped when the stream ends, however it ends."""
         try:
             yield sse.retry(RETRY_MS)
-            sent = last_id
             while not self._expired():
                 updates = await self.sub.take(self._timeout())
-                for update in updates:
-                    text, fingerprint = update.encoded(self.render, self.base)
-                    if fingerprint != sent:
-                        yield sse.event(text, id=fingerprint, name="run")
-                        sent = fingerprint
-                    if update.view.run.status.is_final:
-                        yield sse.event("{}", name="end")
-                        return
-                if self.sub.closed:
+                events, done = handle(updates) if updates else ([], False)
+                for chunk in events:
+                    yield chunk
+                if done or self.sub.closed:
                     return
                 if not updates:
                     yield sse.PING
         finally:
             self.hub.unsubscribe(self.sub)
 
-    async def tag_events(self) -> AsyncIterator[bytes]:
+
+class _Stream(SubscriptionStream):
+    def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:
+        """Every new state of the run, ids being the states' fingerprints; ``end`` once it finished."""
+        sent = last_id
+
+        def handle(updates: list[Update]) -> tuple[list[bytes], bool]:
+            nonlocal sent
+            events = []
+            for update in updates:
+                text, fingerprint = update.encoded(self.render, self.base)
+                if fingerprint != sent:
+                    events.append(sse.event(text, id=fingerprint, name="run"))
+                    sent = fingerprint
+                if update.view.run.status.is_final:
+                    events.append(sse.event("{}", name="end"))
+                    return events, True
+            return events, False
+
+        return self.serve(handle)
+
+    def tag_events(self) -> AsyncIterator[bytes]:
         """Every new state of a run of the tag; ids are the times they were read (a resume cursor)."""
         sent: OrderedDict[str, str] = OrderedDict()
-        try:
-            yield sse.retry(RETRY_MS)
-            while not self._expired():
-                updates = await self.sub.take(self._timeout())
-                for update in updates:
-                    text, fingerprint = update.encoded(self.render, self.base)
-                    if sent.get(update.run_id) != fingerprint:
-                        yield sse.event(text, id=_cursor_id(update), name="run")
-                        sent[update.run_id] = fingerprint
-                        sent.move_to_end(update.run_id)
-                        if len(sent) > _SENT_MEMORY:
-                            sent.popitem(last=False)
-                if self.sub.closed:
-                    return
-                if not updates:
-                    yield sse.PING
-        finally:
-            self.hub.unsubscribe(self.sub)
+
+        def handle(updates: list[Update]) -> tuple[list[bytes], bool]:
+            events = []
+            for update in updates:
+                text, fingerprint = update.encoded(self.render, self.base)
+                if sent.get(update.run_id) != fingerprint:
+                    events.append(sse.event(text, id=_cursor_id(update), name="run"))
+                    sent[update.run_id] = fingerprint
+                    sent.move_to_end(update.run_id)
+                    if len(sent) > _SENT_MEMORY:
+                        sent.popitem(last=False)
+            return events, False
+
+        return self.serve(handle)
 
 
 def _cursor_id(update: Update) -> str:
@@ -258,4 +271,4 @@ def install(app: Any, heartbeat: float) -> None:
     app.include_router(auth_router)
 
 
-__all__ = ["auth_router", "install", "renderer", "router"]
+__all__ = ["SubscriptionStream", "auth_router", "install", "renderer", "router"]

@@ -13,13 +13,13 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy b
 
 
 def event(data: str, *, id: str | None = None, name: str | None = None) -> bytes:
-    """One event; ``data`` is one line (compact JSON)."""
+    """One event; ``data`` is compact JSON (one line) or HTML (a ``data:`` line per line)."""
     lines = []
     if id is not None:
         lines.append(f"id: {id}")
     if name is not None:
         lines.append(f"event: {name}")
-    lines.append(f"data: {data}")
+    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
     return ("\n".join(lines) + "\n\n").encode()
 
 
