@@ -8,7 +8,7 @@ live stream checks on a changed run in Python (``matches``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
 from hightide.core.states import RunStatus
@@ -95,14 +95,6 @@ def matches(run: Run, flt: RunFilter) -> bool:
         and (flt.created_to is None or run.created_at < flt.created_to)
         and (flt.parent_run_id is None or run.parent_run_id == flt.parent_run_id)
     )
-
-
-def today(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).date().isoformat()
-
-
-def days_ago(now: float, days: int) -> str:
-    return (datetime.fromtimestamp(now, UTC) - timedelta(days=days)).date().isoformat()
 
 
 __all__ = ["FIELDS", "PERIODS", "RunsQuery", "matches"]
