@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from hightide import Client
+from hightide.store import open_store
 from tests.integration.conftest import Stack
-from tests.integration.test_dashboard import CSRF, RUNS, browser, new_link
+from tests.integration.test_dashboard import CSRF, LINK, RUNS, browser, users
 from tests.integration.test_dashboard import signed_in as signed_in
 from tests.support import wait_finished
 
@@ -69,6 +70,7 @@ def test_filters_by_version_and_period_and_the_run_id_search(signed_in: httpx.Cl
     assert 'value="7d" selected' in kept.text and f'value="{done.version}"' in kept.text  # the form shows them
     bad = signed_in.get(RUNS, params={"from": "yesterday"})
     assert bad.status_code == 422 and "from: expected a date like 2026-12-01" in bad.text and "<html" in bad.text
+    assert "period: expected one of 1h, 24h, 7d, 30d" in signed_in.get(RUNS, params={"period": "1y"}).text
 
     found = signed_in.get(RUNS, params={"run": f"  {done.id} "})
     assert found.status_code == 303 and found.headers["location"] == f"{RUNS}/{done.id}"
@@ -201,8 +203,20 @@ def test_bulk_cancel_and_replay_answer_with_the_same_filtered_page_and_a_message
 
 
 def test_a_member_cannot_act_on_another_projects_runs(stack: Stack) -> None:
-    with browser(stack) as admin:
-        assert admin.get(new_link(stack)).status_code == 303
-        token = csrf_of(admin.get(RUNS))
-        answer = admin.post("/projects/nowhere/env/dev/runs/bulk-cancel", data={"csrf_token": token, "run": "x"})
-        assert answer.status_code == 404
+    store = open_store(stack.database_url)
+    try:
+        other = store.environments.ensure_project("elsewhere", time.time())
+        store.environments.ensure_environment(other, "dev", "dev", 10, time.time())
+    finally:
+        store.close()
+    email = f"member-{uuid.uuid4().hex[:6]}@example.com"
+    created = users(stack, "create", email)
+    assert created.returncode == 0, created.stderr
+    with browser(stack) as member:
+        assert member.get(LINK.search(created.stdout).group(1)).status_code == 303  # type: ignore[union-attr]
+        token = csrf_of(member.get(RUNS))
+        form = {"csrf_token": token, "run": "run_x"}
+        assert member.post("/projects/elsewhere/env/dev/runs/bulk-cancel", data=form).status_code == 404
+        assert (
+            member.get("/projects/elsewhere/env/dev/runs", headers={"Accept": "text/event-stream"}).status_code == 404
+        )

@@ -45,9 +45,11 @@ class RunsQuery:
     def parse(cls, params: dict[str, str]) -> RunsQuery:
         values = {name: params.get(name, "").strip() for name in FIELDS}
         if values["status"] and values["status"] not in RunStatus.__members__:
-            values["status"] = ""  # an old link's status: the store would refuse it; show them all
-        if values["period"] not in PERIODS:
-            values["period"] = ""
+            known = ", ".join(RunStatus.__members__)
+            raise ValidationError(f"status: expected one of {known}", details={"field": "status"})
+        if values["period"] and values["period"] not in PERIODS:
+            periods = ", ".join(PERIODS)
+            raise ValidationError(f"period: expected one of {periods}", details={"field": "period"})
         for name in ("from", "to"):
             _day(name, values[name])  # a wrong date is a readable error now, not later
         return cls(values, params.get("cursor") or None)
