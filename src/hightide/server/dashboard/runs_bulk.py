@@ -58,7 +58,7 @@ class Outcome:
             more = len(self.failed) - SHOWN_FAILURES
             tail = f" (and {more} more)" if more > 0 else ""
             parts.append(f"{_count(len(self.failed), 'failed', 'failed')}: {named}{tail}")
-        return Flash("error" if self.failed or not self.done else "ok", "; ".join(parts))
+        return Flash("error" if self.failed else "ok", "; ".join(parts))
 
 
 def _runs(n: int) -> str:
