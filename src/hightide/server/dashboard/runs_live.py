@@ -26,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from hightide.engine import RunEngine
 from hightide.engine.realtime import RESUME_MARGIN, Update
 from hightide.engine.signin import SignedIn
+from hightide.errors import ValidationError
 from hightide.server import sse
 from hightide.server.dashboard.pages import Nav
 from hightide.server.dashboard.render import TEMPLATES
@@ -59,13 +60,13 @@ def _position(at: str | None, top: str | None) -> tuple[float | None, Key | None
     if top:
         try:
             key = decode_cursor(top)
-        except Exception:  # a wrong cursor: nothing is known to be on the page, nothing is inserted
+        except ValidationError:  # a wrong cursor: nothing is known to be on the page, nothing is inserted
             key = None
     return when, key
 
 
 class _ListStream:
-    def __init__(self, request: Request, signed_in: SignedIn, nav: Nav, query: RunsQuery, now: float) -> None:
+    def __init__(self, signed_in: SignedIn, nav: Nav, query: RunsQuery, now: float) -> None:
         self.runs_url = nav.url("runs")
         self.csrf = signed_in.csrf
         self.back = query.url(self.runs_url, cursor=query.cursor)
@@ -138,7 +139,7 @@ async def stream(
         at_param, top_param = last_event_id.split("~", 1)
     since, top = _position(at_param, top_param)
     now = engine.clock()
-    live = _ListStream(request, signed_in, nav, query, now)
+    live = _ListStream(signed_in, nav, query, now)
     live.top = top
     live.at = since if since is not None else now
     sub = hub.subscribe(nav.env.id)  # before reading the page again: no change in between is missed
