@@ -38,6 +38,15 @@
 
   document.addEventListener("htmx:sseOpen", function () { live(true); });
   document.addEventListener("htmx:sseError", function () { live(false); });
+  // New rows go on top once: a stream opened again from scratch (after an error) may send a run
+  // this page already shows; its row stays (with its tick) and gets the run's changes as before.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var detail = event.detail;
+    if (!detail.target || detail.target.id !== "runs-body" || !detail.fragment.querySelectorAll) return;
+    detail.fragment.querySelectorAll("tr[id]").forEach(function (row) {
+      if (document.getElementById(row.id)) row.remove();
+    });
+  });
   // Rows come and go with the stream (a new run, a whole list): keep the count and the buttons right.
   document.addEventListener("htmx:oobAfterSwap", refresh);
   document.addEventListener("DOMContentLoaded", refresh);
