@@ -196,12 +196,12 @@ def test_the_runs_page_lists_newest_first_and_pages_by_cursor(
 
     first = signed_in.get(RUNS, params={"tag": tag})
     assert first.status_code == 200
-    shown = re.findall(r"run_[0-9a-z]{22}", first.text)
+    shown = re.findall(r'id="run-(run_[0-9a-z]{22})"', first.text)
     assert shown[:50] == list(reversed(ids))[:50] and len(shown) == 50
     older = re.search(r'href="([^"]+cursor=[^"]+)" rel="next"', first.text)
     assert older, "no link to the older runs"
     second = signed_in.get(older.group(1).replace("&amp;", "&"))
-    assert re.findall(r"run_[0-9a-z]{22}", second.text) == [ids[0]]
+    assert re.findall(r'id="run-(run_[0-9a-z]{22})"', second.text) == [ids[0]]
     assert 'rel="next"' not in second.text and "← Newest" in second.text
 
     nothing = signed_in.get(RUNS, params={"tag": tag, "status": "FAILED"})

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
+from hightide.engine import RunEngine, realtime
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
 from hightide.engine.realtime import Subscription, Update
@@ -199,3 +199,65 @@ async def test_a_change_through_one_server_reaches_a_subscriber_on_another(pg_ur
             return any(u.run_id == other for u in await by_tag.take(0.5))
 
         await eventually(new_run_seen, timeout=5, what="the new run on the other server")
+
+
+async def test_an_environment_subscriber_sees_every_run_of_it_and_no_other(url: str) -> None:
+    async with serving(url) as (store, engine):
+        env, other = find_environment(store, "dev"), find_environment(store, "prod")
+        version = _version(engine, env)
+        _version(engine, other)
+        hub = engine.realtime
+        listing = hub.subscribe(env.id)  # neither run_id nor tag: the whole environment
+        by_run = hub.subscribe(env.id, run_id="run_unrelated")
+        assert hub.subscriptions == 2
+        counter, reads = HubStatements(store), hub.reads
+        try:
+            ids = _trigger(engine, env, 3, ("a",)) + _trigger(engine, env, 2)  # with and without tags
+            _trigger(engine, other, 2)  # another environment's runs never reach it
+            seen: dict[str, Update] = {}
+            async with asyncio.timeout(10):
+                while len(seen) < 5:
+                    seen.update({u.run_id: u for u in await listing.take(1.0)})
+            assert set(seen) == set(ids)
+            assert all(u.view.run.status is RunStatus.QUEUED for u in seen.values())
+            assert await by_run.take(0.2) == []
+            assert (hub.reads - reads) <= 2 and counter.count <= 6  # a read per batch, not per run
+            # Status changes reach it too, and a subscriber by run is unaffected.
+            assert len(engine.execution.claim(env, "w1", version, 5)) == 5
+            latest = await _states(listing, 5)
+            assert set(latest) == set(ids)
+        finally:
+            counter.close()
+        hub.unsubscribe(listing)
+        hub.unsubscribe(by_run)
+        assert hub.subscriptions == 0
+
+
+async def test_after_a_batch_too_large_to_list_an_environment_subscriber_gets_new_and_followed_runs(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(realtime, "RESUME_MARGIN", 0.0)  # runs created before it subscribed: found by `follow` only
+    async with serving(url) as (store, engine):
+        env = find_environment(store, "dev")
+        version = _version(engine, env)
+        hub = engine.realtime
+        [shown] = _trigger(engine, env, 1)  # a row its page shows, read before it subscribed
+        listing = hub.subscribe(env.id)
+        hub.follow(listing, [shown])
+        kinds: list[ChangeKind] = []
+        store.add_listener(lambda changes: kinds.extend(c.kind for c in changes))
+        ids = _trigger(engine, env, 300)  # one transaction: one SEVERAL, no ids
+        assert ChangeKind.SEVERAL in kinds
+        seen: dict[str, Update] = {}
+        async with asyncio.timeout(10):
+            while len(seen) < 300:
+                seen.update({u.run_id: u for u in await listing.take(1.0)})
+        assert set(ids) <= set(seen)
+        kinds.clear()
+        claimed = engine.execution.claim(env, "w1", version, 100)  # the oldest first: ``shown`` among them
+        assert shown in {r.id for r in claimed} and ChangeKind.SEVERAL in kinds
+        latest = await _states(listing, 1)
+        while shown not in latest:
+            latest.update({u.run_id: u for u in await listing.take(1.0)})
+        assert latest[shown].view.run.status is RunStatus.EXECUTING
+        hub.unsubscribe(listing)

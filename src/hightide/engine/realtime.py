@@ -1,5 +1,5 @@
 """The realtime hub: one per server, it turns the store's change events into the latest state of
-the runs each subscriber watches (a run, or the runs of a tag).
+the runs each subscriber watches (a run, the runs of a tag, or every run of an environment).
 
 Changes arrive in batches from the store's listener, from any thread (this server's writes and, on
 PostgreSQL, every other server's, through ``NOTIFY``). The hub's loop takes everything that arrived
@@ -9,6 +9,11 @@ subscriptions watching it. A batch too large to list (``SEVERAL``) re-reads what
 subscribers watch; so does a poll every ``poll_interval`` seconds, so that a lost notification
 delays a subscriber, never leaves it behind. Whatever the kind of a change (status, metadata, tags),
 a change of a run is a reason to read it again.
+
+A subscriber to a whole environment (a live list) is offered every run of it that a change names.
+After a batch too large to list, and at each poll, it is offered the runs created since the last
+re-read (the ``(environment, created_at)`` index of the Runs list) and those it follows
+(``follow``: the rows a page shows): never a read of every run of the environment.
 
 A subscription holds the latest state of each run it was offered and not yet taken: a slow reader
 skips intermediate states, never the latest one, and holds at most one state per run.
@@ -20,12 +25,12 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hightide.engine.base import EngineCore
 from hightide.store.changes import Change, ChangeKind
-from hightide.store.live import RunView, TagQuery
+from hightide.store.live import CreatedQuery, RunView, TagQuery
 
 log = logging.getLogger("hightide.realtime")
 
@@ -62,14 +67,17 @@ class Update:
 
 
 class Subscription:
-    """What one subscriber watches (``run_id`` or ``tag`` of ``environment_id``) and the latest
-    state of each run offered to it and not yet taken, in the order they changed."""
+    """What one subscriber watches (``run_id`` or ``tag`` of ``environment_id``, or neither: every
+    run of the environment) and the latest state of each run offered to it and not yet taken, in
+    the order they changed."""
 
     def __init__(self, environment_id: str, run_id: str | None = None, tag: str | None = None) -> None:
         self.environment_id = environment_id
         self.run_id = run_id
         self.tag = tag
         self.closed = False
+        self.follows: set[str] = set()
+        """Runs an environment-wide subscriber re-reads after a batch too large to list (``RealtimeHub.follow``)."""
         self._pending: OrderedDict[str, Update] = OrderedDict()
         self._latest: OrderedDict[str, float] = OrderedDict()  # run id -> updated_at of the newest offered
         self._ready = asyncio.Event()
@@ -120,6 +128,7 @@ class RealtimeHub:
         """Batches read so far (what tests and benchmarks count)."""
         self._by_run: dict[str, set[Subscription]] = defaultdict(set)
         self._by_tag: dict[tuple[str, str], set[Subscription]] = defaultdict(set)
+        self._by_env: dict[str, set[Subscription]] = defaultdict(set)  # every run of the environment
         self._envs: dict[str, int] = defaultdict(int)  # environment -> subscriptions
         self._changed: dict[str, set[str]] = defaultdict(set)  # environment -> runs changed since the read
         self._several: set[str] = set()  # environments to re-read whole
@@ -142,7 +151,7 @@ class RealtimeHub:
     def close(self) -> None:
         """End every subscription (server shutdown: streams end, connections close) and stop."""
         self.closed = True
-        for subs in [*self._by_run.values(), *self._by_tag.values()]:
+        for subs in [*self._by_run.values(), *self._by_tag.values(), *self._by_env.values()]:
             for sub in subs:
                 sub.close()
         if self._wake is not None:
@@ -157,8 +166,9 @@ class RealtimeHub:
 
     # -- subscriptions -----------------------------------------------------------------------
     def subscribe(self, environment_id: str, *, run_id: str | None = None, tag: str | None = None) -> Subscription:
-        """Watch one run, or the runs of one tag, of ``environment_id``. Subscribe before reading
-        the first state: a change between the two is then not missed."""
+        """Watch one run, or the runs of one tag, of ``environment_id``; with neither, every run of
+        it (a live list: it filters what it is offered). Subscribe before reading the first state:
+        a change between the two is then not missed."""
         sub = Subscription(environment_id, run_id, tag)
         if self.closed:
             sub.close()
@@ -167,8 +177,20 @@ class RealtimeHub:
             self._by_run[run_id].add(sub)
         if tag is not None:
             self._by_tag[(environment_id, tag)].add(sub)
+        if run_id is None and tag is None:
+            self._by_env[environment_id].add(sub)
+        if not self._envs.get(environment_id) or environment_id not in self._reread_from:
+            # Re-reads by time start from now: what was created before, the subscriber reads itself.
+            self._reread_from[environment_id] = self.core.clock()
         self._envs[environment_id] += 1
         return sub
+
+    def follow(self, sub: Subscription, run_ids: Iterable[str]) -> None:
+        """Have the environment-wide ``sub`` re-read ``run_ids`` too after a batch too large to list
+        (the rows its page shows; runs created since are re-read anyway). A change that names one
+        of its environment's runs reaches it whether it follows the run or not."""
+        if sub.run_id is None and sub.tag is None:
+            sub.follows.update(run_ids)
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.close()
@@ -184,6 +206,11 @@ class RealtimeHub:
             self._by_tag[key].discard(sub)
             if not self._by_tag[key]:
                 del self._by_tag[key]
+        if sub.run_id is None and sub.tag is None and sub in self._by_env.get(sub.environment_id, ()):
+            found = True
+            self._by_env[sub.environment_id].discard(sub)
+            if not self._by_env[sub.environment_id]:
+                del self._by_env[sub.environment_id]
         if found:
             self._envs[sub.environment_id] -= 1
             if self._envs[sub.environment_id] <= 0:
@@ -275,14 +302,14 @@ class RealtimeHub:
                 await asyncio.sleep(1.0)
 
     async def _read_and_offer(self, changed: dict[str, set[str]], several: set[str]) -> None:
-        ids, queries = self._plan(changed, several)
-        if not ids and not queries:
+        ids, queries, created = self._plan(changed, several)
+        if not ids and not queries and not created:
             return
         listed = {run_id for runs in changed.values() for run_id in runs}
         # Runs re-read only because a batch was too large to list: skip those unchanged since offered.
         known = {i: self._offered[i][0] for i in ids - listed if i in self._offered}
         at = self.core.clock()
-        views = await asyncio.to_thread(self.core.store.live.views, ids, queries, known)
+        views = await asyncio.to_thread(self.core.store.live.views, ids, queries, known, created)
         self.reads += 1
         for env in several:
             self._reread_from[env] = at
@@ -297,28 +324,41 @@ class RealtimeHub:
                 self._offered.popitem(last=False)
             self.offer(Update(view, at))
 
-    def _plan(self, changed: dict[str, set[str]], several: set[str]) -> tuple[set[str], list[TagQuery]]:
-        """The runs to read by id, and the tag queries, for what changed."""
+    def _plan(
+        self, changed: dict[str, set[str]], several: set[str]
+    ) -> tuple[set[str], list[TagQuery], list[CreatedQuery]]:
+        """The runs to read by id, the tag queries and the queries of new runs, for what changed."""
         tags_of: dict[str, set[str]] = defaultdict(set)
         for env, tag in self._by_tag:
             tags_of[env].add(tag)
-        ids = {run_id for runs in changed.values() for run_id in runs if run_id in self._by_run}
+        ids = {
+            run_id
+            for env, runs in changed.items()
+            for run_id in runs
+            if run_id in self._by_run or env in self._by_env  # an environment's subscriber: all of them
+        }
         queries: list[TagQuery] = []
+        created: list[CreatedQuery] = []
         now = self.core.clock()
         for env in several:
             ids |= {run_id for run_id, subs in self._by_run.items() if any(s.environment_id == env for s in subs)}
+            since = self._reread_from.get(env, now) - RESUME_MARGIN
             if tags_of.get(env):
-                since = self._reread_from.get(env, now) - RESUME_MARGIN
                 queries.append(TagQuery(env, frozenset(tags_of[env]), updated_since=since))
+            if self._by_env.get(env):
+                created.append(CreatedQuery(env, since))
+                for sub in self._by_env[env]:
+                    ids |= sub.follows
         for env, runs in changed.items():
             if env not in several and tags_of.get(env):
                 queries.append(TagQuery(env, frozenset(tags_of[env]), among=frozenset(runs)))
-        return ids, queries
+        return ids, queries, created
 
     def offer(self, update: Update) -> None:
-        """Hand ``update`` to every subscription watching its run: by id or by one of its tags."""
+        """Hand ``update`` to every subscription watching its run: by id, by one of its tags, or by
+        its environment."""
         run = update.view.run
-        subs: set[Subscription] = set(self._by_run.get(run.id, ()))
+        subs: set[Subscription] = set(self._by_run.get(run.id, ())) | self._by_env.get(run.environment_id, set())
         for tag in run.tags or ():
             subs |= self._by_tag.get((run.environment_id, tag), set())
         for sub in subs:

@@ -1,8 +1,8 @@
 """One subscriber's Server-Sent Events, from a realtime subscription: the loop of the realtime
 API's streams (``routes_realtime.py``) and of the dashboard's live pages (``dashboard/run.py``).
 
-The caller says how a new state becomes events (``encode``: JSON for the API, HTML fragments for
-a page) and what to send when nothing changed for ``wait()`` seconds (``quiet``: a heartbeat
+The caller says how a batch of new states becomes events (``encode``: JSON for the API, HTML
+fragments for a page) and what to send when nothing changed for ``wait()`` seconds (``quiet``: a heartbeat
 comment, or a page's time-dependent parts). The stream ends when the run finished (``until_final``),
 when the hub closes the subscription (the server stops), or when ``expired()`` (a public token
 ran out); the subscription is dropped whatever the way it ends."""
@@ -16,7 +16,7 @@ from hightide.server import sse
 
 RETRY_MS = 1000  # what EventSource waits before it reconnects
 
-Encode = Callable[[Update], Awaitable[list[bytes]]]
+Encode = Callable[[list[Update]], Awaitable[list[bytes]]]
 Quiet = Callable[[], Awaitable[list[bytes]]]
 
 
@@ -45,10 +45,10 @@ async def follow(
         yield sse.retry(RETRY_MS)
         while not expired():
             updates = await sub.take(wait())
-            for update in updates:
-                for chunk in await encode(update):
+            if updates:
+                for chunk in await encode(updates):
                     yield chunk
-                if until_final and update.view.run.status.is_final:
+                if until_final and any(update.view.run.status.is_final for update in updates):
                     yield sse.event("{}", name="end")
                     return
             if sub.closed:

@@ -23,7 +23,7 @@ from hightide.engine.realtime import Render, Subscription, Update
 from hightide.server import sse
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
-from hightide.server.follow import follow
+from hightide.server.follow import Encode, follow
 from hightide.server.models import Duration, Id, Opaque, StrictBody, Tag
 from hightide.server.public_access import (
     CurrentReader,
@@ -83,7 +83,7 @@ def renderer(engine: RunEngine) -> Render:
     return render
 
 
-class _Stream:
+class SubscriptionStream:
     """One subscriber's stream: events from its subscription, heartbeats while nothing changes,
     and its end (the run finished, the server stops, the public token expires)."""
 
@@ -105,35 +105,46 @@ class _Stream:
     def _expired(self) -> bool:
         return self.expires_at is not None and self.clock() >= self.expires_at
 
+    def events(self, encode: Encode, *, until_final: bool) -> AsyncIterator[bytes]:
+        """The subscription's events as ``encode`` makes them, heartbeats while nothing changes,
+        until it ends (``until_final``: after a final state; the public token expires; the server
+        stops)."""
+        return follow(self.hub, self.sub, encode, wait=self._timeout, until_final=until_final, expired=self._expired)
+
     def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:
         """Every new state of the run, ids being the states' fingerprints; ``end`` once it finished."""
         sent = last_id
 
-        async def encode(update: Update) -> list[bytes]:
+        async def encode(updates: list[Update]) -> list[bytes]:
             nonlocal sent
-            text, fingerprint = update.encoded(self.render, self.base)
-            if fingerprint == sent:
-                return []
-            sent = fingerprint
-            return [sse.event(text, id=fingerprint, name="run")]
+            events = []
+            for update in updates:
+                text, fingerprint = update.encoded(self.render, self.base)
+                if fingerprint != sent:
+                    events.append(sse.event(text, id=fingerprint, name="run"))
+                    sent = fingerprint
+            return events
 
-        return follow(self.hub, self.sub, encode, wait=self._timeout, until_final=True, expired=self._expired)
+        return self.events(encode, until_final=True)
 
     def tag_events(self) -> AsyncIterator[bytes]:
         """Every new state of a run of the tag; ids are the times they were read (a resume cursor)."""
         sent: OrderedDict[str, str] = OrderedDict()
 
-        async def encode(update: Update) -> list[bytes]:
-            text, fingerprint = update.encoded(self.render, self.base)
-            if sent.get(update.run_id) == fingerprint:
-                return []
-            sent[update.run_id] = fingerprint
-            sent.move_to_end(update.run_id)
-            if len(sent) > _SENT_MEMORY:
-                sent.popitem(last=False)
-            return [sse.event(text, id=_cursor_id(update), name="run")]
+        async def encode(updates: list[Update]) -> list[bytes]:
+            events = []
+            for update in updates:
+                text, fingerprint = update.encoded(self.render, self.base)
+                if sent.get(update.run_id) == fingerprint:
+                    continue
+                sent[update.run_id] = fingerprint
+                sent.move_to_end(update.run_id)
+                if len(sent) > _SENT_MEMORY:
+                    sent.popitem(last=False)
+                events.append(sse.event(text, id=_cursor_id(update), name="run"))
+            return events
 
-        return follow(self.hub, self.sub, encode, wait=self._timeout, until_final=False, expired=self._expired)
+        return self.events(encode, until_final=False)
 
 
 def _cursor_id(update: Update) -> str:
@@ -170,7 +181,7 @@ async def subscribe_run(
         hub.unsubscribe(sub)
         raise
     assert first is not None
-    stream = _Stream(request, sub, reader.expires_at)
+    stream = SubscriptionStream(request, sub, reader.expires_at)
     if first.view.run.status.is_final and first.encoded(stream.render, stream.base)[1] == last_event_id:
         hub.unsubscribe(sub)  # the client saw the end already: 204 tells EventSource not to reconnect
         return Response(status_code=204)
@@ -203,7 +214,7 @@ async def subscribe_tag(
         raise
     for update in first:
         sub.offer(update)
-    return sse.EventStream(_Stream(request, sub, reader.expires_at).tag_events(), headers=sse.HEADERS)
+    return sse.EventStream(SubscriptionStream(request, sub, reader.expires_at).tag_events(), headers=sse.HEADERS)
 
 
 # -- public access tokens --------------------------------------------------------------------------

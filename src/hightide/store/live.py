@@ -45,6 +45,17 @@ class TagQuery:
     limit: int = 1000
 
 
+@dataclass(frozen=True)
+class CreatedQuery:
+    """The runs of ``environment_id`` created since ``created_since`` (at most ``limit``, the
+    newest): what an environment-wide subscriber re-reads after a batch too large to list. It reads
+    the ``(environment_id, created_at)`` index of the Runs list, whatever the number of runs."""
+
+    environment_id: str
+    created_since: float
+    limit: int = 1000
+
+
 def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
     items = sorted(set(values))
     for i in range(0, len(items), _CHUNK):
@@ -61,10 +72,14 @@ class LiveOps:
         self._seam = seam
 
     def views(
-        self, run_ids: Collection[str], tagged: Sequence[TagQuery] = (), known: Mapping[str, float] | None = None
+        self,
+        run_ids: Collection[str],
+        tagged: Sequence[TagQuery] = (),
+        known: Mapping[str, float] | None = None,
+        created: Sequence[CreatedQuery] = (),
     ) -> dict[str, RunView]:
         """The views of the runs ``run_ids`` (of any environment; unknown ids are left out) and of
-        the runs each of ``tagged`` selects, in one read transaction. ``known``: the ``updated_at``
+        the runs each of ``tagged`` and ``created`` selects, in one read transaction. ``known``: the ``updated_at``
         of runs read before; those of ``run_ids`` that have not changed since are left out (a
         light statement first, so that re-reading many unchanged runs costs little)."""
         r = t.runs
@@ -93,6 +108,14 @@ class LiveOps:
             for q in tagged:
                 if q.among is None:
                     runs.update(self._changed_since(conn, q))
+            for c in created:
+                stmt = (
+                    select(r)
+                    .where(r.c.environment_id == c.environment_id, r.c.created_at >= c.created_since)
+                    .order_by(r.c.created_at.desc())
+                    .limit(c.limit)
+                )
+                runs.update({row._mapping["id"]: Run.from_row(row) for row in conn.execute(stmt)})
             return self._with_details(conn, runs)
 
     def recent_tagged(self, environment_id: str, tag: str, limit: int) -> list[RunView]:
@@ -157,4 +180,4 @@ class LiveOps:
         }
 
 
-__all__ = ["LiveOps", "RunView", "TagQuery"]
+__all__ = ["CreatedQuery", "LiveOps", "RunView", "TagQuery"]

@@ -285,6 +285,7 @@ class RunFilter:
     created_from: float | None = None
     created_to: float | None = None
     parent_run_id: str | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)

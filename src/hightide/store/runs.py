@@ -169,6 +169,8 @@ class RunOps:
             stmt = stmt.where(r.c.created_at < flt.created_to)
         if flt.parent_run_id is not None:
             stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
+        if flt.version is not None:
+            stmt = stmt.where(r.c.version == flt.version)
         with self._seam.read() as conn:
             return newest_first(conn, stmt, r, Run.from_row, limit, cursor)
 

@@ -267,7 +267,7 @@ async def run_live(
                 events.append(sse.event(str(html), name=name))
         return events
 
-    async def encode(update: Update) -> list[bytes]:
+    async def encode(updates: list[Update]) -> list[bytes]:
         return await changed_parts()
 
     async def quiet() -> list[bytes]:

@@ -1,56 +1,153 @@
-"""The Runs page: newest first, filtered by status, task and tag, paged by cursor."""
+"""The Runs page: newest first, filtered (status, task, tag, version, when created), paged by cursor,
+live, with a run id search and bulk actions on the runs ticked.
+
+``GET .../runs`` is the page; the same URL asked for ``text/event-stream`` (what ``EventSource``
+asks for) is its live stream (``runs_live.py``), so the page and its stream read one set of
+filters. ``POST .../runs/bulk-cancel`` and ``.../runs/bulk-replay`` act on the runs ticked and
+answer 303 back to the same filtered page, whose next view says what happened."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 
 from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
-from hightide.server.dashboard.pages import open_environment
+from hightide.engine.signin import SignedIn
+from hightide.errors import NotFoundError
+from hightide.server.dashboard import runs_bulk, runs_live
+from hightide.server.dashboard.flash import Flash, clear_flash, flash, read_flash
+from hightide.server.dashboard.pages import Nav, open_environment
 from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
-from hightide.server.dashboard.session import PageSession
-from hightide.store.records import RunFilter
+from hightide.server.dashboard.runs_filters import PERIODS, RunsQuery
+from hightide.server.dashboard.session import FragmentSession, SignInRequired, find_session
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 RUNS_PAGE_SIZE = 50
+RUNS = "/projects/{project}/env/{env}/runs"
 
 
-@router.get("/projects/{project}/env/{env}/runs")
-async def runs_page(
-    request: Request,
-    project: str,
-    env: str,
-    signed_in: PageSession,
-    status: str = "",
-    task: str = "",
-    tag: str = "",
-    cursor: str | None = None,
-) -> Response:
-    nav = await open_environment(request, signed_in, project, env, "runs")
-    flt = RunFilter(
-        statuses=(status,) if status else (), task_ids=(task.strip(),) if task.strip() else (), tag=tag.strip() or None
-    )
+def _engine(request: Request) -> RunEngine:
     engine: RunEngine = request.app.state.engine
-    runs, next_cursor = await run_in_threadpool(engine.core.list_runs, nav.env, flt, RUNS_PAGE_SIZE, cursor or None)
-    filters = {"status": status, "task": task.strip(), "tag": tag.strip()}
-    kept = {name: value for name, value in filters.items() if value}
+    return engine
+
+
+def _wants_stream(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+@router.get(RUNS)
+async def runs_page(request: Request, project: str, env: str) -> Response:
+    streaming = _wants_stream(request)
+    signed_in = await find_session(request)
+    if signed_in is None:
+        raise SignInRequired(page=not streaming)  # a stream answers 401, a page leads to the login page
+    nav = await open_environment(request, signed_in, project, env, "runs")
+    params = dict(request.query_params)
+    query = RunsQuery.parse(params)
+    if streaming:
+        return await runs_live.stream(
+            request, signed_in, nav, query, RUNS_PAGE_SIZE, request.headers.get("last-event-id")
+        )
+    searched = params.get("run", "").strip()
+    if searched:
+        found = await _find_run(request, nav, searched)
+        if found:
+            return RedirectResponse(f"{nav.url('runs')}/{searched}", status_code=303)
+        notice = Flash("error", f"There is no run {searched!r} in {nav.env.project_slug} / {nav.env.slug}.")
+        return await _page(request, signed_in, nav, query, notice, searched, 404)
+    return await _page(request, signed_in, nav, query, read_flash(request), "", 200)
+
+
+async def _find_run(request: Request, nav: Nav, run_id: str) -> bool:
+    try:
+        await run_in_threadpool(_engine(request).core.get_run, nav.env, run_id)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def _page(
+    request: Request, signed_in: SignedIn, nav: Nav, query: RunsQuery, notice: Flash | None, searched: str, status: int
+) -> Response:
+    engine = _engine(request)
+    now = engine.clock()
+    flt = query.run_filter(now)
+    runs, next_cursor = await run_in_threadpool(engine.core.list_runs, nav.env, flt, RUNS_PAGE_SIZE, query.cursor)
     base = nav.url("runs")
-    return render(
+    back = query.url(base, cursor=query.cursor)
+    response = render(
         request,
         "runs.html",
+        status,
         signed_in=signed_in,
         nav=nav,
         runs=runs,
+        runs_url=base,
         next_cursor=next_cursor,
-        first_page=cursor is None,
-        filters=filters,
-        filtered=bool(kept),
-        newest_url=f"{base}?{urlencode(kept)}" if kept else base,
-        next_url=f"{base}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None,
+        first_page=query.first_page,
+        filters=query.values,
+        filtered=query.filtered,
+        newest_url=query.url(base),
+        next_url=query.url(base, cursor=next_cursor) if next_cursor else None,
+        back_url=back,
+        stream_url=runs_live.stream_url(back, now, runs[0] if runs and query.first_page else None),
         statuses=list(RunStatus),
+        periods=PERIODS,
+        notice=notice,
+        searched=searched,
+        bulk_limit=runs_bulk.BULK_LIMIT,
     )
+    clear_flash(request, response, base)
+    return response
+
+
+async def _form_lists(request: Request) -> dict[str, list[str]]:
+    """Every value of each field of a urlencoded form (a list of ticked runs has many)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return parse_qs(body, keep_blank_values=True)
+
+
+def _back(target: str, base: str) -> str:
+    """Where to go after an action: the same list (with its filters), never elsewhere."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path != base:
+        return base
+    return f"{base}?{parts.query}" if parts.query else base
+
+
+@router.post(RUNS + "/bulk-{action}")
+async def bulk_action(
+    request: Request,
+    project: str,
+    env: str,
+    action: str,
+    signed_in: FragmentSession,
+) -> Response:
+    nav = await open_environment(request, signed_in, project, env, "runs")
+    if action not in runs_bulk.BulkAction.__members__.values():
+        raise NotFoundError(f"the Runs page has no bulk action {action!r}; it has cancel and replay")
+    base = nav.url("runs")
+    fields = await _form_lists(request)
+    back = _back((fields.get("back") or [""])[0], base)
+    selection = runs_bulk.Selection.of(fields.get("run", []))
+    if not selection.run_ids:
+        message = Flash("error", "No runs selected: tick the runs to act on first.")
+    elif len(selection.run_ids) > runs_bulk.BULK_LIMIT:
+        message = Flash(
+            "error",
+            f"{len(selection.run_ids)} runs selected: at most {runs_bulk.BULK_LIMIT} at a time. "
+            "Nothing was changed; narrow the filters or act page by page.",
+        )
+    else:
+        message = (await runs_bulk.apply(_engine(request), nav.env, runs_bulk.BulkAction(action), selection)).message()
+    response = RedirectResponse(back, status_code=303)
+    flash(request, response, base, message)
+    return response

@@ -1,0 +1,61 @@
+"""The Runs page's parts that need no server: its filters as the list query and the live stream
+read them, and the message a bulk action leaves."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from hightide.core.states import RunStatus
+from hightide.errors import ValidationError
+from hightide.server import sse
+from hightide.server.dashboard.runs_bulk import BulkAction, Outcome, Selection
+from hightide.server.dashboard.runs_filters import RunsQuery, matches
+from tests.unit.test_realtime_parts import _run
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
+
+
+def test_the_filters_become_one_index_friendly_run_filter() -> None:
+    query = RunsQuery.parse({"status": "QUEUED", "task": " resize ", "tag": "a", "version": "3", "period": "24h"})
+    flt = query.run_filter(NOW)
+    assert flt.statuses == ("QUEUED",) and flt.task_ids == ("resize",) and flt.tag == "a" and flt.version == "3"
+    assert flt.created_from == NOW - 86400 and flt.created_to is None
+    assert query.url("/r") == "/r?status=QUEUED&task=resize&tag=a&version=3&period=24h"
+    assert query.url("/r", cursor="abc").endswith("&cursor=abc")
+    days = RunsQuery.parse({"from": "2026-11-30", "to": "2026-11-30", "period": "30d"}).run_filter(NOW)
+    assert days.created_from == datetime(2026, 11, 30, tzinfo=UTC).timestamp()  # the later of the two starts
+    assert days.created_to == datetime(2026, 12, 1, tzinfo=UTC).timestamp()  # the "to" day included
+    assert not RunsQuery.parse({}).filtered and RunsQuery.parse({}).first_page
+    for bad in ({"status": "DONE"}, {"period": "1y"}, {"to": "12/01/2026"}):
+        with pytest.raises(ValidationError):
+            RunsQuery.parse(bad)
+
+
+def test_the_live_stream_matches_runs_as_the_list_query_does() -> None:
+    run = replace(_run("run_a", RunStatus.QUEUED, NOW), task_id="resize", tags=["a", "b"], version="3", created_at=NOW)
+    assert matches(run, RunsQuery.parse({"status": "QUEUED", "tag": "b", "version": "3"}).run_filter(NOW))
+    assert matches(run, RunsQuery.parse({"period": "1h"}).run_filter(NOW + 3599))
+    for values in ({"status": "EXECUTING"}, {"task": "other"}, {"tag": "c"}, {"version": "2"}, {"to": "2026-11-30"}):
+        assert not matches(run, RunsQuery.parse(values).run_filter(NOW)), values
+    assert not matches(run, RunsQuery.parse({"period": "1h"}).run_filter(NOW + 3601))
+
+
+def test_a_bulk_action_says_what_happened_to_each_run() -> None:
+    assert Selection.of([" run_a", "run_b", "run_a", ""]).run_ids == ("run_a", "run_b")
+    cancel = Outcome(BulkAction.CANCEL, done=["run_a", "run_b", "run_c"], finished=["run_d"])
+    assert cancel.message().kind == "ok" and cancel.message().text == "Cancelled 3 runs; 1 was already finished"
+    failed = [(f"run_{n}", "boom") for n in range(5)]
+    replay = Outcome(BulkAction.REPLAY, done=["run_new"], failed=failed)
+    assert replay.message().kind == "error"
+    assert replay.message().text == ("Replayed 1 run; 5 failed: run_0: boom; run_1: boom; run_2: boom (and 2 more)")
+    assert Outcome(BulkAction.CANCEL, finished=["a", "b"]).message().text == "Cancelled 0 runs; 2 were already finished"
+
+
+def test_an_event_of_several_lines_is_framed_line_by_line() -> None:
+    assert (
+        sse.event("<tr>\n<td>a</td>\n</tr>", name="row") == b"event: row\ndata: <tr>\ndata: <td>a</td>\ndata: </tr>\n\n"
+    )
+    assert sse.event('{"a":1}', id="x") == b'id: x\ndata: {"a":1}\n\n'
