@@ -87,7 +87,7 @@ class SubscriptionStream:
     """One subscriber's stream: events from its subscription, heartbeats while nothing changes,
     and its end (the run finished, the server stops, the public token expires)."""
 
-    def __init__(self, request: Request, sub: Subscription, expires_at: float | None) -> None:
+    def __init__(self, request: Request, sub: Subscription, expires_at: float | None = None) -> None:
         engine = _engine(request)
         self.hub = engine.realtime
         self.sub = sub
