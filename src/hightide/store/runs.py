@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
-from hightide.core.states import FINAL_STATUSES
+from hightide.core.states import FINAL_STATUSES, RunStatus
 from hightide.errors import ServerError, ValidationError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind, run_change
@@ -260,8 +260,50 @@ class RunOps:
             )
             return {row._mapping["id"]: Run.from_row(row) for row in rows}
 
+    # -- counts (the dashboard's overviews) --------------------------------------------------
+    def count_by_task(
+        self, environment_id: str, created_from: float, limit: int
+    ) -> tuple[dict[str, dict[str, int]], int]:
+        """The newest ``limit`` runs created since ``created_from``, counted by task and status, and
+        how many were counted (``limit`` when there were more). One grouped query whose cost is
+        bounded by ``limit``: it reads the ``(environment_id, created_at)`` index newest first."""
+        r = t.runs
+        newest = (
+            select(r.c.task_id, r.c.status)
+            .where(r.c.environment_id == environment_id, r.c.created_at >= created_from)
+            .order_by(r.c.created_at.desc())
+            .limit(limit)
+            .subquery()
+        )
+        stmt = select(newest.c.task_id, newest.c.status, func.count().label("n")).group_by(
+            newest.c.task_id, newest.c.status
+        )
+        counts: dict[str, dict[str, int]] = {}
+        total = 0
+        with self._seam.read() as conn:
+            for row in conn.execute(stmt):
+                counts.setdefault(row.task_id, {})[row.status] = int(row.n)
+                total += int(row.n)
+        return counts, total
+
+    def count_active_by_queue(self, environment_id: str) -> dict[str, dict[str, int]]:
+        """The environment's runs QUEUED or EXECUTING now, counted by queue and status: one grouped
+        query over the ``(environment_id, status, rank_at)`` index, so it reads the active runs only."""
+        r = t.runs
+        stmt = (
+            select(r.c.queue, r.c.status, func.count().label("n"))
+            .where(r.c.environment_id == environment_id, r.c.status.in_(ACTIVE_STATUSES))
+            .group_by(r.c.queue, r.c.status)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._seam.read() as conn:
+            for row in conn.execute(stmt):
+                counts.setdefault(row.queue, {})[row.status] = int(row.n)
+        return counts
+
 
 FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
+ACTIVE_STATUSES = (RunStatus.QUEUED.value, RunStatus.EXECUTING.value)
 
 
 def conditional_update(conn: Connection, change: RunChange, now: float, environment_id: str | None = None) -> bool:
