@@ -42,10 +42,10 @@ class QueueView:
 
     @property
     def use(self) -> int:
-        """Percent of its own limit in use (0 without a limit), for the bar."""
-        if not self.limit:
-            return 100 if self.limit == 0 else 0
-        return min(100, round(100 * self.running / self.limit))
+        """Percent of its own limit in use (0 without a limit; a limit of 0 is always full)."""
+        if self.limit is None:
+            return 0
+        return min(100, round(100 * self.running / self.limit)) if self.limit else 100
 
 
 @dataclass(frozen=True)

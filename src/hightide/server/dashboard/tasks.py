@@ -235,6 +235,12 @@ class TestForm:
         return options
 
 
+def cli_payload(task: TaskView) -> str:
+    """The schema's example as one line for a shell's single quotes (``{}`` if it does not fit)."""
+    text = json.dumps(example_for(task.schema), ensure_ascii=False)
+    return text if len(text) <= 160 and "'" not in text else "{}"
+
+
 def _load_task(engine: RunEngine, env: Environment, task_id: str) -> tuple[TaskView, Counted, list[Run]]:
     task = engine.store.environments.get_task(env.id, task_id)
     if task is None:
@@ -265,6 +271,7 @@ async def _task_page(
         counted=counted,
         this_url=task_url(nav, task.id),
         schema_json=json.dumps(task.schema, indent=2, ensure_ascii=False) if task.schema else "",
+        cli_payload=cli_payload(task),
         runs_url=f"{nav.url('runs')}?task={quote(task.id, safe='')}",
         duration=duration,
     )

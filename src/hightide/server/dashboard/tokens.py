@@ -119,6 +119,8 @@ async def _tokens_page(
         next_url=f"{base}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None,
         completed=completed,
         failed=failed,
+        failed_in_row=failed is not None
+        and any(t.id == failed.token_id and t.token.status == "WAITING" for t in tokens),
         until=functools.partial(until, now=engine.clock()),
     )
 
