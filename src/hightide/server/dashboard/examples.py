@@ -43,35 +43,31 @@ def example_for(schema: Any) -> JSON:
 class _Builder:
     def __init__(self, root: dict[str, Any]) -> None:
         self.root = root
-
-    def resolve(self, node: dict[str, Any]) -> dict[str, Any] | None:
-        """``node`` with its ``$ref`` followed (``#/$defs/Name`` or ``#/definitions/Name``)."""
-        seen = 0
-        while isinstance(node.get("$ref"), str):
-            target = self._lookup(node["$ref"])
-            seen += 1
-            if target is None or seen > MAX_DEPTH:
-                return None
-            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        return node
+        self.active: list[str] = []  # the $refs being built, outermost first: one seen again is a cycle
 
     def _lookup(self, ref: str) -> dict[str, Any] | None:
         if not ref.startswith("#"):
             return None  # a remote schema: nothing to follow here
         node: Any = self.root
-        for part in [p for p in ref[1:].split("/") if p]:
-            if not isinstance(node, dict) or part.replace("~1", "/").replace("~0", "~") not in node:
+        for part in [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/") if p]:
+            if not isinstance(node, dict) or part not in node:
                 return None
-            node = node[part.replace("~1", "/").replace("~0", "~")]
+            node = node[part]
         return node if isinstance(node, dict) else None
 
     def value(self, node: Any, depth: int) -> JSON:
         if not isinstance(node, dict) or depth > MAX_DEPTH:
             return None
-        resolved = self.resolve(node)
-        if resolved is None:
-            return None
-        node = resolved
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target = self._lookup(ref)
+            if target is None or ref in self.active:
+                return None  # unknown, or a model inside itself: stop here
+            self.active.append(ref)
+            try:
+                return self.value({**target, **{k: v for k, v in node.items() if k != "$ref"}}, depth + 1)
+            finally:
+                self.active.pop()
         for key in ("default", "const"):
             if key in node:
                 return node[key]
@@ -86,17 +82,28 @@ class _Builder:
         for key in ("anyOf", "oneOf"):
             choices = node.get(key)
             if isinstance(choices, list) and choices:
-                return self.value(_first_not_null(choices), depth + 1)
+                return self.value(self._first_choice(choices), depth + 1)
         all_of = node.get("allOf")
         if isinstance(all_of, list) and all_of:
             merged: dict[str, Any] = {}
             for part in all_of:
-                part = self.resolve(part) if isinstance(part, dict) else None
-                if part:
+                if isinstance(part, dict) and isinstance(part.get("$ref"), str):
+                    part = self._lookup(part["$ref"])
+                if isinstance(part, dict):
                     merged = _merge(merged, part)
-            rest = {k: v for k, v in node.items() if k != "allOf"}
-            return self.value(_merge(merged, rest), depth + 1)
+            return self.value(_merge(merged, {k: v for k, v in node.items() if k != "allOf"}), depth + 1)
         return self.typed(node, _type_of(node), depth)
+
+    def _first_choice(self, choices: list[Any]) -> Any:
+        """``Optional[X]`` is ``anyOf: [X, {"type": "null"}]``: the example shows an X, unless X is
+        a model being built already (a tree's parent), where it is null."""
+        for choice in choices:
+            if not isinstance(choice, dict) or choice.get("type") == "null":
+                continue
+            if isinstance(choice.get("$ref"), str) and choice["$ref"] in self.active:
+                continue
+            return choice
+        return next((c for c in choices if isinstance(c, dict) and c.get("type") == "null"), choices[0])
 
     def typed(self, node: dict[str, Any], kind: str | None, depth: int) -> JSON:
         if kind == "object":
@@ -134,14 +141,6 @@ class _Builder:
         if isinstance(count, int) and count > 0 and isinstance(items, dict):
             return [self.value(items, depth + 1) for _ in range(min(count, 10))]
         return []
-
-
-def _first_not_null(choices: list[Any]) -> Any:
-    """``Optional[X]`` is ``anyOf: [X, {"type": "null"}]``: the example shows an X."""
-    for choice in choices:
-        if not (isinstance(choice, dict) and choice.get("type") == "null"):
-            return choice
-    return choices[0]
 
 
 def _type_of(node: dict[str, Any]) -> str | None:

@@ -110,6 +110,12 @@ class TaskView:
         return seconds(float(value)) if value else "none"
 
     @property
+    def schema_checked(self) -> bool:
+        """Whether the server checks a payload against the schema (not when the model has
+        validators the schema does not describe: the runner checks those)."""
+        return self.schema is not None and bool(self.task.config.get("payload_schema_checked", True))
+
+    @property
     def schema(self) -> dict[str, Any] | None:
         schema = self.task.config.get("payload_schema")
         return schema if isinstance(schema, dict) else None
