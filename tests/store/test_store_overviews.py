@@ -89,3 +89,23 @@ def test_waiting_runs_of_gives_the_runs_suspended_on_each_token(store: Store) ->
     found = store.waitpoints.waiting_runs_of([t.id for t in tokens])
     assert found == {token_id: sorted(ids) for token_id, ids in waiting.items()}  # the third: none waits
     assert store.waitpoints.waiting_runs_of([]) == {}
+
+
+def test_latest_of_task_finds_the_newest_runs_of_a_task_recent_or_not(store: Store) -> None:
+    env = make_env(store)
+    old = insert(store, *[new_run(env, "resize", created_at=NOW - 1000 + i) for i in range(3)])
+    recent_email = insert(store, *[new_run(env, created_at=NOW - 100 + i) for i in range(4)])
+    recent_resize = insert(store, new_run(env, "resize", created_at=NOW - 50))
+    insert(store, new_run(make_env(store, "other"), "resize", created_at=NOW))
+
+    def ids(task_id: str, limit: int, window: int) -> list[str]:
+        return [run.id for run in store.runs.latest_of_task(env, task_id, limit, window=window)]
+
+    newest_first = [recent_resize[0].id] + [r.id for r in reversed(old)]
+    # Within the newest 2 runs of the environment there is no resize run: the older ones are found too.
+    assert ids("resize", 10, window=2) == newest_first
+    assert ids("resize", 2, window=2) == newest_first[:2]
+    assert ids("resize", 10, window=1000) == newest_first
+    assert ids("email", 3, window=3) == [r.id for r in reversed(recent_email)][:3]
+    assert ids("nothing", 10, window=2) == []
+    assert store.runs.latest_of_task(env, "email", 1)[0] == store.runs.get_run(recent_email[-1].id)

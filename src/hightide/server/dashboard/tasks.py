@@ -26,7 +26,7 @@ from hightide.server.dashboard.render import duration, render
 from hightide.server.dashboard.routing import DashboardRoute
 from hightide.server.dashboard.session import PageSession, form_fields
 from hightide.server.errors import HTTP_STATUS
-from hightide.store.records import Environment, Run, RunFilter, TaskDefinition, Version
+from hightide.store.records import Environment, Run, TaskDefinition, Version
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -255,7 +255,7 @@ def _load_task(engine: RunEngine, env: Environment, task_id: str) -> tuple[TaskV
             "of the current version"
         )
     counted = count_runs(engine, env, PERIODS[0])  # the same query as the list, so the numbers agree
-    runs, _ = engine.core.list_runs(env, RunFilter(task_ids=(task_id,)), LATEST_RUNS)
+    runs = engine.store.runs.latest_of_task(env.id, task_id, LATEST_RUNS)
     return view(task, counted.by_task.get(task_id, {})), counted, runs
 
 
