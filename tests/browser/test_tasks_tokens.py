@@ -17,6 +17,8 @@ from tests.support import assert_eventually
 TASKS = """
     from pydantic import BaseModel, Field
 
+    import asyncio
+
     from hightide import task, wait
 
 
@@ -42,6 +44,12 @@ TASKS = """
         token = await wait.create_token(timeout="2h", tags=["approval", f"order-{payload['order']}"])
         result = await wait.for_token(token)
         return {"approved": result.output}
+
+
+    @task(id="stock-count")
+    async def stock_count(payload: dict) -> str:
+        await asyncio.sleep(60)
+        return "counted"
 """
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
 DARK = {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"}
@@ -104,12 +112,18 @@ def test_test_a_task_and_complete_a_token(
     page.goto(f"{base}/tasks/place-order")
     expect(page.locator("ul.run-list li").first).to_contain_text(run_id)
 
-    # Queues: the waiting run holds no slot; the limits.
+    # Queues: the waiting run holds no slot; the limits; a run starting shows up without a reload.
     page.goto(f"{base}/queues")
     approvals = page.locator("table.queues tr", has_text="approvals")
     expect(approvals.locator("td.limit")).to_contain_text("5")
-    expect(page.get_by_text("executing of a limit of")).to_be_visible()
+    expect(approvals.locator("td.running")).to_have_text("0")
+    counting = page.locator("table.queues tr", has_text="task/stock-count")
+    expect(counting.locator("td.running")).to_have_text("0")
+    slow = client.trigger("stock-count", {}).id
+    expect(counting.locator("td.running")).to_have_text("1", timeout=15_000)
+    expect(page.locator(".load-numbers")).to_contain_text("1 executing of a limit of 100")
     page.screenshot(path=str(shots / "queues.png"), full_page=True)
+    client.runs.cancel(slow)
 
     # Tokens: complete the run's token with a JSON body; the run continues and finishes.
     page.goto(f"{base}/tokens")
