@@ -14,6 +14,7 @@ from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import (
     ApiKey,
     Environment,
+    Queue,
     TaskDefinition,
     Version,
     dumps,
@@ -214,6 +215,37 @@ class EnvironmentOps:
             return None
         m = row._mapping
         return TaskDefinition(m["environment_id"], m["task_id"], m["version_id"], m["queue"], loads(m["config"]))
+
+    def current_version(self, environment_id: str) -> Version | None:
+        """The environment's newest registered version (its tasks are the current definitions)."""
+        v = t.worker_versions
+        with self._seam.read() as conn:
+            row = conn.execute(
+                select(v).where(v.c.environment_id == environment_id).order_by(v.c.created_at.desc(), v.c.id.desc())
+            ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Version(m["id"], m["environment_id"], m["version"], loads(m["manifest"]), m["created_at"])
+
+    def tasks_of_version(self, environment_id: str, version_id: str) -> list[TaskDefinition]:
+        """The tasks whose current definition comes from ``version_id``, by task id."""
+        k = t.tasks
+        stmt = select(k).where(k.c.environment_id == environment_id, k.c.version_id == version_id).order_by(k.c.task_id)
+        with self._seam.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            TaskDefinition(m["environment_id"], m["task_id"], m["version_id"], m["queue"], loads(m["config"]))
+            for m in (row._mapping for row in rows)
+        ]
+
+    def list_queues(self, environment_id: str) -> list[Queue]:
+        """The environment's queues (as their tasks declared them), by name."""
+        q = t.queues
+        stmt = select(q.c.name, q.c.concurrency_limit, q.c.paused).where(q.c.environment_id == environment_id)
+        with self._seam.read() as conn:
+            rows = conn.execute(stmt.order_by(q.c.name)).all()
+        return [Queue(row.name, row.concurrency_limit, bool(row.paused)) for row in rows]
 
     # -- server secrets --------------------------------------------------------------------
     def secret(self, name: str, make: Callable[[], str], now: float) -> str:

@@ -39,6 +39,15 @@ class TaskDefinition:
 
 
 @dataclass(frozen=True)
+class Queue:
+    """A queue as its tasks declared it: ``concurrency_limit`` None is no limit of its own."""
+
+    name: str
+    concurrency_limit: int | None
+    paused: bool = False
+
+
+@dataclass(frozen=True)
 class Version:
     id: str
     environment_id: str

@@ -406,6 +406,18 @@ class WaitpointOps:
         with self._seam.read() as conn:
             return [row.run_id for row in conn.execute(select(rw.c.run_id).where(rw.c.waitpoint_id == waitpoint_id))]
 
+    def waiting_runs_of(self, waitpoint_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The runs suspended on each of ``waitpoint_ids`` (those with none are left out)."""
+        rw = t.run_waitpoints
+        found: dict[str, list[str]] = {}
+        if not waitpoint_ids:
+            return found
+        stmt = select(rw.c.waitpoint_id, rw.c.run_id).where(rw.c.waitpoint_id.in_(list(waitpoint_ids)))
+        with self._seam.read() as conn:
+            for row in conn.execute(stmt.order_by(rw.c.waitpoint_id, rw.c.run_id)):
+                found.setdefault(row.waitpoint_id, []).append(row.run_id)
+        return found
+
     def open_waitpoints(self, run_id: str) -> list[Waitpoint]:
         """What the suspended run ``run_id`` still waits for (empty unless it is WAITING)."""
         w, rw = t.waitpoints, t.run_waitpoints
