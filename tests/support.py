@@ -94,7 +94,7 @@ def fresh_postgres_database(prefix: str = "hightide_test") -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def wait_for_http(url: str, timeout: float = 20.0) -> None:
+def wait_for_http(url: str, timeout: float = 60.0) -> None:
     import httpx
 
     def up() -> bool:

@@ -115,7 +115,10 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     stack = Stack(url, "", database_url, log)
     worker = None
     try:
-        wait_for_http(f"{url}/healthz")
+        try:
+            wait_for_http(f"{url}/healthz")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the server's log:\n{log.read_text()[-4000:]}") from None
         stack.key = stack.new_key()
         worker = _start(
             [*CLI, "worker", "--concurrency", "3"],
