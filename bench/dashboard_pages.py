@@ -30,6 +30,7 @@ opened, so a new migration is applied to the cached file); the PostgreSQL databa
     python bench/dashboard_pages.py                               # both backends, 1,000,000 runs
     python bench/dashboard_pages.py --backend sqlite --runs 100000 --requests 20
     python bench/dashboard_pages.py --backend postgresql --keep-postgres --plans-out /tmp/plans.txt
+    python bench/dashboard_pages.py --backend postgresql --pg-no-parallel   # no parallel query plans
 """
 
 from __future__ import annotations
@@ -396,6 +397,10 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[s
     if fresh:
         _pg_admin(args.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         _pg_admin(args.postgres_url, f'CREATE DATABASE "{name}"')
+    setting = (
+        "SET max_parallel_workers_per_gather = 0" if args.pg_no_parallel else "RESET max_parallel_workers_per_gather"
+    )
+    _pg_admin(args.postgres_url, f'ALTER DATABASE "{name}" {setting}')  # for the connections opened from now on
     try:
         return bench_backend(url, fresh, args.runs, args.requests, workdir, args.only)
     finally:
@@ -437,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test", help="a database to connect to first"
     )
     parser.add_argument("--keep-postgres", action="store_true", help="keep (and reuse) the PostgreSQL database")
+    parser.add_argument(
+        "--pg-no-parallel",
+        action="store_true",
+        help="ALTER DATABASE ... SET max_parallel_workers_per_gather = 0 (no parallel plans) before measuring",
+    )
     parser.add_argument("--cases", help="only these cases, comma-separated (default: all)")
     parser.add_argument("--plans-out", type=Path, help="also write the SQL and plans to this file")
     parser.add_argument("--json-out", type=Path, help="write every measurement as JSON")
