@@ -9,11 +9,16 @@ the queue) are opened and receive their run's QUEUED state; then one ``hightide 
 - latency: the time a subscriber received the COMPLETED state minus the run's ``finished_at``
   (the server's clock; everything runs on this machine), p50 / p90 / p99 / max.
 
-The first phase has no subscriber (the baseline), the second ``--subscribers``. The subscribers
-run in this process, on the same machine as the server and worker: their own CPU is part of the cost.
+The first phase has no subscriber (the baseline), the second ``--subscribers``. With
+``--tag-streams K`` a third phase opens K ``runs.subscribe_to_tag`` streams on a tag that every
+run carries: each stream sees every change of the environment, as a page listing the newest runs
+does (the dashboard's Runs page stream would), and the latency is measured over every run's
+COMPLETED on every stream. The subscribers run in this process, on the same machine as the
+server and worker: their own CPU is part of the cost.
 
     python bench/realtime.py                       # 5,000 runs, 0 then 200 subscribers
     python bench/realtime.py --runs 2000 --subscribers 50
+    python bench/realtime.py --tag-streams 5       # and a phase with 5 streams of every change
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from hightide_side import Hightide, _runs_since, _ts, _wait_finished
 from hightide import AsyncClient, RunStatus
 
 PER_CLIENT = 40  # streams per SDK client (its connection pool holds 50)
+EVERY = "bench-every-run"  # the tag of every run (for --tag-streams)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -41,8 +47,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
-    ht = Hightide(workdir, name=f"subscribers-{subscribers}")
+async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0) -> dict[str, Any]:
+    ht = Hightide(workdir, name=f"subscribers-{subscribers}-tag-streams-{tag_streams}")
     clients: list[AsyncClient] = []
     watchers: list[asyncio.Task[None]] = []
     try:
@@ -55,7 +61,8 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
         since = time.time() - 1
         ids: list[str] = []
         for start in range(0, runs, 500):
-            batch = await client.batch_trigger([{"task": "noop", "payload": None}] * min(500, runs - start))
+            item = {"task": "noop", "payload": None, "options": {"tags": [EVERY]}}
+            batch = await client.batch_trigger([item] * min(500, runs - start))
             ids += batch.ids
         watched = ids[:: max(1, len(ids) // subscribers)][:subscribers] if subscribers else []
         received: dict[str, dict[str, float]] = {rid: {} for rid in watched}
@@ -68,8 +75,26 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
             if i % PER_CLIENT == 0:
                 clients.append(AsyncClient(api_url=ht.api_url, secret_key=ht.key))
             watchers.append(asyncio.create_task(watch(clients[-1], run_id)))
+        # Per tag stream: when it first saw each run COMPLETED; `ready` once its first state came.
+        streamed: list[dict[str, float]] = [{} for _ in range(tag_streams)]
+        ready: list[bool] = [False] * tag_streams
+        all_ids = set(ids)
+
+        async def stream(sdk: AsyncClient, k: int) -> None:
+            async for run in sdk.runs.subscribe_to_tag(EVERY, limit=1):
+                ready[k] = True
+                if run.status is RunStatus.COMPLETED:
+                    streamed[k].setdefault(run.id, time.time())
+                    if len(streamed[k]) >= len(all_ids):
+                        return
+
+        tag_client = AsyncClient(api_url=ht.api_url, secret_key=ht.key) if tag_streams else None
+        if tag_client is not None:
+            clients.append(tag_client)
+        streams = [asyncio.create_task(stream(tag_client, k)) for k in range(tag_streams) if tag_client]
+        watchers += streams
         deadline = time.monotonic() + 60
-        while any(RunStatus.QUEUED.value not in r for r in received.values()):
+        while not all(ready) or any(RunStatus.QUEUED.value not in r for r in received.values()):
             if time.monotonic() > deadline:
                 raise RuntimeError("the subscribers did not all receive their first state")
             await asyncio.sleep(0.05)
@@ -81,7 +106,7 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
             raise RuntimeError("the drain did not finish in 300 s")
         server_cpu = split_cpu_seconds(ht.server.pid)[0] - server_cpu
         client_cpu = time.process_time() - client_cpu
-        await asyncio.wait_for(asyncio.gather(*watchers), 30)
+        await asyncio.wait_for(asyncio.gather(*watchers), 60)
         finished = await _runs_since(client, since)
         starts = [_ts(r.started_at) for r in finished.values()]
         ends = [_ts(r.finished_at) for r in finished.values()]
@@ -93,6 +118,7 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
         out: dict[str, Any] = {
             "runs": len(finished),
             "subscribers": subscribers,
+            "tag_streams": tag_streams,
             "drain_rate": round(len(finished) / (max(ends) - min(starts)), 1),
             "server_cpu_ms_per_run": round(server_cpu / len(finished) * 1000, 3),
             "bench_process_cpu_ms_per_run": round(client_cpu / len(finished) * 1000, 3),
@@ -105,6 +131,15 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
                 "max": round(max(lat), 1),
                 "n": len(lat),
             }
+        seen = [(at - _ts(finished[rid].finished_at)) * 1000 for got in streamed for rid, at in got.items()]
+        if seen:
+            out["tag_stream_latency_ms"] = {
+                "p50": round(statistics.median(seen), 1),
+                "p90": round(_pct(seen, 0.90), 1),
+                "p99": round(_pct(seen, 0.99), 1),
+                "max": round(max(seen), 1),
+                "n": len(seen),
+            }
         return out
     finally:
         for task in watchers:
@@ -114,27 +149,57 @@ async def phase(workdir: Path, runs: int, subscribers: int) -> dict[str, Any]:
         ht.close()
 
 
-async def main_async(runs: int, subscribers: int) -> list[dict[str, Any]]:
+async def main_async(runs: int, subscribers: int, tag_streams: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="hightide-bench-rt-") as tmp:
         results = []
-        for count in (0, subscribers):
-            results.append(await phase(Path(tmp), runs, count))
+        plan = [(0, 0), (subscribers, 0)] + ([(0, tag_streams)] if tag_streams else [])
+        for count, streams in plan:
+            results.append(await phase(Path(tmp), runs, count, streams))
             log(json.dumps(results[-1]))
         return results
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    base = results[0]["drain_rate"]
+    header = ["phase", "drain rate", "vs none", "server CPU/run", "change -> subscriber p50 / p90 / p99 / max"]
+    lines = []
+    for res in results:
+        lat = res.get("latency_ms") or res.get("tag_stream_latency_ms")
+        name = (
+            f"{res['tag_streams']} tag streams (every run)"
+            if res["tag_streams"]
+            else (f"{res['subscribers']} run subscribers" if res["subscribers"] else "no subscriber")
+        )
+        lines.append(
+            [
+                name,
+                f"{res['drain_rate']}/s",
+                f"{res['drain_rate'] / base - 1:+.1%}",
+                f"{res['server_cpu_ms_per_run']} ms",
+                f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['max']} ms (n={lat['n']})" if lat else "",
+            ]
+        )
+    widths = [max(len(x[i]) for x in [header, *lines]) for i in range(len(header))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--tag-streams", type=int, default=0, help="a third phase: streams of every run's changes")
     args = parser.parse_args(argv)
     try:
-        results = asyncio.run(main_async(args.runs, args.subscribers))
+        results = asyncio.run(main_async(args.runs, args.subscribers, args.tag_streams))
     finally:
         for proc in list(Proc.live):
             proc.stop(grace=5)
-    base, loaded = results
+    base, loaded = results[:2]
     print(json.dumps(results, indent=2))
+    print(table(results))
     cost = 1 - loaded["drain_rate"] / base["drain_rate"]
     print(
         f"drain: {base['drain_rate']}/s alone, {loaded['drain_rate']}/s with {loaded['subscribers']} subscribers "

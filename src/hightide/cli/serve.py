@@ -15,6 +15,7 @@ from hightide.engine.signin import FIRST_ADMIN, SignIn, login_url
 from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
 from hightide.store import open_store
+from hightide.store.migrate import pending
 from hightide.worker.api import WorkerApi
 from hightide.worker.supervisor import Supervisor, WorkerOptions
 
@@ -30,6 +31,11 @@ def _stop_on_signals() -> asyncio.Event:
 async def run_server(settings: ServerSettings, host: str, port: int, public_url: str | None = None) -> None:
     check_port(host, port)
     store = open_store(settings.database_url)
+    if settings.migrate:  # before the server's start-up timeout: a migration may build indexes for minutes
+        todo = await asyncio.to_thread(pending, store.engine)
+        if todo:
+            console.print(f"applying {len(todo)} database migration(s): {', '.join(todo)}")
+            await asyncio.to_thread(store.migrate)
     server = EmbeddedServer(settings, store, host, port)
     await server.start()
     console.print(f"[bold]Hightide server[/] on http://{host}:{port}  (API docs /api/docs, dashboard /)")

@@ -518,7 +518,12 @@ def newest_first(
     of the next page (``None`` at the end). For runs and waitpoints alike."""
     if cursor:
         created, item_id = decode_cursor(cursor)
-        stmt = stmt.where(or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < item_id)))
+        # ``created_at <= created`` is implied by the OR, but only this form bounds an index range:
+        # without it a page deep in a long list reads every newer row (bench/dashboard_pages.py).
+        stmt = stmt.where(
+            table.c.created_at <= created,
+            or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < item_id)),
+        )
     stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
     rows = [make(row) for row in conn.execute(stmt)]
     if len(rows) > limit:

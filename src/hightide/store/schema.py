@@ -135,7 +135,11 @@ runs = Table(
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)
-Index("ix_runs_list", runs.c.environment_id, runs.c.created_at)
+# The list of runs, newest first (created_at, then id), unfiltered and per filter (0006).
+Index("ix_runs_list", runs.c.environment_id, runs.c.created_at, runs.c.id)
+Index("ix_runs_list_status", runs.c.environment_id, runs.c.status, runs.c.created_at, runs.c.id)
+Index("ix_runs_list_task", runs.c.environment_id, runs.c.task_id, runs.c.created_at, runs.c.id)
+Index("ix_runs_list_status_task", runs.c.environment_id, runs.c.status, runs.c.task_id, runs.c.created_at, runs.c.id)
 Index("ix_runs_status_lease", runs.c.status, runs.c.lease_expires_at)
 Index("ix_runs_status_available", runs.c.status, runs.c.available_at)
 Index("ix_runs_parent", runs.c.parent_run_id)
@@ -161,7 +165,7 @@ run_tags = Table(
     Column("tag", String(256), primary_key=True),
     Column("environment_id", String(64), nullable=False),
 )
-Index("ix_run_tags_env_tag", run_tags.c.environment_id, run_tags.c.tag)
+Index("ix_run_tags_env_tag", run_tags.c.environment_id, run_tags.c.tag, run_tags.c.run_id)
 
 attempts = Table(
     "attempts",
