@@ -39,20 +39,20 @@ def create_key(client: httpx.Client) -> tuple[httpx.Response, str]:
 
 
 def key_id_of(page: str, secret: str) -> str:
-    """The id of the key whose first characters are the secret's, from its Revoke link."""
-    prefix = secret[: len("ht_dev_") + 4]
-    found = re.search(rf'href="{PAGE}/keys/(key_[0-9a-z]+)/revoke" aria-label="Revoke {re.escape(prefix)}…"', page)
+    """The id of the key whose first and last characters are the secret's, from its Revoke link."""
+    shown = f"{secret[: len('ht_dev_') + 4]}…{secret[-4:]}"
+    found = re.search(rf'href="{PAGE}/keys/(key_[0-9a-z]+)/revoke" aria-label="Revoke {re.escape(shown)}"', page)
     assert found, page
     return found.group(1)
 
 
-def test_the_page_lists_the_keys_by_their_first_characters_only(stack: Stack, signed_in: httpx.Client) -> None:
+def test_the_page_lists_the_keys_by_their_first_and_last_characters_only(stack: Stack, signed_in: httpx.Client) -> None:
     page = signed_in.get(PAGE)
     assert page.status_code == 200
     assert "API keys" in page.text and "Environment variables" in page.text and "Members of default" in page.text
-    shown = stack.key[: len("ht_dev_") + 4]
-    assert f"{shown}<span" in page.text  # the stack's own key, by its prefix
-    assert stack.key not in page.text and stack.key[len(shown) :] not in page.text
+    first, last = stack.key[: len("ht_dev_") + 4], stack.key[-4:]
+    assert f"{first}…{last}</td>" in page.text  # the stack's own key
+    assert stack.key not in page.text and stack.key[len(first) : -4] not in page.text
     assert "Create key" in page.text and "hightide env set NAME=VALUE" in page.text
     assert page.headers["cache-control"] == "no-store"
     assert signed_in.get("/projects/default/env/prod/environment").status_code == 200

@@ -51,7 +51,7 @@ def create_key(store: Store, env: Environment, now: float) -> str:
     """Make a new secret key for ``env`` and return it; only its hash is kept."""
     prefix = ENVIRONMENTS.get(env.kind, "ht_prev")
     secret = new_secret(prefix)
-    store.environments.add_api_key(env.id, hash_key(secret), secret[: len(prefix) + 5], now)
+    store.environments.add_api_key(env.id, hash_key(secret), secret[: len(prefix) + 5], now, last4=secret[-4:])
     return secret
 
 
@@ -62,7 +62,7 @@ def revoke_key(store: Store, env: Environment, key_id: str, now: float) -> ApiKe
     key = next((k for k in store.environments.list_api_keys(env.id) if k.id == key_id), None)
     if key is None or key.revoked or not store.environments.revoke_api_key(key.id, now):
         raise NotFoundError(f"environment {env.slug!r} has no live key {key_id!r}: it may be revoked already")
-    return ApiKey(key.id, key.environment_id, key.prefix, key.created_at, now)
+    return ApiKey(key.id, key.environment_id, key.prefix, key.created_at, now, key.last4)
 
 
 class KeyAuthenticator:

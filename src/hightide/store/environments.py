@@ -88,7 +88,9 @@ class EnvironmentOps:
             row = conn.execute(self._env_select().where(t.environments.c.id == environment_id)).first()
         return self._env(row) if row else None
 
-    def add_api_key(self, environment_id: str, key_hash: str, key_prefix: str, now: float) -> str:
+    def add_api_key(
+        self, environment_id: str, key_hash: str, key_prefix: str, now: float, last4: str | None = None
+    ) -> str:
         key_id = new_id("key", now)
         with self._seam.write() as conn:
             conn.execute(
@@ -97,6 +99,7 @@ class EnvironmentOps:
                     environment_id=environment_id,
                     key_hash=key_hash,
                     key_prefix=key_prefix,
+                    key_last4=last4,
                     created_at=now,
                 )
             )
@@ -120,13 +123,13 @@ class EnvironmentOps:
         """The environment's keys (never their hashes), the live ones first, newest first."""
         k = t.api_keys
         stmt = (
-            select(k.c.id, k.c.environment_id, k.c.key_prefix, k.c.created_at, k.c.revoked_at)
+            select(k.c.id, k.c.environment_id, k.c.key_prefix, k.c.created_at, k.c.revoked_at, k.c.key_last4)
             .where(k.c.environment_id == environment_id)
             .order_by(k.c.revoked_at.is_not(None), k.c.created_at.desc(), k.c.id.desc())
         )
         with self._seam.read() as conn:
             return [
-                ApiKey(row.id, row.environment_id, row.key_prefix, row.created_at, row.revoked_at)
+                ApiKey(row.id, row.environment_id, row.key_prefix, row.created_at, row.revoked_at, row.key_last4)
                 for row in conn.execute(stmt)
             ]
 

@@ -421,14 +421,21 @@ class Suspension:
 
 @dataclass(frozen=True)
 class ApiKey:
-    """An environment's secret key as it may be shown: the first characters only (``prefix``);
-    the secret itself is never stored, only its hash."""
+    """An environment's secret key as it may be shown: its first and last characters (``prefix``,
+    ``last4``: none for keys made before they were kept); the secret itself is never stored, only
+    its hash."""
 
     id: str
     environment_id: str
     prefix: str
     created_at: float
     revoked_at: float | None
+    last4: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """``ht_dev_SmNj1…a1b2``: enough to tell keys apart, never enough to use one."""
+        return f"{self.prefix}…{self.last4 or ''}"
 
     @property
     def revoked(self) -> bool:

@@ -49,6 +49,7 @@ api_keys = Table(
     Column("key_prefix", String(32), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
+    Column("key_last4", String(8)),  # none for keys made before 0007
 )
 
 worker_versions = Table(

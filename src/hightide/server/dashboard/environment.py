@@ -1,7 +1,7 @@
 """The Environment page: the environment's API keys, its variables (still to come, with deploys) and
 the members of its project (SPEC §5, docs/dashboard.md).
 
-Everyone who sees the environment sees its keys (their first characters only) and its project's
+Everyone who sees the environment sees its keys (their first and last characters only) and its project's
 members; only admins create and revoke keys and add and remove members. A new key's secret and a new
 member's login link are shown once, on the page that answers the POST that made them: never in a URL,
 a redirect or the database (only their hashes are stored)."""
