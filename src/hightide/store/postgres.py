@@ -30,7 +30,15 @@ class PostgresSeam(Seam):
     def __init__(self, url: str) -> None:
         sa_url = make_url(url).set(drivername="postgresql+psycopg")
         self.url = sa_url
-        engine = create_engine(sa_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # No parallel plans: every query is a short index read (a page, a claim, a due batch), and
+        # starting parallel workers cost a filtered Runs page ~100 ms before its first row.
+        engine = create_engine(
+            sa_url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            connect_args={"options": "-c max_parallel_workers_per_gather=0"},
+        )
         super().__init__(engine)
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
