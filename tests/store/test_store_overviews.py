@@ -98,14 +98,12 @@ def test_latest_of_task_finds_the_newest_runs_of_a_task_recent_or_not(store: Sto
     recent_resize = insert(store, new_run(env, "resize", created_at=NOW - 50))
     insert(store, new_run(make_env(store, "other"), "resize", created_at=NOW))
 
-    def ids(task_id: str, limit: int, window: int) -> list[str]:
-        return [run.id for run in store.runs.latest_of_task(env, task_id, limit, window=window)]
+    def ids(task_id: str, limit: int) -> list[str]:
+        return [run.id for run in store.runs.latest_of_task(env, task_id, limit)]
 
     newest_first = [recent_resize[0].id] + [r.id for r in reversed(old)]
-    # Within the newest 2 runs of the environment there is no resize run: the older ones are found too.
-    assert ids("resize", 10, window=2) == newest_first
-    assert ids("resize", 2, window=2) == newest_first[:2]
-    assert ids("resize", 10, window=1000) == newest_first
-    assert ids("email", 3, window=3) == [r.id for r in reversed(recent_email)][:3]
-    assert ids("nothing", 10, window=2) == []
+    assert ids("resize", 10) == newest_first  # recent or not, and not another environment's
+    assert ids("resize", 2) == newest_first[:2]
+    assert ids("email", 3) == [r.id for r in reversed(recent_email)][:3]
+    assert ids("nothing", 10) == []
     assert store.runs.latest_of_task(env, "email", 1)[0] == store.runs.get_run(recent_email[-1].id)

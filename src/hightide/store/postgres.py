@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -30,15 +30,8 @@ class PostgresSeam(Seam):
     def __init__(self, url: str) -> None:
         sa_url = make_url(url).set(drivername="postgresql+psycopg")
         self.url = sa_url
-        # No parallel plans: every query is a short index read (a page, a claim, a due batch), and
-        # starting parallel workers cost a filtered Runs page ~100 ms before its first row.
-        engine = create_engine(
-            sa_url,
-            pool_size=10,
-            max_overflow=20,
-            pool_pre_ping=True,
-            connect_args={"options": "-c max_parallel_workers_per_gather=0"},
-        )
+        engine = create_engine(sa_url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        event.listen(engine, "connect", _no_parallel_plans)
         super().__init__(engine)
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
@@ -98,3 +91,17 @@ class PostgresSeam(Seam):
             return
         if origin != self.origin:  # our own changes reached our listeners at commit already
             self.dispatch(changes)
+
+
+def _no_parallel_plans(dbapi_conn: Any, _record: Any) -> None:
+    """Each new connection plans no parallel queries: every query Hightide runs is a short index
+    read (a page, a claim, a due batch), and starting parallel workers cost a filtered Runs page
+    ~100 ms before its first row. A session setting, so that it leaves the URL's own ``options``
+    alone and a pooler that refuses startup options still connects."""
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET max_parallel_workers_per_gather = 0")
+    finally:
+        dbapi_conn.autocommit = autocommit

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, true, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from hightide.core.states import FINAL_STATUSES, RunStatus
 from hightide.errors import ServerError, ValidationError
@@ -288,55 +288,22 @@ class RunOps:
                 total += int(row.n)
         return counts, total
 
-    def latest_of_task(self, environment_id: str, task_id: str, limit: int, window: int = 5000) -> list[Run]:
-        """The newest ``limit`` runs of one task, newest first, at a cost bounded for any number of
-        runs but one case. There is no ``(environment_id, task_id, created_at)`` index: first look
-        among the environment's newest ``window`` runs (the ``(environment_id, created_at)``
-        index); a task with fewer runs there is looked up by the idempotency constraint's
-        ``(environment_id, task_id, ...)`` index and its runs sorted, which costs what that task's
-        older runs number (the slow case: a task with very many runs, none of them recent)."""
+    def latest_of_task(self, environment_id: str, task_id: str, limit: int) -> list[Run]:
+        """The newest ``limit`` runs of one task, newest first: read in order from the
+        ``(environment_id, task_id, created_at, id)`` index, whatever the task's number of runs."""
         r = t.runs
-        order = (r.c.created_at.desc(), r.c.id.desc())
-        newest = (
-            select(r.c.id, r.c.task_id, r.c.created_at)
-            .where(r.c.environment_id == environment_id)
-            .order_by(*order)
-            .limit(window)
-            .subquery()
+        stmt = (
+            select(r)
+            .where(r.c.environment_id == environment_id, r.c.task_id == task_id)
+            .order_by(r.c.created_at.desc(), r.c.id.desc())
+            .limit(limit)
         )
         with self._seam.read() as conn:
-            recent = select(newest.c.id).where(newest.c.task_id == task_id)
-            ids = [
-                row.id
-                for row in conn.execute(recent.order_by(newest.c.created_at.desc(), newest.c.id.desc()).limit(limit))
-            ]
-            edge = conn.execute(
-                select(r.c.created_at)
-                .where(r.c.environment_id == environment_id)
-                .order_by(*order)
-                .offset(window - 1)
-                .limit(1)
-            ).scalar()
-            if len(ids) < limit and edge is not None:
-                # `+ 0` keeps the (environment_id, created_at) index out of it: it would scan every older run.
-                when = r.c.created_at + 0
-                older = (
-                    select(r.c.id)
-                    .where(r.c.environment_id == environment_id, r.c.task_id == task_id, when <= edge)
-                    .where(r.c.id.not_in(ids) if ids else true())
-                    .order_by(when.desc(), r.c.id.desc())
-                    .limit(limit - len(ids))
-                )
-                ids += [row.id for row in conn.execute(older)]
-            if not ids:
-                return []
-            rows = conn.execute(select(r).where(r.c.id.in_(ids)))  # of this environment already
-            found = {row._mapping["id"]: Run.from_row(row) for row in rows}
-        return sorted(found.values(), key=lambda run: (run.created_at, run.id), reverse=True)
+            return [Run.from_row(row) for row in conn.execute(stmt)]
 
     def count_active_by_queue(self, environment_id: str) -> dict[str, dict[str, int]]:
         """The environment's runs QUEUED or EXECUTING now, counted by queue and status: one grouped
-        query over the ``(environment_id, status, rank_at)`` index, so it reads the active runs only."""
+        query over the ``(environment_id, status, queue)`` index alone (it reads no run)."""
         r = t.runs
         stmt = (
             select(r.c.queue, r.c.status, func.count().label("n"))
