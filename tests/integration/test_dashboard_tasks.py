@@ -290,6 +290,9 @@ def test_the_tokens_page_lists_filters_and_completes_a_token(
     assert twice.status_code == 409 and "cannot be completed: it was already completed" in twice.text
     missing = dashboard.post(f"{TOKENS}/waitpoint_nope/complete", data={"csrf_token": csrf, "data": "{}"})
     assert missing.status_code == 404 and "not found" in missing.text
+    # A link cannot make the page say that a token it names was completed when it was not.
+    made_up = dashboard.get(f"{TOKENS}?completed=waitpoint_made_up")
+    assert made_up.status_code == 200 and "completed; the runs waiting" not in made_up.text
 
 
 def test_the_tokens_page_pages_by_cursor(dashboard: httpx.Client, http: httpx.Client) -> None:

@@ -137,7 +137,17 @@ async def tokens_page(
     completed: str = "",
 ) -> Response:
     nav = await open_environment(request, signed_in, project, env, "tokens")
+    if completed:  # the message says only what is true: that token of this environment is completed
+        completed = completed if await run_in_threadpool(_is_completed, request, nav, completed) else ""
     return await _tokens_page(request, signed_in, nav, status, tag, cursor or None, completed=completed)
+
+
+def _is_completed(request: Request, nav: Nav, token_id: str) -> bool:
+    engine: RunEngine = request.app.state.engine
+    try:
+        return engine.tokens.get_token(nav.env, token_id).status == "COMPLETED"
+    except HightideError:  # not found, or not a token id at all
+        return False
 
 
 @router.post("/projects/{project}/env/{env}/tokens/{token_id}/complete")
