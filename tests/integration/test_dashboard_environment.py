@@ -219,3 +219,26 @@ def test_a_key_revoked_on_the_dashboard_is_refused_by_another_server_at_once(
             assert time.monotonic() - began < 5, "heard the revocation, not the cache's expiry"
     finally:
         _stop(other)
+
+
+def test_a_server_given_its_public_url_makes_member_links_with_it(
+    stack: Stack, signed_in: httpx.Client, tmp_path: Path
+) -> None:
+    public = "https://hightide.example.com"
+    port = free_port()
+    other = _start(
+        [*CLI, "server", "--database-url", stack.database_url, "--port", str(port), "--public-url", public],
+        tmp_path / "public.log",
+        tmp_path,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
+        # The same database, so the same session: behind a proxy this server only knows its inner address.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", cookies=signed_in.cookies, timeout=10) as there:
+            email = f"behind-{uuid.uuid4().hex[:6]}@example.com"
+            added = there.post(f"{PAGE}/members", data={"csrf_token": csrf_on(there), "email": email})
+            assert added.status_code == 200, added.text
+            link = html.unescape(SECRET.search(added.text).group(1))  # type: ignore[union-attr]
+            assert link.startswith(f"{public}/login?token=htl_"), link
+    finally:
+        _stop(other)

@@ -105,8 +105,9 @@ def server(
         lease_seconds=lease_seconds,
         max_payload_bytes=max_payload_bytes,
         environment_concurrency=concurrency_limit,
+        public_url=public_url,
     )
-    asyncio.run(run_server(settings, host, port, public_url))
+    asyncio.run(run_server(settings, host, port))
 
 
 @app.command()

@@ -28,7 +28,7 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_server(settings: ServerSettings, host: str, port: int, public_url: str | None = None) -> None:
+async def run_server(settings: ServerSettings, host: str, port: int) -> None:
     check_port(host, port)
     store = open_store(settings.database_url)
     if settings.migrate:  # before the server's start-up timeout: a migration may build indexes for minutes
@@ -43,7 +43,7 @@ async def run_server(settings: ServerSettings, host: str, port: int, public_url:
     token = await asyncio.to_thread(SignIn(store).first_admin_link)
     if token is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        url = login_url(public_url or f"http://{shown}:{port}", token)
+        url = login_url(settings.public_url or f"http://{shown}:{port}", token)
         console.print(
             f"[bold]First start:[/] created the dashboard admin {FIRST_ADMIN}. Sign in with this link"
             " (it works once, for 24 hours; `hightide users login-link` prints more):"

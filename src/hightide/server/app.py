@@ -40,6 +40,7 @@ class ServerSettings:
     environment_concurrency: int | None = None  # None: keep each environment's limit (default 100)
     migrate: bool = True
     realtime_heartbeat: float = 15.0  # seconds between the keep-alive comments of an idle realtime stream
+    public_url: str | None = None  # where users reach the server (links it makes); None: the request's host
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -82,6 +83,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.public_url = settings.public_url
     app.state.authenticator = KeyAuthenticator(store)
     app.state.versions = {}
     # The last added is the outermost: CatchAll answers whatever escapes the rest, BodyLimit streams

@@ -126,7 +126,8 @@ async def add_member_action(request: Request, project: str, env: str, signed_in:
     if not created:
         return _back(nav, "member-added", "members")
     token = await run_in_threadpool(signin.login_link, user)
-    link = login_url(str(request.base_url), token)
+    # The server's public URL when it was given one (behind a proxy the request's host is internal).
+    link = login_url(request.app.state.public_url or str(request.base_url), token)
     return render(request, "environment_once.html", signed_in=signed_in, nav=nav, secret=link, kind="link", user=user)
 
 
