@@ -94,8 +94,9 @@ class _ListStream:
         return f"{int(self.at * 1000)}~{top}"
 
     async def encode(self, updates: list[Update]) -> list[bytes]:
-        new: list[Run] = []
+        candidates: dict[str, Run] = {}
         rows: list[str] = []
+        top = self.top  # the page's newest row before this batch: a batch may come in any order
         for update in updates:
             run = update.view.run
             self.at = max(self.at, update.at)
@@ -104,18 +105,19 @@ class _ListStream:
                 # The same row for every page of this list showing it: rendered once per state.
                 key = f"dashboard-runs:{self.runs_url}:{int(unmatched)}"
                 rows.append(update.encoded(self._row, key)[0])
-            elif self.first_page and matches(run, self.flt) and (self.top is None or _key(run) > self.top):
-                if self.inserted >= MAX_INSERTED:
-                    continue
-                new.append(run)
-                self.shown.add(run.id)
-                self.top = _key(run)
-                self.inserted += 1
+            elif self.first_page and matches(run, self.flt) and (top is None or _key(run) > top):
+                candidates[run.id] = run
+        # The oldest first up to the cap: what is inserted stays contiguous below what is not.
+        new = sorted(candidates.values(), key=_key)[: max(0, MAX_INSERTED - self.inserted)]
+        if new:
+            self.shown.update(run.id for run in new)
+            self.inserted += len(new)
+            self.top = _key(new[-1])
         events = []
         eid = self.event_id()
         if new:
             self.follow([run.id for run in new])
-            newest_first = sorted(new, key=_key, reverse=True)
+            newest_first = new[::-1]
             kind = "insert" if self.listed else "list"
             events.append(sse.event(self.render(kind=kind, runs=newest_first), id=eid, name=kind))
             self.listed = True
