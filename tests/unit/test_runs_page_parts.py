@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hightide.core.states import RunStatus
-from hightide.engine.realtime import Update
+from hightide.engine.realtime import Subscription, Update
 from hightide.errors import ValidationError
 from hightide.server import sse
 from hightide.server.dashboard.runs_bulk import BulkAction, Outcome, Selection
@@ -85,3 +85,19 @@ async def test_the_live_list_inserts_every_new_run_of_a_batch_whatever_its_order
     assert places == sorted(places)  # newest on top
     assert live.shown == {"run_old", "run_1", "run_2", "run_3"} and live.inserted == 3
     assert live.top == (NOW + 3, "run_3")
+
+
+async def test_the_live_list_asks_for_a_reload_when_its_subscription_dropped_states() -> None:
+    live = _list_stream()
+    sub = Subscription("env_1", max_pending=2)
+    live.overflowed = sub.overflowed
+    assert await live.quiet() == [sse.PING]
+    for n in range(3):  # more runs changed than a stalled reader's subscription holds
+        sub.offer(Update(RunView(replace(_run(f"run_{n}", RunStatus.QUEUED, NOW), created_at=NOW + n)), NOW))
+    assert await sub.take(1.0) == []
+    events = await live.quiet()
+    assert len(events) == 1 and b"\nevent: reload\n" in events[0]
+    assert b"Many runs changed" in events[0] and b'href="/projects/p/env/dev/runs"' in events[0]
+    assert await live.quiet() == [sse.PING]  # said once
+    late = replace(_run("run_late", RunStatus.QUEUED, NOW), created_at=NOW + 10)
+    assert await live.encode([Update(RunView(late), NOW)]) == []  # a stale page inserts nothing more
