@@ -76,6 +76,23 @@ async def test_a_subscription_keeps_the_latest_state_of_each_run_in_change_order
     assert await sub.take(0.05) == []
 
 
+async def test_an_environment_wide_subscription_holds_a_bounded_number_of_runs() -> None:
+    sub = Subscription("env_1", max_pending=3)
+    for n in range(3):
+        sub.offer(_update(_run(f"run_{n}", RunStatus.QUEUED, 1.0 + n)))
+    sub.offer(_update(_run("run_0", RunStatus.EXECUTING, 5.0)))  # one state per run: still three runs
+    assert not sub.overflowed()
+    sub.offer(_update(_run("run_3", RunStatus.QUEUED, 6.0)))  # a fourth run: too many, all dropped
+    assert await asyncio.wait_for(sub.take(30.0), 1.0) == []  # wakes its reader, which asks why
+    assert sub.overflowed() and not sub.overflowed()  # said once
+    sub.offer(_update(_run("run_4", RunStatus.QUEUED, 7.0)))  # later changes are held again
+    assert [u.run_id for u in await sub.take(1.0)] == ["run_4"]
+    tagged = Subscription("env_1", tag="t", max_pending=3)  # a tag's subscription is not bounded
+    for n in range(5):
+        tagged.offer(_update(_run(f"run_{n}", RunStatus.QUEUED, 1.0 + n)))
+    assert len(await tagged.take(1.0)) == 5 and not tagged.overflowed()
+
+
 async def test_closing_a_subscription_wakes_its_reader() -> None:
     sub = Subscription("env_1", run_id="run_a")
     waiting = asyncio.create_task(sub.take(30.0))

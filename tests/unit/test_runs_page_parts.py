@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from hightide.core.states import RunStatus
+from hightide.engine.realtime import Subscription, Update
 from hightide.errors import ValidationError
 from hightide.server import sse
 from hightide.server.dashboard.runs_bulk import BulkAction, Outcome, Selection
 from hightide.server.dashboard.runs_filters import RunsQuery, matches
+from hightide.server.dashboard.runs_live import _ListStream
+from hightide.store.live import RunView
 from tests.unit.test_realtime_parts import _run
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -59,3 +64,40 @@ def test_an_event_of_several_lines_is_framed_line_by_line() -> None:
         sse.event("<tr>\n<td>a</td>\n</tr>", name="row") == b"event: row\ndata: <tr>\ndata: <td>a</td>\ndata: </tr>\n\n"
     )
     assert sse.event('{"a":1}', id="x") == b'id: x\ndata: {"a":1}\n\n'
+
+
+def _list_stream() -> _ListStream:
+    env = SimpleNamespace(project_slug="p", slug="dev")
+    nav: Any = SimpleNamespace(url=lambda section: f"/projects/{env.project_slug}/env/{env.slug}/{section}")
+    signed_in: Any = SimpleNamespace(csrf="token")
+    return _ListStream(signed_in, nav, RunsQuery.parse({}), NOW)
+
+
+async def test_the_live_list_inserts_every_new_run_of_a_batch_whatever_its_order() -> None:
+    live = _list_stream()
+    old = replace(_run("run_old", RunStatus.QUEUED, NOW), created_at=NOW - 10)
+    live.shown, live.top, live.listed = {old.id}, (old.created_at, old.id), True
+    new = [replace(_run(f"run_{n}", RunStatus.QUEUED, NOW + n), created_at=NOW + n) for n in (3, 2, 1)]
+    events = await live.encode([Update(RunView(run), NOW + 3) for run in new])  # newest first
+    assert len(events) == 1 and b"\nevent: insert\n" in events[0]
+    text = events[0].decode()
+    places = [text.index(f'id="run-run_{n}"') for n in (3, 2, 1)]
+    assert places == sorted(places)  # newest on top
+    assert live.shown == {"run_old", "run_1", "run_2", "run_3"} and live.inserted == 3
+    assert live.top == (NOW + 3, "run_3")
+
+
+async def test_the_live_list_asks_for_a_reload_when_its_subscription_dropped_states() -> None:
+    live = _list_stream()
+    sub = Subscription("env_1", max_pending=2)
+    live.overflowed = sub.overflowed
+    assert await live.quiet() == [sse.PING]
+    for n in range(3):  # more runs changed than a stalled reader's subscription holds
+        sub.offer(Update(RunView(replace(_run(f"run_{n}", RunStatus.QUEUED, NOW), created_at=NOW + n)), NOW))
+    assert await sub.take(1.0) == []
+    events = await live.quiet()
+    assert len(events) == 1 and b"\nevent: reload\n" in events[0]
+    assert b"Many runs changed" in events[0] and b'href="/projects/p/env/dev/runs"' in events[0]
+    assert await live.quiet() == [sse.PING]  # said once
+    late = replace(_run("run_late", RunStatus.QUEUED, NOW), created_at=NOW + 10)
+    assert await live.encode([Update(RunView(late), NOW)]) == []  # a stale page inserts nothing more

@@ -16,7 +16,10 @@ re-read (the ``(environment, created_at)`` index of the Runs list) and those it 
 (``follow``: the rows a page shows): never a read of every run of the environment.
 
 A subscription holds the latest state of each run it was offered and not yet taken: a slow reader
-skips intermediate states, never the latest one, and holds at most one state per run.
+skips intermediate states, never the latest one, and holds at most one state per run. An
+environment-wide one holds at most ``MAX_PENDING`` runs: past that (a stalled connection while
+many runs change) it drops what it holds and says so once (``overflowed``: a live list then asks
+its reader to reload).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ RESUME_MARGIN = 2.0
 """Seconds: a re-read by time looks this much further back than its cursor, for transactions that
 committed after the time they wrote (and for clocks of servers that differ by less)."""
 _MEMORY = 10_000  # runs whose last offered time a subscription remembers (to drop stale reads)
+MAX_PENDING = 1_000
+"""Runs whose states an environment-wide subscription holds for its reader; past it, it overflows."""
 
 Render = Callable[[RunView, str], str]
 """How a run's state is served (the server's JSON for a base URL): called once per state and base."""
@@ -71,11 +76,16 @@ class Subscription:
     run of the environment) and the latest state of each run offered to it and not yet taken, in
     the order they changed."""
 
-    def __init__(self, environment_id: str, run_id: str | None = None, tag: str | None = None) -> None:
+    def __init__(
+        self, environment_id: str, run_id: str | None = None, tag: str | None = None, max_pending: int = MAX_PENDING
+    ) -> None:
         self.environment_id = environment_id
         self.run_id = run_id
         self.tag = tag
         self.closed = False
+        self.max_pending: int | None = max_pending if run_id is None and tag is None else None
+        """How many runs' states it holds at most (environment-wide only: a run's or a tag's are bounded)."""
+        self._overflowed = False
         self.follows: set[str] = set()
         """Runs an environment-wide subscriber re-reads after a batch too large to list (``RealtimeHub.follow``)."""
         self._pending: OrderedDict[str, Update] = OrderedDict()
@@ -92,8 +102,19 @@ class Subscription:
         if len(self._latest) > _MEMORY:
             self._latest.popitem(last=False)
         self._pending.pop(run.id, None)
+        if self.max_pending is not None and len(self._pending) >= self.max_pending:
+            # Too many runs changed for a reader this slow: drop them all, it reloads instead.
+            self._pending.clear()
+            self._overflowed = True
+            self._ready.set()
+            return
         self._pending[run.id] = update
         self._ready.set()
+
+    def overflowed(self) -> bool:
+        """Whether states were dropped (more than ``max_pending`` runs waiting) since last asked."""
+        overflowed, self._overflowed = self._overflowed, False
+        return overflowed
 
     async def take(self, timeout: float) -> list[Update]:
         """The states waiting (oldest change first), waiting up to ``timeout`` seconds for one;
@@ -365,4 +386,4 @@ class RealtimeHub:
             sub.offer(update)
 
 
-__all__ = ["RESUME_MARGIN", "RealtimeHub", "Render", "Subscription", "Update"]
+__all__ = ["MAX_PENDING", "RESUME_MARGIN", "RealtimeHub", "Render", "Subscription", "Update"]

@@ -23,7 +23,7 @@ from hightide.engine.realtime import Render, Subscription, Update
 from hightide.server import sse
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
-from hightide.server.follow import Encode, follow
+from hightide.server.follow import Encode, Quiet, follow, ping
 from hightide.server.models import Duration, Id, Opaque, StrictBody, Tag
 from hightide.server.public_access import (
     CurrentReader,
@@ -105,11 +105,13 @@ class SubscriptionStream:
     def _expired(self) -> bool:
         return self.expires_at is not None and self.clock() >= self.expires_at
 
-    def events(self, encode: Encode, *, until_final: bool) -> AsyncIterator[bytes]:
-        """The subscription's events as ``encode`` makes them, heartbeats while nothing changes,
-        until it ends (``until_final``: after a final state; the public token expires; the server
-        stops)."""
-        return follow(self.hub, self.sub, encode, wait=self._timeout, until_final=until_final, expired=self._expired)
+    def events(self, encode: Encode, *, until_final: bool, quiet: Quiet = ping) -> AsyncIterator[bytes]:
+        """The subscription's events as ``encode`` makes them, ``quiet`` (heartbeats) while nothing
+        changes, until it ends (``until_final``: after a final state; the public token expires; the
+        server stops)."""
+        return follow(
+            self.hub, self.sub, encode, wait=self._timeout, until_final=until_final, quiet=quiet, expired=self._expired
+        )
 
     def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:
         """Every new state of the run, ids being the states' fingerprints; ``end`` once it finished."""

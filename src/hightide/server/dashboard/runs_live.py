@@ -9,6 +9,8 @@ out-of-band swaps for htmx's SSE extension (``runs_live.html``):
 - ``insert``: runs that match the filters and are newer than the page's newest row, at the top;
   on the first page only (an older page is a fixed slice), and at most ``MAX_INSERTED`` of them
   (then ``more``: a link to the newest). ``list``: the same, when the page had no rows at all.
+- ``reload``: the subscription dropped states (too many runs changed while the connection
+  stalled): a link to reload the page; rows still change in place, no run is inserted any more.
 
 The page tells its stream where it stands: ``at`` (when it read its runs) and ``top`` (the cursor
 of its newest row). At connect, the stream reads the page again (the same indexed list query) and
@@ -80,6 +82,8 @@ class _ListStream:
         self.more_sent = False
         self.at = now
         self.follow: Callable[[list[str]], None] = lambda run_ids: None
+        self.overflowed: Callable[[], bool] = lambda: False
+        self.stale = False  # states were dropped: the page is to be reloaded, nothing is inserted
 
     def render(self, **context: object) -> str:
         return TEMPLATES.get_template("runs_live.html").render(
@@ -94,8 +98,11 @@ class _ListStream:
         return f"{int(self.at * 1000)}~{top}"
 
     async def encode(self, updates: list[Update]) -> list[bytes]:
-        new: list[Run] = []
+        candidates: dict[str, Run] = {}
         rows: list[str] = []
+        reload = self.overflowed()
+        self.stale = self.stale or reload
+        top = self.top  # the page's newest row before this batch: a batch may come in any order
         for update in updates:
             run = update.view.run
             self.at = max(self.at, update.at)
@@ -104,18 +111,19 @@ class _ListStream:
                 # The same row for every page of this list showing it: rendered once per state.
                 key = f"dashboard-runs:{self.runs_url}:{int(unmatched)}"
                 rows.append(update.encoded(self._row, key)[0])
-            elif self.first_page and matches(run, self.flt) and (self.top is None or _key(run) > self.top):
-                if self.inserted >= MAX_INSERTED:
-                    continue
-                new.append(run)
-                self.shown.add(run.id)
-                self.top = _key(run)
-                self.inserted += 1
+            elif not self.stale and self.first_page and matches(run, self.flt) and (top is None or _key(run) > top):
+                candidates[run.id] = run
+        # The oldest first up to the cap: what is inserted stays contiguous below what is not.
+        new = sorted(candidates.values(), key=_key)[: max(0, MAX_INSERTED - self.inserted)]
+        if new:
+            self.shown.update(run.id for run in new)
+            self.inserted += len(new)
+            self.top = _key(new[-1])
         events = []
         eid = self.event_id()
         if new:
             self.follow([run.id for run in new])
-            newest_first = sorted(new, key=_key, reverse=True)
+            newest_first = new[::-1]
             kind = "insert" if self.listed else "list"
             events.append(sse.event(self.render(kind=kind, runs=newest_first), id=eid, name=kind))
             self.listed = True
@@ -124,7 +132,13 @@ class _ListStream:
         if self.inserted >= MAX_INSERTED and not self.more_sent:
             events.append(sse.event(self.render(kind="more", newest_url=self.newest_url), id=eid, name="more"))
             self.more_sent = True
+        if reload:
+            events.append(sse.event(self.render(kind="reload"), id=eid, name="reload"))
         return events
+
+    async def quiet(self) -> list[bytes]:
+        """Nothing to take: the ``reload`` notice if states were dropped, else a heartbeat."""
+        return await self.encode([]) or [sse.PING]
 
 
 async def stream(
@@ -153,11 +167,14 @@ async def stream(
     live.listed = bool(on_page)
     hub.follow(sub, live.shown)
     live.follow = lambda run_ids: hub.follow(sub, run_ids)
+    live.overflowed = sub.overflowed
     changed_since = live.at - RESUME_MARGIN
     for run in reversed(runs):  # oldest first: inserted ones end up newest on top
         if run.id not in live.shown or run.updated_at >= changed_since:
             sub.offer(Update(RunView(run), now))
-    return sse.EventStream(SubscriptionStream(request, sub).events(live.encode, until_final=False), headers=sse.HEADERS)
+    return sse.EventStream(
+        SubscriptionStream(request, sub).events(live.encode, until_final=False, quiet=live.quiet), headers=sse.HEADERS
+    )
 
 
 __all__ = ["MAX_INSERTED", "stream", "stream_url"]
