@@ -24,47 +24,22 @@ class Section:
     slug: str
     title: str
     coming: bool  # its issue is still to come: a place in the navigation, marked
-    summary: str
+    summary: str  # what a page still to come will show and do
 
 
 SECTIONS = (
     Section("runs", "Runs", False, ""),
-    Section(
-        "tasks",
-        "Tasks",
-        False,
-        "Every task of the current version with its runs counted by status, and a Test form for each: a "
-        "payload editor prefilled from the task's JSON schema, with delay, tags, idempotency key and "
-        "machine; submitting it triggers a run and opens it.",
-    ),
+    Section("tasks", "Tasks", False, ""),
     Section(
         "schedules",
         "Schedules",
         True,
         "Declarative and imperative schedules with their next runs; activate, deactivate, delete and create them.",
     ),
-    Section(
-        "queues",
-        "Queues",
-        False,
-        "Each queue's running and queued runs and its concurrency limit; pause and resume a queue, override "
-        "or reset its limit.",
-    ),
-    Section(
-        "tokens",
-        "Tokens",
-        False,
-        "Waitpoint tokens, filtered by status and tag; complete a waiting token with a JSON body and the run "
-        "waiting on it continues.",
-    ),
+    Section("queues", "Queues", False, ""),
+    Section("tokens", "Tokens", False, ""),
     Section("deployments", "Deployments", True, "Deployed versions, which one is current, and Promote."),
-    Section(
-        "environment",
-        "Environment",
-        False,
-        "This environment's API keys (the last characters only; create and revoke), its environment "
-        "variables (secret values are never shown again) and its members.",
-    ),
+    Section("environment", "Environment", False, ""),
 )
 SECTION = {s.slug: s for s in SECTIONS}
 
