@@ -185,6 +185,13 @@ def test_replay_with_an_edited_payload_opens_the_new_run(
     shown = text_of(signed_in.get(good.headers["location"]).text)
     assert "Replay started" in shown and original.id in shown
 
+    # An emptied editor is the run's own payload, not JSON null.
+    blank = signed_in.post(f"{RUNS}/{original.id}/replay", data={"csrf_token": token, "payload": " \n"})
+    assert blank.status_code == 303
+    blank_id = re.fullmatch(rf"{RUNS}/(run_[0-9a-z]+)\?flash=replayed&from={original.id}", blank.headers["location"])
+    assert blank_id, blank.headers["location"]
+    assert wait_finished(client, blank_id.group(1)).payload == {"n": 1}
+
     # The API's replay still takes the run's own payload.
     again = client.runs.replay(original.id)
     assert wait_finished(client, again.id).payload == {"n": 1}

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
 from hightide.engine import RunEngine
+from hightide.engine.control import SAME_PAYLOAD
 from hightide.engine.journal import RunWait
 from hightide.engine.realtime import Update
 from hightide.engine.signin import SignedIn
@@ -306,7 +307,8 @@ async def replay(request: Request, project: str, env: str, run_id: str, signed_i
     text = (await form_fields(request)).get("payload", "")
     error = None
     try:
-        payload = json.loads(text) if text.strip() else None
+        # Blank (the editor emptied) is the run's own payload; JSON ``null`` is typed as ``null``.
+        payload = json.loads(text) if text.strip() else SAME_PAYLOAD
     except json.JSONDecodeError as exc:
         error = f"The payload is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
     else:
