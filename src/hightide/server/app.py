@@ -40,6 +40,7 @@ class ServerSettings:
     environment_concurrency: int | None = None  # None: keep each environment's limit (default 100)
     migrate: bool = True
     realtime_heartbeat: float = 15.0  # seconds between the keep-alive comments of an idle realtime stream
+    dashboard_recheck: float = 30.0  # seconds a live dashboard stream goes on before it checks its session again
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,6 +85,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.authenticator = KeyAuthenticator(store)
     app.state.versions = {}
+    app.state.dashboard_recheck = settings.dashboard_recheck
     # The last added is the outermost: CatchAll answers whatever escapes the rest, BodyLimit streams
     # every body under the cap. Authentication comes before any body is read (routing.ApiRoute).
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

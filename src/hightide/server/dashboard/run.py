@@ -5,7 +5,8 @@ Reset of its idempotency key.
 The page is made of parts (``_run_parts.html``): the page renders them all, and its live stream
 (``.../live``, Server-Sent Events) sends a part again, re-rendered, whenever it changed, for the
 htmx SSE extension to swap in. The stream is the realtime API's loop (``server/follow.py``) fed
-by the same hub; it ends when the run finished."""
+by the same hub; it ends when the run finished, or when its session ended or its user left the
+project (re-checked every ``session.RECHECK_SECONDS``)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from hightide.server import sse
 from hightide.server.dashboard.pages import Nav, open_environment
 from hightide.server.dashboard.render import TEMPLATES, render
 from hightide.server.dashboard.routing import DashboardRoute
-from hightide.server.dashboard.session import FragmentSession, PageSession, form_fields
+from hightide.server.dashboard.session import FragmentSession, PageSession, StreamAccess, form_fields
 from hightide.server.dashboard.waterfall import Bar, Waterfall, build
 from hightide.server.follow import follow
 from hightide.store.records import Attempt, Environment, LogEntry, Run, RunFilter
@@ -276,7 +277,8 @@ async def run_live(
         # grows its bars and sends spans and logs, and its children change.
         return (await changed_parts() if started[0] else []) or [sse.PING]
 
-    events = follow(hub, sub, encode, wait=lambda: LIVE_TICK, until_final=True, quiet=quiet)
+    access = StreamAccess(request, signed_in, nav.env.id)  # signed out, or out of the project: it ends
+    events = follow(hub, sub, encode, wait=lambda: LIVE_TICK, until_final=True, quiet=quiet, access=access)
     return sse.EventStream(events, headers=sse.HEADERS)
 
 

@@ -32,6 +32,7 @@ from hightide.server.dashboard.pages import Nav
 from hightide.server.dashboard.render import TEMPLATES
 from hightide.server.dashboard.runs_bulk import BULK_LIMIT
 from hightide.server.dashboard.runs_filters import RunsQuery, matches
+from hightide.server.dashboard.session import StreamAccess
 from hightide.server.routes_realtime import SubscriptionStream
 from hightide.store.live import RunView
 from hightide.store.records import Run
@@ -157,7 +158,10 @@ async def stream(
     for run in reversed(runs):  # oldest first: inserted ones end up newest on top
         if run.id not in live.shown or run.updated_at >= changed_since:
             sub.offer(Update(RunView(run), now))
-    return sse.EventStream(SubscriptionStream(request, sub).events(live.encode, until_final=False), headers=sse.HEADERS)
+    # It ends when the session does, or the user no longer sees the environment (StreamAccess).
+    access = StreamAccess(request, signed_in, nav.env.id)
+    events = SubscriptionStream(request, sub, access=access).events(live.encode, until_final=False)
+    return sse.EventStream(events, headers=sse.HEADERS)
 
 
 __all__ = ["MAX_INSERTED", "stream", "stream_url"]
