@@ -108,6 +108,22 @@ def test_a_failed_run_shows_its_error_and_stack(signed_in: httpx.Client, client:
     assert "#2" in shown  # both attempts, each with its error
 
 
+def test_a_later_span_shows_its_logs_after_more_than_a_thousand_of_an_earlier_one(
+    signed_in: httpx.Client, client: Client
+) -> None:
+    run_id = client.trigger("traced-chatty", {"lines": 1200}).id
+    assert wait_finished(client, run_id, timeout=60).output == "said"
+    page = signed_in.get(f"{RUNS}/{run_id}").text
+    second = text_of(signed_in.get(span_url(page, "second")).text)
+    assert "said in the second span" in second and "of the first span" not in second
+    first = text_of(signed_in.get(span_url(page, "first")).text)
+    assert "line 0 of the first span" in first and "line 499 of the first span" in first
+    assert "line 500 of the first span" not in first and "said in the second span" not in first  # the first 500
+    # The attempt's span: its logs, the first 500 of them.
+    attempt = text_of(signed_in.get(span_url(page, "attempt 1")).text)
+    assert "line 0 of the first span" in attempt and "second span" not in attempt
+
+
 def test_unknown_runs_and_runs_of_other_environments_are_not_found(
     stack: Stack, signed_in: httpx.Client, client: Client
 ) -> None:

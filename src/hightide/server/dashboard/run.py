@@ -206,15 +206,12 @@ def _span_logs(request: Request, page: RunPage, bar: Bar) -> list[tuple[int, Log
         if later.depth <= bar.depth:
             break
         inside.add(later.span.span_id)
-    whole = bar.span.kind == "run"
-    found = [
-        (log_id, entry)
-        for log_id, entry in engine.traces.logs(page.nav.env, bar.span.run_id)
-        if entry.span_id in inside
-        or whole
-        or (entry.span_id is None and bar.span.kind == "attempt" and entry.attempt == bar.span.attempt)
-    ]
-    return found[:LOGS_SHOWN]
+    env, run_id = page.nav.env, bar.span.run_id
+    if bar.span.kind == "run":  # all of them
+        return engine.traces.logs(env, run_id, limit=LOGS_SHOWN)
+    # An attempt's span has too those of its attempt written outside any span.
+    attempt = bar.span.attempt if bar.span.kind == "attempt" else None
+    return engine.traces.span_logs(env, run_id, sorted(inside), LOGS_SHOWN, attempt)
 
 
 @router.get(PAGE + "/spans/{span_id}")
