@@ -108,6 +108,22 @@ def test_a_failed_run_shows_its_error_and_stack(signed_in: httpx.Client, client:
     assert "#2" in shown  # both attempts, each with its error
 
 
+def test_a_later_span_shows_its_logs_after_more_than_a_thousand_of_an_earlier_one(
+    signed_in: httpx.Client, client: Client
+) -> None:
+    run_id = client.trigger("traced-chatty", {"lines": 1200}).id
+    assert wait_finished(client, run_id, timeout=60).output == "said"
+    page = signed_in.get(f"{RUNS}/{run_id}").text
+    second = text_of(signed_in.get(span_url(page, "second")).text)
+    assert "said in the second span" in second and "of the first span" not in second
+    first = text_of(signed_in.get(span_url(page, "first")).text)
+    assert "line 0 of the first span" in first and "line 499 of the first span" in first
+    assert "line 500 of the first span" not in first and "said in the second span" not in first  # the first 500
+    # The attempt's span: its logs, the first 500 of them.
+    attempt = text_of(signed_in.get(span_url(page, "attempt 1")).text)
+    assert "line 0 of the first span" in attempt and "second span" not in attempt
+
+
 def test_unknown_runs_and_runs_of_other_environments_are_not_found(
     stack: Stack, signed_in: httpx.Client, client: Client
 ) -> None:
@@ -184,6 +200,13 @@ def test_replay_with_an_edited_payload_opens_the_new_run(
     assert replayed.payload == {"n": 2} and replayed.tags == [tag] and replayed.id != original.id
     shown = text_of(signed_in.get(good.headers["location"]).text)
     assert "Replay started" in shown and original.id in shown
+
+    # An emptied editor is the run's own payload, not JSON null.
+    blank = signed_in.post(f"{RUNS}/{original.id}/replay", data={"csrf_token": token, "payload": " \n"})
+    assert blank.status_code == 303
+    blank_id = re.fullmatch(rf"{RUNS}/(run_[0-9a-z]+)\?flash=replayed&from={original.id}", blank.headers["location"])
+    assert blank_id, blank.headers["location"]
+    assert wait_finished(client, blank_id.group(1)).payload == {"n": 1}
 
     # The API's replay still takes the run's own payload.
     again = client.runs.replay(original.id)

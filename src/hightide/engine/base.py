@@ -116,6 +116,10 @@ class EngineCore:
             )
         return self.store.runs.list_runs(env.id, flt, limit, cursor)
 
+    def children(self, run: Run, limit: int) -> tuple[list[Run], bool]:
+        """The first ``limit`` runs ``run`` triggered, oldest first, and whether there are more."""
+        return self.store.runs.children_of(run.environment_id, run.id, limit)
+
     def attempts(self, run: Run) -> list[Attempt]:
         return self.store.runs.list_attempts(run.id)
 

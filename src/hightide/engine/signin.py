@@ -179,8 +179,9 @@ class SignIn:
             return None
         return SignedIn(Session(user, now, now + SESSION_SECONDS, now), session_token)
 
-    def session(self, token: str | None) -> SignedIn | None:
-        """The live session of a cookie's value, or ``None``."""
+    def session(self, token: str | None, *, touch: bool = True) -> SignedIn | None:
+        """The live session of a cookie's value, or ``None``. ``touch=False``: a check that is not a
+        use (a live stream re-checking its session does not keep it from going idle)."""
         if not token or not token.startswith(SESSION_PREFIX) or len(token) > 200:
             return None
         now = self.clock()
@@ -188,7 +189,7 @@ class SignIn:
         found = self.store.users.get_session(digest, now, now - SESSION_IDLE_SECONDS)
         if found is None:
             return None
-        if now - found.last_seen_at > TOUCH_EVERY_SECONDS:
+        if touch and now - found.last_seen_at > TOUCH_EVERY_SECONDS:
             self.store.users.touch_session(digest, now)
         return SignedIn(found, token)
 

@@ -70,9 +70,17 @@ class Traces:
             raise NotFoundError(f"run(s) {sorted(missing)} not found in environment {env.slug!r}")
         return Telemetry(logs, [replace(s, trace_id=_trace_of(s.run_id, traces[s.run_id])) for s in spans])
 
-    def logs(self, env: Environment, run_id: str, after_id: int = 0) -> list[tuple[int, LogEntry]]:
+    def logs(self, env: Environment, run_id: str, after_id: int = 0, limit: int = 1000) -> list[tuple[int, LogEntry]]:
         self.core.get_run(env, run_id)
-        return self.store.telemetry.list_logs(run_id, after_id)
+        return self.store.telemetry.list_logs(run_id, after_id, limit)
+
+    def span_logs(
+        self, env: Environment, run_id: str, span_ids: Sequence[str], limit: int, attempt: int | None = None
+    ) -> list[tuple[int, LogEntry]]:
+        """The first ``limit`` log records of ``run_id`` written inside ``span_ids`` (with ``attempt``:
+        and those of that attempt outside any span), oldest first."""
+        self.core.get_run(env, run_id)
+        return self.store.telemetry.list_span_logs(run_id, span_ids, limit, attempt)
 
     def trace(self, env: Environment, run_id: str) -> Trace:
         """The whole trace ``run_id`` belongs to: its runs (parents and children share it), their

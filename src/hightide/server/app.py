@@ -41,6 +41,7 @@ class ServerSettings:
     migrate: bool = True
     realtime_heartbeat: float = 15.0  # seconds between the keep-alive comments of an idle realtime stream
     public_url: str | None = None  # where users reach the server (links it makes); None: the request's host
+    dashboard_recheck: float = 30.0  # seconds a live dashboard stream goes on before it checks its session again
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +87,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.state.public_url = settings.public_url
     app.state.authenticator = KeyAuthenticator(store)
     app.state.versions = {}
+    app.state.dashboard_recheck = settings.dashboard_recheck
     # The last added is the outermost: CatchAll answers whatever escapes the rest, BodyLimit streams
     # every body under the cap. Authentication comes before any body is read (routing.ApiRoute).
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -23,7 +23,7 @@ from hightide.engine.realtime import Render, Subscription, Update
 from hightide.server import sse
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
-from hightide.server.follow import Encode, Quiet, follow, ping
+from hightide.server.follow import Access, Encode, Quiet, follow, ping
 from hightide.server.models import Duration, Id, Opaque, StrictBody, Tag
 from hightide.server.public_access import (
     CurrentReader,
@@ -85,9 +85,12 @@ def renderer(engine: RunEngine) -> Render:
 
 class SubscriptionStream:
     """One subscriber's stream: events from its subscription, heartbeats while nothing changes,
-    and its end (the run finished, the server stops, the public token expires)."""
+    and its end (the run finished, the server stops, the public token expires, ``access`` says no
+    more: a dashboard stream's session ended)."""
 
-    def __init__(self, request: Request, sub: Subscription, expires_at: float | None = None) -> None:
+    def __init__(
+        self, request: Request, sub: Subscription, expires_at: float | None = None, access: Access | None = None
+    ) -> None:
         engine = _engine(request)
         self.hub = engine.realtime
         self.sub = sub
@@ -96,6 +99,7 @@ class SubscriptionStream:
         self.heartbeat = _heartbeat(request)
         self.clock: Callable[[], float] = engine.clock
         self.expires_at = expires_at
+        self.access = access
 
     def _timeout(self) -> float:
         if self.expires_at is None:
@@ -108,9 +112,16 @@ class SubscriptionStream:
     def events(self, encode: Encode, *, until_final: bool, quiet: Quiet = ping) -> AsyncIterator[bytes]:
         """The subscription's events as ``encode`` makes them, ``quiet`` (heartbeats) while nothing
         changes, until it ends (``until_final``: after a final state; the public token expires; the
-        server stops)."""
+        server stops; ``access`` says the viewer may no longer see it)."""
         return follow(
-            self.hub, self.sub, encode, wait=self._timeout, until_final=until_final, quiet=quiet, expired=self._expired
+            self.hub,
+            self.sub,
+            encode,
+            wait=self._timeout,
+            until_final=until_final,
+            quiet=quiet,
+            expired=self._expired,
+            access=self.access,
         )
 
     def run_events(self, last_id: str | None) -> AsyncIterator[bytes]:

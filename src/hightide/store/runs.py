@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, literal, or_, select, update
 
 from hightide.core.states import FINAL_STATUSES, RunStatus
 from hightide.errors import ServerError, ValidationError
@@ -173,6 +173,22 @@ class RunOps:
             stmt = stmt.where(r.c.version == flt.version)
         with self._seam.read() as conn:
             return newest_first(conn, stmt, r, Run.from_row, limit, cursor)
+
+    def children_of(self, environment_id: str, parent_run_id: str, limit: int) -> tuple[list[Run], bool]:
+        """The first ``limit`` runs ``parent_run_id`` triggered, oldest first, and whether it has more.
+        Read on ``ix_runs_parent``: the environment's condition is written so that SQLite cannot
+        take it for an index term (``environment_id || ''``), else it walks the environment's runs on
+        ``ix_runs_list`` to spare itself sorting the few children."""
+        r = t.runs
+        stmt = (
+            select(r)
+            .where(r.c.parent_run_id == parent_run_id, r.c.environment_id.op("||")(literal("")) == environment_id)
+            .order_by(r.c.created_at, r.c.id)
+            .limit(limit + 1)
+        )
+        with self._seam.read() as conn:
+            rows = [Run.from_row(row) for row in conn.execute(stmt)]
+        return rows[:limit], len(rows) > limit
 
     def list_attempts(self, run_id: str) -> list[Attempt]:
         with self._seam.read() as conn:

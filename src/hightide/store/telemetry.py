@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select
 
 from hightide.store import schema as t
 from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Telemetry, dumps, loads
 from hightide.store.seam import Seam
+
+SPAN_IDS_PER_QUERY = 500  # bound parameters of one IN list (SQLite allows 32,766; older ones 999)
+
+
+def _log(row: Any) -> tuple[int, LogEntry]:
+    return (
+        row.id,
+        LogEntry(row.run_id, row.attempt, row.time, row.level, row.message, loads(row.attributes), row.span_id),
+    )
 
 
 class TelemetryOps:
@@ -29,13 +39,31 @@ class TelemetryOps:
             rows = conn.execute(
                 select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id).order_by(lg.c.id).limit(limit)
             ).all()
-        return [
-            (
-                row.id,
-                LogEntry(row.run_id, row.attempt, row.time, row.level, row.message, loads(row.attributes), row.span_id),
-            )
-            for row in rows
-        ]
+        return [_log(row) for row in rows]
+
+    def list_span_logs(
+        self, run_id: str, span_ids: Sequence[str], limit: int, attempt: int | None = None
+    ) -> list[tuple[int, LogEntry]]:
+        """The first ``limit`` log records of ``run_id`` written inside ``span_ids`` (and, with
+        ``attempt``, those of that attempt written outside any span), oldest first. ``run_logs``
+        has no index on ``span_id``: this reads the run's records in order on ``ix_run_logs_run``
+        (run_id, id) until it found ``limit`` (a run's records, not the table's); the ids go
+        ``SPAN_IDS_PER_QUERY`` at a time."""
+        lg = t.run_logs
+        ids = list(dict.fromkeys(span_ids))
+        chunks = [ids[i : i + SPAN_IDS_PER_QUERY] for i in range(0, len(ids), SPAN_IDS_PER_QUERY)] or [[]]
+        found: dict[int, Any] = {}
+        with self._seam.read() as conn:
+            for chunk in chunks:
+                inside: ColumnElement[bool] = lg.c.span_id.in_(chunk)
+                if attempt is not None:
+                    inside = or_(inside, and_(lg.c.span_id.is_(None), lg.c.attempt == attempt))
+                    attempt = None  # once is enough
+                elif not chunk:
+                    continue
+                stmt = select(lg).where(lg.c.run_id == run_id, inside).order_by(lg.c.id).limit(limit)
+                found.update((row.id, row) for row in conn.execute(stmt))
+        return [_log(found[log_id]) for log_id in sorted(found)[:limit]]
 
     def run_traces(self, run_ids: Sequence[str], environment_id: str) -> dict[str, tuple[str | None, str | None]]:
         """The trace id and span id of each of ``run_ids`` found in the environment."""

@@ -5,14 +5,15 @@ Reset of its idempotency key.
 The page is made of parts (``_run_parts.html``): the page renders them all, and its live stream
 (``.../live``, Server-Sent Events) sends a part again, re-rendered, whenever it changed, for the
 htmx SSE extension to swap in. The stream is the realtime API's loop (``server/follow.py``) fed
-by the same hub; it ends when the run finished."""
+by the same hub; it ends when the run finished, or when its session ended or its user left the
+project (re-checked every ``session.RECHECK_SECONDS``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
 from hightide.engine import RunEngine
+from hightide.engine.control import SAME_PAYLOAD
 from hightide.engine.journal import RunWait
 from hightide.engine.realtime import Update
 from hightide.engine.signin import SignedIn
@@ -31,10 +33,10 @@ from hightide.server import sse
 from hightide.server.dashboard.pages import Nav, open_environment
 from hightide.server.dashboard.render import TEMPLATES, render
 from hightide.server.dashboard.routing import DashboardRoute
-from hightide.server.dashboard.session import FragmentSession, PageSession, form_fields
+from hightide.server.dashboard.session import FragmentSession, PageSession, StreamAccess, form_fields
 from hightide.server.dashboard.waterfall import Bar, Waterfall, build
 from hightide.server.follow import follow
-from hightide.store.records import Attempt, Environment, LogEntry, Run, RunFilter
+from hightide.store.records import Attempt, Environment, LogEntry, Run
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -44,8 +46,8 @@ LOGS_SHOWN = 500
 STARTED = frozenset({"EXECUTING", "WAITING"})
 RUN_ID = re.compile(r"run_[0-9a-z]{1,40}")
 LIVE_TICK = 2.0
-"""Seconds: how often a live page re-reads what no change event announces (spans and logs, its
-children's states, the clock of a bar still growing)."""
+"""Seconds: how often a live page re-reads what no change event announces (``refresh``: its spans,
+its children's states, the clock of a bar still growing); an event re-reads it all."""
 PARTS = ("status", "actions", "overview", "tags", "metadata", "key", "result", "attempts", "waits", "children", "trace")
 
 FLASH = {
@@ -84,22 +86,34 @@ def load(engine: RunEngine, nav: Nav, run_id: str) -> RunPage:
     """Read the run and everything around it (blocking: call it in a thread)."""
     env = nav.env
     run = engine.core.get_run(env, run_id)  # a run of another environment is not found, as no run
-    children, more = engine.core.list_runs(env, RunFilter(parent_run_id=run.id), CHILDREN_SHOWN)
-    children.reverse()  # oldest first, as they were triggered
-    trace = engine.traces.trace(env, run.id)
-    now = engine.clock()
+    children, more, waterfall, now = _moving(engine, env, run)
     return RunPage(
         nav=nav,
         run=run,
         attempts=engine.core.attempts(run),
         waits=engine.journal.waits(env, run.id),
         children=children,
-        more_children=more is not None,
+        more_children=more,
         parent=_related(engine, env, run.parent_run_id),
         root=_related(engine, env, run.root_run_id if run.root_run_id != run.parent_run_id else None),
-        waterfall=build(trace, run.id, {c.id for c in children}, now),
+        waterfall=waterfall,
         now=now,
     )
+
+
+def refresh(engine: RunEngine, page: RunPage) -> RunPage:
+    """``page`` with what changes without an event of its run read again: its children (their
+    states) and its trace (spans recorded, bars still growing). The run, its attempts and waits
+    change with its state, which its events announce (blocking: call it in a thread)."""
+    children, more, waterfall, now = _moving(engine, page.nav.env, page.run)
+    return replace(page, children=children, more_children=more, waterfall=waterfall, now=now)
+
+
+def _moving(engine: RunEngine, env: Environment, run: Run) -> tuple[list[Run], bool, Waterfall, float]:
+    children, more = engine.core.children(run, CHILDREN_SHOWN)  # oldest first, as they were triggered
+    trace = engine.traces.trace(env, run.id)
+    now = engine.clock()
+    return children, more, build(trace, run.id, {c.id for c in children}, now), now
 
 
 def _related(engine: RunEngine, env: Environment, run_id: str | None) -> Run | None:
@@ -204,15 +218,12 @@ def _span_logs(request: Request, page: RunPage, bar: Bar) -> list[tuple[int, Log
         if later.depth <= bar.depth:
             break
         inside.add(later.span.span_id)
-    whole = bar.span.kind == "run"
-    found = [
-        (log_id, entry)
-        for log_id, entry in engine.traces.logs(page.nav.env, bar.span.run_id)
-        if entry.span_id in inside
-        or whole
-        or (entry.span_id is None and bar.span.kind == "attempt" and entry.attempt == bar.span.attempt)
-    ]
-    return found[:LOGS_SHOWN]
+    env, run_id = page.nav.env, bar.span.run_id
+    if bar.span.kind == "run":  # all of them
+        return engine.traces.logs(env, run_id, limit=LOGS_SHOWN)
+    # An attempt's span has too those of its attempt written outside any span.
+    attempt = bar.span.attempt if bar.span.kind == "attempt" else None
+    return engine.traces.span_logs(env, run_id, sorted(inside), LOGS_SHOWN, attempt)
 
 
 @router.get(PAGE + "/spans/{span_id}")
@@ -251,14 +262,17 @@ async def run_live(
     sub.offer(first)
     sent = dict(zip(PARTS, seen.split(".")[: len(PARTS)], strict=False))
 
-    started = [first.view.run.status.value in STARTED]
+    last: list[RunPage] = []  # the page as last read
 
-    async def changed_parts() -> list[bytes]:
+    async def changed_parts(*, ticked: bool = False) -> list[bytes]:
         try:
-            page = await run_in_threadpool(load, engine, nav, run_id)
+            if ticked and last:  # nothing announced: only what changes unannounced
+                page = await run_in_threadpool(refresh, engine, last[0])
+            else:
+                page = await run_in_threadpool(load, engine, nav, run_id)
         except NotFoundError:
             return []
-        started[0] = page.run.status.value in STARTED
+        last[:] = [page]
         events = []
         for name, html in render_parts(page, signed_in.csrf).items():
             now = digest(html)
@@ -273,9 +287,11 @@ async def run_live(
     async def quiet() -> list[bytes]:
         # A run that has not started changes only by events (its status); one that runs also
         # grows its bars and sends spans and logs, and its children change.
-        return (await changed_parts() if started[0] else []) or [sse.PING]
+        started = bool(last) and last[0].run.status.value in STARTED
+        return (await changed_parts(ticked=True) if started else []) or [sse.PING]
 
-    events = follow(hub, sub, encode, wait=lambda: LIVE_TICK, until_final=True, quiet=quiet)
+    access = StreamAccess(request, signed_in, nav.env.id)  # signed out, or out of the project: it ends
+    events = follow(hub, sub, encode, wait=lambda: LIVE_TICK, until_final=True, quiet=quiet, access=access)
     return sse.EventStream(events, headers=sse.HEADERS)
 
 
@@ -306,7 +322,8 @@ async def replay(request: Request, project: str, env: str, run_id: str, signed_i
     text = (await form_fields(request)).get("payload", "")
     error = None
     try:
-        payload = json.loads(text) if text.strip() else None
+        # Blank (the editor emptied) is the run's own payload; JSON ``null`` is typed as ``null``.
+        payload = json.loads(text) if text.strip() else SAME_PAYLOAD
     except json.JSONDecodeError as exc:
         error = f"The payload is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
     else:

@@ -34,6 +34,7 @@ from hightide.server.dashboard.pages import Nav
 from hightide.server.dashboard.render import TEMPLATES
 from hightide.server.dashboard.runs_bulk import BULK_LIMIT
 from hightide.server.dashboard.runs_filters import RunsQuery, matches
+from hightide.server.dashboard.session import StreamAccess
 from hightide.server.routes_realtime import SubscriptionStream
 from hightide.store.live import RunView
 from hightide.store.records import Run
@@ -172,9 +173,10 @@ async def stream(
     for run in reversed(runs):  # oldest first: inserted ones end up newest on top
         if run.id not in live.shown or run.updated_at >= changed_since:
             sub.offer(Update(RunView(run), now))
-    return sse.EventStream(
-        SubscriptionStream(request, sub).events(live.encode, until_final=False, quiet=live.quiet), headers=sse.HEADERS
-    )
+    # It ends when the session does, or the user no longer sees the environment (StreamAccess).
+    access = StreamAccess(request, signed_in, nav.env.id)
+    stream = SubscriptionStream(request, sub, access=access)
+    return sse.EventStream(stream.events(live.encode, until_final=False, quiet=live.quiet), headers=sse.HEADERS)
 
 
 __all__ = ["MAX_INSERTED", "stream", "stream_url"]

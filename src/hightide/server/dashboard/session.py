@@ -3,10 +3,14 @@
 Pages take ``PageSession`` (no session: a redirect to ``/login``); fragments and streams take
 ``FragmentSession`` (no session: 401, with ``HX-Redirect`` so that htmx goes to the login page).
 Every state-changing request of the dashboard is checked by ``DashboardRoute`` (``routing.py``)
-with ``check_csrf`` before its handler runs."""
+with ``check_csrf`` before its handler runs. A live stream outlives the request that opened it:
+``StreamAccess`` re-checks, while it is open, that its session still is and may still see the
+environment (``server/follow.py`` ends the stream when it may not)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Annotated
 from urllib.parse import parse_qs, quote
 
@@ -17,10 +21,15 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from hightide.engine.signin import SESSION_SECONDS, SignedIn, SignIn
 from hightide.server.errors import error_body
 
+log = logging.getLogger(__name__)
+
 COOKIE = "hightide_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 LOGIN_PATH = "/login"
+RECHECK_SECONDS = 30.0
+"""How long a live stream goes on on its last check of its session (``app.state.dashboard_recheck``
+overrides it): signing out, the session's expiry or leaving the project end it within that."""
 
 
 class SignInRequired(Exception):
@@ -68,6 +77,41 @@ async def fragment_session(request: Request) -> SignedIn:
 
 PageSession = Annotated[SignedIn, Depends(page_session)]
 FragmentSession = Annotated[SignedIn, Depends(fragment_session)]
+
+
+class StreamAccess:
+    """Whether a live stream of the dashboard may go on (``server/follow.py``'s ``Access``): its
+    session is still live and its user still sees ``environment_id``, the same check as
+    ``open_environment``'s. Checked in a thread at most every ``RECHECK_SECONDS``; the answer is
+    kept in between, and a no is final. A failed check (the database away) is a no: the browser
+    reconnects, and its new request checks again."""
+
+    def __init__(self, request: Request, signed_in: SignedIn, environment_id: str) -> None:
+        self.signin = signin_of(request)
+        self.token = signed_in.token
+        self.environment_id = environment_id
+        self.every = float(getattr(request.app.state, "dashboard_recheck", RECHECK_SECONDS))
+        self.checked_at = time.monotonic()  # the request that opened the stream just checked
+        self.allowed = True
+
+    def due_in(self) -> float:
+        return max(0.0, self.checked_at + self.every - time.monotonic())
+
+    async def __call__(self) -> bool:
+        if self.allowed and self.due_in() <= 0:
+            try:
+                self.allowed = await run_in_threadpool(self._check)
+            except Exception:
+                log.warning("a live stream's session check failed: the stream ends", exc_info=True)
+                self.allowed = False
+            self.checked_at = time.monotonic()
+        return self.allowed
+
+    def _check(self) -> bool:
+        found = self.signin.session(self.token, touch=False)
+        if found is None:
+            return False
+        return any(env.id == self.environment_id for env in self.signin.environments(found.user))
 
 
 async def form_fields(request: Request) -> dict[str, str]:

@@ -80,3 +80,14 @@ async def traced_odd(payload: dict) -> str:
     with logger.trace("x" * 2000, ratio=float("nan"), big="y" * 10_000):
         logger.info("odd values", ratio=float("inf"))
     return "ok"
+
+
+@task(id="traced-chatty")
+async def traced_chatty(payload: dict) -> str:
+    """Many log records in a first span, then one in a second (the Run page's logs of a span)."""
+    with logger.trace("first"):
+        for i in range(payload["lines"]):
+            logger.info(f"line {i} of the first span")
+    with logger.trace("second"):
+        logger.info("said in the second span")
+    return "said"
