@@ -7,8 +7,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -115,3 +115,19 @@ def wait_finished(client: Any, run_id: str, timeout: float = 30.0) -> Any:
         return run
 
     return assert_eventually(finished, timeout=timeout, interval=0.1, what=f"{run_id} to finish")
+
+
+@asynccontextmanager
+async def embedded_server(url: str, port: int, **settings: Any) -> AsyncIterator[Any]:
+    """A real server (``EmbeddedServer``) on ``url``'s database at 127.0.0.1:``port`` in this event
+    loop, with these ``ServerSettings``; stopped on exit."""
+    from hightide.cli.embedded import EmbeddedServer
+    from hightide.server import ServerSettings
+    from hightide.store import open_store
+
+    embedded = EmbeddedServer(ServerSettings(database_url=url, **settings), open_store(url), "127.0.0.1", port)
+    await embedded.start()
+    try:
+        yield embedded
+    finally:
+        await embedded.stop()

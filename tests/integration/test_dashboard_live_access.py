@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -17,25 +17,17 @@ from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
 from hightide.engine.signin import SignIn, csrf_token
-from hightide.server import ServerSettings
 from hightide.server.dashboard.session import COOKIE
 from hightide.store import open_store
-from tests.support import eventually, free_port
+from tests.support import embedded_server, eventually, free_port
 
 RUNS = "/projects/default/env/dev/runs"
 RECHECK = 0.3
 EMAIL = "ada@example.com"
 
 
-@contextlib.asynccontextmanager
-async def server(url: str, port: int) -> AsyncIterator[EmbeddedServer]:
-    settings = ServerSettings(database_url=url, realtime_heartbeat=0.2, dashboard_recheck=RECHECK)
-    embedded = EmbeddedServer(settings, open_store(url), "127.0.0.1", port)
-    await embedded.start()
-    try:
-        yield embedded
-    finally:
-        await embedded.stop()
+def server(url: str, port: int) -> contextlib.AbstractAsyncContextManager[EmbeddedServer]:
+    return embedded_server(url, port, realtime_heartbeat=0.2, dashboard_recheck=RECHECK)
 
 
 def _setup(url: str) -> tuple[str, str]:

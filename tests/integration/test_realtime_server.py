@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ from hightide.engine.environments import bootstrap, create_key, find_environment
 from hightide.engine.options import TriggerSpec
 from hightide.server import ServerSettings
 from hightide.store import open_store
-from tests.support import eventually, free_port, fresh_postgres_database
+from tests.support import embedded_server, eventually, free_port, fresh_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,15 +32,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield pg
 
 
-@contextlib.asynccontextmanager
-async def server(url: str, port: int, heartbeat: float = 15.0) -> AsyncIterator[EmbeddedServer]:
-    settings = ServerSettings(database_url=url, realtime_heartbeat=heartbeat)
-    embedded = EmbeddedServer(settings, open_store(url), "127.0.0.1", port)
-    await embedded.start()
-    try:
-        yield embedded
-    finally:
-        await embedded.stop()
+def server(url: str, port: int, heartbeat: float = 15.0) -> contextlib.AbstractAsyncContextManager[EmbeddedServer]:
+    return embedded_server(url, port, realtime_heartbeat=heartbeat)
 
 
 def _setup(url: str) -> tuple[str, str]:
