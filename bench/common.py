@@ -363,6 +363,17 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def latency_ms(ms: Sequence[float]) -> dict[str, Any]:
+    """Latencies already in milliseconds: ``p50``, ``p90``, ``p99``, ``max`` (rounded) and ``n``."""
+    return {
+        "p50": round(percentile(ms, 50), 1),
+        "p90": round(percentile(ms, 90), 1),
+        "p99": round(percentile(ms, 99), 1),
+        "max": round(max(ms), 1),
+        "n": len(ms),
+    }
+
+
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while True:

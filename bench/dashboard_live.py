@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,18 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import Proc, child_env, log, split_cpu_seconds
+from common import Proc, child_env, latency_ms, log, split_cpu_seconds
 from hightide_side import CLI, Hightide, _runs_since, _ts, _wait_finished
 
 from hightide import AsyncClient
 
 ROW = re.compile(r'<tr id="run-(run_[0-9a-z]+)"(.*?)</tr>', re.S)
 RUNS_PAGE = "/projects/default/env/dev/runs"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def sign_in(ht: Hightide) -> tuple[httpx.AsyncClient, str]:
@@ -117,13 +111,7 @@ async def phase(workdir: Path, runs: int, pages: int) -> dict[str, Any]:
             "server_cpu_ms_per_run": round(server_cpu / len(finished) * 1000, 3),
         }
         if lat:
-            out["latency_ms"] = {
-                "p50": round(statistics.median(lat), 1),
-                "p90": round(_pct(lat, 0.90), 1),
-                "p99": round(_pct(lat, 0.99), 1),
-                "max": round(max(lat), 1),
-                "rows": len(lat),
-            }
+            out["latency_ms"] = latency_ms(lat)
         return out
     finally:
         for task in tasks:
@@ -158,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"drain {alone['drain_rate']}/s alone, {watched['drain_rate']}/s with {args.pages} pages open ({change:+.1%}); "
         f"a row turned Completed on the pages p50 {lat.get('p50')} / p99 {lat.get('p99')} / max {lat.get('max')} ms "
-        f"({lat.get('rows')} rows)"
+        f"({lat.get('n')} rows)"
     )
     return 0
 

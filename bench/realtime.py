@@ -26,25 +26,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import Proc, log, split_cpu_seconds
+from common import Proc, latency_ms, log, split_cpu_seconds
 from hightide_side import Hightide, _runs_since, _ts, _wait_finished
 
 from hightide import AsyncClient, RunStatus
 
 PER_CLIENT = 40  # streams per SDK client (its connection pool holds 50)
 EVERY = "bench-every-run"  # the tag of every run (for --tag-streams)
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0) -> dict[str, Any]:
@@ -124,22 +118,10 @@ async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0
             "bench_process_cpu_ms_per_run": round(client_cpu / len(finished) * 1000, 3),
         }
         if lat:
-            out["latency_ms"] = {
-                "p50": round(statistics.median(lat), 1),
-                "p90": round(_pct(lat, 0.90), 1),
-                "p99": round(_pct(lat, 0.99), 1),
-                "max": round(max(lat), 1),
-                "n": len(lat),
-            }
+            out["latency_ms"] = latency_ms(lat)
         seen = [(at - _ts(finished[rid].finished_at)) * 1000 for got in streamed for rid, at in got.items()]
         if seen:
-            out["tag_stream_latency_ms"] = {
-                "p50": round(statistics.median(seen), 1),
-                "p90": round(_pct(seen, 0.90), 1),
-                "p99": round(_pct(seen, 0.99), 1),
-                "max": round(max(seen), 1),
-                "n": len(seen),
-            }
+            out["tag_stream_latency_ms"] = latency_ms(seen)
         return out
     finally:
         for task in watchers:

@@ -223,10 +223,12 @@ def test_static_files_are_served_with_cache_headers(stack: Stack) -> None:
             assert client.get(f"/static/vendor/{script.replace('.min.js', '.LICENSE')}").status_code == 200
 
 
-def test_members_see_their_projects_only(stack: Stack) -> None:
+def new_member_beside(stack: Stack, project: str) -> str:
+    """Make project ``project`` (with a dev environment) and a new member of ``default`` only; returns
+    the member's login link."""
     store = open_store(stack.database_url)
     try:
-        other = store.environments.ensure_project("other", time.time())
+        other = store.environments.ensure_project(project, time.time())
         store.environments.ensure_environment(other, "dev", "dev", 10, time.time())
     finally:
         store.close()
@@ -234,8 +236,13 @@ def test_members_see_their_projects_only(stack: Stack) -> None:
     created = users(stack, "create", email)
     assert created.returncode == 0, created.stderr
     assert f"Created {email}, member of default." in created.stdout
+    return LINK.search(created.stdout).group(1)  # type: ignore[union-attr]
+
+
+def test_members_see_their_projects_only(stack: Stack) -> None:
+    link = new_member_beside(stack, "other")
     with browser(stack) as member:
-        assert member.get(LINK.search(created.stdout).group(1)).status_code == 303  # type: ignore[union-attr]
+        assert member.get(link).status_code == 303
         assert member.get(RUNS).status_code == 200
         assert member.get("/projects/other/env/dev/runs").status_code == 404
         assert 'class="role"' not in member.get(RUNS).text  # no "admin" badge

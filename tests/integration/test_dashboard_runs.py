@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from hightide import Client
-from hightide.store import open_store
 from tests.integration.conftest import Stack
-from tests.integration.test_dashboard import CSRF, LINK, RUNS, browser, users
+from tests.integration.test_dashboard import CSRF, RUNS, browser, new_member_beside
 from tests.integration.test_dashboard import signed_in as signed_in
 from tests.support import wait_finished
 
@@ -203,17 +202,9 @@ def test_bulk_cancel_and_replay_answer_with_the_same_filtered_page_and_a_message
 
 
 def test_a_member_cannot_act_on_another_projects_runs(stack: Stack) -> None:
-    store = open_store(stack.database_url)
-    try:
-        other = store.environments.ensure_project("elsewhere", time.time())
-        store.environments.ensure_environment(other, "dev", "dev", 10, time.time())
-    finally:
-        store.close()
-    email = f"member-{uuid.uuid4().hex[:6]}@example.com"
-    created = users(stack, "create", email)
-    assert created.returncode == 0, created.stderr
+    link = new_member_beside(stack, "elsewhere")
     with browser(stack) as member:
-        assert member.get(LINK.search(created.stdout).group(1)).status_code == 303  # type: ignore[union-attr]
+        assert member.get(link).status_code == 303
         token = csrf_of(member.get(RUNS))
         form = {"csrf_token": token, "run": "run_x"}
         assert member.post("/projects/elsewhere/env/dev/runs/bulk-cancel", data=form).status_code == 404

@@ -16,6 +16,7 @@ from hightide.core.metadata import MetadataOperation, OperationType, apply_opera
 from hightide.errors import ConflictError, HightideConnectionError
 from hightide.sdk import metadata as run_metadata
 from hightide.sdk.metadata import MetadataBuffer
+from tests.support import eventually
 
 INC, SET, DELETE, APPEND = OperationType.INCREMENT, OperationType.SET, OperationType.DELETE, OperationType.APPEND
 
@@ -125,10 +126,11 @@ async def test_the_buffer_flushes_every_interval_on_its_own(inside_a_run: Any) -
     buffer, server, _ = inside_a_run()
     buffer.start()
     metadata.set("progress", 0.5)
-    for _ in range(100):
-        if server.docs["run_1"].get("progress") == 0.5:
-            break
-        await asyncio.sleep(0.02)
+
+    async def sent() -> bool:
+        return server.docs["run_1"].get("progress") == 0.5
+
+    await eventually(sent, timeout=2, interval=0.02, what="the buffer to flush on its own")
     assert server.docs["run_1"] == {"progress": 0.5}
     await buffer.close()
     assert len(server.bodies) == 1, "nothing more to send"
