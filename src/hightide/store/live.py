@@ -85,7 +85,7 @@ class LiveOps:
         r = t.runs
         runs: dict[str, Run] = {}
         among = [q for q in tagged if q.among is not None]
-        with self._seam.read() as conn:
+        with self._seam.snapshot() as conn:  # a run and its waits as they were together
             if known:
                 checked = [i for i in run_ids if i in known]
                 same = set()

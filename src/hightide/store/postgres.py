@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -35,6 +36,14 @@ class PostgresSeam(Seam):
         super().__init__(engine)
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        # READ COMMITTED takes a new snapshot per statement; REPEATABLE READ keeps the first one.
+        with self.translated(), self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     def lock_for_claim(self, conn: Connection, environment_id: str) -> None:
         # One claimer per environment at a time, across servers: limits are counted exactly.

@@ -115,6 +115,13 @@ class Seam:
         with self.translated(), self.engine.connect() as conn:
             yield conn
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read whose statements all see one state of the database (a run and its waits as they
+        were together, not a run read before a commit and its waits after)."""
+        with self.read() as conn:
+            yield conn
+
     def translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, IntegrityError):
             # The driver's text (constraint names, key values) is for the log, not for the client.
