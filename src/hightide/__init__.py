@@ -27,14 +27,23 @@ from hightide.errors import (
     ValidationError,
     WaitpointTimeoutError,
 )
-from hightide.sdk import auth, runs
+from hightide.sdk import auth, queues, runs
 from hightide.sdk.client import AsyncClient
 from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
 from hightide.sdk.idempotency import idempotency_keys
 from hightide.sdk.logger import logger
 from hightide.sdk.metadata import metadata
-from hightide.sdk.models import BatchHandle, BatchResult, Run, RunHandle, TaskRunResult, Token, WaitpointTokenResult
+from hightide.sdk.models import (
+    BatchHandle,
+    BatchResult,
+    QueueInfo,
+    Run,
+    RunHandle,
+    TaskRunResult,
+    Token,
+    WaitpointTokenResult,
+)
 from hightide.sdk.steps import step
 from hightide.sdk.sync import Client
 from hightide.sdk.tags import tags
@@ -59,6 +68,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PayloadValidationError",
     "Queue",
+    "QueueInfo",
     "Run",
     "RunHandle",
     "RunStatus",
@@ -76,6 +86,7 @@ __all__ = [
     "logger",
     "metadata",
     "queue",
+    "queues",
     "runs",
     "step",
     "tags",

@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import update
-
 from hightide.core.ids import new_id
 from hightide.core.states import RunStatus
 from hightide.store import Store
-from hightide.store import schema as t
 from hightide.store.records import NewRun, Run, Waitpoint
 
 NOW = 1_800_000_000.0
@@ -90,11 +87,7 @@ def finish(store: Store, run: Run, now: float = NOW) -> Run:
 
 
 def pause_queue(store: Store, env_id: str, name: str) -> None:
-    # The store has no operation for pausing yet; the column is what claiming honours.
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(t.queues).where(t.queues.c.environment_id == env_id, t.queues.c.name == name).values(paused=True)
-        )
+    store.queues.set_paused(env_id, name, True, NOW)
 
 
 # -- durable execution ------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from hightide.core.states import RunStatus
 from hightide.store import Store
-from hightide.store.records import JournalEntry, Queue, Suspension
-from tests.store.factories import NOW, finish, insert, make_env, new_run, new_waitpoint, pause_queue, start_run
+from hightide.store.records import JournalEntry, Suspension
+from tests.store.factories import NOW, finish, insert, make_env, new_run, new_waitpoint, start_run
 
 
 def test_the_current_version_is_the_newest_and_its_tasks_are_the_current_ones(store: Store) -> None:
@@ -28,17 +28,6 @@ def test_the_current_version_is_the_newest_and_its_tasks_are_the_current_ones(st
         store.environments.ensure_project("acme", NOW), "empty", "development", 5, NOW
     )
     assert store.environments.current_version(fresh) is None
-
-
-def test_list_queues_gives_each_queue_of_the_environment_by_name(store: Store) -> None:
-    tasks = [
-        {"id": "email", "queue": {"name": "task/email"}},
-        {"id": "resize", "queue": {"name": "images", "concurrency_limit": 3}},
-    ]
-    env = make_env(store, tasks=tasks)
-    make_env(store, "other")
-    pause_queue(store, env, "images")
-    assert store.environments.list_queues(env) == [Queue("images", 3, paused=True), Queue("task/email", None)]
 
 
 def test_count_by_task_counts_the_newest_runs_of_the_period_by_status(store: Store) -> None:

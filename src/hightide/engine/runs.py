@@ -10,6 +10,7 @@
 | ``tokens`` | ``tokens.py`` | waitpoint tokens |
 | ``traces`` | ``traces.py`` | logs and traces |
 | ``metadata`` | ``metadata.py`` | runs' metadata operations (own, parent, root) and tags |
+| ``queues`` | ``queues.py`` | queues with their runs now; pause, resume, concurrency limit overrides |
 | ``public_tokens`` | ``public_tokens.py`` | signed, read-only public access tokens |
 | ``realtime`` | ``realtime.py`` | the hub: live run states for subscribers, from the store's changes |
 
@@ -30,6 +31,7 @@ from hightide.engine.journal import Journal
 from hightide.engine.metadata import Metadata
 from hightide.engine.notify import Notifier
 from hightide.engine.public_tokens import PublicTokens
+from hightide.engine.queues import Queues
 from hightide.engine.realtime import RealtimeHub
 from hightide.engine.tokens import Tokens
 from hightide.engine.traces import Trace, Traces
@@ -50,6 +52,7 @@ class RunEngine:
         self.execution = Execution(self.core, self.triggering, self.journal, self.traces)
         self.control = Control(self.core, self.triggering)
         self.metadata = Metadata(self.core)
+        self.queues = Queues(self.core)
         self.public_tokens = PublicTokens(self.core)
         self.realtime = RealtimeHub(self.core)
 

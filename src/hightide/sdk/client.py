@@ -7,13 +7,14 @@ import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from hightide.config import client_settings
 from hightide.core.machines import check_machine
 from hightide.core.options import TRIGGER_OPTIONS, OptionKind
 from hightide.sdk import realtime
 from hightide.sdk.http import ApiSession
-from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token, _time
+from hightide.sdk.models import BatchHandle, LogRecord, QueueInfo, Run, RunHandle, Token, _time
 
 Duration = str | float | int | timedelta
 
@@ -208,6 +209,44 @@ class WaitpointsClient:
             params["cursor"] = page["next_cursor"]
 
 
+class QueuesClient:
+    """Queues: their runs now; pause and resume; override or reset their concurrency limit.
+    A queue is named as its tasks name it: a task's own queue is ``task/<id>``."""
+
+    def __init__(self, session: ApiSession) -> None:
+        self._session = session
+
+    async def list(self) -> builtins.list[QueueInfo]:
+        data = await self._session.request("GET", "/api/v1/queues")
+        return [QueueInfo.from_json(q) for q in data["data"]]
+
+    async def retrieve(self, name: str) -> QueueInfo:
+        return QueueInfo.from_json(await self._session.request("GET", _queue_path(name)))
+
+    async def pause(self, name: str) -> QueueInfo:
+        """No run of the queue starts until it is resumed; it still takes triggers, and runs
+        already executing go on."""
+        return QueueInfo.from_json(await self._session.request("POST", _queue_path(name, "pause")))
+
+    async def resume(self, name: str) -> QueueInfo:
+        return QueueInfo.from_json(await self._session.request("POST", _queue_path(name, "resume")))
+
+    async def override_concurrency_limit(self, name: str, limit: int) -> QueueInfo:
+        """At most ``limit`` runs of the queue execute at once, whatever its tasks declare, until
+        ``reset_concurrency_limit`` (a new version keeps the override)."""
+        path = _queue_path(name, "concurrency-limit")
+        return QueueInfo.from_json(await self._session.request("PUT", path, json={"concurrency_limit": limit}))
+
+    async def reset_concurrency_limit(self, name: str) -> QueueInfo:
+        """Back to the limit the queue's tasks declare."""
+        return QueueInfo.from_json(await self._session.request("DELETE", _queue_path(name, "concurrency-limit")))
+
+
+def _queue_path(name: str, action: str | None = None) -> str:
+    path = "/api/v1/queues/" + quote(name, safe="/")
+    return f"{path}/{action}" if action else path
+
+
 class AuthClient:
     """Public access tokens: read-only, short-lived access to some runs, for a browser."""
 
@@ -254,6 +293,7 @@ class AsyncClient:
         self.runs = RunsClient(self.session)
         self.waitpoints = WaitpointsClient(self.session)
         self.auth = AuthClient(self.session)
+        self.queues = QueuesClient(self.session)
 
     @property
     def api_url(self) -> str:

@@ -192,6 +192,39 @@ class Token:
 
 
 @dataclass(frozen=True)
+class QueueInfo:
+    """A queue now: whether it is paused, the concurrency limit in effect (``None``: no limit of its
+    own, the environment's holds), the one its tasks declare and a user's override, its runs
+    executing and queued, and the tasks of the current version that use it."""
+
+    name: str
+    paused: bool = False
+    concurrency_limit: int | None = None
+    declared_concurrency_limit: int | None = None
+    concurrency_limit_override: int | None = None
+    executing: int = 0
+    queued: int = 0
+    tasks: list[str] = field(default_factory=list)
+    paused_at: datetime | None = None
+    overridden_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QueueInfo:
+        return cls(
+            name=data["name"],
+            paused=bool(data.get("paused", False)),
+            concurrency_limit=data.get("concurrency_limit"),
+            declared_concurrency_limit=data.get("declared_concurrency_limit"),
+            concurrency_limit_override=data.get("concurrency_limit_override"),
+            executing=int(data.get("executing", 0)),
+            queued=int(data.get("queued", 0)),
+            tasks=list(data.get("tasks") or []),
+            paused_at=_time(data.get("paused_at")),
+            overridden_at=_time(data.get("overridden_at")),
+        )
+
+
+@dataclass(frozen=True)
 class WaitpointTokenResult(Generic[T]):
     """What ``wait.for_token`` returns: ``ok`` with the completion ``output``, or ``ok=False`` with a
     ``WaitpointTimeoutError`` in ``error`` when the token timed out."""

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from hightide.sdk.client import AsyncClient
-from hightide.sdk.models import BatchHandle, LogRecord, Run, RunHandle, Token
+from hightide.sdk.models import BatchHandle, LogRecord, QueueInfo, Run, RunHandle, Token
 
 
 class _Loop:
@@ -110,6 +110,31 @@ class SyncAuth:
         return self._loop.call(self._client.auth.create_public_token(read=read, expires_in=expires_in))
 
 
+class SyncQueues:
+    """Queues, blocking (``Client().queues.pause("task/send-email")``)."""
+
+    def __init__(self, loop: _Loop, client: AsyncClient) -> None:
+        self._loop, self._client = loop, client
+
+    def list(self) -> builtins.list[QueueInfo]:
+        return self._loop.call(self._client.queues.list())
+
+    def retrieve(self, name: str) -> QueueInfo:
+        return self._loop.call(self._client.queues.retrieve(name))
+
+    def pause(self, name: str) -> QueueInfo:
+        return self._loop.call(self._client.queues.pause(name))
+
+    def resume(self, name: str) -> QueueInfo:
+        return self._loop.call(self._client.queues.resume(name))
+
+    def override_concurrency_limit(self, name: str, limit: int) -> QueueInfo:
+        return self._loop.call(self._client.queues.override_concurrency_limit(name, limit))
+
+    def reset_concurrency_limit(self, name: str) -> QueueInfo:
+        return self._loop.call(self._client.queues.reset_concurrency_limit(name))
+
+
 class Client:
     """Blocking client.
 
@@ -131,6 +156,7 @@ class Client:
         self.runs = SyncRuns(self._loop, self._client)
         self.waitpoints = SyncWaitpoints(self._loop, self._client)
         self.auth = SyncAuth(self._loop, self._client)
+        self.queues = SyncQueues(self._loop, self._client)
 
     @staticmethod
     async def _make(

@@ -22,6 +22,7 @@ from hightide.server import (
     docs,
     errors,
     routes_metadata,
+    routes_queues,
     routes_realtime,
     routes_runs,
     routes_waitpoints,
@@ -99,6 +100,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.include_router(routes_worker.router)
     app.include_router(routes_waitpoints.router)
     app.include_router(routes_metadata.router)
+    app.include_router(routes_queues.router)
     routes_realtime.install(app, settings.realtime_heartbeat)
 
     @app.get("/healthz", include_in_schema=False)

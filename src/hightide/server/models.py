@@ -200,3 +200,9 @@ class JournalBody(JournalOp):
 class ResetKeyBody(StrictBody):
     task_id: TaskId
     key: IdempotencyKey
+
+
+class ConcurrencyLimitBody(StrictBody):
+    concurrency_limit: Count = Field(
+        ..., description="runs of the queue executing at once, whatever its tasks declare (0 starts none)"
+    )

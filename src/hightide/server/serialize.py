@@ -15,6 +15,7 @@ from typing import Any
 
 from hightide.core import protocol
 from hightide.core.tracing import attempt_span_id
+from hightide.engine.queues import QueueState
 from hightide.engine.traces import Trace, trace_ids
 from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Waitpoint
 
@@ -133,6 +134,22 @@ def _duration_ms(start: float, end: float | None) -> float | None:
     if end is None:
         return None
     return number(round((end - start) * 1000, 3)) if math.isfinite(end - start) else None
+
+
+def queue_json(state: QueueState) -> dict[str, Any]:
+    q = state.queue
+    return {
+        "name": q.name,
+        "paused": q.paused,
+        "paused_at": iso(q.paused_at),
+        "concurrency_limit": q.limit,  # in effect; null: no limit of its own (the environment's holds)
+        "declared_concurrency_limit": q.concurrency_limit,
+        "concurrency_limit_override": q.concurrency_limit_override,
+        "overridden_at": iso(q.overridden_at),
+        "executing": state.executing,
+        "queued": state.queued,
+        "tasks": state.tasks,
+    }
 
 
 def token_json(token: Waitpoint, url: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
 from hightide.store.live import LiveOps
 from hightide.store.metadata import MetadataOps
+from hightide.store.queues import QueueOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Listener, Seam
@@ -25,7 +26,8 @@ from hightide.store.waitpoints import WaitpointOps
 class Store:
     """Named storage operations, by group. Every operation is one transaction unless it says otherwise.
 
-    ``environments``: projects, environments, keys, versions, tasks and queues. ``runs``: insert,
+    ``environments``: projects, environments, keys, versions and tasks. ``queues``: queues, their
+    pause and concurrency limit override. ``runs``: insert,
     read, list and the one conditional update. ``claims``: claiming, leases and the runs whose time
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
@@ -35,6 +37,7 @@ class Store:
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
         self.environments = EnvironmentOps(seam)
+        self.queues = QueueOps(seam)
         self.runs = RunOps(seam)
         self.claims = ClaimOps(seam)
         self.releases = ReleaseOps(seam)

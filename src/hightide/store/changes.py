@@ -34,6 +34,8 @@ class ChangeKind(StrEnum):
     """A worker registered a new version: task definitions of the environment changed."""
     ENVIRONMENT = "environment"
     """The environment's settings changed (its concurrency limit)."""
+    QUEUE = "queue"
+    """A queue was paused or resumed, or its concurrency limit overridden or reset."""
     KEY_REVOKED = "key_revoked"
     """A secret key of the environment was revoked: servers drop the keys they cached for it."""
     METADATA = "metadata"

@@ -115,8 +115,11 @@ class ClaimOps:
         free_env = env_limit - sum(executing.values())
         if free_env <= 0:
             return []
-        limits = {
-            row.name: (row.concurrency_limit, row.paused)
+        limits = {  # a user's override wins over the limit the tasks declare
+            row.name: (
+                row.concurrency_limit if row.concurrency_limit_override is None else row.concurrency_limit_override,
+                row.paused,
+            )
             for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
         }
         want = min(limit, free_env)

@@ -1,4 +1,4 @@
-"""``store.environments``: projects, environments, keys, versions, tasks and queues."""
+"""``store.environments``: projects, environments, keys, versions and tasks (their queues: ``queues.py``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from hightide.core.ids import new_id
 from hightide.errors import AlreadyExistsError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
+from hightide.store.queues import declare_queue
 from hightide.store.records import (
     ApiKey,
     Environment,
-    Queue,
     TaskDefinition,
     Version,
     dumps,
@@ -189,16 +189,7 @@ class EnvironmentOps:
                 updated_at=now,
             )
         )
-        conn.execute(delete(t.queues).where(t.queues.c.environment_id == env_id, t.queues.c.name == queue["name"]))
-        conn.execute(
-            insert(t.queues).values(
-                environment_id=env_id,
-                name=queue["name"],
-                concurrency_limit=queue.get("concurrency_limit"),
-                paused=False,
-                updated_at=now,
-            )
-        )
+        declare_queue(self._seam, conn, env_id, queue["name"], queue.get("concurrency_limit"), now)
 
     def get_version(self, version_id: str) -> Version | None:
         v = t.worker_versions
@@ -241,14 +232,6 @@ class EnvironmentOps:
             TaskDefinition(m["environment_id"], m["task_id"], m["version_id"], m["queue"], loads(m["config"]))
             for m in (row._mapping for row in rows)
         ]
-
-    def list_queues(self, environment_id: str) -> list[Queue]:
-        """The environment's queues (as their tasks declared them), by name."""
-        q = t.queues
-        stmt = select(q.c.name, q.c.concurrency_limit, q.c.paused).where(q.c.environment_id == environment_id)
-        with self._seam.read() as conn:
-            rows = conn.execute(stmt.order_by(q.c.name)).all()
-        return [Queue(row.name, row.concurrency_limit, bool(row.paused)) for row in rows]
 
     # -- server secrets --------------------------------------------------------------------
     def secret(self, name: str, make: Callable[[], str], now: float) -> str:

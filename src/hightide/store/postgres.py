@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -56,6 +57,9 @@ class PostgresSeam(Seam):
         # One NOTIFY per transaction (more only for a batch too long for one payload), sent at commit.
         for payload in wire.encode(self.origin, changes):
             conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL, "p": payload})
+
+    def insert(self, table: Table) -> Any:
+        return postgresql_insert(table)
 
     def translate(self, exc: DBAPIError) -> HightideError:
         if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization failure

@@ -40,11 +40,21 @@ class TaskDefinition:
 
 @dataclass(frozen=True)
 class Queue:
-    """A queue as its tasks declared it: ``concurrency_limit`` None is no limit of its own."""
+    """A queue: ``concurrency_limit`` as its tasks declare it (None: no limit of its own),
+    ``concurrency_limit_override`` as a user set it (None: not overridden), and whether it is paused
+    (it takes triggers and starts nothing)."""
 
     name: str
     concurrency_limit: int | None
     paused: bool = False
+    concurrency_limit_override: int | None = None
+    paused_at: float | None = None
+    overridden_at: float | None = None
+
+    @property
+    def limit(self) -> int | None:
+        """The limit the claim applies: the override if there is one, else the declared limit."""
+        return self.concurrency_limit if self.concurrency_limit_override is None else self.concurrency_limit_override
 
 
 @dataclass(frozen=True)

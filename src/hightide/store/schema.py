@@ -80,9 +80,12 @@ queues = Table(
     metadata,
     Column("environment_id", String(64), ForeignKey("environments.id"), primary_key=True),
     Column("name", String(256), primary_key=True),
-    Column("concurrency_limit", Integer),
+    Column("concurrency_limit", Integer),  # as its tasks declare it (None: no limit of its own)
     Column("paused", Boolean, nullable=False, default=False),
     Column("updated_at", Float, nullable=False),
+    Column("concurrency_limit_override", Integer),  # set by a user; wins over the declared limit
+    Column("paused_at", Float),
+    Column("overridden_at", Float),
 )
 
 runs = Table(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from hightide.errors import AlreadyExistsError, HightideError, ServerError, ValidationError
@@ -142,6 +142,18 @@ class Seam:
     def contains(self, column: Any, text: str) -> Any:
         """A case-sensitive substring test (SQLite's LIKE ignores case)."""
         return column.contains(text, autoescape=True)
+
+    def upsert(
+        self, conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str], update: Sequence[str]
+    ) -> None:
+        """Insert ``values``, or where a row with the same ``keys`` exists, set its ``update`` columns
+        to theirs (one ``INSERT ... ON CONFLICT DO UPDATE``: two writers racing both succeed)."""
+        stmt = self.insert(table).values(**values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}))
+
+    def insert(self, table: Table) -> Any:
+        """The dialect's ``INSERT`` construct (the one with ``on_conflict_do_update``)."""
+        raise NotImplementedError
 
     def publish(self, conn: Connection, *changes: Change) -> None:
         """Record, inside a write transaction of ``write_notify``, what it changes: published

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, func
+from sqlalchemy import Connection, Table, create_engine, event, func
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hightide.errors import HightideError, ServerError
@@ -46,6 +47,9 @@ class SQLiteSeam(Seam):
 
     def contains(self, column: Any, text: str) -> Any:
         return func.instr(column, text) > 0
+
+    def insert(self, table: Table) -> Any:
+        return sqlite_insert(table)
 
     def translate(self, exc: DBAPIError) -> HightideError:
         if isinstance(exc, OperationalError) and "locked" in str(exc.orig):

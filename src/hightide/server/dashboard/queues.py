@@ -4,13 +4,13 @@ queue's actions will go.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
+from hightide.engine.queues import QueueState
 from hightide.server.dashboard.pages import open_environment
 from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
@@ -22,19 +22,31 @@ router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 @dataclass(frozen=True)
 class QueueView:
-    queue: Queue
-    running: int
-    queued: int
-    tasks: list[str] = field(default_factory=list)  # tasks of the current version that use it
-    declared: bool = True  # False: runs name it, but no registered task declares it
+    state: QueueState
+
+    @property
+    def queue(self) -> Queue:
+        return self.state.queue
 
     @property
     def name(self) -> str:
-        return self.queue.name
+        return self.state.name
+
+    @property
+    def running(self) -> int:
+        return self.state.executing
+
+    @property
+    def queued(self) -> int:
+        return self.state.queued
+
+    @property
+    def tasks(self) -> list[str]:
+        return self.state.tasks
 
     @property
     def limit(self) -> int | None:
-        return self.queue.concurrency_limit
+        return self.queue.limit
 
     @property
     def full(self) -> bool:
@@ -60,26 +72,7 @@ class EnvironmentLoad:
 
 
 def load_queues(engine: RunEngine, env: Environment) -> tuple[list[QueueView], EnvironmentLoad]:
-    store = engine.store
-    queues = {q.name: q for q in store.environments.list_queues(env.id)}
-    counts = store.runs.count_active_by_queue(env.id)
-    users: dict[str, list[str]] = {}
-    version = store.environments.current_version(env.id)
-    if version is not None:
-        for task in store.environments.tasks_of_version(env.id, version.id):
-            users.setdefault(task.queue, []).append(task.task_id)
-    views = []
-    for name in sorted(set(queues) | set(counts)):
-        n = counts.get(name, {})
-        views.append(
-            QueueView(
-                queues.get(name, Queue(name, None)),
-                running=n.get(RunStatus.EXECUTING.value, 0),
-                queued=n.get(RunStatus.QUEUED.value, 0),
-                tasks=users.get(name, []),
-                declared=name in queues,
-            )
-        )
+    views = [QueueView(state) for state in engine.queues.list(env)]
     # Queues in use first (what someone opening this page looks for), then by name.
     views.sort(key=lambda q: (-(q.running + q.queued), q.name))
     load = EnvironmentLoad(env.concurrency_limit, sum(q.running for q in views), sum(q.queued for q in views))

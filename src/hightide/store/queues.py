@@ -1,0 +1,87 @@
+"""``store.queues``: queues as their tasks declare them, and what users set on them (pause, a
+concurrency limit override). A queue's row holds both: a version registering writes the declared
+limit and leaves what users set alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from hightide.store import schema as t
+from hightide.store.changes import Change, ChangeKind
+from hightide.store.records import Queue
+from hightide.store.seam import Seam
+
+_COLUMNS = (
+    t.queues.c.name,
+    t.queues.c.concurrency_limit,
+    t.queues.c.paused,
+    t.queues.c.concurrency_limit_override,
+    t.queues.c.paused_at,
+    t.queues.c.overridden_at,
+)
+
+
+def declare_queue(seam: Seam, conn: Connection, environment_id: str, name: str, limit: int | None, now: float) -> None:
+    """Record the limit a task of a new version declares for ``name`` (in the version's transaction);
+    a pause and an override stay as they were."""
+    values = {"environment_id": environment_id, "name": name, "concurrency_limit": limit, "paused": False}
+    seam.upsert(
+        conn, t.queues, {**values, "updated_at": now}, ("environment_id", "name"), ("concurrency_limit", "updated_at")
+    )
+
+
+class QueueOps:
+    def __init__(self, seam: Seam) -> None:
+        self._seam = seam
+
+    def list_queues(self, environment_id: str) -> list[Queue]:
+        """The environment's queues (declared by tasks, or paused or overridden by a user), by name."""
+        stmt = select(*_COLUMNS).where(t.queues.c.environment_id == environment_id).order_by(t.queues.c.name)
+        with self._seam.read() as conn:
+            return [_queue(row) for row in conn.execute(stmt)]
+
+    def get_queue(self, environment_id: str, name: str) -> Queue | None:
+        q = t.queues
+        with self._seam.read() as conn:
+            row = conn.execute(select(*_COLUMNS).where(q.c.environment_id == environment_id, q.c.name == name)).first()
+        return _queue(row) if row else None
+
+    def set_paused(self, environment_id: str, name: str, paused: bool, now: float) -> Queue:
+        """Pause (no run of the queue starts) or resume ``name``; a queue no task declares gets a row."""
+        return self._set(environment_id, name, now, paused=paused, paused_at=now if paused else None)
+
+    def set_limit_override(self, environment_id: str, name: str, limit: int | None, now: float) -> Queue:
+        """Override the queue's declared concurrency limit with ``limit``, or reset it (``None``)."""
+        return self._set(
+            environment_id, name, now, concurrency_limit_override=limit, overridden_at=None if limit is None else now
+        )
+
+    def _set(self, environment_id: str, name: str, now: float, **values: Any) -> Queue:
+        q = t.queues
+        with self._seam.write_notify() as conn:
+            done = conn.execute(
+                update(q).where(q.c.environment_id == environment_id, q.c.name == name).values(**values, updated_at=now)
+            ).rowcount
+            if not done:  # a queue only runs name: its row, with no declared limit
+                row = {"environment_id": environment_id, "name": name, "concurrency_limit": None, "paused": False}
+                self._seam.upsert(
+                    conn, q, {**row, **values, "updated_at": now}, ("environment_id", "name"), list(values)
+                )
+            queue = conn.execute(select(*_COLUMNS).where(q.c.environment_id == environment_id, q.c.name == name)).one()
+            # Claimers of the environment look again: a resumed queue or a higher limit frees runs.
+            self._seam.publish(conn, Change(environment_id, kind=ChangeKind.QUEUE))
+        return _queue(queue)
+
+
+def _queue(row: Any) -> Queue:
+    m = row._mapping
+    return Queue(
+        m["name"],
+        m["concurrency_limit"],
+        bool(m["paused"]),
+        m["concurrency_limit_override"],
+        m["paused_at"],
+        m["overridden_at"],
+    )
