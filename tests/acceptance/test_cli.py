@@ -1,5 +1,5 @@
 """The shell side of Hightide as a new user meets it: the command `hightide init` prints, `trigger`
-payloads from a file or a pipe, `runs list|get|logs|trace`, `tokens list|complete`, `--json`,
+payloads from a file or a pipe, `runs list|get|logs|trace`, `tokens list|complete`, `queues ...`, `--json`,
 one `hightide dev` per project on its own database, and `hightide server --concurrency-limit`."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import textwrap
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -195,3 +196,43 @@ def test_server_concurrency_limit_holds_runs_until_a_slot_frees(
     assert first.status == second.status == "COMPLETED"
     # The worker had two free slots; the environment's limit of one made the second run wait.
     assert second.started_at >= first.finished_at, (first, second)
+
+
+LANE = """
+    from hightide import queue, task
+
+    lane = queue("lane", concurrency_limit={limit})
+
+
+    @task(id="in-lane", queue=lane)
+    async def in_lane(payload: dict) -> str:
+        return "done"
+"""
+
+
+def test_queues_pause_and_override_from_the_shell_and_a_new_version_keeps_both(
+    project: Callable[..., Path], dev: Callable[..., Dev]
+) -> None:
+    root = project({"trigger/lane.py": LANE.format(limit=2)})
+    running = dev(root)
+    out = _ok(hightide("queues", "pause", "lane", cwd=root))
+    assert out.split() == ["lane", "paused", "executing", "0", "queued", "0", "limit", "2"], out
+    _ok(hightide("queues", "override", "lane", "1", cwd=root))
+    held = running.client.trigger("in-lane", {}).id
+
+    # A new version declares another limit: the pause and the override stay.
+    (root / "trigger" / "lane.py").write_text(textwrap.dedent(LANE.format(limit=5)))
+    running.proc.wait_for_output("registered", count=2)
+    listed = _ok(hightide("queues", "list", cwd=root, env={"COLUMNS": "120"}))
+    [line] = [line for line in listed.splitlines() if line.startswith("lane ")]
+    assert line.split()[:4] == ["lane", "paused", "0", "1"] and "1 (override; declared 5)" in line, listed
+    assert running.client.runs.retrieve(held).status == "QUEUED"
+
+    shown = json.loads(_ok(hightide("queues", "resume", "lane", "--json", cwd=root)))
+    assert (shown["paused"], shown["concurrency_limit"], shown["declared_concurrency_limit"]) == (False, 1, 5)
+    assert wait_finished(running.client, held).status == "COMPLETED"
+    reset = json.loads(_ok(hightide("queues", "reset", "lane", "--json", cwd=root)))
+    assert (reset["concurrency_limit"], reset["concurrency_limit_override"]) == (5, None)
+    _one_line_error(hightide("queues", "pause", "task/nope", cwd=root), "no queue 'task/nope'")
+    refused = hightide("queues", "override", "lane", "--", "-1", cwd=root)
+    assert refused.returncode == 2 and "greater than or equal to 0" in refused.stderr, refused.stderr

@@ -12,6 +12,7 @@ import typer
 
 from hightide.cli.options import DEFAULT_SERVER_DB, KEY_HELP, ApiUrl, DatabaseUrl, PublicUrl, SecretKey
 from hightide.cli.output import console, fail
+from hightide.cli.queues import queues_app
 from hightide.cli.runs import runs_app, tokens_app, trigger
 from hightide.cli.users import users_app
 from hightide.errors import AuthenticationError, HightideError
@@ -28,6 +29,7 @@ keys_app = typer.Typer(help="Manage environment secret keys (operators).", no_ar
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(queues_app, name="queues")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")

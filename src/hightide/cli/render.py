@@ -51,11 +51,11 @@ def _in(value: str | None) -> str:
     return f" (in {' '.join([*parts, f'{seconds}s'])})"
 
 
-def _id_table(ids: list[str], *headers: str) -> Table:
-    """A table whose first column holds ids that are never cut: the other columns wrap or shorten."""
+def _id_table(ids: list[str], *headers: str, first: str = "id") -> Table:
+    """A table whose first column holds ids (or names) that are never cut: the other columns wrap or shorten."""
     width = max([len(i) for i in ids] + [2])
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("id", no_wrap=True, min_width=width)
+    table.add_column(first, no_wrap=True, min_width=width)
     for header in headers:
         if header in ("task", "tags"):
             table.add_column(header, overflow="ellipsis")
@@ -64,13 +64,15 @@ def _id_table(ids: list[str], *headers: str) -> Table:
     return table
 
 
-def _print_rows(console: Console, ids: list[str], headers: tuple[str, ...], rows: list[list[str]]) -> None:
+def _print_rows(
+    console: Console, ids: list[str], headers: tuple[str, ...], rows: list[list[str]], first: str = "id"
+) -> None:
     width = max([len(i) for i in ids] + [2])
     if console.width < width + 50:  # too narrow for a table that keeps ids whole: one line per item
         for row in rows:
             console.print(f"{escape(row[0])}  " + "  ".join(cell for cell in row[1:] if cell), soft_wrap=True)
         return
-    table = _id_table(ids, *headers)
+    table = _id_table(ids, *headers, first=first)
     for row in rows:
         table.add_row(*row)
     console.print(table, soft_wrap=False)
@@ -111,6 +113,35 @@ def print_tokens(console: Console, tokens: list[dict[str, Any]]) -> None:
         console.print("[dim]no tokens[/]")
         return
     _print_rows(console, [t["id"] for t in tokens], headers, rows)
+
+
+def queue_limit(queue: dict[str, Any]) -> str:
+    """The limit in effect, saying when it is a user's override of the declared one."""
+    limit = queue["concurrency_limit"]
+    shown = "none" if limit is None else f"{limit:,}"
+    if queue.get("concurrency_limit_override") is None:
+        return shown
+    declared = queue.get("declared_concurrency_limit")
+    return f"{shown} (override; declared {'none' if declared is None else f'{declared:,}'})"
+
+
+def print_queues(console: Console, queues: list[dict[str, Any]]) -> None:
+    headers = ("state", "executing", "queued", "limit", "tasks")
+    rows = [
+        [
+            escape(q["name"]),
+            "[yellow]paused[/]" if q["paused"] else "[green]running[/]",
+            f"{q['executing']:,}",
+            f"{q['queued']:,}",
+            queue_limit(q),
+            escape(", ".join(q.get("tasks") or [])),
+        ]
+        for q in queues
+    ]
+    if not rows:
+        console.print("[dim]no queues: they appear once a worker registers its tasks[/]")
+        return
+    _print_rows(console, [q["name"] for q in queues], headers, rows, first="queue")
 
 
 def _short_json(value: Any, limit: int = 400) -> str:

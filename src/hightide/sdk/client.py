@@ -221,28 +221,29 @@ class QueuesClient:
         return [QueueInfo.from_json(q) for q in data["data"]]
 
     async def retrieve(self, name: str) -> QueueInfo:
-        return QueueInfo.from_json(await self._session.request("GET", _queue_path(name)))
+        return QueueInfo.from_json(await self._session.request("GET", queue_path(name)))
 
     async def pause(self, name: str) -> QueueInfo:
         """No run of the queue starts until it is resumed; it still takes triggers, and runs
         already executing go on."""
-        return QueueInfo.from_json(await self._session.request("POST", _queue_path(name, "pause")))
+        return QueueInfo.from_json(await self._session.request("POST", queue_path(name, "pause")))
 
     async def resume(self, name: str) -> QueueInfo:
-        return QueueInfo.from_json(await self._session.request("POST", _queue_path(name, "resume")))
+        return QueueInfo.from_json(await self._session.request("POST", queue_path(name, "resume")))
 
     async def override_concurrency_limit(self, name: str, limit: int) -> QueueInfo:
         """At most ``limit`` runs of the queue execute at once, whatever its tasks declare, until
         ``reset_concurrency_limit`` (a new version keeps the override)."""
-        path = _queue_path(name, "concurrency-limit")
+        path = queue_path(name, "concurrency-limit")
         return QueueInfo.from_json(await self._session.request("PUT", path, json={"concurrency_limit": limit}))
 
     async def reset_concurrency_limit(self, name: str) -> QueueInfo:
         """Back to the limit the queue's tasks declare."""
-        return QueueInfo.from_json(await self._session.request("DELETE", _queue_path(name, "concurrency-limit")))
+        return QueueInfo.from_json(await self._session.request("DELETE", queue_path(name, "concurrency-limit")))
 
 
-def _queue_path(name: str, action: str | None = None) -> str:
+def queue_path(name: str, action: str | None = None) -> str:
+    """The API path of a queue (its name may hold '/': ``task/<id>``), or of one of its actions."""
     path = "/api/v1/queues/" + quote(name, safe="/")
     return f"{path}/{action}" if action else path
 
