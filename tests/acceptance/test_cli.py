@@ -8,8 +8,8 @@ import json
 import os
 import re
 import shlex
-import textwrap
 import signal
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
