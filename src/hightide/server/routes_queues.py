@@ -48,7 +48,7 @@ async def resume(name: QueuePath, env: CurrentEnv, request: Request) -> dict[str
 @router.put(
     "/queues/{name:path}/concurrency-limit",
     summary="Override a queue's concurrency limit (a new version keeps the override)",
-    responses=responses(404),
+    responses=responses(404, 413),
 )
 async def override_limit(
     name: QueuePath, body: ConcurrencyLimitBody, env: CurrentEnv, request: Request
