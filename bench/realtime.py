@@ -19,6 +19,10 @@ server and worker: their own CPU is part of the cost.
     python bench/realtime.py                       # 5,000 runs, 0 then 200 subscribers
     python bench/realtime.py --runs 2000 --subscribers 50
     python bench/realtime.py --tag-streams 5       # and a phase with 5 streams of every change
+    python bench/realtime.py --rounds 4            # A B, B A, A B, B A: the median cost of 4 rounds
+
+On a machine whose load moves, one pair of phases says little about a cost of a few percent:
+``--rounds`` repeats them, alternating their order, and reports each round's cost and the median.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -41,8 +46,8 @@ PER_CLIENT = 40  # streams per SDK client (its connection pool holds 50)
 EVERY = "bench-every-run"  # the tag of every run (for --tag-streams)
 
 
-async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0) -> dict[str, Any]:
-    ht = Hightide(workdir, name=f"subscribers-{subscribers}-tag-streams-{tag_streams}")
+async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0, round_no: int = 1) -> dict[str, Any]:
+    ht = Hightide(workdir, name=f"round-{round_no}-subscribers-{subscribers}-tag-streams-{tag_streams}")
     clients: list[AsyncClient] = []
     watchers: list[asyncio.Task[None]] = []
     try:
@@ -131,21 +136,36 @@ async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0
         ht.close()
 
 
-async def main_async(runs: int, subscribers: int, tag_streams: int) -> list[dict[str, Any]]:
+async def main_async(runs: int, subscribers: int, tag_streams: int, rounds: int = 1) -> list[dict[str, Any]]:
+    """The phases in order, ``rounds`` times: round k runs them forwards when k is even and backwards
+    when it is odd (A B, B A, ...), so that a machine growing busier or quieter weighs on both alike."""
     with tempfile.TemporaryDirectory(prefix="hightide-bench-rt-") as tmp:
         results = []
         plan = [(0, 0), (subscribers, 0)] + ([(0, tag_streams)] if tag_streams else [])
-        for count, streams in plan:
-            results.append(await phase(Path(tmp), runs, count, streams))
-            log(json.dumps(results[-1]))
+        for k in range(rounds):
+            for count, streams in plan if k % 2 == 0 else plan[::-1]:
+                results.append({**await phase(Path(tmp), runs, count, streams, k + 1), "round": k + 1})
+                log(json.dumps(results[-1]))
         return results
 
 
+def round_costs(results: list[dict[str, Any]]) -> list[float]:
+    """Per round: 1 - (drain rate with the subscribers) / (drain rate with none)."""
+    costs = []
+    for k in sorted({r["round"] for r in results}):
+        of = [r for r in results if r["round"] == k and not r["tag_streams"]]
+        base = next(r for r in of if not r["subscribers"])
+        loaded = next(r for r in of if r["subscribers"])
+        costs.append(1 - loaded["drain_rate"] / base["drain_rate"])
+    return costs
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    base = results[0]["drain_rate"]
-    header = ["phase", "drain rate", "vs none", "server CPU/run", "change -> subscriber p50 / p90 / p99 / max"]
+    bases = {r["round"]: r["drain_rate"] for r in results if not r["subscribers"] and not r["tag_streams"]}
+    header = ["round", "phase", "drain rate", "vs none", "server CPU/run", "change -> subscriber p50 / p90 / p99 / max"]
     lines = []
     for res in results:
+        base = bases[res["round"]]
         lat = res.get("latency_ms") or res.get("tag_stream_latency_ms")
         name = (
             f"{res['tag_streams']} tag streams (every run)"
@@ -154,6 +174,7 @@ def table(results: list[dict[str, Any]]) -> str:
         )
         lines.append(
             [
+                str(res["round"]),
                 name,
                 f"{res['drain_rate']}/s",
                 f"{res['drain_rate'] / base - 1:+.1%}",
@@ -173,19 +194,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--tag-streams", type=int, default=0, help="a third phase: streams of every run's changes")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the phases, alternating their order; report the median cost"
+    )
     args = parser.parse_args(argv)
     try:
-        results = asyncio.run(main_async(args.runs, args.subscribers, args.tag_streams))
+        results = asyncio.run(main_async(args.runs, args.subscribers, args.tag_streams, args.rounds))
     finally:
         for proc in list(Proc.live):
             proc.stop(grace=5)
-    base, loaded = results[:2]
     print(json.dumps(results, indent=2))
     print(table(results))
-    cost = 1 - loaded["drain_rate"] / base["drain_rate"]
+    costs = round_costs(results)
+    p99s = [r["latency_ms"]["p99"] for r in results if r.get("latency_ms")]
     print(
-        f"drain: {base['drain_rate']}/s alone, {loaded['drain_rate']}/s with {loaded['subscribers']} subscribers "
-        f"({cost:+.1%} cost); COMPLETED reached subscribers p99 {loaded.get('latency_ms', {}).get('p99')} ms"
+        f"cost of {args.subscribers} subscribers to the drain, per round: "
+        + ", ".join(f"{c:+.1%}" for c in costs)
+        + f"; median {statistics.median(costs):+.1%}. COMPLETED -> subscriber p99 per round: {p99s} ms"
     )
     return 0
 
