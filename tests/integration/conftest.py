@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +34,20 @@ class Stack:
         headers = {"Authorization": f"Bearer {key or self.key}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
+    _client: Client | None = None
+
     def client(self) -> Client:
         return Client(api_url=self.url, secret_key=self.key)
+
+    def shared_client(self) -> Client:
+        if self._client is None:
+            self._client = self.client()
+        return self._client
+
+    def close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def new_key(self, env: str = "dev") -> str:
         out = subprocess.run(
@@ -80,58 +92,85 @@ def fresh_database(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path_factory) as url:
-        yield url
+@contextmanager
+def running_stack(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A server with a 1 s lease and a 64 KiB payload limit, and a worker with 3 slots whose runs
+    suspend on waits longer than 1 s, on a fresh database of ``backend``."""
+    with fresh_database(backend, tmp_path_factory) as database_url:
+        work = tmp_path_factory.mktemp("stack")
+        project = work / "project"
+        shutil.copytree(PROJECT, project)
+        log = work / "log.txt"
+        port = free_port()
+        server = _start(
+            [
+                *CLI,
+                "server",
+                "--database-url",
+                database_url,
+                "--port",
+                str(port),
+                "--lease-seconds",
+                "1",
+                "--max-payload-bytes",
+                str(64 * 1024),
+            ],
+            log,
+            work,
+        )
+        url = f"http://127.0.0.1:{port}"
+        stack = Stack(url, "", database_url, log)
+        worker = None
+        try:
+            try:
+                wait_for_http(f"{url}/healthz")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the server's log:\n{log.read_text()[-4000:]}") from None
+            stack.key = stack.new_key()
+            worker = _start(
+                [*CLI, "worker", "--concurrency", "3"],
+                log,
+                project,
+                {"HIGHTIDE_API_URL": url, "HIGHTIDE_SECRET_KEY": stack.key, "HIGHTIDE_CHECKPOINT_THRESHOLD": "1"},
+            )
+            assert_eventually(lambda: "registered" in log.read_text(), timeout=30, what="the worker to register")
+            yield stack
+        finally:
+            stack.close_client()
+            for proc in (worker, server):
+                if proc is not None:
+                    _stop(proc)
+
+
+class Stacks:
+    """One running stack per backend for the whole session (of each test process), started when a
+    test first asks for it: tests of every file share it, whatever order they run in."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._factory = tmp_path_factory
+        self._open: dict[str, Stack] = {}
+        self._exits = ExitStack()
+
+    def get(self, backend: str) -> Stack:
+        if backend not in self._open:
+            self._open[backend] = self._exits.enter_context(running_stack(backend, self._factory))
+        return self._open[backend]
+
+    def close(self) -> None:
+        self._exits.close()
 
 
 @pytest.fixture(scope="session")
-def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A server with a 1 s lease and a 64 KiB payload limit, and a worker with 3 slots whose runs
-    suspend on waits longer than 1 s."""
-    work = tmp_path_factory.mktemp("stack")
-    project = work / "project"
-    shutil.copytree(PROJECT, project)
-    log = work / "log.txt"
-    port = free_port()
-    server = _start(
-        [
-            *CLI,
-            "server",
-            "--database-url",
-            database_url,
-            "--port",
-            str(port),
-            "--lease-seconds",
-            "1",
-            "--max-payload-bytes",
-            str(64 * 1024),
-        ],
-        log,
-        work,
-    )
-    url = f"http://127.0.0.1:{port}"
-    stack = Stack(url, "", database_url, log)
-    worker = None
-    try:
-        try:
-            wait_for_http(f"{url}/healthz")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; the server's log:\n{log.read_text()[-4000:]}") from None
-        stack.key = stack.new_key()
-        worker = _start(
-            [*CLI, "worker", "--concurrency", "3"],
-            log,
-            project,
-            {"HIGHTIDE_API_URL": url, "HIGHTIDE_SECRET_KEY": stack.key, "HIGHTIDE_CHECKPOINT_THRESHOLD": "1"},
-        )
-        assert_eventually(lambda: "registered" in log.read_text(), timeout=30, what="the worker to register")
-        yield stack
-    finally:
-        for proc in (worker, server):
-            if proc is not None:
-                _stop(proc)
+def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stacks]:
+    opened = Stacks(tmp_path_factory)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stack(request: pytest.FixtureRequest, stacks: Stacks) -> Stack:
+    """The session's running stack on SQLite, and on PostgreSQL where it is reachable."""
+    return stacks.get(request.param)
 
 
 @pytest.fixture
@@ -140,10 +179,10 @@ def http(stack: Stack) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
-def client(stack: Stack) -> Iterator[Client]:
-    with stack.client() as c:
-        yield c
+@pytest.fixture
+def client(stack: Stack) -> Client:
+    """The stack's blocking client (one per stack, kept for the session)."""
+    return stack.shared_client()
 
 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
