@@ -1,6 +1,6 @@
-"""The Queues page: each queue with its runs executing and queued now, its concurrency limit and
-the environment's. (Pausing a queue and overriding its limit come later; ``QueueView`` is where a
-queue's actions will go.)"""
+"""The Queues page: each queue with its runs executing and queued now, its concurrency limit (as
+declared, or as overridden) and the environment's, and whether it is paused. Its actions (pause,
+resume, override and reset the limit) are in ``queues_actions.py``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from hightide.core.limits import MAX_INT
 from hightide.engine import RunEngine
 from hightide.engine.queues import QueueState
+from hightide.server.dashboard.flash import clear_flash, read_flash
 from hightide.server.dashboard.pages import open_environment
 from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
@@ -49,6 +51,18 @@ class QueueView:
         return self.queue.limit
 
     @property
+    def declared(self) -> int | None:
+        return self.queue.concurrency_limit
+
+    @property
+    def overridden(self) -> bool:
+        return self.queue.concurrency_limit_override is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.queue.paused
+
+    @property
     def full(self) -> bool:
         return self.limit is not None and self.running >= self.limit
 
@@ -84,4 +98,17 @@ async def queues_page(request: Request, project: str, env: str, signed_in: PageS
     nav = await open_environment(request, signed_in, project, env, "queues")
     engine: RunEngine = request.app.state.engine
     queues, load = await run_in_threadpool(load_queues, engine, nav.env)
-    return render(request, "queues.html", signed_in=signed_in, nav=nav, queues=queues, load=load)
+    notice = read_flash(request)
+    response = render(
+        request,
+        "queues.html",
+        signed_in=signed_in,
+        nav=nav,
+        queues=queues,
+        load=load,
+        notice=notice,
+        max_limit=MAX_INT,
+        now=engine.clock(),
+    )
+    clear_flash(request, response, nav.url("queues"))
+    return response
