@@ -87,3 +87,12 @@ def test_setting_a_queue_wakes_claimers_on_every_server(store: Store, open_store
     store.queues.set_paused(env, "images", True, NOW)
     store.queues.set_limit_override(env, "images", 2, NOW)
     assert_eventually(lambda: heard.changes.count(Change(env, kind=ChangeKind.QUEUE)) == 2)
+
+
+def test_pausing_a_paused_queue_keeps_the_time_it_was_paused_at(store: Store) -> None:
+    env = make_env(store, tasks=TASKS)
+    store.queues.set_paused(env, "images", True, NOW)
+    again = store.queues.set_paused(env, "images", True, NOW + 30)
+    assert (again.paused, again.paused_at) == (True, NOW)
+    store.queues.set_paused(env, "images", False, NOW + 40)
+    assert store.queues.set_paused(env, "images", True, NOW + 50).paused_at == NOW + 50

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, case, select, true, update
 
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
@@ -49,16 +49,20 @@ class QueueOps:
         return _queue(row) if row else None
 
     def set_paused(self, environment_id: str, name: str, paused: bool, now: float) -> Queue:
-        """Pause (no run of the queue starts) or resume ``name``; a queue no task declares gets a row."""
-        return self._set(environment_id, name, now, paused=paused, paused_at=now if paused else None)
+        """Pause (no run of the queue starts) or resume ``name``; a queue no task declares gets a row.
+        Pausing a paused queue keeps the time it was paused at."""
+        q = t.queues
+        since = case((q.c.paused == true(), q.c.paused_at), else_=now) if paused else None
+        fresh = {"paused": paused, "paused_at": now if paused else None}
+        return self._set(environment_id, name, now, {"paused": paused, "paused_at": since}, fresh)
 
     def set_limit_override(self, environment_id: str, name: str, limit: int | None, now: float) -> Queue:
         """Override the queue's declared concurrency limit with ``limit``, or reset it (``None``)."""
-        return self._set(
-            environment_id, name, now, concurrency_limit_override=limit, overridden_at=None if limit is None else now
-        )
+        values = {"concurrency_limit_override": limit, "overridden_at": None if limit is None else now}
+        return self._set(environment_id, name, now, values, values)
 
-    def _set(self, environment_id: str, name: str, now: float, **values: Any) -> Queue:
+    def _set(self, environment_id: str, name: str, now: float, values: dict[str, Any], fresh: dict[str, Any]) -> Queue:
+        """Apply ``values`` to the queue's row, or insert it with ``fresh`` (the same, as plain values)."""
         q = t.queues
         with self._seam.write_notify() as conn:
             done = conn.execute(
@@ -66,9 +70,7 @@ class QueueOps:
             ).rowcount
             if not done:  # a queue only runs name: its row, with no declared limit
                 row = {"environment_id": environment_id, "name": name, "concurrency_limit": None, "paused": False}
-                self._seam.upsert(
-                    conn, q, {**row, **values, "updated_at": now}, ("environment_id", "name"), list(values)
-                )
+                self._seam.upsert(conn, q, {**row, **fresh, "updated_at": now}, ("environment_id", "name"), list(fresh))
             queue = conn.execute(select(*_COLUMNS).where(q.c.environment_id == environment_id, q.c.name == name)).one()
             # Claimers of the environment look again: a resumed queue or a higher limit frees runs.
             self._seam.publish(conn, Change(environment_id, kind=ChangeKind.QUEUE))
