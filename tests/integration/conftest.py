@@ -35,6 +35,19 @@ class Stack:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     _client: Client | None = None
+    _keys: dict[str, str] | None = None
+
+    def key_for(self, env: str) -> str:
+        """A key of another environment of the stack's project (one per environment, made once)."""
+        self._keys = self._keys or {}
+        if env not in self._keys:
+            self._keys[env] = self.new_key(env)
+        return self._keys[env]
+
+    def hand_driven(self) -> httpx.Client:
+        """A client of the staging environment, where no worker runs: for tests that drive the
+        worker protocol by hand (registering their own versions leaves dev's tasks current)."""
+        return self.http(self.key_for("staging"))
 
     def client(self) -> Client:
         return Client(api_url=self.url, secret_key=self.key)

@@ -41,7 +41,7 @@ def _release(
 
 def test_a_released_run_is_queued_at_once_and_completes_on_its_first_attempt(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         [run_id] = _trigger(http, task_id)
         [execution] = _claim(http, version, "wkr_a", uuid.uuid4().hex)
@@ -78,7 +78,7 @@ def test_a_late_report_from_the_releasing_worker_is_refused_once_another_took_th
     """After a release, (run, attempt) names another worker's execution: a report of the worker
     that gave the run back, even one without `execution`, must not finish it."""
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         [run_id] = _trigger(http, task_id)
         [first] = _claim(http, version, "wkr_late", uuid.uuid4().hex)
@@ -101,7 +101,7 @@ def test_a_late_report_from_the_releasing_worker_is_refused_once_another_took_th
 
 def test_cancelling_a_released_run_closes_the_attempt_it_left_open(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         [run_id] = _trigger(http, task_id)
         [execution] = _claim(http, version, "wkr_gone", uuid.uuid4().hex)
@@ -115,7 +115,7 @@ def test_cancelling_a_released_run_closes_the_attempt_it_left_open(stack: Stack)
 
 def test_a_run_given_back_unstarted_is_as_if_never_claimed(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         [run_id] = _trigger(http, task_id)
         [execution] = _claim(http, version, "wkr_pre", uuid.uuid4().hex)
@@ -128,7 +128,7 @@ def test_a_run_given_back_unstarted_is_as_if_never_claimed(stack: Stack) -> None
 
 def test_a_release_after_a_cancel_changes_nothing(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         [run_id] = _trigger(http, task_id)
         [execution] = _claim(http, version, "wkr_c", uuid.uuid4().hex)
@@ -140,7 +140,7 @@ def test_a_release_after_a_cancel_changes_nothing(stack: Stack) -> None:
 
 def test_a_claim_tried_again_gets_the_same_runs_and_a_claim_let_go_gives_them_back(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         ids = _trigger(http, task_id, 3)
         lost = uuid.uuid4().hex
@@ -160,7 +160,7 @@ def test_a_claim_tried_again_gets_the_same_runs_and_a_claim_let_go_gives_them_ba
 
 def test_a_claim_riding_on_a_report_is_tried_again_with_its_id(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         ids = _trigger(http, task_id, 2)
         claim = {"version_id": version, "max_runs": 1, "claim_id": uuid.uuid4().hex}
@@ -185,14 +185,14 @@ def test_a_claim_riding_on_a_report_is_tried_again_with_its_id(stack: Stack) -> 
     ],
 )
 def test_release_requests_are_validated(stack: Stack, body: dict[str, Any]) -> None:
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         response = http.post("/api/v1/worker/release", json=body)
         assert response.status_code == 422 and response.json()["error"]["code"], response.text
 
 
 def test_a_heartbeat_naming_more_runs_than_a_worker_can_hold_is_refused(stack: Stack) -> None:
     runs = [{"run_id": f"run_{i}", "attempt": 1} for i in range(MAX_HEARTBEAT_RUNS + 1)]
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         response = http.post("/api/v1/worker/heartbeat", json={"worker_id": "w", "runs": runs, "extend": False})
         assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
         ok = http.post("/api/v1/worker/heartbeat", json={"worker_id": "w", "runs": runs[:-1], "extend": False})
@@ -200,7 +200,7 @@ def test_a_heartbeat_naming_more_runs_than_a_worker_can_hold_is_refused(stack: S
 
 
 def test_claim_ids_are_validated(stack: Stack) -> None:
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, f"manual-{uuid.uuid4().hex[:8]}")
         for claim_id in ("x" * 65, "", "a\u0000b"):
             body = {"worker_id": "w", "version_id": version, "max_runs": 1, "wait": 0, "claim_id": claim_id}

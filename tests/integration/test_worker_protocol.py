@@ -25,7 +25,7 @@ def _claim(http: httpx.Client, version: str, worker: str, wait: float = 5) -> li
 
 def test_a_silent_worker_loses_its_run_and_a_late_result_is_refused(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         run_id = http.post(f"/api/v1/tasks/{task_id}/trigger", json={"payload": {}}).json()["id"]
         [execution] = _claim(http, version, "wkr_a")
@@ -58,7 +58,7 @@ def test_a_silent_worker_loses_its_run_and_a_late_result_is_refused(stack: Stack
 
 def test_heartbeat_reports_a_cancelled_run_at_once(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, task_id)
         run_id = http.post(f"/api/v1/tasks/{task_id}/trigger", json={"payload": {}}).json()["id"]
         _claim(http, version, "wkr_c")
@@ -69,7 +69,7 @@ def test_heartbeat_reports_a_cancelled_run_at_once(stack: Stack) -> None:
 
 def test_claim_long_polls_until_work_arrives(stack: Stack) -> None:
     task_id = f"manual-{uuid.uuid4().hex[:8]}"
-    with stack.http() as http, stack.http() as other:
+    with stack.hand_driven() as http, stack.hand_driven() as other:
         version = _register(http, task_id)
         assert _claim(http, version, "wkr_d", wait=0) == []
         import threading
@@ -83,7 +83,7 @@ def test_claim_long_polls_until_work_arrives(stack: Stack) -> None:
 
 
 def test_registration_refuses_a_bad_manifest(stack: Stack) -> None:
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         response = http.post("/api/v1/worker/register", json={"manifest": {"tasks": [{"id": "a"}, {"id": "a"}]}})
         assert response.status_code == 422 and "declared twice" in response.json()["error"]["message"]
 
@@ -100,14 +100,14 @@ def test_registration_refuses_a_bad_manifest(stack: Stack) -> None:
     ],
 )
 def test_registration_checks_every_task_declaration(stack: Stack, task: object, fragment: str) -> None:
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         response = http.post("/api/v1/worker/register", json={"manifest": {"tasks": [task]}})
         assert response.status_code == 422, response.text
         assert fragment in response.json()["error"]["message"]
 
 
 def test_claim_size_is_bounded(stack: Stack) -> None:
-    with stack.http() as http:
+    with stack.hand_driven() as http:
         version = _register(http, f"manual-{uuid.uuid4().hex[:8]}")
         body = {"worker_id": "w", "version_id": version, "max_runs": 101, "wait": 0}
         assert http.post("/api/v1/worker/claim", json=body).status_code == 422
