@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import typer.main
 from typer.testing import CliRunner
 
@@ -29,3 +30,16 @@ def test_every_option_reads_a_hightide_variable_shown_in_help() -> None:
         for option in options:
             assert isinstance(option.envvar, str) and option.envvar.startswith("HIGHTIDE_"), (path, option.name)
             assert option.envvar in help_text, (path, option.envvar, help_text)
+
+
+def test_retention_takes_a_duration_or_forever_and_refuses_less_than_a_minute() -> None:
+    from hightide.cli.options import retention_seconds
+    from hightide.errors import ConfigError, ValidationError
+
+    assert retention_seconds("30d") == 30 * 86400
+    assert retention_seconds("12h") == 12 * 3600
+    assert retention_seconds("forever") is None and retention_seconds("Never") is None
+    with pytest.raises(ConfigError, match="at least a minute"):
+        retention_seconds("10s")
+    with pytest.raises(ValidationError, match="--retention"):
+        retention_seconds("soon")

@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from hightide.cli.options import DEFAULT_SERVER_DB, KEY_HELP, ApiUrl, DatabaseUrl, PublicUrl, SecretKey
+from hightide.cli.options import (
+    DEFAULT_SERVER_DB,
+    KEY_HELP,
+    ApiUrl,
+    DatabaseUrl,
+    PublicUrl,
+    Retention,
+    SecretKey,
+    retention_seconds,
+)
 from hightide.cli.output import console, fail
 from hightide.cli.queues import queues_app
 from hightide.cli.runs import runs_app, tokens_app, trigger
@@ -96,6 +105,7 @@ def server(
         ),
     ] = None,
     public_url: PublicUrl = None,
+    retention: Retention = "30d",
 ) -> None:
     """Self-hosted API + engine + dashboard. Creates project `default` (dev, staging, prod) on first start, and
     the admin admin@localhost with a one-time login link on a database with no users."""
@@ -108,6 +118,7 @@ def server(
         max_payload_bytes=max_payload_bytes,
         environment_concurrency=concurrency_limit,
         public_url=public_url,
+        retention=retention_seconds(retention),
     )
     asyncio.run(run_server(settings, host, port))
 

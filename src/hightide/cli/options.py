@@ -44,6 +44,29 @@ PublicUrl = Annotated[
         " http://127.0.0.1:3030 for `users`).",
     ),
 ]
+Retention = Annotated[
+    str,
+    typer.Option(
+        envvar="HIGHTIDE_RETENTION",
+        help="Finished runs, with their logs, spans and journal, are deleted once older than this (e.g. 7d, 12h);"
+        " 'forever' keeps them.",
+    ),
+]
+KEEP_FOREVER = ("forever", "never", "off", "0")
+
+
+def retention_seconds(value: str) -> float | None:
+    """``--retention``'s value in seconds; ``None`` for 'forever'. A bad value is a one-line error."""
+    from hightide.core.durations import parse_duration
+
+    if value.strip().lower() in KEEP_FOREVER:
+        return None
+    seconds = parse_duration(value, field="--retention")
+    if seconds < 60:
+        raise ConfigError(f"--retention {value}: keep finished runs at least a minute (or say 'forever')")
+    return seconds
+
+
 JsonOut = Annotated[
     bool, typer.Option("--json", envvar="HIGHTIDE_JSON", help="Print JSON (the API's fields) instead of text.")
 ]

@@ -26,6 +26,7 @@ from hightide.store.records import (
 )
 
 Clock = Callable[[], float]
+DEFAULT_RETENTION = 30 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class EngineSettings:
     max_payload_bytes: int = 3 * 1024 * 1024
     lease_seconds: float = 30.0
     claim_poll_interval: float = 1.0  # long-polls re-check this often even without a wake-up
+    retention: float | None = DEFAULT_RETENTION  # seconds finished runs are kept; None: for ever
 
 
 class Due:

@@ -1,4 +1,5 @@
-"""The time-driven service: promotes delayed runs, expires ttls, recovers lapsed leases.
+"""The time-driven service: promotes delayed runs, expires ttls, recovers lapsed leases, and every
+``purge_every`` seconds deletes finished runs past the retention period.
 
 It sleeps until the next thing is due (at most ``tick`` seconds), so it is cheap when idle and
 prompt when busy. Several servers may run it on one PostgreSQL: every change it makes is a
@@ -19,9 +20,11 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, engine: RunEngine, tick: float = 1.0) -> None:
+    def __init__(self, engine: RunEngine, tick: float = 1.0, purge_every: float = 60.0) -> None:
         self.engine = engine
         self.tick = tick
+        self.purge_every = purge_every
+        self._purged_at: float | None = None  # engine clock of the last retention pass
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,6 +63,9 @@ class Scheduler:
                 now = self.engine.clock()
                 await anyio.to_thread.run_sync(self.engine.store.claims.announce_ready, last, now)
                 last = now
+                if self._purged_at is None or now - self._purged_at >= self.purge_every:
+                    self._purged_at = now
+                    await anyio.to_thread.run_sync(self.engine.retention.purge)
                 delay = await anyio.to_thread.run_sync(self.engine.control.next_due_in, self.tick)
             except Exception:  # a database hiccup must not stop the service: log, back off, go on
                 log.exception("scheduler pass failed; retrying")

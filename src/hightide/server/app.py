@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from hightide.config import DEFAULT_MAX_PAYLOAD_BYTES
 from hightide.engine import RunEngine
+from hightide.engine.base import DEFAULT_RETENTION
 from hightide.engine.environments import KeyAuthenticator, bootstrap
 from hightide.engine.runs import EngineSettings
 from hightide.engine.scheduler import Scheduler
@@ -43,6 +44,8 @@ class ServerSettings:
     realtime_heartbeat: float = 15.0  # seconds between the keep-alive comments of an idle realtime stream
     public_url: str | None = None  # where users reach the server (links it makes); None: the request's host
     dashboard_recheck: float = 30.0  # seconds a live dashboard stream goes on before it checks its session again
+    retention: float | None = DEFAULT_RETENTION  # seconds finished runs are kept; None: for ever
+    purge_every: float = 60.0  # seconds between two retention passes
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -56,7 +59,12 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     """Build the app. The store is opened (and migrated) here unless one is passed in."""
     store = store or open_store(settings.database_url)
     engine = RunEngine(
-        store, EngineSettings(max_payload_bytes=settings.max_payload_bytes, lease_seconds=settings.lease_seconds)
+        store,
+        EngineSettings(
+            max_payload_bytes=settings.max_payload_bytes,
+            lease_seconds=settings.lease_seconds,
+            retention=settings.retention,
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -66,7 +74,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
         bootstrap(store, time.time(), settings.environment_concurrency)
         engine.attach(asyncio.get_running_loop())
         store.start()
-        scheduler = Scheduler(engine)
+        scheduler = Scheduler(engine, purge_every=settings.purge_every)
         task = asyncio.create_task(scheduler.run(), name="hightide-scheduler")
         try:
             yield

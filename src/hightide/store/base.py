@@ -16,6 +16,7 @@ from hightide.store.live import LiveOps
 from hightide.store.metadata import MetadataOps
 from hightide.store.queues import QueueOps
 from hightide.store.releases import ReleaseOps
+from hightide.store.retention import RetentionOps
 from hightide.store.runs import RunOps
 from hightide.store.seam import Listener, Seam
 from hightide.store.telemetry import TelemetryOps
@@ -32,7 +33,8 @@ class Store:
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
-    sessions. ``live``: the reads of live views (realtime)."""
+    sessions. ``live``: the reads of live views (realtime). ``retention``: deleting finished runs past
+    the retention period."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -46,6 +48,7 @@ class Store:
         self.metadata = MetadataOps(seam)
         self.users = UserOps(seam)
         self.live = LiveOps(seam)
+        self.retention = RetentionOps(seam)
 
     @property
     def engine(self) -> Engine:
