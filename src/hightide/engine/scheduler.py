@@ -14,7 +14,10 @@ import logging
 
 import anyio
 
+from hightide.engine.retention import BATCH, MAX_BATCHES
 from hightide.engine.runs import RunEngine
+
+PURGE_LIMIT = BATCH * MAX_BATCHES
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,9 @@ class Scheduler:
                 await anyio.to_thread.run_sync(self.engine.store.claims.announce_ready, last, now)
                 last = now
                 if self._purged_at is None or now - self._purged_at >= self.purge_every:
-                    self._purged_at = now
-                    await anyio.to_thread.run_sync(self.engine.retention.purge)
+                    deleted = await anyio.to_thread.run_sync(self.engine.retention.purge)
+                    # A backlog (a pass that found as many as it may delete) goes on at the next pass.
+                    self._purged_at = None if deleted >= PURGE_LIMIT else now
                 delay = await anyio.to_thread.run_sync(self.engine.control.next_due_in, self.tick)
             except Exception:  # a database hiccup must not stop the service: log, back off, go on
                 log.exception("scheduler pass failed; retrying")
