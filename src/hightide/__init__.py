@@ -37,6 +37,7 @@ from hightide.sdk.metadata import metadata
 from hightide.sdk.models import (
     BatchHandle,
     BatchResult,
+    BulkAction,
     QueueInfo,
     Run,
     RunHandle,
@@ -56,6 +57,7 @@ __all__ = [
     "AuthenticationError",
     "BatchHandle",
     "BatchResult",
+    "BulkAction",
     "Client",
     "ConflictError",
     "Context",

@@ -11,6 +11,7 @@
 | ``traces`` | ``traces.py`` | logs and traces |
 | ``metadata`` | ``metadata.py`` | runs' metadata operations (own, parent, root) and tags |
 | ``queues`` | ``queues.py`` | queues with their runs now; pause, resume, concurrency limit overrides |
+| ``bulk`` | ``bulk.py`` | bulk actions: cancel or replay many runs in the background, with progress |
 | ``retention`` | ``retention.py`` | deleting finished runs past the retention period, in small batches |
 | ``public_tokens`` | ``public_tokens.py`` | signed, read-only public access tokens |
 | ``realtime`` | ``realtime.py`` | the hub: live run states for subscribers, from the store's changes |
@@ -26,6 +27,7 @@ import asyncio
 import time
 
 from hightide.engine.base import Clock, EngineCore, EngineSettings
+from hightide.engine.bulk import BulkActions
 from hightide.engine.control import Control
 from hightide.engine.execution import Execution
 from hightide.engine.journal import Journal
@@ -56,6 +58,7 @@ class RunEngine:
         self.metadata = Metadata(self.core)
         self.queues = Queues(self.core)
         self.retention = Retention(self.core)
+        self.bulk = BulkActions(self.core, self.control)
         self.public_tokens = PublicTokens(self.core)
         self.realtime = RealtimeHub(self.core)
 

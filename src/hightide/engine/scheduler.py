@@ -27,6 +27,7 @@ class Scheduler:
         self.engine = engine
         self.tick = tick
         self.purge_every = purge_every
+        self.bulk_every = 0.5
         self._purged_at: float | None = None  # engine clock of the last retention pass
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
@@ -53,9 +54,22 @@ class Scheduler:
         self._loop = asyncio.get_running_loop()
         self.engine.core.due.subscribe(self.poke)
         try:
-            await self._loop_passes()
+            await asyncio.gather(self._loop_passes(), self._bulk_loop())
         finally:
             self.engine.core.due.unsubscribe(self.poke)
+
+    async def _bulk_loop(self) -> None:
+        """Bulk actions, beside the passes (a long one never delays a due run): at once while there
+        is work, every ``bulk_every`` seconds otherwise."""
+        while not self._stop.is_set():
+            try:
+                acted = await anyio.to_thread.run_sync(self.engine.bulk.process)
+            except Exception:
+                log.exception("bulk actions pass failed; retrying")
+                acted = 0
+            if not acted:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=self.bulk_every)
 
     async def _loop_passes(self) -> None:
         last = self.engine.clock()

@@ -13,6 +13,7 @@ from hightide.config import client_settings
 from hightide.core.machines import check_machine
 from hightide.core.options import TRIGGER_OPTIONS, OptionKind
 from hightide.sdk import realtime
+from hightide.sdk.bulk import BulkClient
 from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BatchHandle, LogRecord, QueueInfo, Run, RunHandle, Token, _time
 
@@ -55,6 +56,7 @@ def trigger_item(task: str | None, payload: Any, options: Mapping[str, Any], fie
 class RunsClient:
     def __init__(self, session: ApiSession) -> None:
         self._session = session
+        self.bulk = BulkClient(session)
 
     async def retrieve(self, run_id: str) -> Run:
         """The run with its attempts. Raises ``NotFoundError`` for an unknown id."""

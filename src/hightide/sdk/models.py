@@ -192,6 +192,49 @@ class Token:
 
 
 @dataclass(frozen=True)
+class BulkAction:
+    """A bulk cancel or replay working in the background: ``processed`` of ``total`` runs so far
+    (``succeeded``, ``skipped``: already finished, ``failed``, with the first ``failures``)."""
+
+    id: str
+    action: str
+    status: str  # RUNNING, COMPLETED or ABORTED
+    total: int = 0
+    processed: int = 0
+    succeeded: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status != "RUNNING"
+
+    @property
+    def progress(self) -> float:
+        """From 0 to 1."""
+        return 1.0 if not self.total else min(1.0, self.processed / self.total)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BulkAction:
+        return cls(
+            id=data["id"],
+            action=data["action"],
+            status=data["status"],
+            total=int(data.get("total", 0)),
+            processed=int(data.get("processed", 0)),
+            succeeded=int(data.get("succeeded", 0)),
+            skipped=int(data.get("skipped", 0)),
+            failed=int(data.get("failed", 0)),
+            failures=list(data.get("failures") or []),
+            created_at=_time(data.get("created_at")),
+            finished_at=_time(data.get("finished_at")),
+        )
+
+
+@dataclass(frozen=True)
 class QueueInfo:
     """A queue now: whether it is paused, the concurrency limit in effect (``None``: no limit of its
     own, the environment's holds), the one its tasks declare and a user's override, its runs

@@ -1,4 +1,5 @@
-"""``runs``: retrieve, list, cancel, replay, reschedule, poll and subscribe to runs with the default client."""
+"""``runs``: retrieve, list, cancel, replay, reschedule, poll and subscribe to runs with the default
+client; ``runs.bulk``: cancel or replay many in the background."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from hightide.sdk.defaults import default_client
-from hightide.sdk.models import LogRecord, Run, RunHandle
+from hightide.sdk.models import BulkAction, LogRecord, Run, RunHandle
 
 
 async def retrieve(run_id: str) -> Run:
@@ -55,3 +56,29 @@ def subscribe(run_id: str) -> AsyncIterator[Run]:
 def subscribe_to_tag(tag: str, *, limit: int = 50) -> AsyncIterator[Run]:
     """``async for run in runs.subscribe_to_tag(tag)``: the newest runs of ``tag``, then every change."""
     return default_client().runs.subscribe_to_tag(tag, limit=limit)
+
+
+class _Bulk:
+    """``runs.bulk``: the default client's bulk actions (see ``hightide.sdk.bulk.BulkClient``)."""
+
+    async def cancel(self, **selection: Any) -> BulkAction:
+        """``await runs.bulk.cancel(status=["QUEUED"], task="send-email")`` or ``(ids=[...])``."""
+        return await default_client().runs.bulk.cancel(**selection)
+
+    async def replay(self, **selection: Any) -> BulkAction:
+        return await default_client().runs.bulk.replay(**selection)
+
+    async def retrieve(self, bulk_id: str) -> BulkAction:
+        return await default_client().runs.bulk.retrieve(bulk_id)
+
+    async def wait(self, bulk_id: str, *, interval: float = 0.5, timeout: float | None = None) -> BulkAction:
+        return await default_client().runs.bulk.wait(bulk_id, interval=interval, timeout=timeout)
+
+    async def abort(self, bulk_id: str) -> BulkAction:
+        return await default_client().runs.bulk.abort(bulk_id)
+
+    def list(self) -> AsyncIterator[BulkAction]:
+        return default_client().runs.bulk.list()
+
+
+bulk = _Bulk()

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from hightide.sdk.client import AsyncClient
-from hightide.sdk.models import BatchHandle, LogRecord, QueueInfo, Run, RunHandle, Token
+from hightide.sdk.models import BatchHandle, BulkAction, LogRecord, QueueInfo, Run, RunHandle, Token
 
 
 class _Loop:
@@ -66,9 +66,35 @@ class SyncWaitpoints:
         return _iterate(self._loop, self._client.waitpoints.list_tokens(**filters))
 
 
+class SyncBulk:
+    """Bulk actions, blocking (``Client().runs.bulk.cancel(status=["QUEUED"])``)."""
+
+    def __init__(self, loop: _Loop, client: AsyncClient) -> None:
+        self._loop, self._client = loop, client
+
+    def cancel(self, **selection: Any) -> BulkAction:
+        return self._loop.call(self._client.runs.bulk.cancel(**selection))
+
+    def replay(self, **selection: Any) -> BulkAction:
+        return self._loop.call(self._client.runs.bulk.replay(**selection))
+
+    def retrieve(self, bulk_id: str) -> BulkAction:
+        return self._loop.call(self._client.runs.bulk.retrieve(bulk_id))
+
+    def wait(self, bulk_id: str, *, interval: float = 0.5, timeout: float | None = None) -> BulkAction:
+        return self._loop.call(self._client.runs.bulk.wait(bulk_id, interval=interval, timeout=timeout))
+
+    def abort(self, bulk_id: str) -> BulkAction:
+        return self._loop.call(self._client.runs.bulk.abort(bulk_id))
+
+    def list(self) -> Iterator[BulkAction]:
+        return _iterate(self._loop, self._client.runs.bulk.list())
+
+
 class SyncRuns:
     def __init__(self, loop: _Loop, client: AsyncClient) -> None:
         self._loop, self._client = loop, client
+        self.bulk = SyncBulk(loop, client)
 
     def retrieve(self, run_id: str) -> Run:
         return self._loop.call(self._client.runs.retrieve(run_id))

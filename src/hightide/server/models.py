@@ -8,7 +8,8 @@ a 422 on both backends before anything reaches the database.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -206,3 +207,22 @@ class ConcurrencyLimitBody(StrictBody):
     concurrency_limit: Count = Field(
         ..., description="runs of the queue executing at once, whatever its tasks declare (0 starts none)"
     )
+
+
+class BulkFilter(StrictBody):
+    """The runs a bulk action selects, as ``GET /api/v1/runs`` filters them (all given must match)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    status: list[Kind] = Field(default_factory=list, max_length=20)
+    task: list[TaskId] = Field(default_factory=list, max_length=100)
+    tag: Tag | None = None
+    version: Id | None = None
+    created_from: datetime | None = Field(default=None, alias="from", description="created at or after")
+    created_to: datetime | None = Field(default=None, alias="to", description="created before")
+
+
+class BulkBody(StrictBody):
+    action: Literal["cancel", "replay"]
+    ids: list[Id] | None = Field(default=None, max_length=10_000, description="the runs, by id")
+    filter: BulkFilter | None = Field(default=None, description="or the runs this selects now")

@@ -16,6 +16,7 @@ from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.models import (
     BatchBody,
+    BulkBody,
     Count,
     Id,
     Opaque,
@@ -29,7 +30,7 @@ from hightide.server.models import (
 from hightide.server.operations import trace_parent, trigger_items
 from hightide.server.public_access import CurrentReader, check_may_name_run, check_may_read_run
 from hightide.server.routing import ApiRoute
-from hightide.server.serialize import log_json, retrieved_json, run_json, trace_json
+from hightide.server.serialize import bulk_json, log_json, retrieved_json, run_json, trace_json
 from hightide.store.records import Run, RunFilter
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], route_class=ApiRoute, responses=responses(401, 422, 500))
@@ -197,3 +198,49 @@ async def trace(run_id: RunPath, env: CurrentEnv, request: Request) -> dict[str,
 async def reset_idempotency_key(body: ResetKeyBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
     reset = await run_in_threadpool(_engine(request).triggering.reset_idempotency_key, env, body.task_id, body.key)
     return {"task_id": body.task_id, "key": body.key, "reset": reset}
+
+
+# -- bulk actions ------------------------------------------------------------------------------
+@router.post(
+    "/bulk-actions",
+    status_code=202,
+    summary="Cancel or replay many runs (by ids or a filter) in the background; returns at once with its progress",
+    responses=responses(413),
+)
+async def create_bulk_action(body: BulkBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    flt = None
+    if body.filter is not None:
+        f = body.filter
+        flt = RunFilter(
+            statuses=tuple(f.status),
+            task_ids=tuple(f.task),
+            tag=f.tag,
+            version=f.version,
+            created_from=_timestamp(f.created_from),
+            created_to=_timestamp(f.created_to),
+        )
+    action = await run_in_threadpool(_engine(request).bulk.create, env, body.action, ids=body.ids, flt=flt)
+    return bulk_json(action)
+
+
+@router.get("/bulk-actions", summary="List bulk actions, newest first")
+async def list_bulk_actions(
+    env: CurrentEnv,
+    request: Request,
+    limit: Annotated[PageSize, Query()] = 20,
+    cursor: Annotated[Opaque | None, Query()] = None,
+) -> dict[str, Any]:
+    found, next_cursor = await run_in_threadpool(_engine(request).bulk.list, env, limit, cursor)
+    return {"data": [bulk_json(a) for a in found], "next_cursor": next_cursor}
+
+
+@router.get("/bulk-actions/{bulk_id}", summary="Retrieve a bulk action and its progress", responses=responses(404))
+async def retrieve_bulk_action(bulk_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    return bulk_json(await run_in_threadpool(_engine(request).bulk.get, env, bulk_id))
+
+
+@router.post(
+    "/bulk-actions/{bulk_id}/abort", summary="Stop a bulk action after its current page", responses=responses(404)
+)
+async def abort_bulk_action(bulk_id: RunPath, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    return bulk_json(await run_in_threadpool(_engine(request).bulk.abort, env, bulk_id))

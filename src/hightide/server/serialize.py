@@ -17,7 +17,7 @@ from hightide.core import protocol
 from hightide.core.tracing import attempt_span_id
 from hightide.engine.queues import QueueState
 from hightide.engine.traces import Trace, trace_ids
-from hightide.store.records import Attempt, LogEntry, Run, SpanRecord, Waitpoint
+from hightide.store.records import Attempt, BulkAction, LogEntry, Run, SpanRecord, Waitpoint
 
 _LAST = datetime.max.replace(tzinfo=UTC)
 _FIRST = datetime.min.replace(tzinfo=UTC)
@@ -149,6 +149,40 @@ def queue_json(state: QueueState) -> dict[str, Any]:
         "executing": state.executing,
         "queued": state.queued,
         "tasks": state.tasks,
+    }
+
+
+def bulk_json(action: BulkAction) -> dict[str, Any]:
+    selection: dict[str, Any] = dict(action.selection)
+    if "filter" in selection:
+        f = selection["filter"]
+        selection = {
+            "filter": {
+                "status": list(f.get("statuses") or []),
+                "task": list(f.get("task_ids") or []),
+                "tag": f.get("tag"),
+                "version": f.get("version"),
+                "from": iso(f.get("created_from")),
+                "to": iso(f.get("created_to")),
+            }
+        }
+    else:
+        selection = {"ids_count": len(selection.get("ids") or [])}
+    return {
+        "id": action.id,
+        "action": action.action,
+        "status": action.status,
+        "is_finished": action.status != "RUNNING",
+        "total": action.total,
+        "processed": action.processed,
+        "succeeded": action.succeeded,
+        "skipped": action.skipped,
+        "failed": action.failed,
+        "failures": [{"run_id": run_id, "message": message} for run_id, message in action.failures],
+        "selection": selection,
+        "created_at": iso(action.created_at),
+        "updated_at": iso(action.updated_at),
+        "finished_at": iso(action.finished_at),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from hightide.store.bulk import BulkOps
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
 from hightide.store.live import LiveOps
@@ -34,7 +35,7 @@ class Store:
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
     sessions. ``live``: the reads of live views (realtime). ``retention``: deleting finished runs past
-    the retention period."""
+    the retention period. ``bulk``: bulk actions and their progress."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -49,6 +50,7 @@ class Store:
         self.users = UserOps(seam)
         self.live = LiveOps(seam)
         self.retention = RetentionOps(seam)
+        self.bulk = BulkOps(seam)
 
     @property
     def engine(self) -> Engine:

@@ -450,3 +450,47 @@ class ApiKey:
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class BulkAction:
+    """A background cancel or replay of many runs, with its progress. ``selection`` is
+    ``{"ids": [...]}`` or a filter (``RunFilter``'s fields, with ``created_to`` bounded by when the
+    action was made, so that runs made since, its own replays included, are never in it)."""
+
+    id: str
+    environment_id: str
+    action: str
+    selection: dict[str, Any]
+    status: str
+    total: int
+    processed: int = 0
+    succeeded: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[list[str]] = field(default_factory=list)
+    cursor: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> BulkAction:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            environment_id=m["environment_id"],
+            action=m["action"],
+            selection=loads(m["selection"]),
+            status=m["status"],
+            total=m["total"],
+            processed=m["processed"],
+            succeeded=m["succeeded"],
+            skipped=m["skipped"],
+            failed=m["failed"],
+            failures=loads(m["failures"]),
+            cursor=m["cursor"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            finished_at=m["finished_at"],
+        )

@@ -149,30 +149,16 @@ class RunOps:
         self, environment_id: str, flt: RunFilter, limit: int, cursor: str | None = None
     ) -> tuple[list[Run], str | None]:
         """Newest first. Returns a page and the cursor of the next page (``None`` at the end)."""
-        r = t.runs
-        stmt = select(r).where(r.c.environment_id == environment_id)
-        if flt.statuses:
-            stmt = stmt.where(r.c.status.in_(flt.statuses))
-        if flt.task_ids:
-            stmt = stmt.where(r.c.task_id.in_(flt.task_ids))
-        if flt.tag:
-            stmt = stmt.where(
-                r.c.id.in_(
-                    select(t.run_tags.c.run_id).where(
-                        t.run_tags.c.environment_id == environment_id, t.run_tags.c.tag == flt.tag
-                    )
-                )
-            )
-        if flt.created_from is not None:
-            stmt = stmt.where(r.c.created_at >= flt.created_from)
-        if flt.created_to is not None:
-            stmt = stmt.where(r.c.created_at < flt.created_to)
-        if flt.parent_run_id is not None:
-            stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
-        if flt.version is not None:
-            stmt = stmt.where(r.c.version == flt.version)
         with self._seam.read() as conn:
-            return newest_first(conn, stmt, r, Run.from_row, limit, cursor)
+            return newest_first(
+                conn, filtered(select(t.runs), environment_id, flt), t.runs, Run.from_row, limit, cursor
+            )
+
+    def count_runs(self, environment_id: str, flt: RunFilter) -> int:
+        """How many runs ``flt`` selects now (one count over the filter's list index)."""
+        stmt = filtered(select(func.count()).select_from(t.runs), environment_id, flt)
+        with self._seam.read() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def children_of(self, environment_id: str, parent_run_id: str, limit: int) -> tuple[list[Run], bool]:
         """The first ``limit`` runs ``parent_run_id`` triggered, oldest first, and whether it has more.
@@ -492,6 +478,30 @@ def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
 
 
 _JSON_COLUMNS = frozenset({"output", "error", "metadata", "tags", "retry", "payload"})
+
+
+def filtered(stmt: Any, environment_id: str, flt: RunFilter) -> Any:
+    """``stmt`` (a select from ``runs``) narrowed to the environment's runs that ``flt`` selects."""
+    r = t.runs
+    stmt = stmt.where(r.c.environment_id == environment_id)
+    if flt.statuses:
+        stmt = stmt.where(r.c.status.in_(flt.statuses))
+    if flt.task_ids:
+        stmt = stmt.where(r.c.task_id.in_(flt.task_ids))
+    if flt.tag:
+        tags = t.run_tags
+        stmt = stmt.where(
+            r.c.id.in_(select(tags.c.run_id).where(tags.c.environment_id == environment_id, tags.c.tag == flt.tag))
+        )
+    if flt.created_from is not None:
+        stmt = stmt.where(r.c.created_at >= flt.created_from)
+    if flt.created_to is not None:
+        stmt = stmt.where(r.c.created_at < flt.created_to)
+    if flt.parent_run_id is not None:
+        stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
+    if flt.version is not None:
+        stmt = stmt.where(r.c.version == flt.version)
+    return stmt
 
 
 def newest_first(

@@ -281,6 +281,31 @@ run_journal = Table(
 )
 
 # Server-side secrets, created on first use (the key that signs token callback URLs).
+# Bulk actions: cancel or replay many runs (by ids or by a filter) in the background, page by page;
+# `cursor` is where the next page starts, `lease_until` keeps two servers off one action at once.
+bulk_actions = Table(
+    "bulk_actions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment_id", String(64), ForeignKey("environments.id"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("selection", Text, nullable=False),  # JSON: {"ids": [...]} or a filter, with its time bound
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("processed", Integer, nullable=False),
+    Column("succeeded", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("failures", Text, nullable=False),  # JSON: the first few [run id, message]
+    Column("cursor", String(256)),
+    Column("lease_until", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float),
+)
+Index("ix_bulk_actions_status", bulk_actions.c.status, bulk_actions.c.created_at)
+Index("ix_bulk_actions_list", bulk_actions.c.environment_id, bulk_actions.c.created_at, bulk_actions.c.id)
+
 secrets = Table(
     "secrets",
     metadata,
