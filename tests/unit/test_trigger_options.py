@@ -4,13 +4,14 @@ import inspect
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from hightide.core import options as core_options
-from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Declared, OptionKind
+from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Debounce, Declared, OptionKind
 from hightide.engine.options import TriggerSpec, parse_delay, spec_from_options
 from hightide.engine.payloads import check_schema
 from hightide.errors import ValidationError
@@ -201,6 +202,10 @@ _SAMPLES = {
     OptionKind.OBJECT: ({"k": 1}, {"k": 1}),
     OptionKind.COUNT: (2, 2),
     OptionKind.SECONDS: (10, 10.0),
+    OptionKind.DEBOUNCE: (
+        {"key": "user-42", "delay": timedelta(seconds=5), "mode": "trailing", "max_delay": "1m"},
+        Debounce("user-42", 5.0, "trailing", 60.0),
+    ),
 }
 _BY_NAME = {"machine": ("large-2x", "large-2x")}
 
@@ -214,3 +219,24 @@ def test_each_option_travels_from_the_sdk_through_the_api_to_the_spec(declared: 
     spec = spec_from_options("t", body["payload"], sent, NOW)
     assert getattr(spec, declared.name) == decided
     assert TriggerSpec("t", {"a": 1}, **{declared.name: decided}) == spec
+
+
+@pytest.mark.parametrize(
+    ("debounce", "why"),
+    [
+        ({"delay": "5s"}, "debounce.key"),
+        ({"key": "k"}, "debounce.delay: required"),
+        ({"key": "k", "delay": "5s", "mode": "sideways"}, "debounce.mode"),
+        ({"key": "k", "delay": "5m", "max_delay": "1m"}, "at least the delay"),
+        ({"key": "k", "delay": "5s", "extra": 1}, "unknown field"),
+        ("user-42", "expected an object"),
+    ],
+)
+def test_a_bad_debounce_is_refused_naming_what(debounce: Any, why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        spec_from_options("t", None, {"debounce": debounce}, NOW)
+
+
+def test_debounce_and_a_delay_together_are_refused() -> None:
+    with pytest.raises(ValidationError, match="leave out delay"):
+        spec_from_options("t", None, {"debounce": {"key": "k", "delay": "5s"}, "delay": "1m"}, NOW)

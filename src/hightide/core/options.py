@@ -43,6 +43,23 @@ class OptionKind(enum.Enum):
     OBJECT = "object"  # a JSON object
     COUNT = "count"  # a whole number from minimum to maximum
     SECONDS = "seconds"  # a number of seconds from minimum to maximum
+    DEBOUNCE = "debounce"  # {"key", "delay", "mode"?, "max_delay"?}; decided as a ``Debounce``
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """Triggers with the same ``key`` (for the same task) while its run is still delayed push that
+    run ``delay`` seconds later instead of making another: ``mode`` "leading" keeps the first
+    trigger's payload, "trailing" takes each new one's. ``max_delay``: never later than this after
+    the first trigger."""
+
+    key: str
+    delay: float
+    mode: str = "leading"
+    max_delay: float | None = None
+
+
+DEBOUNCE_MODES = ("leading", "trailing")
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,12 @@ class TriggerOptions:
     machine: str | None = option(OptionKind.TEXT, max_length=MAX_ID_LENGTH)
     version: str | None = option(OptionKind.TEXT, max_length=MAX_ID_LENGTH)
     parent_run_id: str | None = option(OptionKind.TEXT, max_length=MAX_ID_LENGTH)
+    debounce: Debounce | None = option(  # noqa: RUF009 (a frozen dataclass, decided from the sent object)
+        OptionKind.DEBOUNCE,
+        max_length=MAX_NAME_LENGTH,
+        help="{'key', 'delay', 'mode': 'leading'|'trailing', 'max_delay'}: triggers with the same key while "
+        "its run is delayed push that run later and return it",
+    )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ from typing import Any
 from hightide.core.durations import parse_duration
 from hightide.core.limits import MAX_DURATION_TEXT_LENGTH, check_text, check_time
 from hightide.core.machines import check_machine
-from hightide.core.options import OPTION_NAMES, TRIGGER_OPTIONS, Declared, OptionKind, TriggerOptions
+from hightide.core.options import (
+    DEBOUNCE_MODES,
+    OPTION_NAMES,
+    TRIGGER_OPTIONS,
+    Debounce,
+    Declared,
+    OptionKind,
+    TriggerOptions,
+)
 from hightide.core.tracing import TraceParent
 from hightide.errors import ValidationError
 
@@ -78,6 +86,11 @@ def spec_from_options(
     decided = {o.name: decide(o) for o in TRIGGER_OPTIONS if o.how.kind not in timed}
     check_machine_and_version(options, prefix)
     decided |= {o.name: decide(o) for o in TRIGGER_OPTIONS if o.how.kind in timed}
+    if decided.get("debounce") is not None and decided.get("delay_until") is not None:
+        raise ValidationError(
+            f"{prefix}options.debounce: a debounced run's delay is the debounce's; leave out delay",
+            details={"field": f"{prefix}options.delay"},
+        )
     return TriggerSpec(task_id=task_id, payload=payload, trace_parent=trace_parent, **decided)
 
 
@@ -142,6 +155,34 @@ def _seconds(value: Any, option: Declared, field: str, now: float) -> float:
     return float(value)
 
 
+def _debounce(value: Any, option: Declared, field: str, now: float) -> Debounce | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field}: expected an object with a key and a delay", details={"field": field})
+    unknown = sorted(set(value) - {"key", "delay", "mode", "max_delay"})
+    if unknown:
+        raise ValidationError(f"{field}: unknown field(s) {unknown}", details={"field": field})
+    assert option.how.max_length is not None
+    key = check_text(value.get("key"), f"{field}.key", option.how.max_length)
+    if value.get("delay") is None:
+        raise ValidationError(f"{field}.delay: required, e.g. '5s'", details={"field": f"{field}.delay"})
+    delay = parse_duration(value["delay"], field=f"{field}.delay")
+    mode = value.get("mode") or "leading"
+    if mode not in DEBOUNCE_MODES:
+        raise ValidationError(
+            f"{field}.mode: expected one of {list(DEBOUNCE_MODES)}", details={"field": f"{field}.mode"}
+        )
+    max_delay = (
+        None if value.get("max_delay") is None else parse_duration(value["max_delay"], field=f"{field}.max_delay")
+    )
+    if max_delay is not None and max_delay < delay:
+        raise ValidationError(
+            f"{field}.max_delay: must be at least the delay ({delay:g} s)", details={"field": f"{field}.max_delay"}
+        )
+    return Debounce(key, delay, mode, max_delay)
+
+
 _DECIDE: dict[OptionKind, Callable[[Any, Declared, str, float], Any]] = {
     OptionKind.TEXT: _text,
     OptionKind.DURATION: _duration,
@@ -150,6 +191,7 @@ _DECIDE: dict[OptionKind, Callable[[Any, Declared, str, float], Any]] = {
     OptionKind.OBJECT: _object,
     OptionKind.COUNT: _count,
     OptionKind.SECONDS: _seconds,
+    OptionKind.DEBOUNCE: _debounce,
 }
 
 

@@ -147,8 +147,9 @@ class Triggering:
         retry = task.config.get("retry") or {}
         policy = RetryPolicy.from_dict(retry)
         ttl = spec.ttl if spec.ttl is not None else task.config.get("ttl")
-        delayed = spec.delay_until is not None and spec.delay_until > now
-        available_at = spec.delay_until if delayed and spec.delay_until else now
+        delay_until = now + spec.debounce.delay if spec.debounce is not None else spec.delay_until
+        delayed = delay_until is not None and delay_until > now
+        available_at = delay_until if delayed and delay_until else now
         parent = self.store.runs.get_run(spec.parent_run_id, env.id) if spec.parent_run_id else None
         if spec.parent_run_id and parent is None:
             raise NotFoundError(f"{where}options.parent_run_id: run {spec.parent_run_id!r} not found")
@@ -170,7 +171,7 @@ class Triggering:
             max_attempts=spec.max_attempts or policy.max_attempts,
             retry=policy.to_dict(),
             max_duration=task.config.get("max_duration"),
-            delay_until=spec.delay_until if delayed else None,
+            delay_until=delay_until if delayed else None,
             # The ttl counts from when the run is queued: a delayed run's clock starts after its
             # delay (the scheduler restarts it when it enqueues the run; see `delayed_ttl`).
             ttl_expires_at=available_at + float(ttl) if ttl else None,
@@ -181,6 +182,7 @@ class Triggering:
             trace_id=trace_id,
             span_id=new_span_id(),
             parent_span_id=parent_span_id,
+            debounce=spec.debounce if delayed else None,  # a delay of 0 queues it at once: nothing to push
         )
 
 

@@ -31,6 +31,8 @@ def _options(options: dict[str, Any], field: str = "options") -> dict[str, Any]:
             continue
         if isinstance(value, timedelta):
             value = value.total_seconds()
+        elif isinstance(value, dict) and key == "debounce":  # its delays may be timedeltas too
+            value = {k: v.total_seconds() if isinstance(v, timedelta) else v for k, v in value.items()}
         elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, tuple | set):
@@ -320,6 +322,7 @@ class AsyncClient:
         machine: str | None = None,
         version: str | None = None,
         parent_run_id: str | None = None,
+        debounce: dict[str, Any] | None = None,
     ) -> RunHandle[Any]:
         """Trigger one run of ``task_id``; returns at once with its handle."""
         options = {k: v for k, v in locals().items() if k not in ("self", "task_id", "payload")}

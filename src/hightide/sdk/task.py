@@ -183,8 +183,11 @@ class Task(Generic[P, R]):
         priority: float | None = None,
         machine: str | None = None,
         version: str | None = None,
+        debounce: dict[str, Any] | None = None,
     ) -> RunHandle[R]:
-        """Queue a run and return its handle at once.
+        """Queue a run and return its handle at once. ``debounce={"key": "user-42", "delay": "5s"}``:
+        triggers with the same key while its run is still delayed push that run later and return it
+        (``"mode": "trailing"`` takes the last payload; ``"max_delay"`` caps the wait).
 
         >>> handle = await hello.trigger({"name": "Ada"}, tags=["user:42"], delay="5m")
         >>> handle.id

@@ -109,6 +109,17 @@ def _text(max_length: int) -> Any:
     return Annotated[str, _length(max_length), NUL, NUL_SCHEMA]
 
 
+class DebounceBody(StrictBody):
+    """``options.debounce``: triggers with the same key while its run is delayed push it later."""
+
+    key: Name
+    delay: Duration = Field(..., description="e.g. '5s': the run starts this long after the last trigger")
+    mode: Literal["leading", "trailing"] = Field(
+        default="leading", description="leading keeps the first trigger's payload, trailing the last one's"
+    )
+    max_delay: Duration | None = Field(default=None, description="never later than this after the first trigger")
+
+
 def _api_type(how: Option) -> Any:
     """The type the API takes for an option of this kind, with its limits (see core/options.py)."""
     if how.kind is OptionKind.TEXT:
@@ -121,7 +132,13 @@ def _api_type(how: Option) -> Any:
         return Annotated[int, Field(ge=how.minimum, le=how.maximum)]
     if how.kind is OptionKind.SECONDS:
         return Annotated[float, Field(ge=how.minimum, le=how.maximum)]
-    return {OptionKind.DURATION: Duration, OptionKind.DELAY: Delay, OptionKind.OBJECT: dict[str, Any]}[how.kind]
+    kinds = {
+        OptionKind.DURATION: Duration,
+        OptionKind.DELAY: Delay,
+        OptionKind.OBJECT: dict[str, Any],
+        OptionKind.DEBOUNCE: DebounceBody,
+    }
+    return kinds[how.kind]
 
 
 class OptionsBody(StrictBody):

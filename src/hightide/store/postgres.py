@@ -50,6 +50,9 @@ class PostgresSeam(Seam):
         # One claimer per environment at a time, across servers: limits are counted exactly.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"claim:{environment_id}"})
 
+    def lock_name(self, conn: Connection, name: str) -> None:
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": name})
+
     def claim_select(self, stmt: Any) -> Any:
         return stmt.with_for_update(skip_locked=True)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hightide.core.options import Debounce
 from hightide.core.states import RunStatus
 from hightide.types import JSON
 
@@ -294,6 +295,7 @@ class NewRun:
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
+    debounce: Debounce | None = None  # a DELAYED run later triggers with the same key push back
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ class RunOps:
                 if existing is not None:
                     out.append((existing, True))
                     continue
+            if new.debounce is not None:
+                self._insert_rows(conn, rows, tags)  # the run it pushes back may be one of this batch's
+                pushed = self._debounced_run(conn, new, now)
+                if pushed is not None:
+                    out.append((pushed, True))
+                    continue
             rows.append(self._run_values(new))
             tags += [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags]
             self._seam.publish(conn, Change(new.environment_id, new.id, new.status, ChangeKind.CREATED))
@@ -97,6 +103,37 @@ class RunOps:
             return None
         return Run.from_row(row)
 
+    def _debounced_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
+        """The delayed run of ``new``'s debounce key, pushed back by ``new`` (and given its payload,
+        trailing), or ``None`` if there is none: then ``new`` is inserted and holds the key."""
+        debounce = new.debounce
+        assert debounce is not None
+        r = t.runs
+        self._seam.lock_name(conn, f"debounce:{new.environment_id}:{new.task_id}:{debounce.key}")
+        row = conn.execute(
+            select(r).where(
+                r.c.environment_id == new.environment_id,
+                r.c.task_id == new.task_id,
+                r.c.debounce_key == debounce.key,
+                r.c.status == RunStatus.DELAYED.value,
+            )
+        ).first()
+        if row is None:
+            return None
+        run = Run.from_row(row)
+        until = now + debounce.delay
+        if debounce.max_delay is not None:
+            until = min(until, run.created_at + debounce.max_delay)
+        until = max(until, run.delay_until or until)
+        values: dict[str, Any] = {"delay_until": until, "available_at": until, "updated_at": now}
+        if run.ttl_expires_at is not None and run.delay_until is not None:  # the ttl starts after the delay
+            values["ttl_expires_at"] = until + (run.ttl_expires_at - run.delay_until)
+        if debounce.mode == "trailing":
+            values["payload"] = dumps(new.payload)
+        conn.execute(update(r).where(r.c.id == run.id, r.c.status == RunStatus.DELAYED.value).values(**values))
+        self._seam.publish(conn, Change(run.environment_id, run.id, RunStatus.DELAYED, ChangeKind.STATUS))
+        return Run.from_row(conn.execute(select(r).where(r.c.id == run.id)).one())
+
     @staticmethod
     def _run_values(new: NewRun) -> dict[str, Any]:
         return {
@@ -113,6 +150,7 @@ class RunOps:
             "idempotency_key": new.idempotency_key,
             "idempotency_key_expires_at": new.idempotency_key_expires_at,
             "concurrency_key": new.concurrency_key,
+            "debounce_key": new.debounce.key if new.debounce else None,
             "priority": new.priority,
             "max_attempts": new.max_attempts,
             "retry": dumps(new.retry),

@@ -104,6 +104,7 @@ runs = Table(
     Column("idempotency_key", String(512)),
     Column("idempotency_key_expires_at", Float),
     Column("concurrency_key", String(256)),
+    Column("debounce_key", String(256)),  # set while triggers with the same key may push it back
     Column("priority", Float, nullable=False),
     Column("max_attempts", Integer, nullable=False),
     Column("retry", Text, nullable=False),
@@ -150,6 +151,7 @@ Index("ix_runs_status_lease", runs.c.status, runs.c.lease_expires_at)
 Index("ix_runs_status_available", runs.c.status, runs.c.available_at)
 Index("ix_runs_parent", runs.c.parent_run_id)
 Index("ix_runs_trace", runs.c.trace_id)
+Index("ix_runs_debounce", runs.c.environment_id, runs.c.task_id, runs.c.debounce_key)
 
 # Claim requests that took runs, and claims their worker gave up on (``released_at``), kept for an
 # hour or more (``store/claims.py``): a claim id seen again returns what it took, or nothing.

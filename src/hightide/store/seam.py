@@ -136,6 +136,10 @@ class Seam:
     def lock_for_claim(self, conn: Connection, environment_id: str) -> None:
         """Serialise claims of one environment so that concurrency limits hold exactly."""
 
+    def lock_name(self, conn: Connection, name: str) -> None:
+        """Serialise the write transactions that take the lock ``name`` (until they end), across
+        servers. SQLite's writes are serial already."""
+
     def claim_select(self, stmt: Any) -> Any:
         return stmt
 
