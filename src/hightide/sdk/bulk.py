@@ -17,17 +17,15 @@ from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BulkAction
 
 
-def _selection(
-    ids: Sequence[str] | None,
-    status: str | Sequence[str] | None,
-    task: str | Sequence[str] | None,
-    tag: str | None,
-    version: str | None,
-    created_from: datetime | None,
-    created_to: datetime | None,
+def run_filter(
+    status: str | Sequence[str] | None = None,
+    task: str | Sequence[str] | None = None,
+    tag: str | None = None,
+    version: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
 ) -> dict[str, Any]:
-    if ids is not None:
-        return {"ids": list(ids)}
+    """A filter of runs as the API takes it (``GET /api/v1/runs``'s query, a bulk action's filter)."""
     flt: dict[str, Any] = {}
     if status:
         flt["status"] = [status] if isinstance(status, str) else list(status)
@@ -41,7 +39,11 @@ def _selection(
         flt["from"] = created_from.isoformat()
     if created_to:
         flt["to"] = created_to.isoformat()
-    return {"filter": flt}
+    return flt
+
+
+def _selection(ids: Sequence[str] | None, *filters: Any) -> dict[str, Any]:
+    return {"ids": list(ids)} if ids is not None else {"filter": run_filter(*filters)}
 
 
 class BulkClient:

@@ -13,7 +13,7 @@ from hightide.config import client_settings
 from hightide.core.machines import check_machine
 from hightide.core.options import TRIGGER_OPTIONS, OptionKind
 from hightide.sdk import realtime
-from hightide.sdk.bulk import BulkClient
+from hightide.sdk.bulk import BulkClient, run_filter
 from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BatchHandle, LogRecord, QueueInfo, Run, RunHandle, Token, _time
 
@@ -79,17 +79,7 @@ class RunsClient:
 
         >>> async for run in runs.list(status=["FAILED"], task="parent-task"): ...
         """
-        params: dict[str, Any] = {"limit": page_size}
-        if status:
-            params["status"] = [status] if isinstance(status, str) else list(status)
-        if task:
-            params["task"] = [task] if isinstance(task, str) else list(task)
-        if tag:
-            params["tag"] = tag
-        if created_from:
-            params["from"] = created_from.isoformat()
-        if created_to:
-            params["to"] = created_to.isoformat()
+        params: dict[str, Any] = {"limit": page_size, **run_filter(status, task, tag, None, created_from, created_to)}
         seen = 0
         while True:
             page = await self._session.request("GET", "/api/v1/runs", params=params)
