@@ -17,6 +17,7 @@ from hightide.store.metadata import MetadataOps
 from hightide.store.queues import QueueOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.runs import RunOps
+from hightide.store.schedules import ScheduleOps
 from hightide.store.seam import Listener, Seam
 from hightide.store.telemetry import TelemetryOps
 from hightide.store.users import UserOps
@@ -32,7 +33,8 @@ class Store:
     has come. ``releases``: runs given back unfinished. ``waitpoints``: journals, suspension,
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
-    sessions. ``live``: the reads of live views (realtime)."""
+    sessions. ``live``: the reads of live views (realtime). ``schedules``: cron schedules and their
+    firing, each tick once."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -42,6 +44,7 @@ class Store:
         self.claims = ClaimOps(seam)
         self.releases = ReleaseOps(seam)
         self.waitpoints = WaitpointOps(seam, self.runs)
+        self.schedules = ScheduleOps(seam, self.runs)
         self.telemetry = TelemetryOps(seam)
         self.metadata = MetadataOps(seam)
         self.users = UserOps(seam)
