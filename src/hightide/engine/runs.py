@@ -11,6 +11,7 @@
 | ``traces`` | ``traces.py`` | logs and traces |
 | ``metadata`` | ``metadata.py`` | runs' metadata operations (own, parent, root) and tags |
 | ``queues`` | ``queues.py`` | queues with their runs now; pause, resume, concurrency limit overrides |
+| ``schedules`` | ``schedules.py`` | cron schedules (imperative and declarative); firing their ticks, each once |
 | ``public_tokens`` | ``public_tokens.py`` | signed, read-only public access tokens |
 | ``realtime`` | ``realtime.py`` | the hub: live run states for subscribers, from the store's changes |
 
@@ -33,6 +34,7 @@ from hightide.engine.notify import Notifier
 from hightide.engine.public_tokens import PublicTokens
 from hightide.engine.queues import Queues
 from hightide.engine.realtime import RealtimeHub
+from hightide.engine.schedules import Schedules
 from hightide.engine.tokens import Tokens
 from hightide.engine.traces import Trace, Traces
 from hightide.engine.triggering import Triggering
@@ -53,6 +55,7 @@ class RunEngine:
         self.control = Control(self.core, self.triggering)
         self.metadata = Metadata(self.core)
         self.queues = Queues(self.core)
+        self.schedules = Schedules(self.core, self.triggering)
         self.public_tokens = PublicTokens(self.core)
         self.realtime = RealtimeHub(self.core)
 

@@ -201,9 +201,10 @@ class ScheduleOps:
                 select(s.c.next_tick_at).where(s.c.active == true()).order_by(s.c.next_tick_at).limit(1)
             ).scalar()
 
-    def fire(self, schedule: Schedule, tick: float, next_tick_at: float, run: NewRun, now: float) -> Run | None:
+    def fire(self, schedule: Schedule, tick: float, next_tick_at: float, run: NewRun | None, now: float) -> Run | None:
         """Fire ``tick`` of ``schedule`` as read: move its next tick from ``schedule.next_tick_at``
-        to ``next_tick_at``, record ``tick`` as its last, and insert ``run``, in one transaction.
+        to ``next_tick_at``, record ``tick`` as its last, and insert ``run`` (None: the tick is
+        skipped), in one transaction.
         None if the schedule moved meanwhile (another server fired it, or it was changed,
         deactivated or deleted): then nothing is written."""
         s = t.schedules
@@ -213,7 +214,7 @@ class ScheduleOps:
                 .where(s.c.id == schedule.id, s.c.next_tick_at == schedule.next_tick_at, s.c.active == true())
                 .values(next_tick_at=next_tick_at, last_tick_at=tick, updated_at=now)
             ).rowcount
-            if not moved:
+            if not moved or run is None:
                 return None
             [(inserted, _cached)] = self._runs.insert_runs_in(conn, [run], now)
         return inserted
