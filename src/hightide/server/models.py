@@ -206,3 +206,24 @@ class ConcurrencyLimitBody(StrictBody):
     concurrency_limit: Count = Field(
         ..., description="runs of the queue executing at once, whatever its tasks declare (0 starts none)"
     )
+
+
+CronPattern = Annotated[str, _length(256), NUL, NUL_SCHEMA]
+TimezoneName = Annotated[str, _length(64), NUL, NUL_SCHEMA]
+
+
+class CreateScheduleBody(StrictBody):
+    task: TaskId = Field(..., description="the task each tick runs")
+    cron: CronPattern = Field(..., description="5 fields: minute hour day-of-month month day-of-week; L allowed")
+    timezone: TimezoneName = Field("UTC", description="IANA timezone the pattern is read in (GET /api/v1/timezones)")
+    external_id: IdempotencyKey | None = Field(None, description="yours, e.g. a user id; in each run's payload")
+    deduplication_key: IdempotencyKey | None = Field(
+        None, description="another create with the same key updates that schedule in place"
+    )
+
+
+class UpdateScheduleBody(StrictBody):
+    task: TaskId | None = None
+    cron: CronPattern | None = None
+    timezone: TimezoneName | None = None
+    external_id: IdempotencyKey | None = None
