@@ -4,6 +4,7 @@ the imperative operations' rules."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from hightide.engine.environments import bootstrap, find_environment
 from hightide.errors import ConflictError, NotFoundError, ValidationError
 from hightide.store import Store
 from hightide.store.records import Environment, Run, RunFilter
+from tests.store.test_store_claims import two_stores  # noqa: F401 (a fixture)
 
 START = datetime(2027, 3, 1, 8, 59, 30, tzinfo=UTC).timestamp()  # 30 s before 09:00 UTC
 
@@ -176,3 +178,29 @@ def test_a_tick_the_task_refuses_is_skipped_not_retried(engine: RunEngine, env: 
     assert engine.schedules.fire_due() == 0  # its payload is a ScheduledPayload, which it refuses
     assert engine.schedules.get(env, state.id).schedule.next_tick_at == START + 90
     assert engine.schedules.next_due_in(60) == pytest.approx(59)  # not due again at once
+
+
+def test_two_servers_schedulers_fire_each_tick_once(
+    two_stores: list[Store],  # noqa: F811
+    clock: Clock,
+) -> None:
+    """Two engines on one database (two servers), their scheduler passes racing minute after minute."""
+    engines = [RunEngine(s, clock=clock) for s in two_stores]
+    bootstrap(engines[0].store, clock.now)
+    env = find_environment(engines[0].store, "dev")
+    engines[0].triggering.register_version(env, {"tasks": [dict(t) for t in TASKS]})
+    made = [engines[0].schedules.create(env, "report", "* * * * *", external_id=f"u{i}")[0] for i in range(8)]
+    fired = 0
+    for minute in range(1, 4):
+        clock.now = START + 30 + 60 * (minute - 1) + 0.5
+        with ThreadPoolExecutor(4) as pool:
+            fired += sum(pool.map(lambda i: engines[i % 2].schedules.fire_due(), range(4)))
+    runs = runs_of(engines[0], env)
+    assert fired == len(runs) == len(made) * 3
+    per_schedule = {
+        s.id: sorted(r.payload["timestamp"] for r in runs if r.payload["schedule_id"] == s.id) for s in made
+    }
+    assert all(
+        ts == ["2027-03-01T09:00:00+00:00", "2027-03-01T09:01:00+00:00", "2027-03-01T09:02:00+00:00"]
+        for ts in per_schedule.values()
+    )
