@@ -17,7 +17,7 @@ from typing import Any
 
 from hightide.core.cron import UPCOMING, Cron, iso, parse_cron
 from hightide.core.ids import new_id
-from hightide.core.limits import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_TASK_ID_LENGTH, check_text
+from hightide.core.limits import MAX_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE, MAX_TASK_ID_LENGTH, check_text
 from hightide.engine.base import EngineCore
 from hightide.engine.options import TriggerSpec
 from hightide.engine.triggering import Triggering
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 DUE_BATCH = 500
 """Due schedules read per query of a pass."""
-MAX_PAGE = 100
 
 
 def schedule_tag(schedule_id: str) -> str:
@@ -244,7 +243,7 @@ class Schedules:
             )
 
     def _get(self, env: Environment, schedule_id: str) -> Schedule:
-        check_text(schedule_id, "schedule_id", 64)
+        check_text(schedule_id, "schedule_id", MAX_ID_LENGTH)
         found = self.store.schedules.get(env.id, schedule_id)
         if found is None:
             raise self._not_found(schedule_id)
