@@ -27,7 +27,7 @@ from hightide.errors import (
     ValidationError,
     WaitpointTimeoutError,
 )
-from hightide.sdk import auth, queues, runs
+from hightide.sdk import auth, queues, runs, schedules
 from hightide.sdk.client import AsyncClient
 from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
@@ -41,10 +41,12 @@ from hightide.sdk.models import (
     QueueInfo,
     Run,
     RunHandle,
+    ScheduleInfo,
     TaskRunResult,
     Token,
     WaitpointTokenResult,
 )
+from hightide.sdk.schedules import ScheduledPayload
 from hightide.sdk.steps import step
 from hightide.sdk.sync import Client
 from hightide.sdk.tags import tags
@@ -74,6 +76,8 @@ __all__ = [
     "Run",
     "RunHandle",
     "RunStatus",
+    "ScheduleInfo",
+    "ScheduledPayload",
     "SubtaskUnwrapError",
     "Task",
     "TaskRunResult",
@@ -90,6 +94,7 @@ __all__ = [
     "queue",
     "queues",
     "runs",
+    "schedules",
     "step",
     "tags",
     "task",

@@ -23,6 +23,7 @@ from hightide.cli.options import (
 from hightide.cli.output import console, fail
 from hightide.cli.queues import queues_app
 from hightide.cli.runs import runs_app, tokens_app, trigger
+from hightide.cli.schedules import schedules_app
 from hightide.cli.users import users_app
 from hightide.errors import AuthenticationError, HightideError
 from hightide.types import MAX_CONCURRENCY, MAX_PREFETCH
@@ -39,6 +40,7 @@ db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")

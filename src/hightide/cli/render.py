@@ -144,6 +144,27 @@ def print_queues(console: Console, queues: list[dict[str, Any]]) -> None:
     _print_rows(console, [q["name"] for q in queues], headers, rows, first="queue")
 
 
+def print_schedules(console: Console, schedules: list[dict[str, Any]]) -> None:
+    headers = ("task", "cron", "timezone", "kind", "state", "next run", "external id")
+    rows = [
+        [
+            escape(s["id"]),
+            escape(s["task"]),
+            escape(s["cron"]),
+            escape(s["timezone"]),
+            s["kind"],
+            "[green]active[/]" if s["active"] else "[yellow]inactive[/]",
+            _when(s.get("next_run_at")),
+            escape(s.get("external_id") or ""),
+        ]
+        for s in schedules
+    ]
+    if not rows:
+        console.print("[dim]no schedules: declare one with @schedules.task(cron=...) or `hightide schedules create`[/]")
+        return
+    _print_rows(console, [s["id"] for s in schedules], headers, rows)
+
+
 def _short_json(value: Any, limit: int = 400) -> str:
     text = json.dumps(value, ensure_ascii=False)
     return escape(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -7,9 +7,11 @@ from typing import Any
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
+from hightide.core.cron import parse_cron
 from hightide.core.limits import MAX_INT, MAX_NAME_LENGTH, MAX_TASK_ID_LENGTH, check_duration, check_text
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ValidationError
+from hightide.store.records import DeclaredSchedule, Environment
 
 
 def check_manifest_task(task: Any, where: str) -> str:
@@ -48,4 +50,35 @@ def check_manifest_task(task: Any, where: str) -> str:
             validator_for(schema).check_schema(schema)
         except SchemaError as exc:
             raise ValidationError(f"{where}.payload_schema: not a valid JSON schema: {exc.message}") from exc
+    check_manifest_schedule(task.get("schedule"), f"{where}.schedule")
     return task_id
+
+
+def check_manifest_schedule(schedule: Any, where: str) -> None:
+    """A task's declared schedule: ``{"cron": str, "timezone": str, "environments": [str] | null}``."""
+    if schedule is None:
+        return
+    if not isinstance(schedule, dict):
+        raise ValidationError(f"{where}: expected {{'cron': str, 'timezone': str, 'environments': [str] | null}}")
+    parse_cron(schedule.get("cron"), schedule.get("timezone") or "UTC", field=f"{where}.cron")
+    environments = schedule.get("environments")
+    if environments is not None and (
+        not isinstance(environments, list) or not all(isinstance(e, str) and e for e in environments)
+    ):
+        raise ValidationError(f"{where}.environments: expected a list of environment names, e.g. ['prod']")
+
+
+def declared_schedules(env: Environment, manifest: dict[str, Any], now: float) -> list[DeclaredSchedule]:
+    """The schedules the tasks of a checked ``manifest`` declare for ``env`` (their ``environments``
+    name it, or are not given), each with its next tick after ``now``."""
+    out = []
+    for task in manifest.get("tasks", []):
+        spec = task.get("schedule")
+        if not spec:
+            continue
+        environments = spec.get("environments")
+        if environments and env.slug not in environments:
+            continue
+        cron = parse_cron(spec["cron"], spec.get("timezone") or "UTC")
+        out.append(DeclaredSchedule(task["id"], cron.pattern, cron.timezone, cron.next_after(now)))
+    return out

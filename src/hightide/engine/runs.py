@@ -13,6 +13,7 @@
 | ``queues`` | ``queues.py`` | queues with their runs now; pause, resume, concurrency limit overrides |
 | ``bulk`` | ``bulk.py`` | bulk actions: cancel or replay many runs in the background, with progress |
 | ``retention`` | ``retention.py`` | deleting finished runs past the retention period, in small batches |
+| ``schedules`` | ``schedules.py`` | cron schedules (imperative and declarative); firing their ticks, each once |
 | ``public_tokens`` | ``public_tokens.py`` | signed, read-only public access tokens |
 | ``realtime`` | ``realtime.py`` | the hub: live run states for subscribers, from the store's changes |
 
@@ -37,6 +38,7 @@ from hightide.engine.public_tokens import PublicTokens
 from hightide.engine.queues import Queues
 from hightide.engine.realtime import RealtimeHub
 from hightide.engine.retention import Retention
+from hightide.engine.schedules import Schedules
 from hightide.engine.tokens import Tokens
 from hightide.engine.traces import Trace, Traces
 from hightide.engine.triggering import Triggering
@@ -59,6 +61,7 @@ class RunEngine:
         self.queues = Queues(self.core)
         self.retention = Retention(self.core)
         self.bulk = BulkActions(self.core, self.control)
+        self.schedules = Schedules(self.core, self.triggering)
         self.public_tokens = PublicTokens(self.core)
         self.realtime = RealtimeHub(self.core)
 

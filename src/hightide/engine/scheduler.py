@@ -1,4 +1,5 @@
-"""The time-driven service: promotes delayed runs, expires ttls, recovers lapsed leases, and every
+"""The time-driven service: promotes delayed runs, expires ttls, recovers lapsed leases, fires
+the ticks of cron schedules (it wakes on the minute when a schedule's tick is next), and every
 ``purge_every`` seconds deletes finished runs past the retention period.
 
 It sleeps until the next thing is due (at most ``tick`` seconds), so it is cheap when idle and
@@ -77,6 +78,7 @@ class Scheduler:
             self._poke.clear()  # before the pass: a poke during it means "look again"
             try:
                 await anyio.to_thread.run_sync(self.engine.control.process_due)
+                await anyio.to_thread.run_sync(self.engine.schedules.fire_due)
                 now = self.engine.clock()
                 await anyio.to_thread.run_sync(self.engine.store.claims.announce_ready, last, now)
                 last = now
@@ -85,6 +87,7 @@ class Scheduler:
                     # A backlog (a pass that found as many as it may delete) goes on at the next pass.
                     self._purged_at = None if deleted >= PURGE_LIMIT else now
                 delay = await anyio.to_thread.run_sync(self.engine.control.next_due_in, self.tick)
+                delay = await anyio.to_thread.run_sync(self.engine.schedules.next_due_in, delay)
             except Exception:  # a database hiccup must not stop the service: log, back off, go on
                 log.exception("scheduler pass failed; retrying")
                 delay = self.tick

@@ -13,7 +13,7 @@ from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
 from hightide.core.tracing import attempt_span_id, new_span_id, new_trace_id
 from hightide.engine.base import EngineCore
-from hightide.engine.manifest import check_manifest_task
+from hightide.engine.manifest import check_manifest_task, declared_schedules
 from hightide.engine.options import DEFAULT_IDEMPOTENCY_TTL, MAX_BATCH_ITEMS, TriggerSpec
 from hightide.engine.payloads import check_schema, check_size
 from hightide.engine.traces import trace_ids
@@ -67,14 +67,20 @@ class Triggering:
                 raise ValidationError(f"manifest.tasks[{i}].id: task {task_id!r} is declared twice")
             seen.add(task_id)
         date_prefix = datetime.fromtimestamp(self.core.clock(), UTC).strftime("%Y%m%d")
+        # The tasks' declarative schedules for this environment, synced in the version's transaction.
+        schedules = declared_schedules(env, manifest, self.core.clock())
         for _ in range(5):  # two workers registering at once race for the next number: retry
             try:
-                version = self.store.environments.register_version(env.id, date_prefix, manifest, self.core.clock())
+                version = self.store.environments.register_version(
+                    env.id, date_prefix, manifest, self.core.clock(), schedules
+                )
             except AlreadyExistsError:
                 continue
             if worker_id:
                 self._worker_versions[worker_id] = version
             self._task_cache.pop(env.id, None)
+            if schedules:
+                self.core.due(min(s.next_tick_at for s in schedules))
             return version
         raise ConflictError("could not number the new version: too many registrations at once; try again")
 

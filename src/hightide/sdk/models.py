@@ -268,6 +268,45 @@ class QueueInfo:
 
 
 @dataclass(frozen=True)
+class ScheduleInfo:
+    """A schedule: the ``task`` it runs at each tick of ``cron`` in ``timezone``; ``kind``
+    ``declarative`` (a task declares it in code) or ``imperative`` (made with ``schedules.create``);
+    ``next_run_at`` and the ``upcoming`` ticks (none while inactive), ``last_run_at`` its last tick."""
+
+    id: str
+    task: str
+    cron: str
+    timezone: str = "UTC"
+    external_id: str | None = None
+    deduplication_key: str | None = None
+    kind: str = "imperative"
+    active: bool = True
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    upcoming: list[datetime] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScheduleInfo:
+        return cls(
+            id=data["id"],
+            task=data["task"],
+            cron=data["cron"],
+            timezone=data.get("timezone", "UTC"),
+            external_id=data.get("external_id"),
+            deduplication_key=data.get("deduplication_key"),
+            kind=data.get("kind", "imperative"),
+            active=bool(data.get("active", True)),
+            next_run_at=_time(data.get("next_run_at")),
+            last_run_at=_time(data.get("last_run_at")),
+            upcoming=[t for t in (_time(u) for u in data.get("upcoming") or []) if t is not None],
+            created_at=_time(data.get("created_at")),
+            updated_at=_time(data.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
 class WaitpointTokenResult(Generic[T]):
     """What ``wait.for_token`` returns: ``ok`` with the completion ``output``, or ``ok=False`` with a
     ``WaitpointTimeoutError`` in ``error`` when the token timed out."""

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from hightide.sdk.client import AsyncClient
-from hightide.sdk.models import BatchHandle, BulkAction, LogRecord, QueueInfo, Run, RunHandle, Token
+from hightide.sdk.models import BatchHandle, BulkAction, LogRecord, QueueInfo, Run, RunHandle, ScheduleInfo, Token
 
 
 class _Loop:
@@ -161,6 +161,59 @@ class SyncQueues:
         return self._loop.call(self._client.queues.reset_concurrency_limit(name))
 
 
+class SyncSchedules:
+    """Schedules, blocking (``Client().schedules.create(task="report", cron="0 9 * * *")``)."""
+
+    def __init__(self, loop: _Loop, client: AsyncClient) -> None:
+        self._loop, self._client = loop, client
+
+    def create(
+        self,
+        *,
+        task: str,
+        cron: str,
+        timezone: str = "UTC",
+        external_id: str | None = None,
+        deduplication_key: str | None = None,
+    ) -> ScheduleInfo:
+        return self._loop.call(
+            self._client.schedules.create(
+                task=task, cron=cron, timezone=timezone, external_id=external_id, deduplication_key=deduplication_key
+            )
+        )
+
+    def list(self, *, task: str | None = None, kind: str | None = None) -> builtins.list[ScheduleInfo]:
+        return self._loop.call(self._client.schedules.list(task=task, kind=kind))
+
+    def retrieve(self, schedule_id: str) -> ScheduleInfo:
+        return self._loop.call(self._client.schedules.retrieve(schedule_id))
+
+    def update(
+        self,
+        schedule_id: str,
+        *,
+        task: str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        external_id: str | None = None,
+    ) -> ScheduleInfo:
+        return self._loop.call(
+            self._client.schedules.update(schedule_id, task=task, cron=cron, timezone=timezone, external_id=external_id)
+        )
+
+    def delete(self, schedule_id: str) -> None:
+        self._loop.call(self._client.schedules.delete(schedule_id))
+
+    def activate(self, schedule_id: str) -> ScheduleInfo:
+        return self._loop.call(self._client.schedules.activate(schedule_id))
+
+    def deactivate(self, schedule_id: str) -> ScheduleInfo:
+        return self._loop.call(self._client.schedules.deactivate(schedule_id))
+
+    def timezones(self) -> builtins.list[str]:
+        return self._loop.call(self._client.schedules.timezones())
+
+
 class Client:
     """Blocking client.
 
@@ -183,6 +236,7 @@ class Client:
         self.waitpoints = SyncWaitpoints(self._loop, self._client)
         self.auth = SyncAuth(self._loop, self._client)
         self.queues = SyncQueues(self._loop, self._client)
+        self.schedules = SyncSchedules(self._loop, self._client)
 
     @staticmethod
     async def _make(

@@ -65,7 +65,12 @@ class Task(Generic[P, R]):
         machine: str | None = None,
         max_duration: float | None = None,
         ttl: Duration | None = None,
+        schedule: dict[str, Any] | None = None,
+        payload_type: Any = None,
     ) -> None:
+        """``schedule`` (from ``schedules.task``): the cron schedule the task declares, as its
+        manifest entry carries it; ``payload_type``: the payload's type when the function's first
+        parameter has no annotation."""
         if not isinstance(id, str) or not _TASK_ID.match(id):
             raise ConfigError(
                 f"task id {id!r} is invalid: use 1-128 letters, digits and - _ . : / (starting with a letter or digit)"
@@ -83,6 +88,9 @@ class Task(Generic[P, R]):
         self.ttl = None if ttl is None else parse_duration(ttl, field=f"task {id!r} ttl")
         self._signature = inspect.signature(fn)
         self._wants_ctx, self._payload_adapter = self._inspect(fn)
+        if self._payload_adapter is None and payload_type is not None:
+            self._payload_adapter = TypeAdapter(payload_type)
+        self.schedule = schedule
         functools.update_wrapper(self, fn)
         if id in registry and registry[id].fn.__qualname__ != fn.__qualname__:
             raise ConfigError(f"task id {id!r} is defined twice ({registry[id].fn.__qualname__} and {fn.__qualname__})")
@@ -132,6 +140,7 @@ class Task(Generic[P, R]):
             # The server checks the schema only when it says all the model checks of a value's shape.
             "payload_schema_checked": schema is not None and not _reshapes_input(self._payload_adapter),
             "function": f"{self.fn.__module__}.{self.fn.__qualname__}",
+            **({"schedule": self.schedule} if self.schedule else {}),
         }
 
     # -- running (inside a runner process) ---------------------------------------------------

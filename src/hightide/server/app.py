@@ -26,6 +26,7 @@ from hightide.server import (
     routes_queues,
     routes_realtime,
     routes_runs,
+    routes_schedules,
     routes_waitpoints,
     routes_worker,
 )
@@ -109,6 +110,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.include_router(routes_waitpoints.router)
     app.include_router(routes_metadata.router)
     app.include_router(routes_queues.router)
+    app.include_router(routes_schedules.router)
     routes_realtime.install(app, settings.realtime_heartbeat)
 
     @app.get("/healthz", include_in_schema=False)

@@ -243,3 +243,24 @@ class BulkBody(StrictBody):
     action: Literal["cancel", "replay"]
     ids: list[Id] | None = Field(default=None, max_length=10_000, description="the runs, by id")
     filter: BulkFilter | None = Field(default=None, description="or the runs this selects now")
+
+
+CronPattern = Annotated[str, _length(256), NUL, NUL_SCHEMA]
+TimezoneName = Annotated[str, _length(64), NUL, NUL_SCHEMA]
+
+
+class CreateScheduleBody(StrictBody):
+    task: TaskId = Field(..., description="the task each tick runs")
+    cron: CronPattern = Field(..., description="5 fields: minute hour day-of-month month day-of-week; L allowed")
+    timezone: TimezoneName = Field("UTC", description="IANA timezone the pattern is read in (GET /api/v1/timezones)")
+    external_id: IdempotencyKey | None = Field(None, description="yours, e.g. a user id; in each run's payload")
+    deduplication_key: IdempotencyKey | None = Field(
+        None, description="another create with the same key updates that schedule in place"
+    )
+
+
+class UpdateScheduleBody(StrictBody):
+    task: TaskId | None = None
+    cron: CronPattern | None = None
+    timezone: TimezoneName | None = None
+    external_id: IdempotencyKey | None = None

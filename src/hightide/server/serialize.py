@@ -16,6 +16,7 @@ from typing import Any
 from hightide.core import protocol
 from hightide.core.tracing import attempt_span_id
 from hightide.engine.queues import QueueState
+from hightide.engine.schedules import ScheduleState
 from hightide.engine.traces import Trace, trace_ids
 from hightide.store.records import Attempt, BulkAction, LogEntry, Run, SpanRecord, Waitpoint
 
@@ -183,6 +184,25 @@ def bulk_json(action: BulkAction) -> dict[str, Any]:
         "created_at": iso(action.created_at),
         "updated_at": iso(action.updated_at),
         "finished_at": iso(action.finished_at),
+    }
+
+
+def schedule_json(state: ScheduleState) -> dict[str, Any]:
+    s = state.schedule
+    return {
+        "id": s.id,
+        "task": s.task_id,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "external_id": s.external_id,
+        "deduplication_key": s.deduplication_key,
+        "kind": s.kind,
+        "active": s.active,
+        "next_run_at": iso(s.next_tick_at) if s.active else None,
+        "last_run_at": iso(s.last_tick_at),
+        "upcoming": [iso(t) for t in state.upcoming],
+        "created_at": iso(s.created_at),
+        "updated_at": iso(s.updated_at),
     }
 
 

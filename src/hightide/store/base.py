@@ -19,6 +19,7 @@ from hightide.store.queues import QueueOps
 from hightide.store.releases import ReleaseOps
 from hightide.store.retention import RetentionOps
 from hightide.store.runs import RunOps
+from hightide.store.schedules import ScheduleOps
 from hightide.store.seam import Listener, Seam
 from hightide.store.telemetry import TelemetryOps
 from hightide.store.users import UserOps
@@ -35,7 +36,8 @@ class Store:
     waitpoints and tokens. ``telemetry``: logs and spans. ``metadata``: runs' metadata operations and
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
     sessions. ``live``: the reads of live views (realtime). ``retention``: deleting finished runs past
-    the retention period. ``bulk``: bulk actions and their progress."""
+    the retention period. ``bulk``: bulk actions and their progress. ``schedules``: cron schedules and
+    their firing, each tick once."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -45,6 +47,7 @@ class Store:
         self.claims = ClaimOps(seam)
         self.releases = ReleaseOps(seam)
         self.waitpoints = WaitpointOps(seam, self.runs)
+        self.schedules = ScheduleOps(seam, self.runs)
         self.telemetry = TelemetryOps(seam)
         self.metadata = MetadataOps(seam)
         self.users = UserOps(seam)

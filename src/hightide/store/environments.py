@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -14,12 +14,14 @@ from hightide.store.changes import Change, ChangeKind
 from hightide.store.queues import declare_queue
 from hightide.store.records import (
     ApiKey,
+    DeclaredSchedule,
     Environment,
     TaskDefinition,
     Version,
     dumps,
     loads,
 )
+from hightide.store.schedules import sync_declared_schedules
 from hightide.store.seam import Seam
 
 
@@ -144,8 +146,16 @@ class EnvironmentOps:
         return self._env(row) if row else None
 
     # -- versions, tasks, queues -----------------------------------------------------------
-    def register_version(self, environment_id: str, date_prefix: str, manifest: dict[str, Any], now: float) -> Version:
-        """Record a new version ``{date_prefix}.N`` and make its tasks the current definitions."""
+    def register_version(
+        self,
+        environment_id: str,
+        date_prefix: str,
+        manifest: dict[str, Any],
+        now: float,
+        schedules: Sequence[DeclaredSchedule] | None = None,
+    ) -> Version:
+        """Record a new version ``{date_prefix}.N`` and make its tasks the current definitions;
+        with ``schedules``, make them the environment's declarative schedules (``None``: leave them)."""
         with self._seam.write_notify() as conn:
             count = conn.execute(
                 select(func.count())
@@ -173,6 +183,8 @@ class EnvironmentOps:
             )
             for task in manifest.get("tasks", []):
                 self._upsert_task(conn, environment_id, version.id, task, now)
+            if schedules is not None:
+                sync_declared_schedules(conn, environment_id, schedules, now)
             self._seam.publish(conn, Change(environment_id, kind=ChangeKind.VERSION))
         return version
 

@@ -59,6 +59,37 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A cron schedule of a task: ``kind`` ``declarative`` (the task declares it; synced when a
+    version registers) or ``imperative`` (made from the API). ``next_tick_at`` is the tick it fires
+    next; ``last_tick_at`` the tick it fired last (None: none yet)."""
+
+    id: str
+    environment_id: str
+    task_id: str
+    cron: str
+    timezone: str
+    external_id: str | None
+    deduplication_key: str | None
+    kind: str
+    active: bool
+    next_tick_at: float
+    last_tick_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class DeclaredSchedule:
+    """The schedule a task of a new version declares for its environment, with its next tick from now."""
+
+    task_id: str
+    cron: str
+    timezone: str
+    next_tick_at: float
+
+
+@dataclass(frozen=True)
 class Version:
     id: str
     environment_id: str

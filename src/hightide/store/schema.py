@@ -88,6 +88,31 @@ queues = Table(
     Column("overridden_at", Float),
 )
 
+# Cron schedules (docs/schedules.md): ``declarative`` ones a task declares (synced when a version
+# registers, one per task), ``imperative`` ones made from the API. ``next_tick_at`` is the tick the
+# scheduler fires next: firing advances it with a conditional update, so each tick fires once.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment_id", String(64), ForeignKey("environments.id"), nullable=False),
+    Column("task_id", String(256), nullable=False),
+    Column("cron", String(256), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("external_id", String(512)),
+    Column("deduplication_key", String(512)),
+    Column("kind", String(16), nullable=False),  # declarative | imperative
+    Column("active", Boolean, nullable=False),
+    Column("next_tick_at", Float, nullable=False),
+    Column("last_tick_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    # NULLs are distinct: only schedules with a key are unique by it.
+    UniqueConstraint("environment_id", "deduplication_key", name="uq_schedules_deduplication_key"),
+)
+Index("ix_schedules_list", schedules.c.environment_id, schedules.c.created_at, schedules.c.id)
+Index("ix_schedules_due", schedules.c.active, schedules.c.next_tick_at)
+
 runs = Table(
     "runs",
     metadata,

@@ -1,0 +1,275 @@
+"""Schedules: cron schedules of tasks, made from the API (imperative) or declared by tasks
+(declarative, synced when a version registers), and firing their ticks (the scheduler's pass).
+
+A tick fires as a run of the schedule's task whose payload is a ``ScheduledPayload``
+(``timestamp``, ``last_timestamp``, ``timezone``, ``schedule_id``, ``external_id``, ``upcoming``),
+tagged ``schedule:<id>`` and with the idempotency key ``schedule:<id>:<tick>``. Each tick fires once
+however many servers run the scheduler (``store.schedules.fire``); after downtime only the latest
+missed tick fires; the next tick always comes from the pattern, never from when a run ended.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from hightide.core.cron import UPCOMING, Cron, iso, parse_cron
+from hightide.core.ids import new_id
+from hightide.core.limits import MAX_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE, MAX_TASK_ID_LENGTH, check_text
+from hightide.engine.base import EngineCore
+from hightide.engine.options import TriggerSpec
+from hightide.engine.triggering import Triggering
+from hightide.errors import AlreadyExistsError, ConflictError, HightideError, NotFoundError, ValidationError
+from hightide.store.records import Environment, Run, Schedule
+from hightide.store.schedules import DECLARATIVE, IMPERATIVE
+
+log = logging.getLogger(__name__)
+
+DUE_BATCH = 500
+"""Due schedules read per query of a pass."""
+
+
+def schedule_tag(schedule_id: str) -> str:
+    """The tag of every run a schedule fires: list them with ``runs.list(tag="schedule:<id>")``."""
+    return f"schedule:{schedule_id}"
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """A schedule with its ``upcoming`` ticks (the next five, none while it is inactive)."""
+
+    schedule: Schedule
+    upcoming: builtins.list[float]
+
+    @property
+    def id(self) -> str:
+        return self.schedule.id
+
+
+class Schedules:
+    def __init__(self, core: EngineCore, triggering: Triggering) -> None:
+        self.core = core
+        self.store = core.store
+        self.triggering = triggering
+
+    # -- imperative schedules ------------------------------------------------------------------
+    def create(
+        self,
+        env: Environment,
+        task: str,
+        cron: str,
+        timezone: str = "UTC",
+        external_id: str | None = None,
+        deduplication_key: str | None = None,
+    ) -> tuple[ScheduleState, bool]:
+        """A schedule firing ``task`` at each tick of ``cron`` in ``timezone``; with a
+        ``deduplication_key`` another schedule of the environment already has, that one is updated
+        in place. Returns it and whether it was created."""
+        self._check_task(env, task)
+        parsed = parse_cron(cron, timezone)
+        if external_id is not None:
+            check_text(external_id, "external_id", MAX_IDEMPOTENCY_KEY_LENGTH)
+        if deduplication_key is not None:
+            check_text(deduplication_key, "deduplication_key", MAX_IDEMPOTENCY_KEY_LENGTH)
+        now = self.core.clock()
+        schedule = Schedule(
+            id=new_id("sched", now),
+            environment_id=env.id,
+            task_id=task,
+            cron=parsed.pattern,
+            timezone=parsed.timezone,
+            external_id=external_id,
+            deduplication_key=deduplication_key,
+            kind=IMPERATIVE,
+            active=True,
+            next_tick_at=parsed.next_after(now),
+            last_tick_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            stored, created = self.store.schedules.create(schedule)
+        except AlreadyExistsError:  # another request created the same key at the same moment: update it
+            stored, created = self.store.schedules.create(schedule)
+        self.core.due(stored.next_tick_at)
+        return self._state(stored), created
+
+    def list(
+        self,
+        env: Environment,
+        limit: int = 50,
+        cursor: str | None = None,
+        task: str | None = None,
+        kind: str | None = None,
+    ) -> tuple[builtins.list[ScheduleState], str | None]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError(f"limit: expected 1 to {MAX_PAGE}", details={"field": "limit"})
+        if kind is not None and kind not in (DECLARATIVE, IMPERATIVE):
+            raise ValidationError("kind: expected 'declarative' or 'imperative'", details={"field": "kind"})
+        found, next_cursor = self.store.schedules.list(env.id, limit=limit, cursor=cursor, task_id=task, kind=kind)
+        return [self._state(s) for s in found], next_cursor
+
+    def get(self, env: Environment, schedule_id: str) -> ScheduleState:
+        return self._state(self._get(env, schedule_id))
+
+    def update(
+        self,
+        env: Environment,
+        schedule_id: str,
+        *,
+        task: str | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        external_id: str | None = None,
+    ) -> ScheduleState:
+        """Change an imperative schedule (what is not given stays); a new pattern or timezone moves
+        its next tick to the pattern's next after now."""
+        current = self._imperative(env, schedule_id, "changed")
+        values: dict[str, Any] = {}
+        if task is not None and task != current.task_id:
+            self._check_task(env, task)
+            values["task_id"] = task
+        parsed = parse_cron(cron or current.cron, timezone or current.timezone)
+        if (parsed.pattern, parsed.timezone) != (current.cron, current.timezone):
+            values.update(
+                cron=parsed.pattern, timezone=parsed.timezone, next_tick_at=parsed.next_after(self.core.clock())
+            )
+        if external_id is not None:
+            values["external_id"] = check_text(external_id, "external_id", MAX_IDEMPOTENCY_KEY_LENGTH)
+        if not values:
+            return self._state(current)
+        updated = self.store.schedules.update(env.id, schedule_id, values, self.core.clock())
+        if updated is None:
+            raise self._not_found(schedule_id)
+        self.core.due(updated.next_tick_at)
+        return self._state(updated)
+
+    def delete(self, env: Environment, schedule_id: str) -> None:
+        self._imperative(env, schedule_id, "deleted")
+        if not self.store.schedules.delete(env.id, schedule_id):
+            raise self._not_found(schedule_id)
+
+    def activate(self, env: Environment, schedule_id: str) -> ScheduleState:
+        """Fire again, from the next tick after now (ticks missed while inactive do not fire)."""
+        current = self._get(env, schedule_id)
+        now = self.core.clock()
+        nxt = _cron(current).next_after(now)
+        changed = self.store.schedules.set_active(env.id, schedule_id, True, nxt, now)
+        if changed is None:
+            raise self._not_found(schedule_id)
+        self.core.due(changed.next_tick_at)
+        return self._state(changed)
+
+    def deactivate(self, env: Environment, schedule_id: str) -> ScheduleState:
+        self._get(env, schedule_id)
+        changed = self.store.schedules.set_active(env.id, schedule_id, False, 0.0, self.core.clock())
+        if changed is None:
+            raise self._not_found(schedule_id)
+        return self._state(changed)
+
+    # -- firing (the scheduler's pass) -----------------------------------------------------------
+    def fire_due(self) -> int:
+        """Fire every schedule whose next tick came: its latest tick at or before now, once. Returns
+        how many runs were created."""
+        now = self.core.clock()
+        envs: dict[str, Environment | None] = {}
+        seen: set[str] = set()
+        fired = 0
+        while True:
+            batch = [s for s in self.store.schedules.due(now, DUE_BATCH) if s.id not in seen]
+            for schedule in batch:
+                seen.add(schedule.id)
+                if schedule.environment_id not in envs:
+                    envs[schedule.environment_id] = self.store.environments.get_environment_by_id(
+                        schedule.environment_id
+                    )
+                env = envs[schedule.environment_id]
+                if env is None:
+                    continue
+                try:
+                    fired += self._fire(env, schedule, now) is not None
+                except HightideError:
+                    log.exception("schedule %s could not fire; it fires again at its next tick", schedule.id)
+            if len(batch) < DUE_BATCH:
+                return fired
+
+    def _fire(self, env: Environment, schedule: Schedule, now: float) -> Run | None:
+        cron = _cron(schedule)
+        tick = cron.latest_at_or_before(now)  # after downtime: only the latest missed tick
+        upcoming = cron.upcoming(tick, UPCOMING)
+        payload = {
+            "timestamp": iso(tick, schedule.timezone),
+            "last_timestamp": iso(schedule.last_tick_at, schedule.timezone) if schedule.last_tick_at else None,
+            "timezone": schedule.timezone,
+            "schedule_id": schedule.id,
+            "external_id": schedule.external_id,
+            "upcoming": [iso(t, schedule.timezone) for t in upcoming],
+        }
+        spec = TriggerSpec(
+            task_id=schedule.task_id,
+            payload=payload,
+            tags=(schedule_tag(schedule.id),),
+            idempotency_key=f"schedule:{schedule.id}:{int(tick)}",
+        )
+        try:
+            [new_run] = self.triggering.prepare(env, [spec])
+        except (NotFoundError, ValidationError) as exc:
+            # The task is gone from the current version, or refuses the payload: this tick is
+            # skipped (the schedule moves on; it would otherwise be due again at every pass).
+            log.warning("schedule %s skipped its tick %s: %s", schedule.id, payload["timestamp"], exc)
+            self.store.schedules.fire(schedule, tick, upcoming[0], None, now)
+            return None
+        run = self.store.schedules.fire(schedule, tick, upcoming[0], new_run, now)
+        if run is not None:
+            self.triggering.announce([new_run])
+        return run
+
+    def next_due_in(self, cap: float) -> float:
+        """Seconds until the earliest next tick of an active schedule (at most ``cap``)."""
+        now = self.core.clock()
+        nxt = self.store.schedules.next_tick_time()
+        return cap if nxt is None else max(0.0, min(cap, nxt - now))
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _check_task(self, env: Environment, task: Any) -> None:
+        check_text(task, "task", MAX_TASK_ID_LENGTH)
+        if self.store.environments.get_task(env.id, task) is None:
+            raise NotFoundError(
+                f"task {task!r} is not registered in environment {env.slug!r}; start a worker "
+                "(`hightide dev` or `hightide worker`) whose code defines it, then create the schedule",
+                details={"task": task},
+            )
+
+    def _get(self, env: Environment, schedule_id: str) -> Schedule:
+        check_text(schedule_id, "schedule_id", MAX_ID_LENGTH)
+        found = self.store.schedules.get(env.id, schedule_id)
+        if found is None:
+            raise self._not_found(schedule_id)
+        return found
+
+    def _imperative(self, env: Environment, schedule_id: str, what: str) -> Schedule:
+        found = self._get(env, schedule_id)
+        if found.kind == DECLARATIVE:
+            raise ConflictError(
+                f"schedule {schedule_id} is declared by task {found.task_id!r} in code and cannot be {what} "
+                "here; change or remove the task's `cron` and deploy (it can be deactivated)",
+                details={"schedule": schedule_id, "kind": DECLARATIVE},
+            )
+        return found
+
+    @staticmethod
+    def _not_found(schedule_id: str) -> NotFoundError:
+        return NotFoundError(f"no schedule {schedule_id!r} in this environment", details={"schedule": schedule_id})
+
+    def _state(self, schedule: Schedule) -> ScheduleState:
+        if not schedule.active:
+            return ScheduleState(schedule, [])
+        cron = _cron(schedule)
+        first = schedule.next_tick_at
+        return ScheduleState(schedule, [first, *cron.upcoming(first, UPCOMING - 1)])
+
+
+def _cron(schedule: Schedule) -> Cron:
+    return Cron(schedule.cron, schedule.timezone)
