@@ -22,6 +22,8 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.protocol import AttemptResult, Execute, Execution, LogRecord, Ready, Shutdown, StartFailed
 from hightide.core.protocol.fields import JSONObject
 from hightide.sdk import context as run_context
+from hightide.sdk import hooks as run_hooks
+from hightide.sdk import locals as run_locals
 from hightide.sdk import journal as run_journal
 from hightide.sdk.context import Context
 from hightide.sdk.journal import RunJournal, Suspended
@@ -81,6 +83,9 @@ class Runner:
             replaying=journal.replaying_here,
         )
         token = run_context.current.set(ctx)
+        attempt = run_hooks.Attempt(task.hooks, execution.payload, ctx)
+        attempt_token = run_hooks.current.set(attempt)
+        locals_token = run_locals.start_run()
         journal_token = run_journal.current.set(journal)
         metadata_token = run_metadata.set(metadata)
         self.execution, self.journal = execution, journal
@@ -96,7 +101,7 @@ class Runner:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit and friends from user code are failures too
-            return result(False, error=Failure.from_exception(exc).to_dict())
+            return result(False, error=Failure.from_exception(exc).to_dict(), retry=attempt.retry)
         finally:
             # Before the result goes to the supervisor, whatever the outcome (completed, failed,
             # suspended): a finished run is never seen without its final metadata, and a resumed
@@ -107,6 +112,8 @@ class Runner:
             self.execution, self.journal = None, None
             run_metadata.reset(metadata_token)
             run_journal.current.reset(journal_token)
+            run_locals.end_run(locals_token)
+            run_hooks.current.reset(attempt_token)
             run_context.current.reset(token)
 
     def serve(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from hightide.core.retry import RetryDecision
 from hightide.core.protocol.fields import (
     Count,
     Doc,
@@ -114,3 +115,6 @@ class AttemptResult(Generic[R]):
     ] = None
     execution: Annotated[Count | None, Doc("the `execution` of the claim; a stale one is refused")] = None
     record: Annotated[tuple[R, ...], Doc("with waiting_on: timers to record with the suspension, in one go")] = ()
+    retry: Annotated[
+        RetryDecision | None, Doc("a failure: the task's catch_error decision (null: the retry policy decides)")
+    ] = None
