@@ -57,6 +57,9 @@ INIT = """
 """
 
 TASKS = """
+    import asyncio
+    import os
+
     from hightide import RetryDecision, locals, task, wait
 
     from trigger.init import db, note
@@ -115,6 +118,16 @@ TASKS = """
     async def layers(payload: dict) -> str:
         note(payload, ["run", locals.get(db)])
         return locals.get(db)
+
+
+    @task(id="dies", retry={**QUICK, "max_attempts": 1}, on_failure=on_failure, on_complete=on_complete)
+    async def dies(payload: dict) -> None:
+        os._exit(1)  # the runner process dies: the run is CRASHED
+
+
+    @task(id="too-slow", retry={**QUICK, "max_attempts": 1}, max_duration=1, on_failure=on_failure)
+    async def too_slow(payload: dict) -> None:
+        await asyncio.sleep(60)  # killed after max_duration: TIMED_OUT
 
 
     @task(id="child")
@@ -247,3 +260,33 @@ def test_middleware_order_locals_and_waits(
         ["on_resume", "task", "2"],
     ]
     assert [line[0] for line in seen].count("run") == 3  # executed three times: replayed twice
+
+
+def test_on_failure_runs_for_crashed_and_timed_out_runs(
+    project: Callable[..., Path], dev: Callable[..., Dev], tmp_path: Path
+) -> None:
+    server = start(project, dev)
+    died_log, slow_log = tmp_path / "died.jsonl", tmp_path / "slow.jsonl"
+    died = server.client.trigger("dies", {"log": str(died_log)})
+    slow = server.client.trigger("too-slow", {"log": str(slow_log)})
+
+    assert finished(server, died.id).status == "CRASHED"
+    # The runner that ran it is gone: the hooks run in a fresh one, once, with the failure.
+    expected = "RunnerCrashed: the runner process exited with code 1"
+
+    def crashed_hooks() -> bool:
+        seen = [line for line in lines(died_log) if line[0] != "start" and "mw" not in line[0]]
+        assert seen == [["global on_failure", 1, expected], ["on_failure", 1, expected], ["on_complete", False]]
+        return True
+
+    assert_eventually(crashed_hooks, timeout=TIMEOUT)
+
+    assert finished(server, slow.id).status == "TIMED_OUT"
+
+    def timed_out_hooks() -> bool:
+        seen = [line for line in lines(slow_log) if line[0].endswith("on_failure")]
+        assert [line[0] for line in seen] == ["global on_failure", "on_failure"], seen
+        assert all("MaxDurationExceeded" in str(line[2]) for line in seen), seen
+        return True
+
+    assert_eventually(timed_out_hooks, timeout=TIMEOUT)

@@ -36,7 +36,7 @@ def check_middleware(fn: Any, where: str) -> Middleware:
         inspect.signature(fn).bind(None, None, None)
     except TypeError:
         raise ConfigError(f"{where}: middleware {fn.__qualname__} must take (payload, ctx, next)") from None
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def compose(middleware: Sequence[Middleware], handler: Handler) -> Handler:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -19,8 +20,19 @@ from typing import Any
 
 from hightide.config import checkpoint_threshold, load_project_config
 from hightide.core.failures import Failure, FailureKind
-from hightide.core.protocol import AttemptResult, Execute, Execution, LogRecord, Ready, Shutdown, StartFailed
+from hightide.core.protocol import (
+    AttemptResult,
+    Execute,
+    Execution,
+    FinalHooks,
+    HooksDone,
+    LogRecord,
+    Ready,
+    Shutdown,
+    StartFailed,
+)
 from hightide.core.protocol.fields import JSONObject
+from hightide.errors import AttemptFailedError, PayloadValidationError
 from hightide.sdk import context as run_context
 from hightide.sdk import hooks as run_hooks
 from hightide.sdk import locals as run_locals
@@ -116,6 +128,35 @@ class Runner:
             run_hooks.current.reset(attempt_token)
             run_context.current.reset(token)
 
+    async def final_hooks(self, execution: Execution, error: JSONObject) -> HooksDone:
+        """``on_failure`` and ``on_complete`` of a run whose final attempt ended outside its task
+        (its runner died, or it ran past ``max_duration``): in this fresh runner, with an
+        ``AttemptFailedError``. Their errors, and what they log, are the run's log lines."""
+        task = registry.get(execution.task_id)
+        if task is None:
+            return HooksDone()
+        failure = Failure.from_dict(error)
+        ctx = Context.from_execution(execution)
+        attempt = run_hooks.Attempt(task.hooks, execution.payload, ctx)
+        if not attempt.hooks("on_failure") and not attempt.hooks("on_complete"):
+            return HooksDone()
+        token, attempt_token = run_context.current.set(ctx), run_hooks.current.set(attempt)
+        locals_token = run_locals.start_run()
+        self.execution = execution
+        try:
+            exc = AttemptFailedError(failure.name, failure.message, failure.kind)
+            with contextlib.suppress(PayloadValidationError):
+                attempt.payload = task.validate_payload(execution.payload)
+            await attempt.call("on_failure", error=exc)
+            await attempt.call("on_complete", result=run_hooks.CompleteResult(False, error=exc))
+        finally:
+            await _flush_stdio()
+            self.execution = None
+            run_locals.end_run(locals_token)
+            run_hooks.current.reset(attempt_token)
+            run_context.current.reset(token)
+        return HooksDone()
+
     def serve(self) -> None:
         import httpx  # noqa: F401  (while idle, before the first run: durable calls use the API)
 
@@ -127,6 +168,8 @@ class Runner:
                 break
             if isinstance(message, Execute):
                 self.channel.send(loop.run_until_complete(self.execute(message.execution)))
+            elif isinstance(message, FinalHooks):
+                self.channel.send(loop.run_until_complete(self.final_hooks(message.execution, message.error)))
         loop.close()
 
 

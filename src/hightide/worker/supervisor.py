@@ -35,6 +35,8 @@ from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, Run
 from hightide.worker.releases import Releaser
 
 log = logging.getLogger(__name__)
+FINAL_HOOK_STATUSES = frozenset({"CRASHED", "TIMED_OUT"})
+FINAL_HOOKS_SECONDS = 30.0  # how long a crashed run's on_failure and on_complete may take
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Supervisor:
         self.releaser = Releaser(api, self.on_event)
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._hooks: set[asyncio.Task[None]] = set()  # final hooks running for crashed runs
 
     # -- versions ----------------------------------------------------------------------------
     async def load_version(self) -> Registered:
@@ -180,6 +183,8 @@ class Supervisor:
             await self._stop_runs(left, release=mode == "drain")
             if mode == "drain":
                 self.releaser.give_back([a.execution for a in left])
+        if self._hooks:  # final hooks of crashed runs: their log lines go out with the flush below
+            await asyncio.wait(self._hooks, timeout=min(FINAL_HOOKS_SECONDS, self.options.shutdown_grace))
         self._stopped.set()
         self.outbox.ready.set()
         outbox = next(t for t in side if t.get_name() == "outbox")
@@ -279,6 +284,7 @@ class Supervisor:
         run_id = execution.run_id
         result: AttemptResult[JSONObject] | None
         slot = False
+        crashed = False  # the attempt ended outside the task: its final hooks did not run
         try:
             await self._slots.acquire()
             slot = True
@@ -294,6 +300,7 @@ class Supervisor:
             self.pool.release(runner)
         except RunnerDied as died:
             result = None if active.stopping else _failed(execution, "RunnerCrashed", str(died), FailureKind.CRASH)
+            crashed = True
         except TimeoutError:
             await self._kill(active)
             result = _failed(
@@ -302,6 +309,7 @@ class Supervisor:
                 f"the attempt ran longer than max_duration={execution.max_duration}s",
                 FailureKind.TIMEOUT,
             )
+            crashed = True
         except RunnerStartError as exc:
             result = _failed(execution, "RunnerStartError", str(exc), FailureKind.CRASH)
         except asyncio.CancelledError:
@@ -325,7 +333,7 @@ class Supervisor:
             if not active.released:  # a released run is told of when the server took it back
                 self.on_event(RunEvent("run", execution.task_id, run_id, execution.attempt, "CANCELED", duration))
             return
-        self.outbox.add(Outcome(result, execution.task_id, duration))
+        self.outbox.add(Outcome(result, execution.task_id, duration, execution if crashed else None))
 
     async def _kill(self, active: _Active) -> None:
         active.stopping = True
@@ -436,7 +444,36 @@ class Supervisor:
                 self._start(execution)
             for outcome, answer in zip(outcomes, reply.results, strict=True):
                 self.on_event(outcome.event(answer))
+                if outcome.crashed is not None and answer.accepted and answer.status in FINAL_HOOK_STATUSES:
+                    self._in_background(self._final_hooks(outcome.crashed, outcome.result.error or {}))
             return
+
+    # -- final hooks of attempts that ended outside their task ---------------------------------
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro, name="final hooks")
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    async def _final_hooks(self, execution: Execution, error: JSONObject) -> None:
+        """``on_failure`` and ``on_complete`` of a run whose final attempt crashed or timed out, in a
+        fresh runner (the one it ran in is gone), for at most ``FINAL_HOOKS_SECONDS``. Best effort:
+        a worker that stops meanwhile does not run them."""
+        if self._stopped.is_set() or self.version is None:
+            return
+        runner: RunnerProcess | None = None
+        try:
+            runner = await self.pool.acquire(self.version.version_id)
+            async with asyncio.timeout(FINAL_HOOKS_SECONDS):
+                await runner.final_hooks(execution, error, self._on_record)
+            self.pool.release(runner)
+            runner = None
+        except (RunnerDied, RunnerStartError, TimeoutError) as exc:
+            log.warning("the final hooks of %s did not finish: %s", execution.run_id, exc)
+        except Exception:
+            log.exception("the final hooks of %s failed in the worker", execution.run_id)
+        finally:
+            if runner is not None:
+                await runner.stop(self.options.kill_grace)
 
 
 def _failed(execution: Execution, name: str, message: str, kind: str) -> AttemptResult[JSONObject]:
