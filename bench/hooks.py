@@ -75,6 +75,7 @@ def main() -> None:
         await run_many(bare, 1000)  # warm up (bare: no global middleware yet)
         for _ in range(args.rounds):
             bare_times.append(await run_many(bare, args.runs))
+
         # The global ones (as trigger/init.py registers them) apply to the hooked runs only.
         @tasks.middleware
         async def global_mw(payload: Any, ctx: Any, next: Any) -> Any:

@@ -34,7 +34,7 @@ from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
 from hightide.sdk.hooks import CompleteResult, RetryInfo, WaitInfo
 from hightide.sdk.idempotency import idempotency_keys
-from hightide.sdk.locals import locals  # noqa: A004  (``hightide.locals``, the run's locals)
+from hightide.sdk.locals import locals
 from hightide.sdk.logger import logger
 from hightide.sdk.metadata import metadata
 from hightide.sdk.models import (

@@ -12,7 +12,7 @@ import pytest
 
 from hightide import RetryDecision, locals, task, tasks
 from hightide.core.protocol import Execution
-from hightide.core.retry import decide_failure, RetryPolicy
+from hightide.core.retry import RetryPolicy, decide_failure
 from hightide.errors import AbortTaskRunError, ConfigError
 from hightide.sdk import hooks as run_hooks
 from hightide.sdk import locals as run_locals
@@ -103,7 +103,7 @@ def test_hooks_get_only_the_arguments_they_name() -> None:
 def test_a_hook_naming_an_unknown_argument_fails_at_import() -> None:
     def on_success(outcome: Any) -> None: ...
 
-    with pytest.raises(ConfigError, match="on_success hook .* takes 'outcome'"):
+    with pytest.raises(ConfigError, match=r"on_success hook .* takes 'outcome'"):
 
         @task(id="bad-hook", on_success=on_success)
         async def bad(payload: dict) -> None: ...
@@ -111,7 +111,7 @@ def test_a_hook_naming_an_unknown_argument_fails_at_import() -> None:
     with pytest.raises(ConfigError, match="unknown option"):
         task(id="bad-option", on_start=lambda: None)(lambda payload: None)  # type: ignore[call-overload]
 
-    with pytest.raises(ConfigError, match="catch_error hook .* takes 'output'"):
+    with pytest.raises(ConfigError, match=r"catch_error hook .* takes 'output'"):
         tasks.catch_error(lambda output: None)
 
     with pytest.raises(ConfigError, match="middleware must be an `async def"):
@@ -225,7 +225,13 @@ def test_middleware_global_outside_task_and_locals_shared() -> None:
 
     _, output, error = asyncio.run(attempt(layered, {}))
     assert error is None and output == {"db": "global", "wrapped": True}
-    assert order == ["global", "task sees global", "run", "on_success sees global, output {'db': 'global'}", "task after"]
+    assert order == [
+        "global",
+        "task sees global",
+        "run",
+        "on_success sees global, output {'db': 'global'}",
+        "task after",
+    ]
     # One value per run: the next run (with no middleware setting it) starts empty.
     run_hooks.global_hooks = run_hooks.HookSet()
     _, _, error = asyncio.run(attempt(task(id="reads")(lambda payload: locals.get(db)), {}))

@@ -52,7 +52,6 @@ class Hook:
     name: str
     fn: Callable[..., Any]
     takes: frozenset[str] | None  # None: it takes **kwargs, so everything
-    is_async: bool
 
     @classmethod
     def of(cls, name: str, fn: Any, where: str) -> Hook:
@@ -78,8 +77,7 @@ class Hook:
                 )
             assert takes is not None
             takes.add(p.name)
-        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
-        return cls(name, fn, None if takes is None else frozenset(takes), is_async)
+        return cls(name, fn, None if takes is None else frozenset(takes))
 
     async def __call__(self, **available: Any) -> Any:
         kwargs = available if self.takes is None else {k: available[k] for k in self.takes}
@@ -191,7 +189,7 @@ class Attempt:
                 results.append(await hook(payload=self.payload, ctx=self.ctx, **available))
             except (RunSuspendedSignal, asyncio.CancelledError, KeyboardInterrupt):
                 raise
-            except BaseException as exc:  # noqa: BLE001  (a hook's error must not change the run)
+            except BaseException as exc:
                 failure = Failure.from_exception(exc)
                 label = getattr(hook.fn, "__qualname__", repr(hook.fn))
                 logger.error(
@@ -280,4 +278,3 @@ async def _after_failure(attempt: Attempt, exc: BaseException) -> None:
         failure = Failure.from_exception(hook_error)
         logger.error(f"catch_error raised {failure.name}: {failure.message}", stack_trace=failure.stack_trace)
         await attempt.failed(exc, decide=False)
-

@@ -68,7 +68,7 @@ class Locals:
         raise KeyError(f"local {key.name!r} is not set in this run (set it with locals.set)")
 
 
-locals = Locals()  # noqa: A001  (the SDK's name for it: ``from hightide import locals``)
+locals = Locals()
 
 
 def start_run() -> contextvars.Token[dict[LocalKey[Any], Any] | None]:

@@ -51,7 +51,7 @@ def _layer(mw: Middleware, inner: Handler) -> Handler:
     async def layer(payload: Any, ctx: Any) -> Any:
         called = False
 
-        async def next() -> Any:  # noqa: A001  (the name middleware authors write)
+        async def next() -> Any:
             nonlocal called
             if called:
                 raise RuntimeError(f"middleware {mw.__qualname__} called next() twice")

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
 from hightide.core import protocol
-from hightide.core.retry import RetryDecision
 from hightide.core.protocol.fields import Doc, Items, Range, Text
+from hightide.core.retry import RetryDecision
 from hightide.server.models import NUL, NUL_SCHEMA, Body, JournalOp
 
 _NAMES: dict[type[Any], str] = {

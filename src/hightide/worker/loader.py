@@ -11,7 +11,6 @@ from hightide.config import ProjectConfig
 from hightide.errors import ConfigError
 from hightide.sdk.task import registry
 
-
 INIT_FILE = "init.py"
 """``trigger/init.py`` (in each task folder): imported before the folder's other modules, so the
 global hooks and middleware it registers (``tasks.on_failure(...)``) are there for every task."""

@@ -35,8 +35,8 @@ from hightide.core.protocol.fields import JSONObject
 from hightide.errors import AttemptFailedError, PayloadValidationError
 from hightide.sdk import context as run_context
 from hightide.sdk import hooks as run_hooks
-from hightide.sdk import locals as run_locals
 from hightide.sdk import journal as run_journal
+from hightide.sdk import locals as run_locals
 from hightide.sdk.context import Context
 from hightide.sdk.journal import RunJournal, Suspended
 from hightide.sdk.logger import set_sink

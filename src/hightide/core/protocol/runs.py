@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from hightide.core.retry import RetryDecision
 from hightide.core.protocol.fields import (
     Count,
     Doc,
@@ -22,6 +21,7 @@ from hightide.core.protocol.fields import (
     Time,
     TraceId,
 )
+from hightide.core.retry import RetryDecision
 
 R = TypeVar("R")
 
