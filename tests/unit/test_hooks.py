@@ -270,3 +270,13 @@ def test_journal_frontier() -> None:
     from hightide.sdk.journal import _last_per_path
 
     assert _last_per_path({s: {} for s in ("0", "1", "2", "t0/0", "t1/0", "t1/1")}) == {"2", "t0/0", "t1/1"}
+
+
+def test_each_task_folders_init_module_is_imported_first(tmp_path: Any) -> None:
+    from hightide.worker.loader import task_files
+
+    for rel in ("trigger/a.py", "trigger/init.py", "trigger/sub/init.py", "jobs/b.py", "jobs/init.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    files = [str(p.relative_to(tmp_path)) for p in task_files(tmp_path, ("trigger", "jobs"))]
+    assert files == ["trigger/init.py", "jobs/init.py", "trigger/a.py", "trigger/sub/init.py", "jobs/b.py"]

@@ -259,12 +259,21 @@ def with_hooks(core: Handler) -> Handler:
         except (RunSuspendedSignal, asyncio.CancelledError, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            await _after_failure(attempt, exc)
+            if not _suspending():  # what a suspension cut short is neither a failure nor a success
+                await _after_failure(attempt, exc)
             raise
-        await attempt.succeeded(output)
+        if not _suspending():
+            await attempt.succeeded(output)
         return output
 
     return hooked
+
+
+def _suspending() -> bool:
+    from hightide.sdk.journal import current_journal  # the journal calls these hooks: imported late
+
+    journal = current_journal()
+    return journal is not None and journal.suspending
 
 
 async def _after_failure(attempt: Attempt, exc: BaseException) -> None:
