@@ -130,6 +130,17 @@ TASKS = """
         await asyncio.sleep(60)  # killed after max_duration: TIMED_OUT
 
 
+    async def on_cancel(payload, ctx):
+        await asyncio.sleep(0.1)  # async hooks may await
+        note(payload, ["on_cancel", ctx.attempt.number, locals.get(db)])
+
+
+    @task(id="cancellable", on_cancel=on_cancel, on_failure=on_failure, on_complete=on_complete)
+    async def cancellable(payload: dict) -> None:
+        note(payload, ["run"])
+        await asyncio.sleep(60)
+
+
     @task(id="child")
     async def child(payload: dict) -> int:
         return payload["n"] + 1
@@ -290,3 +301,22 @@ def test_on_failure_runs_for_crashed_and_timed_out_runs(
         return True
 
     assert_eventually(timed_out_hooks, timeout=TIMEOUT)
+
+
+def test_on_cancel_runs_when_a_run_is_cancelled(
+    project: Callable[..., Path], dev: Callable[..., Dev], tmp_path: Path
+) -> None:
+    server = start(project, dev)
+    log = tmp_path / "cancel.jsonl"
+    handle = server.client.trigger("cancellable", {"log": str(log)})
+    assert_eventually(lambda: ["run"] in lines(log), timeout=TIMEOUT)
+    server.client.runs.cancel(handle.id)
+
+    assert finished(server, handle.id).status == "CANCELED"
+
+    def cancel_hook_ran() -> bool:
+        seen = [line for line in lines(log) if line[0] in ("on_cancel", "on_failure", "on_complete")]
+        assert seen == [["on_cancel", 1, "conn-1"]], lines(log)  # with the run's locals; not a failure
+        return True
+
+    assert_eventually(cancel_hook_ran, timeout=TIMEOUT)

@@ -40,7 +40,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
 }
 """Each hook and the keyword arguments it may take."""
 HOOKS = tuple(ARGUMENTS)
-LOGGED = frozenset({"on_success", "on_failure", "on_complete", "on_wait", "on_resume"})
+LOGGED = frozenset({"on_success", "on_failure", "on_complete", "on_wait", "on_resume", "on_cancel"})
 """Hooks whose errors are logged as the run's log lines and change nothing; an error in
 ``on_start_attempt`` or ``catch_error`` fails the attempt as the task's own error would."""
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import io
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -48,6 +50,8 @@ from hightide.worker.protocol import BlockingChannel
 from hightide.worker.spans import RunSpans, tracer_provider
 from hightide.worker.watchdog import Watchdog
 
+CANCEL_HOOK_SECONDS = 5.0  # how long on_cancel hooks may take (the supervisor waits a little longer)
+
 
 class Runner:
     def __init__(self, channel: BlockingChannel, threshold: float, spans: RunSpans) -> None:
@@ -56,6 +60,8 @@ class Runner:
         self.spans = spans
         self.execution: Execution | None = None
         self.journal: RunJournal | None = None
+        self.attempt: run_hooks.Attempt | None = None
+        self.run_context: contextvars.Context | None = None  # the executing run's, for on_cancel
 
     def log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
         ex = self.execution
@@ -101,6 +107,7 @@ class Runner:
         journal_token = run_journal.current.set(journal)
         metadata_token = run_metadata.set(metadata)
         self.execution, self.journal = execution, journal
+        self.attempt, self.run_context = attempt, contextvars.copy_context()
         loop = asyncio.get_running_loop()
         loop.set_task_factory(journal.task_factory)
         metadata.start()  # after the context is set: its warnings are the run's log lines
@@ -122,6 +129,7 @@ class Runner:
             await _flush_stdio()
             loop.set_task_factory(None)
             self.execution, self.journal = None, None
+            self.attempt, self.run_context = None, None
             run_metadata.reset(metadata_token)
             run_journal.current.reset(journal_token)
             run_locals.end_run(locals_token)
@@ -157,11 +165,32 @@ class Runner:
             run_context.current.reset(token)
         return HooksDone()
 
+    def cancelled(self) -> None:
+        """SIGUSR1 from the supervisor: the run executing here was cancelled. Run its ``on_cancel``
+        hooks (for at most ``CANCEL_HOOK_SECONDS``), then end the process: the supervisor waits for
+        that, and kills it if it takes longer."""
+        attempt, context = self.attempt, self.run_context
+        if attempt is None or context is None:
+            return  # idle: the run it was about finished meanwhile
+        if not attempt.hooks("on_cancel"):
+            os._exit(0)
+
+        async def hooks() -> None:
+            try:
+                async with asyncio.timeout(CANCEL_HOOK_SECONDS):
+                    await attempt.call("on_cancel")
+            finally:
+                await _flush_stdio()
+                os._exit(0)
+
+        run_journal.service(asyncio.get_running_loop().create_task(hooks(), context=context))
+
     def serve(self) -> None:
         import httpx  # noqa: F401  (while idle, before the first run: durable calls use the API)
 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        loop.add_signal_handler(signal.SIGUSR1, self.cancelled)
         while True:
             message = self.channel.receive()
             if message is None or isinstance(message, Shutdown):

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from hightide.worker.releases import Releaser
 
 log = logging.getLogger(__name__)
 FINAL_HOOK_STATUSES = frozenset({"CRASHED", "TIMED_OUT"})
+CANCEL_HOOK_SECONDS = 5.0  # how long a cancelled run's on_cancel hooks may take (runner.py has the same)
 FINAL_HOOKS_SECONDS = 30.0  # how long a crashed run's on_failure and on_complete may take
 
 
@@ -61,6 +63,8 @@ class _Active:
     stopping: bool = False
     running: bool = False  # it has a slot: its code may have started
     released: bool = False  # stopped to be given back to the queue, not cancelled
+    cancelled: bool = False  # stopped because the run was cancelled: its on_cancel hooks run first
+    cancelling: asyncio.Task[None] | None = None
 
 
 class Supervisor:
@@ -211,6 +215,8 @@ class Supervisor:
     async def _cancel_in_flight(self) -> None:
         """``hightide dev``'s Ctrl-C: stop the runs executing and cancel them."""
         runs = list(self.active.items())
+        for _, active in runs:
+            active.cancelled = active.running
         await self._stop_runs([a for _, a in runs], release=False)
         for run_id, _active in runs:
             try:
@@ -338,6 +344,10 @@ class Supervisor:
     async def _kill(self, active: _Active) -> None:
         active.stopping = True
         if active.runner is not None:
+            if active.cancelled:  # once, however many paths stop it: the others wait for it
+                if active.cancelling is None:
+                    active.cancelling = asyncio.create_task(_cancel_hooks(active.runner))
+                await asyncio.shield(active.cancelling)
             await active.runner.stop(self.options.kill_grace)
 
     def _on_record(self, record: LogRecord | Span) -> None:
@@ -391,7 +401,20 @@ class Supervisor:
                 # The stop is about the attempt that was sent: a newer attempt of the run goes on.
                 if active is not None and not active.stopping and active.execution.attempt == attempts.get(run_id):
                     active.stopping = True
-                    active.task.cancel()
+                    self._in_background(self._stop_run(active))
+
+    async def _stop_run(self, active: _Active) -> None:
+        """Stop a run the server says to stop: cancelled (its ``on_cancel`` hooks run first), or
+        lost to an expired lease (it goes on elsewhere: nothing runs here)."""
+        try:
+            async with asyncio.timeout(5):
+                run = await self.api.session.request("GET", f"/api/v1/runs/{active.execution.run_id}")
+            active.cancelled = active.running and run.get("status") == "CANCELED"
+        except (HightideError, TimeoutError) as exc:
+            log.warning(
+                "could not tell why %s must stop (%s): stopping it without on_cancel", active.execution.run_id, exc
+            )
+        active.task.cancel()
 
     # -- reporting ---------------------------------------------------------------------------
     async def _outbox_loop(self) -> None:
@@ -474,6 +497,17 @@ class Supervisor:
         finally:
             if runner is not None:
                 await runner.stop(self.options.kill_grace)
+
+
+async def _cancel_hooks(runner: RunnerProcess) -> None:
+    """Tell the runner its run was cancelled (SIGUSR1): it runs the run's ``on_cancel`` hooks and
+    exits. Waits for that a little longer than the runner gives them; the caller then stops it."""
+    if not runner.alive:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        runner.process.send_signal(signal.SIGUSR1)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(runner.process.wait(), CANCEL_HOOK_SECONDS + 1)
 
 
 def _failed(execution: Execution, name: str, message: str, kind: str) -> AttemptResult[JSONObject]:
