@@ -10,6 +10,7 @@ Importing ``hightide`` never imports the server.
 """
 
 from hightide.config import define_config
+from hightide.core.retry import RetryDecision
 from hightide.core.states import RunStatus
 from hightide.errors import (
     AbortTaskRunError,
@@ -31,7 +32,9 @@ from hightide.sdk import auth, queues, runs, schedules
 from hightide.sdk.client import AsyncClient
 from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
+from hightide.sdk.hooks import CompleteResult, RetryInfo, WaitInfo
 from hightide.sdk.idempotency import idempotency_keys
+from hightide.sdk.locals import locals
 from hightide.sdk.logger import logger
 from hightide.sdk.metadata import metadata
 from hightide.sdk.models import (
@@ -61,6 +64,7 @@ __all__ = [
     "BatchResult",
     "BulkAction",
     "Client",
+    "CompleteResult",
     "ConflictError",
     "Context",
     "DurableCallError",
@@ -73,6 +77,8 @@ __all__ = [
     "PayloadValidationError",
     "Queue",
     "QueueInfo",
+    "RetryDecision",
+    "RetryInfo",
     "Run",
     "RunHandle",
     "RunStatus",
@@ -83,12 +89,14 @@ __all__ = [
     "TaskRunResult",
     "Token",
     "ValidationError",
+    "WaitInfo",
     "WaitpointTimeoutError",
     "WaitpointTokenResult",
     "auth",
     "configure",
     "define_config",
     "idempotency_keys",
+    "locals",
     "logger",
     "metadata",
     "queue",

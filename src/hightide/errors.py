@@ -159,6 +159,20 @@ class AbortTaskRunError(Exception):
     """
 
 
+class AttemptFailedError(HightideError):
+    """The error ``on_failure`` and ``on_complete`` receive when the attempt ended outside the task:
+    its runner process died (``CRASHED``) or it ran past ``max_duration`` (``TIMED_OUT``). The hooks
+    then run in a fresh runner; ``name`` is the failure's name (``RunnerCrashed``,
+    ``MaxDurationExceeded``) and ``kind`` its kind (``crash``, ``timeout``)."""
+
+    code = "attempt_failed"
+
+    def __init__(self, name: str, message: str, kind: str) -> None:
+        super().__init__(f"{name}: {message}", details={"name": name, "kind": kind})
+        self.name = name
+        self.kind = kind
+
+
 class RunCancelledSignal(BaseException):
     """Delivered inside a runner when its run is cancelled. A BaseException so tasks cannot swallow it."""
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random as _random
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from hightide.core.durations import parse_duration
 from hightide.core.failures import FailureKind
 from hightide.core.limits import check_duration
 from hightide.core.states import RunEvent
 from hightide.errors import ValidationError
 
 MAX_ATTEMPTS = 100
+MAX_RETRY_DELAY = 365 * 86400.0  # a catch_error decision further out than this is cut to it
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,65 @@ class FailureDecision:
     final_event: str = ""  # a RunEvent value when not retrying
 
 
+@dataclass(frozen=True)
+class RetryDecision:
+    """What a task's ``catch_error`` hook decides about a failed attempt (``None``: the policy decides).
+
+    >>> RetryDecision.skip()               # fail now, no more attempts
+    >>> RetryDecision.after("30s")         # retry, after this long instead of the backoff
+    >>> RetryDecision.at(datetime(...))    # retry at this time (an aware datetime, or local time)
+
+    A retry still counts against ``max_attempts``, and failures that are never retried
+    (``AbortTaskRunError``, invalid payloads...) stay final. It travels from the runner to the
+    server with the attempt's result (``AttemptResult.retry``)."""
+
+    retry: bool
+    delay: float | None = None  # seconds, for `after`
+    resume_at: float | None = None  # seconds since the epoch, for `at`
+
+    @classmethod
+    def skip(cls) -> RetryDecision:
+        return cls(retry=False)
+
+    @classmethod
+    def after(cls, delay: float | str | timedelta) -> RetryDecision:
+        """Retry after ``delay`` (seconds, ``"30s"``, ``"5m"``, a ``timedelta``)."""
+        return cls(retry=True, delay=parse_duration(delay, field="RetryDecision.after"))
+
+    @classmethod
+    def at(cls, when: datetime) -> RetryDecision:
+        if not isinstance(when, datetime):
+            raise ValidationError("RetryDecision.at: expected a datetime")
+        return cls(retry=True, resume_at=when.timestamp())
+
+
+def is_final(kind: str, attempt: int, max_attempts: int) -> bool:
+    """Whether a failure of ``kind`` on attempt ``attempt`` ends the run (no retry follows). The
+    runner asks it too, to run ``on_failure`` and ``on_complete`` after the final attempt only."""
+    return kind in (FailureKind.ABORT, FailureKind.SYSTEM, FailureKind.INVALID) or attempt >= max_attempts
+
+
 def decide_failure(
-    kind: str, attempt: int, max_attempts: int, policy: RetryPolicy, rng: _random.Random | None = None
+    kind: str,
+    attempt: int,
+    max_attempts: int,
+    policy: RetryPolicy,
+    rng: _random.Random | None = None,
+    override: RetryDecision | None = None,
+    now: float = 0.0,
 ) -> FailureDecision:
-    """Decide between another attempt and a final status, for failure ``kind`` of attempt ``attempt``."""
+    """Decide between another attempt and a final status, for failure ``kind`` of attempt ``attempt``.
+    ``override`` is the task's ``catch_error`` decision: it may end the run early or move the retry,
+    never add attempts."""
     final = {
         FailureKind.CRASH: RunEvent.CRASH,
         FailureKind.TIMEOUT: RunEvent.TIME_OUT,
         FailureKind.SYSTEM: RunEvent.SYSTEM_FAIL,
     }.get(kind, RunEvent.FAIL)
-    if kind in (FailureKind.ABORT, FailureKind.SYSTEM, FailureKind.INVALID) or attempt >= max_attempts:
+    if is_final(kind, attempt, max_attempts) or (override is not None and not override.retry):
         return FailureDecision(retry=False, final_event=final.value)
+    if override is not None and override.resume_at is not None:
+        return FailureDecision(retry=True, delay=min(max(0.0, override.resume_at - now), MAX_RETRY_DELAY))
+    if override is not None and override.delay is not None:
+        return FailureDecision(retry=True, delay=min(max(0.0, override.delay), MAX_RETRY_DELAY))
     return FailureDecision(retry=True, delay=policy.delay(attempt, rng))

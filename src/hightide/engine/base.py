@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hightide.core.failures import Failure
-from hightide.core.retry import RetryPolicy, decide_failure
+from hightide.core.retry import RetryDecision, RetryPolicy, decide_failure
 from hightide.core.states import FINAL_STATUSES, RunEvent, RunStatus, transition
 from hightide.engine.notify import Notifier, cancel_key
 from hightide.errors import ConflictError, NotFoundError, ValidationError
@@ -175,11 +175,23 @@ class EngineCore:
         return updated
 
     def failure_change(
-        self, run: Run, failure: Failure, now: float, lease_lapsed_by: float | None = None
+        self,
+        run: Run,
+        failure: Failure,
+        now: float,
+        lease_lapsed_by: float | None = None,
+        override: RetryDecision | None = None,
     ) -> tuple[RunChange, bool]:
-        """The change for a failed attempt of ``run``, and whether it schedules another attempt."""
+        """The change for a failed attempt of ``run``, and whether it schedules another attempt
+        (``override``: the task's ``catch_error`` decision, sent with the result)."""
         decision = decide_failure(
-            failure.kind, run.attempt_count, run.max_attempts, RetryPolicy.from_dict(run.retry), self._rng
+            failure.kind,
+            run.attempt_count,
+            run.max_attempts,
+            RetryPolicy.from_dict(run.retry),
+            self._rng,
+            override=override,
+            now=now,
         )
         attempt_values = {"status": "FAILED", "finished_at": now, "error": failure.to_dict()}
         if decision.retry:

@@ -234,7 +234,7 @@ class Execution:
             if run is None or run.status != RunStatus.EXECUTING or run.attempt_count != res.attempt or stale:
                 changes.append(None)
                 continue
-            failed, retry = self.core.failure_change(run, failures[i], now)
+            failed, retry = self.core.failure_change(run, failures[i], now, override=res.retry)
             failed = replace(failed, expect_execution=res.execution, expect_worker=expect_worker)
             retrying = retrying or retry
             changes.append(failed)

@@ -215,7 +215,14 @@ class Journal:
 
     def resolve(self, entry: JournalEntry, view: JournalView) -> dict[str, Any]:
         """An entry as a runner uses it: ``done`` with its ``result``, or still waiting."""
-        base: dict[str, Any] = {"seq": entry.seq, "kind": entry.kind, "name": entry.name}
+        # ``attempt`` and ``recorded_at`` tell a runner which waits it resumes from (on_resume hooks).
+        base: dict[str, Any] = {
+            "seq": entry.seq,
+            "kind": entry.kind,
+            "name": entry.name,
+            "attempt": entry.attempt,
+            "recorded_at": entry.created_at,
+        }
         waits = [view.waitpoints[i] for i in entry.waitpoint_ids if i in view.waitpoints]
         if entry.kind.endswith("_and_wait"):
             children = [view.runs.get(wp.run_id or "") for wp in waits]

@@ -28,6 +28,7 @@ from hightide.errors import (
     RunSuspendedSignal,
     ServerError,
 )
+from hightide.sdk import hooks as run_hooks
 from hightide.sdk.defaults import default_client
 from hightide.sdk.tracing import SEQ, operation_span, waiting
 
@@ -54,6 +55,7 @@ class RunJournal:
         self.threshold = threshold
         self.entries = {e["seq"]: e for e in entries}
         self._unreached = set(self.entries)  # recorded positions the replay has not reached yet
+        self._frontier = _last_per_path(self.entries)  # where an earlier execution stopped, per task
         self._paths: weakref.WeakKeyDictionary[asyncio.Future[Any], str] = weakref.WeakKeyDictionary()
         self._ops: dict[str, int] = {}  # per task path: operations taken
         self._tasks: dict[str, int] = {}  # per task path: tasks started
@@ -125,6 +127,18 @@ class RunJournal:
                 details={"seq": seq, "recorded": [entry["kind"], entry["name"]], "called": [kind, name]},
             )
         return seq, entry
+
+    def resumes(self, seq: str, entry: dict[str, Any]) -> bool:
+        """Whether this execution resumes the run from the wait recorded at ``seq`` (now done): the
+        same attempt suspended on it, so nothing was recorded after it on its task's positions, and
+        it did not sleep in place. Replays of waits resumed from before are not resumes."""
+        if seq not in self._frontier or entry.get("attempt") != self.attempt:
+            return False
+        if entry["kind"] == "wait":
+            resume_at, recorded_at = entry.get("resume_at"), entry.get("recorded_at")
+            if resume_at is not None and recorded_at is not None and resume_at - recorded_at < self.threshold:
+                return False  # a short timer: it slept in place, and was resumed there
+        return True
 
     def busy(self) -> _Busy:
         """``async with journal.busy():`` around work a suspension must not cut (a step's function)."""
@@ -233,6 +247,20 @@ class RunJournal:
                 details={"calls": forgotten},
             )
         return result
+
+
+def _last_per_path(entries: dict[str, dict[str, Any]]) -> set[str]:
+    """The last recorded position of each asyncio task's path ("0", "1" ... "t1/0" ...)."""
+    last: dict[str, tuple[int, str]] = {}
+    for seq in entries:
+        path, _, number = seq.rpartition("/")
+        try:
+            n = int(number)
+        except ValueError:
+            continue
+        if path not in last or n > last[path][0]:
+            last[path] = (n, seq)
+    return {seq for _, seq in last.values()}
 
 
 def _unstarted(call: Any) -> bool:
@@ -358,15 +386,27 @@ async def perform(kind: str, name: str, body: dict[str, Any], what: str, label: 
             f"{what} works inside a task only, and not inside a step (the run's journal makes it durable)"
         )
     seq, entry = journal.take(kind, name)
+    attempt = run_hooks.current_attempt()
+    info = run_hooks.wait_info(kind, name, seq, entry, body) if attempt is not None else None
     if entry is not None and entry["done"]:
+        if info is not None and attempt is not None and journal.resumes(seq, entry):
+            await attempt.waited("on_resume", info)  # once: the first execution after the wait
         return entry
     # Recorded but not done: this execution waits on it anew (a retried attempt waiting for a child
     # triggered again, a runner that died before suspending): a span of its own.
+    # on_wait once per wait: not again when an earlier execution of this attempt announced it.
+    announce = info is not None and (entry is None or entry.get("attempt") != journal.attempt)
     with operation_span(kind, name, label) as span:
         span.set_attribute(SEQ, seq)
         if entry is None and kind == "wait" and body["resume_at"] - time.time() >= journal.threshold:
             entry = journal.defer(seq, kind, name, body)
         elif entry is None:
             entry = await journal.record(seq, kind, name, body)  # the span is the children's parent
+        if entry["done"] or attempt is None or info is None or not announce:
+            with waiting(span):
+                return await journal.settle(seq, entry)
+        await attempt.waited("on_wait", info)
         with waiting(span):
-            return await journal.settle(seq, entry)
+            settled = await journal.settle(seq, entry)  # returns only when it slept in place
+        await attempt.waited("on_resume", info)
+        return settled

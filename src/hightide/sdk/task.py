@@ -18,11 +18,13 @@ from hightide.core.durations import parse_duration
 from hightide.core.machines import DEFAULT_MACHINE, MACHINES
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ConfigError, OutputSerializationError, PayloadValidationError, ValidationError
+from hightide.sdk import hooks as run_hooks
 from hightide.sdk import subtasks
 from hightide.sdk.client import Duration
 from hightide.sdk.context import Context, current_context
 from hightide.sdk.defaults import default_client
 from hightide.sdk.journal import check_durable_call, current_journal, durable
+from hightide.sdk.middleware import Handler, Middleware, compose
 from hightide.sdk.models import BatchHandle, BatchResult, RunHandle, TaskRunResult
 
 P = TypeVar("P")
@@ -67,6 +69,8 @@ class Task(Generic[P, R]):
         ttl: Duration | None = None,
         schedule: dict[str, Any] | None = None,
         payload_type: Any = None,
+        middleware: Sequence[Middleware] | None = None,
+        **hooks: Any,
     ) -> None:
         """``schedule`` (from ``schedules.task``): the cron schedule the task declares, as its
         manifest entry carries it; ``payload_type``: the payload's type when the function's first
@@ -86,6 +90,13 @@ class Task(Generic[P, R]):
         self.machine = machine or DEFAULT_MACHINE
         self.max_duration = max_duration
         self.ttl = None if ttl is None else parse_duration(ttl, field=f"task {id!r} ttl")
+        unknown = set(hooks) - set(run_hooks.HOOKS)
+        if unknown:
+            raise ConfigError(
+                f"task {id!r}: unknown option(s) {sorted(unknown)}; hooks are {', '.join(run_hooks.HOOKS)}"
+            )
+        self.hooks = run_hooks.HookSet.of_task(id, {k: v for k, v in hooks.items() if v is not None}, middleware)
+        self._chain: tuple[int, Handler] | None = None
         self._signature = inspect.signature(fn)
         self._wants_ctx, self._payload_adapter = self._inspect(fn)
         if self._payload_adapter is None and payload_type is not None:
@@ -155,8 +166,30 @@ class Task(Generic[P, R]):
             raise payload_error(exc, self.id, field) from None
 
     async def execute(self, payload: Any, ctx: Context) -> Any:
-        """Validate ``payload``, call the function (a plain ``def`` runs in a thread), return JSON."""
-        payload = self.validate_payload(payload)
+        """Validate ``payload``, then run the task's chain: global middleware, the task's middleware,
+        its hooks, and the function (a plain ``def`` runs in a thread). Returns the output as JSON."""
+        try:
+            payload = self.validate_payload(payload)
+        except PayloadValidationError as exc:
+            attempt = run_hooks.current_attempt()
+            if attempt is not None:  # a final failure before the chain: on_failure, on_complete
+                await attempt.failed(exc, decide=False)
+            raise
+        output = await self.chain()(payload, ctx)
+        # The function's output is JSON already; middleware may have replaced it.
+        if self.hooks.middleware or run_hooks.global_hooks.middleware:
+            output = to_json(output, f"task {self.id!r}")
+        return output
+
+    def chain(self) -> Handler:
+        """The run as one function, composed once (again only after a global hook is added)."""
+        version = run_hooks.global_hooks.version + self.hooks.version
+        if self._chain is None or self._chain[0] != version:
+            middleware = [*run_hooks.global_hooks.middleware, *self.hooks.middleware]
+            self._chain = (version, compose(middleware, run_hooks.with_hooks(self._call)))
+        return self._chain[1]
+
+    async def _call(self, payload: Any, ctx: Context) -> Any:
         args: list[Any] = [payload] if self._signature.parameters else []
         kwargs = {"ctx": ctx} if self._wants_ctx else {}
         if inspect.iscoroutinefunction(self.fn):
@@ -369,6 +402,15 @@ def task(
     machine: str | None = None,
     max_duration: float | None = None,
     ttl: Duration | None = None,
+    middleware: Sequence[Middleware] | None = None,
+    on_start_attempt: Callable[..., Any] | None = None,
+    on_success: Callable[..., Any] | None = None,
+    on_failure: Callable[..., Any] | None = None,
+    on_complete: Callable[..., Any] | None = None,
+    on_wait: Callable[..., Any] | None = None,
+    on_resume: Callable[..., Any] | None = None,
+    on_cancel: Callable[..., Any] | None = None,
+    catch_error: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
 
@@ -386,8 +428,48 @@ def task(fn: Callable[..., Any] | None = None, /, *, id: str | None = None, **op
     return wrap(fn) if fn is not None else wrap
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
 class _Tasks:
-    """``tasks.trigger("child-task", payload, **options)``: trigger by id, without importing the task."""
+    """``tasks.trigger("child-task", payload, **options)``: trigger by id, without importing the task.
+
+    Also the hooks and middleware of every task, usually set in ``trigger/init.py`` (imported
+    before the tasks): ``tasks.on_failure(fn)``, ``tasks.middleware(fn)``; each returns ``fn``, so
+    it works as a decorator too (``@tasks.on_success``)."""
+
+    def _global(self, name: str, fn: _F) -> _F:
+        run_hooks.global_hooks.add(name, fn, "global hook")
+        return fn
+
+    def on_start_attempt(self, fn: _F) -> _F:
+        return self._global("on_start_attempt", fn)
+
+    def on_success(self, fn: _F) -> _F:
+        return self._global("on_success", fn)
+
+    def on_failure(self, fn: _F) -> _F:
+        return self._global("on_failure", fn)
+
+    def on_complete(self, fn: _F) -> _F:
+        return self._global("on_complete", fn)
+
+    def on_wait(self, fn: _F) -> _F:
+        return self._global("on_wait", fn)
+
+    def on_resume(self, fn: _F) -> _F:
+        return self._global("on_resume", fn)
+
+    def on_cancel(self, fn: _F) -> _F:
+        return self._global("on_cancel", fn)
+
+    def catch_error(self, fn: _F) -> _F:
+        return self._global("catch_error", fn)
+
+    def middleware(self, fn: _F) -> _F:
+        """Middleware of every task, outside each task's own: ``async def mw(payload, ctx, next)``."""
+        run_hooks.global_hooks.add_middleware([fn], "global middleware")
+        return fn
 
     @durable("tasks.trigger()")
     async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle[Any]:

@@ -95,6 +95,7 @@ async def complete(body: CompleteBody, env: CurrentEnv, request: Request) -> JSO
             res.waiting_on,
             res.execution,
             tuple(operation(op, now, res.execution) for op in model.record),
+            res.retry,
         )
         for res, model in zip(req.results, body.results, strict=True)
     ]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, StringConstraints, create_model
 
 from hightide.core import protocol
 from hightide.core.protocol.fields import Doc, Items, Range, Text
+from hightide.core.retry import RetryDecision
 from hightide.server.models import NUL, NUL_SCHEMA, Body, JournalOp
 
 _NAMES: dict[type[Any], str] = {
@@ -29,6 +30,7 @@ _NAMES: dict[type[Any], str] = {
     protocol.SpanEvent: "SpanEvent",
     protocol.Span: "SpanBody",
     protocol.AttemptResult: "AttemptResult",
+    RetryDecision: "RetryDecision",
     protocol.ClaimMore: "ClaimMore",
     protocol.CompleteRequest: "CompleteBody",
     protocol.ReleasedRun: "ReleasedRun",

@@ -11,15 +11,24 @@ from hightide.config import ProjectConfig
 from hightide.errors import ConfigError
 from hightide.sdk.task import registry
 
+INIT_FILE = "init.py"
+"""``trigger/init.py`` (in each task folder): imported before the folder's other modules, so the
+global hooks and middleware it registers (``tasks.on_failure(...)``) are there for every task."""
+
 
 def task_files(root: Path, dirs: tuple[str, ...]) -> list[Path]:
+    """The modules to import, each task folder's ``init.py`` first."""
+    inits: list[Path] = []
     files: list[Path] = []
     for folder in dirs:
         base = (root / folder).resolve()
         if not base.is_dir():
             raise ConfigError(f"task folder {folder!r} (from `dirs` in hightide.config.py) does not exist in {root}")
-        files.extend(p for p in sorted(base.rglob("*.py")) if "__pycache__" not in p.parts)
-    return files
+        for path in sorted(base.rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            (inits if path.parent == base and path.name == INIT_FILE else files).append(path)
+    return inits + files
 
 
 def module_name(root: Path, path: Path) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from hightide.core.protocol import AttemptResult, LogRecord, ResultReply, Span
+from hightide.core.protocol import AttemptResult, Execution, LogRecord, ResultReply, Span
 from hightide.core.protocol.fields import JSONObject
 from hightide.types import MAX_REPORT_RECORDS, MAX_REPORT_RESULTS
 from hightide.worker.events import RunEvent
@@ -20,6 +20,9 @@ class Outcome:
     result: AttemptResult[JSONObject]
     task_id: str
     duration: float  # seconds, from its start in a slot
+    # A failure the worker saw (the runner died, max_duration ran out): if it was final, the run's
+    # on_failure and on_complete hooks run in a fresh runner, with this execution.
+    crashed: Execution | None = None
 
     def event(self, reply: ResultReply) -> RunEvent:
         """What to print once the server answered ``reply`` to the result."""

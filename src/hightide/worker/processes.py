@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hightide.core.protocol import AttemptResult, Execute, Execution, LogRecord, Ready, Shutdown, Span, StartFailed
+from hightide.core.protocol import (
+    AttemptResult,
+    Execute,
+    Execution,
+    FinalHooks,
+    HooksDone,
+    LogRecord,
+    Ready,
+    Shutdown,
+    Span,
+    StartFailed,
+)
 from hightide.core.protocol.fields import JSONObject
 from hightide.worker.protocol import encode, read_message
 
@@ -138,6 +149,18 @@ class RunnerProcess:
                 on_record(message)
             elif isinstance(message, AttemptResult):
                 return message
+
+    async def final_hooks(self, execution: Execution, error: JSONObject, on_record: RecordCallback) -> None:
+        """Run the final hooks of ``execution`` (failed with ``error``); raises ``RunnerDied``."""
+        self.writer.write(encode(FinalHooks(execution, error)))
+        while True:
+            message = await read_message(self.reader)
+            if message is None:
+                raise RunnerDied(await self.process.wait())
+            if isinstance(message, LogRecord | Span):
+                on_record(message)
+            elif isinstance(message, HooksDone):
+                return
 
     async def stop(self, grace: float = 2.0) -> None:
         """Ask politely (SIGTERM), then insist (SIGKILL) after ``grace`` seconds."""

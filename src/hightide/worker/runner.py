@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import contextvars
 import io
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -19,10 +22,23 @@ from typing import Any
 
 from hightide.config import checkpoint_threshold, load_project_config
 from hightide.core.failures import Failure, FailureKind
-from hightide.core.protocol import AttemptResult, Execute, Execution, LogRecord, Ready, Shutdown, StartFailed
+from hightide.core.protocol import (
+    AttemptResult,
+    Execute,
+    Execution,
+    FinalHooks,
+    HooksDone,
+    LogRecord,
+    Ready,
+    Shutdown,
+    StartFailed,
+)
 from hightide.core.protocol.fields import JSONObject
+from hightide.errors import AttemptFailedError, PayloadValidationError
 from hightide.sdk import context as run_context
+from hightide.sdk import hooks as run_hooks
 from hightide.sdk import journal as run_journal
+from hightide.sdk import locals as run_locals
 from hightide.sdk.context import Context
 from hightide.sdk.journal import RunJournal, Suspended
 from hightide.sdk.logger import set_sink
@@ -34,6 +50,8 @@ from hightide.worker.protocol import BlockingChannel
 from hightide.worker.spans import RunSpans, tracer_provider
 from hightide.worker.watchdog import Watchdog
 
+CANCEL_HOOK_SECONDS = 5.0  # how long on_cancel hooks may take (the supervisor waits a little longer)
+
 
 class Runner:
     def __init__(self, channel: BlockingChannel, threshold: float, spans: RunSpans) -> None:
@@ -42,6 +60,8 @@ class Runner:
         self.spans = spans
         self.execution: Execution | None = None
         self.journal: RunJournal | None = None
+        self.attempt: run_hooks.Attempt | None = None
+        self.run_context: contextvars.Context | None = None  # the executing run's, for on_cancel
 
     def log(self, level: str, message: str, attributes: dict[str, Any]) -> None:
         ex = self.execution
@@ -81,9 +101,13 @@ class Runner:
             replaying=journal.replaying_here,
         )
         token = run_context.current.set(ctx)
+        attempt = run_hooks.Attempt(task.hooks, execution.payload, ctx)
+        attempt_token = run_hooks.current.set(attempt)
+        locals_token = run_locals.start_run()
         journal_token = run_journal.current.set(journal)
         metadata_token = run_metadata.set(metadata)
         self.execution, self.journal = execution, journal
+        self.attempt, self.run_context = attempt, contextvars.copy_context()
         loop = asyncio.get_running_loop()
         loop.set_task_factory(journal.task_factory)
         metadata.start()  # after the context is set: its warnings are the run's log lines
@@ -96,7 +120,7 @@ class Runner:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit and friends from user code are failures too
-            return result(False, error=Failure.from_exception(exc).to_dict())
+            return result(False, error=Failure.from_exception(exc).to_dict(), retry=attempt.retry)
         finally:
             # Before the result goes to the supervisor, whatever the outcome (completed, failed,
             # suspended): a finished run is never seen without its final metadata, and a resumed
@@ -105,21 +129,76 @@ class Runner:
             await _flush_stdio()
             loop.set_task_factory(None)
             self.execution, self.journal = None, None
+            self.attempt, self.run_context = None, None
             run_metadata.reset(metadata_token)
             run_journal.current.reset(journal_token)
+            run_locals.end_run(locals_token)
+            run_hooks.current.reset(attempt_token)
             run_context.current.reset(token)
+
+    async def final_hooks(self, execution: Execution, error: JSONObject) -> HooksDone:
+        """``on_failure`` and ``on_complete`` of a run whose final attempt ended outside its task
+        (its runner died, or it ran past ``max_duration``): in this fresh runner, with an
+        ``AttemptFailedError``. Their errors, and what they log, are the run's log lines."""
+        task = registry.get(execution.task_id)
+        if task is None:
+            return HooksDone()
+        failure = Failure.from_dict(error)
+        ctx = Context.from_execution(execution)
+        attempt = run_hooks.Attempt(task.hooks, execution.payload, ctx)
+        if not attempt.hooks("on_failure") and not attempt.hooks("on_complete"):
+            return HooksDone()
+        token, attempt_token = run_context.current.set(ctx), run_hooks.current.set(attempt)
+        locals_token = run_locals.start_run()
+        self.execution = execution
+        try:
+            exc = AttemptFailedError(failure.name, failure.message, failure.kind)
+            with contextlib.suppress(PayloadValidationError):
+                attempt.payload = task.validate_payload(execution.payload)
+            await attempt.call("on_failure", error=exc)
+            await attempt.call("on_complete", result=run_hooks.CompleteResult(False, error=exc))
+        finally:
+            await _flush_stdio()
+            self.execution = None
+            run_locals.end_run(locals_token)
+            run_hooks.current.reset(attempt_token)
+            run_context.current.reset(token)
+        return HooksDone()
+
+    def cancelled(self) -> None:
+        """SIGUSR1 from the supervisor: the run executing here was cancelled. Run its ``on_cancel``
+        hooks (for at most ``CANCEL_HOOK_SECONDS``), then end the process: the supervisor waits for
+        that, and kills it if it takes longer."""
+        attempt, context = self.attempt, self.run_context
+        if attempt is None or context is None:
+            return  # idle: the run it was about finished meanwhile
+        if not attempt.hooks("on_cancel"):
+            os._exit(0)
+
+        async def hooks() -> None:
+            try:
+                async with asyncio.timeout(CANCEL_HOOK_SECONDS):
+                    await attempt.call("on_cancel")
+            finally:
+                await _flush_stdio()
+                os._exit(0)
+
+        run_journal.service(asyncio.get_running_loop().create_task(hooks(), context=context))
 
     def serve(self) -> None:
         import httpx  # noqa: F401  (while idle, before the first run: durable calls use the API)
 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        loop.add_signal_handler(signal.SIGUSR1, self.cancelled)
         while True:
             message = self.channel.receive()
             if message is None or isinstance(message, Shutdown):
                 break
             if isinstance(message, Execute):
                 self.channel.send(loop.run_until_complete(self.execute(message.execution)))
+            elif isinstance(message, FinalHooks):
+                self.channel.send(loop.run_until_complete(self.final_hooks(message.execution, message.error)))
         loop.close()
 
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, Run
 from hightide.worker.releases import Releaser
 
 log = logging.getLogger(__name__)
+FINAL_HOOK_STATUSES = frozenset({"CRASHED", "TIMED_OUT"})
+CANCEL_HOOK_SECONDS = 5.0  # how long a cancelled run's on_cancel hooks may take (runner.py has the same)
+FINAL_HOOKS_SECONDS = 30.0  # how long a crashed run's on_failure and on_complete may take
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class _Active:
     stopping: bool = False
     running: bool = False  # it has a slot: its code may have started
     released: bool = False  # stopped to be given back to the queue, not cancelled
+    cancelled: bool = False  # stopped because the run was cancelled: its on_cancel hooks run first
+    cancelling: asyncio.Task[None] | None = None
 
 
 class Supervisor:
@@ -83,6 +89,7 @@ class Supervisor:
         self.releaser = Releaser(api, self.on_event)
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self._hooks: set[asyncio.Task[None]] = set()  # final hooks running for crashed runs
 
     # -- versions ----------------------------------------------------------------------------
     async def load_version(self) -> Registered:
@@ -180,6 +187,8 @@ class Supervisor:
             await self._stop_runs(left, release=mode == "drain")
             if mode == "drain":
                 self.releaser.give_back([a.execution for a in left])
+        if self._hooks:  # final hooks of crashed runs: their log lines go out with the flush below
+            await asyncio.wait(self._hooks, timeout=min(FINAL_HOOKS_SECONDS, self.options.shutdown_grace))
         self._stopped.set()
         self.outbox.ready.set()
         outbox = next(t for t in side if t.get_name() == "outbox")
@@ -206,6 +215,8 @@ class Supervisor:
     async def _cancel_in_flight(self) -> None:
         """``hightide dev``'s Ctrl-C: stop the runs executing and cancel them."""
         runs = list(self.active.items())
+        for _, active in runs:
+            active.cancelled = active.running
         await self._stop_runs([a for _, a in runs], release=False)
         for run_id, _active in runs:
             try:
@@ -279,6 +290,7 @@ class Supervisor:
         run_id = execution.run_id
         result: AttemptResult[JSONObject] | None
         slot = False
+        crashed = False  # the attempt ended outside the task: its final hooks did not run
         try:
             await self._slots.acquire()
             slot = True
@@ -294,6 +306,7 @@ class Supervisor:
             self.pool.release(runner)
         except RunnerDied as died:
             result = None if active.stopping else _failed(execution, "RunnerCrashed", str(died), FailureKind.CRASH)
+            crashed = True
         except TimeoutError:
             await self._kill(active)
             result = _failed(
@@ -302,6 +315,7 @@ class Supervisor:
                 f"the attempt ran longer than max_duration={execution.max_duration}s",
                 FailureKind.TIMEOUT,
             )
+            crashed = True
         except RunnerStartError as exc:
             result = _failed(execution, "RunnerStartError", str(exc), FailureKind.CRASH)
         except asyncio.CancelledError:
@@ -325,11 +339,15 @@ class Supervisor:
             if not active.released:  # a released run is told of when the server took it back
                 self.on_event(RunEvent("run", execution.task_id, run_id, execution.attempt, "CANCELED", duration))
             return
-        self.outbox.add(Outcome(result, execution.task_id, duration))
+        self.outbox.add(Outcome(result, execution.task_id, duration, execution if crashed else None))
 
     async def _kill(self, active: _Active) -> None:
         active.stopping = True
         if active.runner is not None:
+            if active.cancelled:  # once, however many paths stop it: the others wait for it
+                if active.cancelling is None:
+                    active.cancelling = asyncio.create_task(_cancel_hooks(active.runner))
+                await asyncio.shield(active.cancelling)
             await active.runner.stop(self.options.kill_grace)
 
     def _on_record(self, record: LogRecord | Span) -> None:
@@ -383,7 +401,20 @@ class Supervisor:
                 # The stop is about the attempt that was sent: a newer attempt of the run goes on.
                 if active is not None and not active.stopping and active.execution.attempt == attempts.get(run_id):
                     active.stopping = True
-                    active.task.cancel()
+                    self._in_background(self._stop_run(active))
+
+    async def _stop_run(self, active: _Active) -> None:
+        """Stop a run the server says to stop: cancelled (its ``on_cancel`` hooks run first), or
+        lost to an expired lease (it goes on elsewhere: nothing runs here)."""
+        try:
+            async with asyncio.timeout(5):
+                run = await self.api.session.request("GET", f"/api/v1/runs/{active.execution.run_id}")
+            active.cancelled = active.running and run.get("status") == "CANCELED"
+        except (HightideError, TimeoutError) as exc:
+            log.warning(
+                "could not tell why %s must stop (%s): stopping it without on_cancel", active.execution.run_id, exc
+            )
+        active.task.cancel()
 
     # -- reporting ---------------------------------------------------------------------------
     async def _outbox_loop(self) -> None:
@@ -436,7 +467,47 @@ class Supervisor:
                 self._start(execution)
             for outcome, answer in zip(outcomes, reply.results, strict=True):
                 self.on_event(outcome.event(answer))
+                if outcome.crashed is not None and answer.accepted and answer.status in FINAL_HOOK_STATUSES:
+                    self._in_background(self._final_hooks(outcome.crashed, outcome.result.error or {}))
             return
+
+    # -- final hooks of attempts that ended outside their task ---------------------------------
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro, name="final hooks")
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    async def _final_hooks(self, execution: Execution, error: JSONObject) -> None:
+        """``on_failure`` and ``on_complete`` of a run whose final attempt crashed or timed out, in a
+        fresh runner (the one it ran in is gone), for at most ``FINAL_HOOKS_SECONDS``. Best effort:
+        a worker that stops meanwhile does not run them."""
+        if self._stopped.is_set() or self.version is None:
+            return
+        runner: RunnerProcess | None = None
+        try:
+            runner = await self.pool.acquire(self.version.version_id)
+            async with asyncio.timeout(FINAL_HOOKS_SECONDS):
+                await runner.final_hooks(execution, error, self._on_record)
+            self.pool.release(runner)
+            runner = None
+        except (RunnerDied, RunnerStartError, TimeoutError) as exc:
+            log.warning("the final hooks of %s did not finish: %s", execution.run_id, exc)
+        except Exception:
+            log.exception("the final hooks of %s failed in the worker", execution.run_id)
+        finally:
+            if runner is not None:
+                await runner.stop(self.options.kill_grace)
+
+
+async def _cancel_hooks(runner: RunnerProcess) -> None:
+    """Tell the runner its run was cancelled (SIGUSR1): it runs the run's ``on_cancel`` hooks and
+    exits. Waits for that a little longer than the runner gives them; the caller then stops it."""
+    if not runner.alive:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        runner.process.send_signal(signal.SIGUSR1)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(runner.process.wait(), CANCEL_HOOK_SECONDS + 1)
 
 
 def _failed(execution: Execution, name: str, message: str, kind: str) -> AttemptResult[JSONObject]:

@@ -11,7 +11,17 @@ Pure: no I/O. The framing of the pipe is ``worker/protocol.py``; the HTTP side i
 """
 
 from hightide.core.protocol.codec import from_json, to_json
-from hightide.core.protocol.pipe import Execute, PipeMessage, Ready, Shutdown, StartFailed, pipe_json, read_pipe
+from hightide.core.protocol.pipe import (
+    Execute,
+    FinalHooks,
+    HooksDone,
+    PipeMessage,
+    Ready,
+    Shutdown,
+    StartFailed,
+    pipe_json,
+    read_pipe,
+)
 from hightide.core.protocol.runs import AttemptResult, AttemptSpan, Execution, LogRecord, Span, SpanEvent
 from hightide.core.protocol.worker_api import (
     Claimed,
@@ -40,9 +50,11 @@ __all__ = [
     "CompleteRequest",
     "Execute",
     "Execution",
+    "FinalHooks",
     "HeartbeatReply",
     "HeartbeatRequest",
     "HeldRun",
+    "HooksDone",
     "LogRecord",
     "PipeMessage",
     "Ready",

@@ -2,7 +2,10 @@
 
 Each crosses as its JSON object with a ``type`` tag: the supervisor sends ``Execute`` and
 ``Shutdown``; a runner answers ``Ready`` (or ``StartFailed``) once, then, per execution, any
-number of ``LogRecord`` and ``Span`` messages and one ``AttemptResult``.
+number of ``LogRecord`` and ``Span`` messages and one ``AttemptResult``. ``FinalHooks`` asks a
+fresh runner to run ``on_failure`` and ``on_complete`` for a run whose last attempt ended outside
+its task (the runner died, or ``max_duration`` ran out); it answers with log records and
+``HooksDone``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,19 @@ from hightide.core.protocol.runs import AttemptResult, Execution, LogRecord, Spa
 @dataclass(frozen=True)
 class Execute:
     execution: Execution
+
+
+@dataclass(frozen=True)
+class FinalHooks:
+    """Run the final hooks of ``execution``, which failed with ``error`` (a serialised failure)."""
+
+    execution: Execution
+    error: JSONObject
+
+
+@dataclass(frozen=True)
+class HooksDone:
+    """The final hooks ran (their errors are log records)."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +57,14 @@ class StartFailed:
     traceback: str = ""
 
 
-PipeMessage: TypeAlias = Execute | Shutdown | Ready | StartFailed | LogRecord | Span | AttemptResult[JSONObject]
+PipeMessage: TypeAlias = (
+    Execute | FinalHooks | HooksDone | Shutdown | Ready | StartFailed | LogRecord | Span | AttemptResult[JSONObject]
+)
 
 _TAGS: dict[type[Any], str] = {
     Execute: "execute",
+    FinalHooks: "final_hooks",
+    HooksDone: "hooks_done",
     Shutdown: "shutdown",
     Ready: "ready",
     StartFailed: "error",

@@ -21,6 +21,7 @@ from hightide.core.protocol.fields import (
     Time,
     TraceId,
 )
+from hightide.core.retry import RetryDecision
 
 R = TypeVar("R")
 
@@ -114,3 +115,6 @@ class AttemptResult(Generic[R]):
     ] = None
     execution: Annotated[Count | None, Doc("the `execution` of the claim; a stale one is refused")] = None
     record: Annotated[tuple[R, ...], Doc("with waiting_on: timers to record with the suspension, in one go")] = ()
+    retry: Annotated[
+        RetryDecision | None, Doc("a failure: the task's catch_error decision (null: the retry policy decides)")
+    ] = None
