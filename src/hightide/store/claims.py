@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
@@ -98,23 +98,20 @@ class ClaimOps:
         now: float,
         claim_id: str | None,
     ) -> list[Run]:
-        """The claim itself, under the claim lock: up to ``limit`` ready runs started for ``worker_id``."""
+        """The claim itself, under the claim lock: up to ``limit`` ready runs started for ``worker_id``.
+
+        Runs are counted against limits in groups: a queue's runs without a concurrency key are one
+        group, and in a queue with a limit each key value is a group of its own, with its own copy of
+        the limit. Keyed runs take turns (``_keyed_turns``); the others go by rank, as ever."""
         r, q = t.runs, t.queues
         if limit <= 0 or not task_ids:
             return []
         env_limit = conn.execute(
             select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
         ).scalar_one()
-        executing: dict[str, int] = dict(
-            conn.execute(
-                select(r.c.queue, func.count())
-                .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
-                .group_by(r.c.queue)
-            ).all()
-        )
-        free_env = env_limit - sum(executing.values())
-        if free_env <= 0:
-            return []
+        # Per queue, its runs executing without a key (or without a limit, where keys change nothing).
+        executing: dict[str, int] = {}
+        total = 0
         limits = {  # a user's override wins over the limit the tasks declare
             row.name: (
                 row.concurrency_limit if row.concurrency_limit_override is None else row.concurrency_limit_override,
@@ -122,10 +119,25 @@ class ClaimOps:
             )
             for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
         }
+        for queue, keyed, count in conn.execute(
+            select(r.c.queue, r.c.concurrency_key.is_not(None), func.count())
+            .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
+            .group_by(r.c.queue, r.c.concurrency_key.is_not(None))
+        ).all():
+            total += count
+            if not keyed or limits.get(queue, (None, False))[0] is None:
+                executing[queue] = executing.get(queue, 0) + count
+        free_env = env_limit - total
+        if free_env <= 0:
+            return []
         want = min(limit, free_env)
+        # Queues whose keyed runs are claimed by turns: not paused, with a limit above 0.
+        keyed_queues = sorted(
+            name for name, (queue_limit, paused) in limits.items() if not paused and queue_limit  # None, 0: no
+        )
         # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
         # they must not hide the runs of other queues. A queue that fills up mid-batch is left
-        # out of the next round.
+        # out of the next round. For a keyed queue, "full" is of its runs without a key only.
         blocked = {
             name
             for name, (queue_limit, paused) in limits.items()
@@ -133,6 +145,7 @@ class ClaimOps:
         }
         claimed: list[Run] = []
         while len(claimed) < want:
+            left = want - len(claimed)
             # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
             # instead of sorting every ready run by the available_at index on each claim.
             ready = select(r).where(
@@ -141,14 +154,26 @@ class ClaimOps:
                 (r.c.available_at + 0) <= now,
                 r.c.task_id.in_(task_ids),
             )
+            plain = ready
             if blocked:
-                ready = ready.where(r.c.queue.not_in(sorted(blocked)))
-            rows = conn.execute(
-                self._seam.claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
-            ).all()
+                plain = plain.where(r.c.queue.not_in(sorted(blocked)))
+            if keyed_queues:
+                plain = plain.where(or_(r.c.concurrency_key.is_(None), r.c.queue.not_in(keyed_queues)))
+            rows = conn.execute(self._seam.claim_select(plain.order_by(r.c.rank_at, r.c.id).limit(left))).all()
+            # Each candidate with its turn: a keyed run's is its key's runs executing plus its place
+            # among its key's ready runs; every other run's is 1, a key that has nothing executing.
+            candidates = [(1, row._mapping["rank_at"], row._mapping["id"], row) for row in rows]
+            if keyed_queues:
+                candidates += self._keyed_turns(conn, environment_id, ready, keyed_queues, now, left)
+            candidates.sort(key=lambda c: c[:3])
             taken = []
-            for row in rows:
+            for _, _, _, row in candidates:
+                if len(taken) >= left:
+                    break
                 queue = row._mapping["queue"]
+                if row._mapping["concurrency_key"] is not None and queue in keyed_queues:
+                    taken.append(row)  # its turn was within its key's limit
+                    continue
                 if queue in blocked:
                     continue
                 taken.append(row)
@@ -160,6 +185,59 @@ class ClaimOps:
                 break  # nothing left that may start
             claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id))
         return claimed
+
+    def _keyed_turns(
+        self, conn: Connection, environment_id: str, ready: Any, keyed_queues: list[str], now: float, left: int
+    ) -> list[tuple[int, float, str, Any]]:
+        """The ready keyed runs of ``keyed_queues`` that may start now, at most ``left``, with their
+        turns: ``executing + n`` for the n-th ready run of its (queue, key), kept to the queue's
+        limit. Taken in turn order, a key with 10,000 queued runs and one with 1 each start one
+        before either starts a second, and the least busy keys go first; one statement, whatever
+        the number of keys (the window reads ix_runs_claim_key in its own order)."""
+        r, q = t.runs, t.queues
+        busy = (
+            select(r.c.queue, r.c.concurrency_key, func.count().label("busy"))
+            .where(
+                r.c.environment_id == environment_id,
+                r.c.status == RunStatus.EXECUTING.value,
+                r.c.queue.in_(keyed_queues),
+                r.c.concurrency_key.is_not(None),
+            )
+            .group_by(r.c.queue, r.c.concurrency_key)
+            .subquery("busy")
+        )
+        place = func.row_number().over(partition_by=(r.c.queue, r.c.concurrency_key), order_by=(r.c.rank_at, r.c.id))
+        ranked = (
+            ready.with_only_columns(r.c.id, r.c.queue, r.c.concurrency_key, r.c.rank_at, place.label("n"))
+            .where(r.c.queue.in_(keyed_queues), r.c.concurrency_key.is_not(None))
+            .subquery("ranked")
+        )
+        turn = (func.coalesce(busy.c.busy, 0) + ranked.c.n).label("turn")
+        queue_limit = func.coalesce(q.c.concurrency_limit_override, q.c.concurrency_limit)
+        turns = conn.execute(
+            select(ranked.c.id, ranked.c.rank_at, turn)
+            .select_from(
+                ranked.join(q, and_(q.c.environment_id == environment_id, q.c.name == ranked.c.queue)).outerjoin(
+                    busy, and_(busy.c.queue == ranked.c.queue, busy.c.concurrency_key == ranked.c.concurrency_key)
+                )
+            )
+            .where(turn <= queue_limit)
+            .order_by(turn, ranked.c.rank_at, ranked.c.id)
+            .limit(left)
+        ).all()
+        if not turns:
+            return []
+        # The rows themselves, locked (FOR UPDATE cannot go with a window function); under the claim
+        # lock every one is still QUEUED, and one that is not would simply not be taken.
+        rows = {
+            row._mapping["id"]: row
+            for row in conn.execute(
+                self._seam.claim_select(
+                    select(r).where(r.c.id.in_([x.id for x in turns]), r.c.status == RunStatus.QUEUED.value)
+                )
+            ).all()
+        }
+        return [(x.turn, x.rank_at, x.id, rows[x.id]) for x in turns if x.id in rows]
 
     @staticmethod
     def _claimed_before(
