@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
@@ -16,6 +16,7 @@ from hightide.store.records import (
     Run,
 )
 from hightide.store.seam import Seam
+from hightide.store.turns import Candidate, Groups, busy_keys, keyed_turns, turns_in_prefix
 
 # How long a claim id is remembered at least (and a lease's tenfold when longer): a retried claim
 # gets what its first try took, and a claim given up on takes nothing, within this time.
@@ -102,7 +103,7 @@ class ClaimOps:
 
         Runs are counted against limits in groups: a queue's runs without a concurrency key are one
         group, and in a queue with a limit each key value is a group of its own, with its own copy of
-        the limit. Keyed runs take turns (``_keyed_turns``); the others go by rank, as ever."""
+        the limit. Keyed runs take turns (``store.turns``); the others go by rank, as ever."""
         r, q = t.runs, t.queues
         if limit <= 0 or not task_ids:
             return []
@@ -154,19 +155,19 @@ class ClaimOps:
                 (r.c.available_at + 0) <= now,
                 r.c.task_id.in_(task_ids),
             )
-            plain = ready
-            if blocked:
-                plain = plain.where(r.c.queue.not_in(sorted(blocked)))
+            candidates: list[Candidate] | None
             if keyed_queues:
-                plain = plain.where(or_(r.c.concurrency_key.is_(None), r.c.queue.not_in(keyed_queues)))
-            rows = conn.execute(self._seam.claim_select(plain.order_by(r.c.rank_at, r.c.id).limit(left))).all()
-            # Each candidate with its turn: a keyed run's is its key's runs executing plus its place
-            # among its key's ready runs; every other run's is 1, a key that has nothing executing.
-            candidates = [(1, row._mapping["rank_at"], row._mapping["id"], row) for row in rows]
-            if keyed_queues:
-                candidates += self._keyed_turns(conn, environment_id, ready, keyed_queues, now, left)
-            candidates.sort(key=lambda c: c[:3])
-            taken = []
+                groups = Groups(limits, keyed_queues, executing, busy_keys(conn, environment_id, keyed_queues))
+                candidates, everything = turns_in_prefix(conn, self._seam, ready, groups, blocked, left)
+                if candidates is None:  # the next runs may lie beyond the first ones: all turns
+                    keyed = keyed_turns(conn, self._seam, environment_id, ready, groups, left)
+                    plain = self._plain_candidates(ready, conn, blocked, keyed_queues, left)
+                    everything = len(keyed) < left and len(plain) < left
+                    candidates = sorted(keyed + plain, key=lambda c: c[:3])
+            else:
+                candidates = self._plain_candidates(ready, conn, blocked, keyed_queues, left)
+                everything = False  # as before keys: look again until a round takes nothing
+            taken: list[Any] = []
             for _, _, _, row in candidates:
                 if len(taken) >= left:
                     break
@@ -184,60 +185,23 @@ class ClaimOps:
             if not taken:
                 break  # nothing left that may start
             claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id))
+            if everything:
+                break  # this round saw every run that could start: another would read them again
         return claimed
 
-    def _keyed_turns(
-        self, conn: Connection, environment_id: str, ready: Any, keyed_queues: list[str], now: float, left: int
-    ) -> list[tuple[int, float, str, Any]]:
-        """The ready keyed runs of ``keyed_queues`` that may start now, at most ``left``, with their
-        turns: ``executing + n`` for the n-th ready run of its (queue, key), kept to the queue's
-        limit. Taken in turn order, a key with 10,000 queued runs and one with 1 each start one
-        before either starts a second, and the least busy keys go first; one statement, whatever
-        the number of keys (the window reads ix_runs_claim_key in its own order)."""
-        r, q = t.runs, t.queues
-        busy = (
-            select(r.c.queue, r.c.concurrency_key, func.count().label("busy"))
-            .where(
-                r.c.environment_id == environment_id,
-                r.c.status == RunStatus.EXECUTING.value,
-                r.c.queue.in_(keyed_queues),
-                r.c.concurrency_key.is_not(None),
-            )
-            .group_by(r.c.queue, r.c.concurrency_key)
-            .subquery("busy")
-        )
-        place = func.row_number().over(partition_by=(r.c.queue, r.c.concurrency_key), order_by=(r.c.rank_at, r.c.id))
-        ranked = (
-            ready.with_only_columns(r.c.id, r.c.queue, r.c.concurrency_key, r.c.rank_at, place.label("n"))
-            .where(r.c.queue.in_(keyed_queues), r.c.concurrency_key.is_not(None))
-            .subquery("ranked")
-        )
-        turn = (func.coalesce(busy.c.busy, 0) + ranked.c.n).label("turn")
-        queue_limit = func.coalesce(q.c.concurrency_limit_override, q.c.concurrency_limit)
-        turns = conn.execute(
-            select(ranked.c.id, ranked.c.rank_at, turn)
-            .select_from(
-                ranked.join(q, and_(q.c.environment_id == environment_id, q.c.name == ranked.c.queue)).outerjoin(
-                    busy, and_(busy.c.queue == ranked.c.queue, busy.c.concurrency_key == ranked.c.concurrency_key)
-                )
-            )
-            .where(turn <= queue_limit)
-            .order_by(turn, ranked.c.rank_at, ranked.c.id)
-            .limit(left)
-        ).all()
-        if not turns:
-            return []
-        # The rows themselves, locked (FOR UPDATE cannot go with a window function); under the claim
-        # lock every one is still QUEUED, and one that is not would simply not be taken.
-        rows = {
-            row._mapping["id"]: row
-            for row in conn.execute(
-                self._seam.claim_select(
-                    select(r).where(r.c.id.in_([x.id for x in turns]), r.c.status == RunStatus.QUEUED.value)
-                )
-            ).all()
-        }
-        return [(x.turn, x.rank_at, x.id, rows[x.id]) for x in turns if x.id in rows]
+    def _plain_candidates(
+        self, ready: Any, conn: Connection, blocked: set[str], keyed_queues: Sequence[str], left: int
+    ) -> list[Candidate]:
+        """The first ``left`` ready runs that are not keyed runs of ``keyed_queues``, in rank order,
+        locked; each run's turn is 1."""
+        r = t.runs
+        plain = ready
+        if blocked:
+            plain = plain.where(r.c.queue.not_in(sorted(blocked)))
+        if keyed_queues:
+            plain = plain.where(or_(r.c.concurrency_key.is_(None), r.c.queue.not_in(keyed_queues)))
+        rows = conn.execute(self._seam.claim_select(plain.order_by(r.c.rank_at, r.c.id).limit(left))).all()
+        return [(1, row._mapping["rank_at"], row._mapping["id"], row) for row in rows]
 
     @staticmethod
     def _claimed_before(
