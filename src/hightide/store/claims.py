@@ -16,7 +16,7 @@ from hightide.store.records import (
     Run,
 )
 from hightide.store.seam import Seam
-from hightide.store.turns import Candidate, Groups, busy_keys, keyed_turns, turns_in_prefix
+from hightide.store.turns import Candidate, Groups, keyed_turns, turns_in_prefix
 
 # How long a claim id is remembered at least (and a lease's tenfold when longer): a retried claim
 # gets what its first try took, and a claim given up on takes nothing, within this time.
@@ -120,14 +120,18 @@ class ClaimOps:
             )
             for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
         }
-        for queue, keyed, count in conn.execute(
-            select(r.c.queue, r.c.concurrency_key.is_not(None), func.count())
+        # Per (queue, key) of a queue with a limit, its keyed runs executing (kept up to date below).
+        busy: dict[tuple[str, str], int] = {}
+        for queue, key, count in conn.execute(
+            select(r.c.queue, r.c.concurrency_key, func.count())
             .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
-            .group_by(r.c.queue, r.c.concurrency_key.is_not(None))
+            .group_by(r.c.queue, r.c.concurrency_key)
         ).all():
             total += count
-            if not keyed or limits.get(queue, (None, False))[0] is None:
+            if key is None or limits.get(queue, (None, False))[0] is None:
                 executing[queue] = executing.get(queue, 0) + count
+            else:
+                busy[(queue, key)] = count
         free_env = env_limit - total
         if free_env <= 0:
             return []
@@ -157,7 +161,7 @@ class ClaimOps:
             )
             candidates: list[Candidate] | None
             if keyed_queues:
-                groups = Groups(limits, keyed_queues, executing, busy_keys(conn, environment_id, keyed_queues))
+                groups = Groups(limits, keyed_queues, executing, busy)
                 candidates, everything = turns_in_prefix(conn, self._seam, ready, groups, blocked, left)
                 if candidates is None:  # the next runs may lie beyond the first ones: all turns
                     keyed = keyed_turns(conn, self._seam, environment_id, ready, groups, left)
@@ -172,8 +176,10 @@ class ClaimOps:
                 if len(taken) >= left:
                     break
                 queue = row._mapping["queue"]
-                if row._mapping["concurrency_key"] is not None and queue in keyed_queues:
+                key = row._mapping["concurrency_key"]
+                if key is not None and queue in keyed_queues:
                     taken.append(row)  # its turn was within its key's limit
+                    busy[(queue, key)] = busy.get((queue, key), 0) + 1
                     continue
                 if queue in blocked:
                     continue

@@ -61,22 +61,6 @@ class Groups:
         return [group for group, count in self.busy.items() if count >= (self.limit(group[0]) or 0)]
 
 
-def busy_keys(conn: Connection, environment_id: str, keyed_queues: Sequence[str]) -> dict[tuple[str, str], int]:
-    """Per (queue, key) of ``keyed_queues``, its runs executing now (at most the environment's limit)."""
-    r = t.runs
-    rows = conn.execute(
-        select(r.c.queue, r.c.concurrency_key, func.count())
-        .where(
-            r.c.environment_id == environment_id,
-            r.c.status == RunStatus.EXECUTING.value,
-            r.c.queue.in_(keyed_queues),
-            r.c.concurrency_key.is_not(None),
-        )
-        .group_by(r.c.queue, r.c.concurrency_key)
-    ).all()
-    return {(queue, key): count for queue, key, count in rows}
-
-
 def _locked_rows(conn: Connection, seam: Seam, picks: Sequence[tuple[int, float, str]]) -> list[Candidate]:
     """The rows of ``picks``, locked, in their order: those still QUEUED (under the claim lock, all)."""
     if not picks:
