@@ -138,7 +138,9 @@ class ClaimOps:
         want = min(limit, free_env)
         # Queues whose keyed runs are claimed by turns: not paused, with a limit above 0.
         keyed_queues = sorted(
-            name for name, (queue_limit, paused) in limits.items() if not paused and queue_limit  # None, 0: no
+            name
+            for name, (queue_limit, paused) in limits.items()
+            if not paused and queue_limit  # None, 0: no
         )
         # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
         # they must not hide the runs of other queues. A queue that fills up mid-batch is left
