@@ -53,7 +53,11 @@ async def phase(workdir: Path, runs: int, keys: int, key_limit: int, round_no: i
             since = time.time() - 1
             for start in range(0, runs, 500):
                 items = [
-                    {"task": "noop", "payload": None, "options": {"concurrency_key": f"tenant-{i % keys}"} if keys else {}}
+                    {
+                        "task": "noop",
+                        "payload": None,
+                        "options": {"concurrency_key": f"tenant-{i % keys}"} if keys else {},
+                    }
                     for i in range(start, min(start + 500, runs))
                 ]
                 await client.batch_trigger(items)
