@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, update
 
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
@@ -16,6 +16,7 @@ from hightide.store.records import (
     Run,
 )
 from hightide.store.seam import Seam
+from hightide.store.turns import Candidate, Groups, keyed_turns, turns_in_prefix
 
 # How long a claim id is remembered at least (and a lease's tenfold when longer): a retried claim
 # gets what its first try took, and a claim given up on takes nothing, within this time.
@@ -98,23 +99,20 @@ class ClaimOps:
         now: float,
         claim_id: str | None,
     ) -> list[Run]:
-        """The claim itself, under the claim lock: up to ``limit`` ready runs started for ``worker_id``."""
+        """The claim itself, under the claim lock: up to ``limit`` ready runs started for ``worker_id``.
+
+        Runs are counted against limits in groups: a queue's runs without a concurrency key are one
+        group, and in a queue with a limit each key value is a group of its own, with its own copy of
+        the limit. Keyed runs take turns (``store.turns``); the others go by rank, as ever."""
         r, q = t.runs, t.queues
         if limit <= 0 or not task_ids:
             return []
         env_limit = conn.execute(
             select(t.environments.c.concurrency_limit).where(t.environments.c.id == environment_id)
         ).scalar_one()
-        executing: dict[str, int] = dict(
-            conn.execute(
-                select(r.c.queue, func.count())
-                .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
-                .group_by(r.c.queue)
-            ).all()
-        )
-        free_env = env_limit - sum(executing.values())
-        if free_env <= 0:
-            return []
+        # Per queue, its runs executing without a key (or without a limit, where keys change nothing).
+        executing: dict[str, int] = {}
+        total = 0
         limits = {  # a user's override wins over the limit the tasks declare
             row.name: (
                 row.concurrency_limit if row.concurrency_limit_override is None else row.concurrency_limit_override,
@@ -122,10 +120,31 @@ class ClaimOps:
             )
             for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
         }
+        # Per (queue, key) of a queue with a limit, its keyed runs executing (kept up to date below).
+        busy: dict[tuple[str, str], int] = {}
+        for queue, key, count in conn.execute(
+            select(r.c.queue, r.c.concurrency_key, func.count())
+            .where(r.c.environment_id == environment_id, r.c.status == RunStatus.EXECUTING.value)
+            .group_by(r.c.queue, r.c.concurrency_key)
+        ).all():
+            total += count
+            if key is None or limits.get(queue, (None, False))[0] is None:
+                executing[queue] = executing.get(queue, 0) + count
+            else:
+                busy[(queue, key)] = count
+        free_env = env_limit - total
+        if free_env <= 0:
+            return []
         want = min(limit, free_env)
+        # Queues whose keyed runs are claimed by turns: not paused, with a limit above 0.
+        keyed_queues = sorted(
+            name
+            for name, (queue_limit, paused) in limits.items()
+            if not paused and queue_limit  # None, 0: no
+        )
         # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
         # they must not hide the runs of other queues. A queue that fills up mid-batch is left
-        # out of the next round.
+        # out of the next round. For a keyed queue, "full" is of its runs without a key only.
         blocked = {
             name
             for name, (queue_limit, paused) in limits.items()
@@ -133,6 +152,7 @@ class ClaimOps:
         }
         claimed: list[Run] = []
         while len(claimed) < want:
+            left = want - len(claimed)
             # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
             # instead of sorting every ready run by the available_at index on each claim.
             ready = select(r).where(
@@ -141,14 +161,28 @@ class ClaimOps:
                 (r.c.available_at + 0) <= now,
                 r.c.task_id.in_(task_ids),
             )
-            if blocked:
-                ready = ready.where(r.c.queue.not_in(sorted(blocked)))
-            rows = conn.execute(
-                self._seam.claim_select(ready.order_by(r.c.rank_at, r.c.id).limit(want - len(claimed)))
-            ).all()
-            taken = []
-            for row in rows:
+            candidates: list[Candidate] | None
+            if keyed_queues:
+                groups = Groups(limits, keyed_queues, executing, busy)
+                candidates, everything = turns_in_prefix(conn, self._seam, ready, groups, blocked, left)
+                if candidates is None:  # the next runs may lie beyond the first ones: all turns
+                    keyed = keyed_turns(conn, self._seam, environment_id, ready, groups, left)
+                    plain = self._plain_candidates(ready, conn, blocked, keyed_queues, left)
+                    everything = len(keyed) < left and len(plain) < left
+                    candidates = sorted(keyed + plain, key=lambda c: c[:3])
+            else:
+                candidates = self._plain_candidates(ready, conn, blocked, keyed_queues, left)
+                everything = False  # as before keys: look again until a round takes nothing
+            taken: list[Any] = []
+            for _, _, _, row in candidates:
+                if len(taken) >= left:
+                    break
                 queue = row._mapping["queue"]
+                key = row._mapping["concurrency_key"]
+                if key is not None and queue in keyed_queues:
+                    taken.append(row)  # its turn was within its key's limit
+                    busy[(queue, key)] = busy.get((queue, key), 0) + 1
+                    continue
                 if queue in blocked:
                     continue
                 taken.append(row)
@@ -159,7 +193,23 @@ class ClaimOps:
             if not taken:
                 break  # nothing left that may start
             claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id))
+            if everything:
+                break  # this round saw every run that could start: another would read them again
         return claimed
+
+    def _plain_candidates(
+        self, ready: Any, conn: Connection, blocked: set[str], keyed_queues: Sequence[str], left: int
+    ) -> list[Candidate]:
+        """The first ``left`` ready runs that are not keyed runs of ``keyed_queues``, in rank order,
+        locked; each run's turn is 1."""
+        r = t.runs
+        plain = ready
+        if blocked:
+            plain = plain.where(r.c.queue.not_in(sorted(blocked)))
+        if keyed_queues:
+            plain = plain.where(or_(r.c.concurrency_key.is_(None), r.c.queue.not_in(keyed_queues)))
+        rows = conn.execute(self._seam.claim_select(plain.order_by(r.c.rank_at, r.c.id).limit(left))).all()
+        return [(1, row._mapping["rank_at"], row._mapping["id"], row) for row in rows]
 
     @staticmethod
     def _claimed_before(

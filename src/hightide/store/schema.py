@@ -165,6 +165,16 @@ runs = Table(
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)
+# The claim's turns of keyed runs: each (queue, concurrency key)'s ready runs in claim order (0009).
+Index(
+    "ix_runs_claim_key",
+    runs.c.environment_id,
+    runs.c.status,
+    runs.c.queue,
+    runs.c.concurrency_key,
+    runs.c.rank_at,
+    runs.c.id,
+)
 # The list of runs, newest first (created_at, then id), unfiltered and per filter (0006).
 Index("ix_runs_list", runs.c.environment_id, runs.c.created_at, runs.c.id)
 Index("ix_runs_list_status", runs.c.environment_id, runs.c.status, runs.c.created_at, runs.c.id)

@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 from hightide import queue, task
 
@@ -9,3 +10,13 @@ lane = queue("lane", concurrency_limit=2)
 async def in_lane(payload: dict) -> str:
     await asyncio.sleep(payload.get("seconds", 0))
     return "done"
+
+
+tenants = queue("tenants", concurrency_limit=1)  # per concurrency key: one run of each tenant at once
+
+
+@task(id="per-tenant", queue=tenants)
+async def per_tenant(payload: dict) -> dict:
+    started = time.time()
+    await asyncio.sleep(payload["seconds"])
+    return {"started": started, "finished": time.time()}
