@@ -133,5 +133,6 @@ def test_runs_appear_and_change_live_and_are_cancelled_by_bulk_jobs(
         width = other.evaluate("document.documentElement.scrollWidth")
         assert width <= options["viewport"]["width"], f"the page scrolls sideways on {name}: {width}px"  # type: ignore[index]
         other.screenshot(path=str(shots / f"runs-{name}.png"), full_page=True)
+        other.screenshot(path=str(shots / f"runs-{name}-top.png"))  # what a person sees first
         other.context.close()
     page.context.close()

@@ -296,6 +296,12 @@ def test_a_member_cannot_act_on_another_projects_runs(stack: Stack) -> None:
         token = csrf_of(member.get(RUNS))
         form = {"csrf_token": token, "run": "run_x"}
         assert member.post("/projects/elsewhere/env/dev/runs/bulk-cancel", data=form).status_code == 404
+        assert member.get("/projects/elsewhere/env/dev/runs/bulk-actions").status_code == 404
+        abort = "/projects/elsewhere/env/dev/runs/bulk-actions/bulk_x/abort"
+        assert member.post(abort, data={"csrf_token": token}).status_code == 404
         assert (
             member.get("/projects/elsewhere/env/dev/runs", headers={"Accept": "text/event-stream"}).status_code == 404
         )
+    with browser(stack) as anonymous:  # the strip is a fragment: 401 without a session, for htmx to sign in
+        refused = anonymous.get(f"{RUNS}/bulk-actions")
+        assert refused.status_code == 401 and refused.headers["hx-redirect"] == "/login"
