@@ -110,7 +110,26 @@ def test_runs_appear_and_change_live_and_are_cancelled_by_bulk_jobs(
     failed.get_by_text("First failures").click()
     expect(failed.locator(".bulk-failures")).to_contain_text("run_doesnotexist")
     page.screenshot(path=str(shots / "runs-bulk-strip.png"), full_page=True)
-    page.goto(runs_url)
+
+    # A long one shows its progress while it runs, refreshing itself, and Abort stops it.
+    items = [{"task": "resize-image", "payload": {}, "options": {"delay": "1h", "tags": ["batch-8"]}}] * 1000
+    client.batch_trigger(items)
+    page.goto(f"{runs_url}?tag=batch-8")
+    page.get_by_role("button", name="Cancel all 1,000…").click()
+    page.get_by_role("button", name="Cancel 1,000 runs").click()
+    page.wait_for_url(f"{runs_url}?tag=batch-8")
+    running = page.locator("#bulk-actions .bulk-job.is-running")
+    expect(running).to_contain_text("all 1,000 runs matching tag batch-8")
+    expect(page.locator("#bulk-actions")).to_have_attribute("hx-trigger", "every 1s")
+    page.screenshot(path=str(shots / "runs-bulk-running.png"))
+    running.get_by_role("button", name=re.compile("^Abort")).click()
+    page.wait_for_url(f"{runs_url}?tag=batch-8")
+    expect(page.get_by_role("status").filter(has_text="Aborted")).to_contain_text("stops after the page it is on")
+    aborted = page.locator("#bulk-actions .bulk-job").first
+    expect(aborted.locator(".status")).to_have_text("Aborted")
+    expect(page.locator("#bulk-actions .is-running")).to_have_count(0, timeout=15_000)
+    client.runs.bulk.wait(client.runs.bulk.cancel(tag="batch-8").id, timeout=120)  # leave nothing delayed
+    page.goto(f"{runs_url}?tag=image-42")
 
     # A row opens its run: a click anywhere on it (here on its task) follows the id's link.
     page.locator(f"#run-{quick} td.c-task").scroll_into_view_if_needed()
@@ -119,7 +138,7 @@ def test_runs_appear_and_change_live_and_are_cancelled_by_bulk_jobs(
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # where a person would
     page.wait_for_url(f"{runs_url}/{quick}")
     page.go_back()
-    page.wait_for_url(runs_url)
+    page.wait_for_url(f"{runs_url}?tag=image-42")
 
     for name, options in (
         ("dark", {"viewport": {"width": 1280, "height": 800}, "color_scheme": "dark"}),
