@@ -30,6 +30,7 @@ from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
 from hightide.server.dashboard.runs_filters import RunsQuery
 from hightide.server.dashboard.session import FragmentSession
+from hightide.store.bulk import ABORTED
 from hightide.store.records import BulkAction, Environment
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -96,11 +97,11 @@ def start(engine: RunEngine, env: Environment, action: Action, fields: dict[str,
 
 
 def abort(engine: RunEngine, env: Environment, bulk_id: str) -> Flash:
-    before: BulkAction = engine.bulk.get(env, bulk_id)
-    view = runs_bulk_view.BulkView(before)
-    if not view.running:
-        return Flash("ok", f"That {view.verb.lower()} had already finished ({view.status.lower()}): nothing to abort.")
-    after = engine.bulk.abort(env, bulk_id)
+    view = runs_bulk_view.BulkView(engine.bulk.get(env, bulk_id))
+    after: BulkAction = engine.bulk.abort(env, bulk_id) if view.running else view.action
+    if after.status != ABORTED or not view.running:  # it had ended before, or ended meanwhile
+        done = runs_bulk_view.BulkView(after)
+        return Flash("ok", f"That {done.verb.lower()} had already finished ({done.status.lower()}): nothing to abort.")
     return Flash(
         "ok",
         f"Aborted the {view.verb.lower()} of {_runs(after.total)}: it stops after the page it is on. "
