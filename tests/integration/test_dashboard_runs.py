@@ -17,7 +17,7 @@ from hightide import Client
 from tests.integration.conftest import Stack
 from tests.integration.test_dashboard import CSRF, RUNS, browser, new_member_beside
 from tests.integration.test_dashboard import signed_in as signed_in
-from tests.support import wait_finished
+from tests.support import assert_eventually, wait_finished
 
 RUN_ID = re.compile(r'id="run-(run_[0-9a-z]+)"')
 FLASH = re.compile(r'<p class="alert (ok|error)" role="(?:alert|status)">([^<]*)</p>')
@@ -158,7 +158,29 @@ def test_a_status_filter_keeps_a_row_that_stops_matching_dimmed(
     assert rows(signed_in.get(RUNS, params={"tag": tag, "status": "DELAYED"})) == []
 
 
-def test_bulk_cancel_and_replay_answer_with_the_same_filtered_page_and_a_message(
+def strip_of(signed_in: httpx.Client, back: str = RUNS) -> httpx.Response:
+    """The "Bulk actions" strip, as the page polls it."""
+    answer = signed_in.get(f"{RUNS}/bulk-actions", params={"back": back})
+    assert answer.status_code == 200, answer.text[:500]
+    return answer
+
+
+def job_text(signed_in: httpx.Client, bulk_id: str) -> str:
+    """What the strip says of one bulk action, as a person reads it (tags dropped, spaces collapsed)."""
+    found = re.search(
+        rf'<li class="bulk-job[^"]*" id="bulk-{bulk_id}">(.*?)</li>\s*(?:<li class="bulk-job|</ul>)',
+        strip_of(signed_in).text,
+        re.S,
+    )
+    assert found, f"the strip does not show {bulk_id}"
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(1))).split())
+
+
+def newest_job(client: Client) -> str:
+    return next(iter(client.runs.bulk.list())).id
+
+
+def test_ticked_runs_are_cancelled_and_replayed_by_a_job_shown_in_the_strip(
     signed_in: httpx.Client, client: Client
 ) -> None:
     tag = _tag()
@@ -178,27 +200,93 @@ def test_bulk_cancel_and_replay_answer_with_the_same_filtered_page_and_a_message
     answer = signed_in.post(f"{RUNS}/bulk-cancel", data=form)
     assert answer.status_code == 303 and answer.headers["location"] == filtered
     after = signed_in.get(answer.headers["location"])
-    assert flash_of(after) == ("ok", "Cancelled 3 runs; 1 was already finished")
-    assert {client.runs.retrieve(i).status for i in waiting} == {"CANCELED"}
+    assert flash_of(after) == ("ok", "Cancel of 4 runs started: its progress is under Bulk actions.")
+    job = newest_job(client)
+    assert f'id="bulk-{job}"' in after.text  # the page shows it at once
+    assert_eventually(lambda: {client.runs.retrieve(i).status for i in waiting} == {"CANCELED"}, timeout=20)
+    done = assert_eventually(lambda: "Completed" in (text := job_text(signed_in, job)) and text, timeout=20)
+    assert "Cancel 4 runs ticked" in done and "4 of 4" in done and "3 cancelled" in done
+    assert "1 already finished" in done and "0 failed" in done
     assert flash_of(signed_in.get(filtered)) is None  # shown once
 
     form = {"csrf_token": token, "back": filtered, "run": [*waiting[:2], "run_doesnotexist"]}
     answer = signed_in.post(f"{RUNS}/bulk-replay", data=form)
     assert answer.status_code == 303
-    kind, text = flash_of(signed_in.get(filtered)) or ("", "")
-    assert kind == "error" and text.startswith("Replayed 2 runs; 1 failed: run_doesnotexist: ")
+    assert flash_of(signed_in.get(filtered)) == ("ok", "Replay of 3 runs started: its progress is under Bulk actions.")
+    job = newest_job(client)
+    done = assert_eventually(lambda: "Completed" in (text := job_text(signed_in, job)) and text, timeout=20)
+    assert "Replay 3 runs ticked" in done and "2 replayed" in done and "1 failed" in done
+    assert "First failures run_doesnotexist : run 'run_doesnotexist' not found" in done
     shown = rows(signed_in.get(filtered))
     assert len(shown) == 6 and set(shown[2:]) == {*waiting, finished}  # the replays, newest first
 
-    # Elsewhere than the same list is not a place to go back to; too many runs change nothing.
+    # Elsewhere than the same list is not a place to go back to; nothing ticked starts nothing.
     answer = signed_in.post(f"{RUNS}/bulk-cancel", data={"csrf_token": token, "back": "https://evil.example/"})
     assert answer.headers["location"] == RUNS
     assert flash_of(signed_in.get(RUNS)) == ("error", "No runs selected: tick the runs to act on first.")
-    many = {"csrf_token": token, "back": filtered, "run": [f"run_{n}" for n in range(51)]}
-    signed_in.post(f"{RUNS}/bulk-cancel", data=many)
-    kind, text = flash_of(signed_in.get(filtered)) or ("", "")
-    assert kind == "error" and text.startswith("51 runs selected: at most 50 at a time. Nothing was changed")
     assert signed_in.post(f"{RUNS}/bulk-delete", data={"csrf_token": token}).status_code == 404
+
+
+def test_all_runs_matching_the_filters_are_cancelled_after_a_confirmation_and_a_job_can_be_aborted(
+    signed_in: httpx.Client, client: Client
+) -> None:
+    everything = signed_in.get(RUNS)
+    token = csrf_of(everything)
+    assert "Cancel all" not in everything.text  # no filter: no button to act on every run
+    before = newest_job(client) if list(client.runs.bulk.list()) else None
+    answer = signed_in.post(f"{RUNS}/bulk-cancel", data={"csrf_token": token, "back": RUNS, "selection": "filter"})
+    assert answer.status_code == 303
+    kind, text = flash_of(signed_in.get(RUNS)) or ("", "")
+    assert kind == "error" and text.startswith("Set a filter first: acting on every run of the environment")
+    assert (newest_job(client) if list(client.runs.bulk.list()) else None) == before  # nothing started
+
+    tag = _tag()
+    waiting = [client.trigger("echo", {"n": n}, tags=[tag], delay="1h").id for n in range(3)]
+    filtered = f"{RUNS}?tag={tag}&status=DELAYED"
+    page = signed_in.get(filtered)
+    assert "<b>3</b> runs match these filters." in page.text
+    assert 'popovertarget="cancel-matching">Cancel all 3…' in page.text
+    dialog = page.text[page.text.index('id="cancel-matching"') :]
+    assert "Cancel all 3 runs matching these filters?" in dialog and f"tag: {tag}" in dialog
+    assert 'name="selection" value="filter"' in dialog and "Cancel 3 runs</button>" in dialog
+
+    form = {"csrf_token": token, "back": filtered, "selection": "filter"}
+    answer = signed_in.post(f"{RUNS}/bulk-cancel", data=form)
+    assert answer.status_code == 303 and answer.headers["location"] == filtered
+    assert flash_of(signed_in.get(filtered)) == (
+        "ok",
+        "Cancel of all 3 runs matching these filters started: its progress is under Bulk actions.",
+    )
+    job = newest_job(client)
+    done = assert_eventually(lambda: "Completed" in (text := job_text(signed_in, job)) and text, timeout=20)
+    assert f"Cancel all 3 runs matching status Delayed · tag {tag}" in done and "3 cancelled" in done
+    assert {client.runs.retrieve(i).status for i in waiting} == {"CANCELED"}
+
+    # A long one: the strip polls itself while it runs, and Abort stops it after its page.
+    many = f"many-{tag}"
+    items = [{"task": "echo", "payload": {}, "options": {"delay": "1h", "tags": [many]}}] * 1000
+    client.batch_trigger(items)
+    signed_in.post(f"{RUNS}/bulk-cancel", data={**form, "back": f"{RUNS}?tag={many}"})
+    job = newest_job(client)
+    strip = strip_of(signed_in, f"{RUNS}?tag={many}").text
+    abort_url = f"{RUNS}/bulk-actions/{job}/abort"
+    refused = signed_in.post(abort_url, data={"back": RUNS})
+    assert refused.status_code == 403  # no CSRF token: nothing happens
+    answer = signed_in.post(abort_url, data={"csrf_token": token, "back": f"{RUNS}?tag={many}"})
+    assert answer.status_code == 303 and answer.headers["location"] == f"{RUNS}?tag={many}"
+    kind, text = flash_of(signed_in.get(answer.headers["location"])) or ("", "")
+    assert kind == "ok" and text.startswith("Aborted the cancel of 1,000 runs: it stops after the page it is on.")
+    assert f'action="{abort_url}"' in strip and 'hx-trigger="every 1s"' in strip  # it was running
+    final = client.runs.bulk.wait(job, timeout=30)
+    assert final.status == "ABORTED" and final.processed < 1000
+    shown = job_text(signed_in, job)
+    assert "Aborted" in shown and "Abort" not in shown.replace("Aborted", "")
+    again = signed_in.post(abort_url, data={"csrf_token": token})
+    assert flash_of(signed_in.get(again.headers["location"])) == (
+        "ok",
+        "That cancel had already finished (aborted): nothing to abort.",
+    )
+    client.runs.bulk.wait(client.runs.bulk.cancel(tag=many).id, timeout=120)  # leave nothing delayed
 
 
 def test_a_member_cannot_act_on_another_projects_runs(stack: Stack) -> None:
@@ -208,6 +296,12 @@ def test_a_member_cannot_act_on_another_projects_runs(stack: Stack) -> None:
         token = csrf_of(member.get(RUNS))
         form = {"csrf_token": token, "run": "run_x"}
         assert member.post("/projects/elsewhere/env/dev/runs/bulk-cancel", data=form).status_code == 404
+        assert member.get("/projects/elsewhere/env/dev/runs/bulk-actions").status_code == 404
+        abort = "/projects/elsewhere/env/dev/runs/bulk-actions/bulk_x/abort"
+        assert member.post(abort, data={"csrf_token": token}).status_code == 404
         assert (
             member.get("/projects/elsewhere/env/dev/runs", headers={"Accept": "text/event-stream"}).status_code == 404
         )
+    with browser(stack) as anonymous:  # the strip is a fragment: 401 without a session, for htmx to sign in
+        refused = anonymous.get(f"{RUNS}/bulk-actions")
+        assert refused.status_code == 401 and refused.headers["hx-redirect"] == "/login"

@@ -1,5 +1,5 @@
 """The Runs page's parts that need no server: its filters as the list query and the live stream
-read them, and the message a bulk action leaves."""
+read them, and what the bulk actions' strip says."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from hightide.core.states import RunStatus
 from hightide.engine.realtime import Subscription, Update
 from hightide.errors import ValidationError
 from hightide.server import sse
-from hightide.server.dashboard.runs_bulk import BulkAction, Outcome, Selection
+from hightide.server.dashboard.runs_bulk import back_to, ticked
+from hightide.server.dashboard.runs_bulk_view import BulkView
 from hightide.server.dashboard.runs_filters import RunsQuery, matches
 from hightide.server.dashboard.runs_live import _ListStream
 from hightide.store.live import RunView
+from hightide.store.records import BulkAction
 from tests.unit.test_realtime_parts import _run
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
@@ -48,15 +50,29 @@ def test_the_live_stream_matches_runs_as_the_list_query_does() -> None:
     assert not matches(run, RunsQuery.parse({"period": "1h"}).run_filter(NOW + 3601))
 
 
-def test_a_bulk_action_says_what_happened_to_each_run() -> None:
-    assert Selection.of([" run_a", "run_b", "run_a", ""]).run_ids == ("run_a", "run_b")
-    cancel = Outcome(BulkAction.CANCEL, done=["run_a", "run_b", "run_c"], finished=["run_d"])
-    assert cancel.message().kind == "ok" and cancel.message().text == "Cancelled 3 runs; 1 was already finished"
-    failed = [(f"run_{n}", "boom") for n in range(5)]
-    replay = Outcome(BulkAction.REPLAY, done=["run_new"], failed=failed)
-    assert replay.message().kind == "error"
-    assert replay.message().text == ("Replayed 1 run; 5 failed: run_0: boom; run_1: boom; run_2: boom (and 2 more)")
-    assert Outcome(BulkAction.CANCEL, finished=["a", "b"]).message().text == "Cancelled 0 runs; 2 were already finished"
+def test_the_bulk_strip_says_what_each_action_selected_and_how_far_it_is() -> None:
+    assert ticked([" run_a", "run_b", "run_a", ""]) == ["run_a", "run_b"]
+    assert back_to("/r?tag=a", "/r") == "/r?tag=a" and back_to("https://evil.example/r", "/r") == "/r"
+    assert back_to("/elsewhere?tag=a", "/r") == "/r"
+    by_ids = BulkView(BulkAction("bulk_1", "env", "cancel", {"ids": ["a", "b"]}, "RUNNING", 2, processed=1))
+    assert (by_ids.verb, by_ids.selected, by_ids.percent, by_ids.running) == ("Cancel", "2 runs ticked", 50, True)
+    assert (by_ids.status, by_ids.status_class, by_ids.done_label) == ("Running", "executing", "cancelled")
+    flt = {"statuses": ["QUEUED", "TIMED_OUT"], "task_ids": ["resize"], "tag": "n", "created_to": NOW}
+    failures = [[f"run_{n}", "boom"] for n in range(7)]
+    by_filter = BulkView(
+        BulkAction(
+            "bulk_2", "env", "replay", {"filter": flt}, "ABORTED", 1200, failed=9, failures=failures, created_at=NOW
+        )
+    )
+    assert by_filter.selected == "all 1,200 runs matching status Queued or Timed out · task resize · tag n"
+    assert (by_filter.status, by_filter.status_class, by_filter.done_label) == ("Aborted", "delayed", "replayed")
+    assert len(by_filter.failures) == 5 and by_filter.more_failures == 4
+    earlier = BulkView(
+        BulkAction(
+            "bulk_3", "env", "cancel", {"filter": {**flt, "created_to": NOW - 60}}, "COMPLETED", 0, created_at=NOW
+        )
+    )
+    assert earlier.selected.endswith("created before 2026-12-01 11:59:00 UTC") and earlier.percent == 100
 
 
 def test_an_event_of_several_lines_is_framed_line_by_line() -> None:

@@ -126,8 +126,11 @@ class BulkActions:
                 else:
                     self.control.replay(env, run_id)
                 succeeded += 1
-            except ConflictError:
-                skipped += 1  # already finished: nothing to cancel
+            except ConflictError as exc:
+                if action.action != "cancel":
+                    failures.append((run_id, exc.message))
+                else:
+                    skipped += 1  # already finished: nothing to cancel
             except HightideError as exc:
                 failures.append((run_id, exc.message))
         self.store.bulk.advance(

@@ -28,7 +28,10 @@ def _engine(request: Request) -> RunEngine:
     "/schedules",
     summary="Create a schedule (or, with the deduplication_key of an existing one, update it in place)",
     status_code=201,
-    responses={**responses(404), 200: {"description": "an existing schedule with this deduplication_key, updated"}},
+    responses={
+        **responses(404, 413),
+        200: {"description": "an existing schedule with this deduplication_key, updated"},
+    },
 )
 async def create(body: CreateScheduleBody, env: CurrentEnv, request: Request, response: Response) -> dict[str, Any]:
     state, created = await run_in_threadpool(
@@ -65,7 +68,7 @@ async def retrieve(schedule_id: SchedulePath, env: CurrentEnv, request: Request)
 @router.put(
     "/schedules/{schedule_id}",
     summary="Change an imperative schedule (what is left out stays)",
-    responses=responses(404, 409),
+    responses=responses(404, 409, 413),
 )
 async def update(
     schedule_id: SchedulePath, body: UpdateScheduleBody, env: CurrentEnv, request: Request

@@ -8,7 +8,18 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 
 from hightide.engine.signin import SignIn
-from hightide.server.dashboard import environment, login, pages, queues, queues_actions, run, runs, tasks, tokens
+from hightide.server.dashboard import (
+    environment,
+    login,
+    pages,
+    queues,
+    queues_actions,
+    run,
+    runs,
+    runs_bulk,
+    tasks,
+    tokens,
+)
 from hightide.server.dashboard.files import CachedStatic
 from hightide.server.dashboard.render import STATIC, STATIC_URL
 from hightide.server.dashboard.session import (
@@ -25,7 +36,7 @@ def install(app: FastAPI, signin: SignIn) -> None:
     app.state.signin = signin
     app.mount(STATIC_URL, CachedStatic(directory=STATIC), name="dashboard-static")
     # One router per page; ``pages.router`` last: its ``/{section}`` route answers the pages to come.
-    routers = (runs, run, tasks, queues, queues_actions, tokens, environment)
+    routers = (runs, runs_bulk, run, tasks, queues, queues_actions, tokens, environment)
     for router in (login.router, *(page.router for page in routers), pages.router):
         app.include_router(router)
 

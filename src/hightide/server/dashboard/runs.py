@@ -1,14 +1,12 @@
 """The Runs page: newest first, filtered (status, task, tag, version, when created), paged by cursor,
-live, with a run id search and bulk actions on the runs ticked.
+live, with a run id search and bulk actions (on the runs ticked, or on all that match the filters).
 
 ``GET .../runs`` is the page; the same URL asked for ``text/event-stream`` (what ``EventSource``
 asks for) is its live stream (``runs_live.py``), so the page and its stream read one set of
-filters. ``POST .../runs/bulk-cancel`` and ``.../runs/bulk-replay`` act on the runs ticked and
-answer 303 back to the same filtered page, whose next view says what happened."""
+filters. Its bulk actions are background jobs (``runs_bulk.py``), shown with their progress in the
+page's "Bulk actions" strip (``runs_bulk_view.py``)."""
 
 from __future__ import annotations
-
-from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -18,13 +16,14 @@ from hightide.core.states import RunStatus
 from hightide.engine import RunEngine
 from hightide.engine.signin import SignedIn
 from hightide.errors import NotFoundError
-from hightide.server.dashboard import runs_bulk, runs_live
-from hightide.server.dashboard.flash import Flash, clear_flash, flash, read_flash
+from hightide.server.dashboard import runs_bulk_view, runs_live
+from hightide.server.dashboard.flash import Flash, clear_flash, read_flash
 from hightide.server.dashboard.pages import Nav, open_environment
 from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
 from hightide.server.dashboard.runs_filters import PERIODS, RunsQuery
-from hightide.server.dashboard.session import FragmentSession, SignInRequired, find_session
+from hightide.server.dashboard.session import SignInRequired, find_session
+from hightide.store.records import Environment, RunFilter
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -79,6 +78,8 @@ async def _page(
     now = engine.clock()
     flt = query.run_filter(now)
     runs, next_cursor = await run_in_threadpool(engine.core.list_runs, nav.env, flt, RUNS_PAGE_SIZE, query.cursor)
+    matching = await run_in_threadpool(_count, engine, nav.env, flt) if query.filtered else None
+    bulk_views = await run_in_threadpool(runs_bulk_view.strip, engine, nav.env)
     base = nav.url("runs")
     back = query.url(base, cursor=query.cursor)
     response = render(
@@ -101,53 +102,13 @@ async def _page(
         periods=PERIODS,
         notice=notice,
         searched=searched,
-        bulk_limit=runs_bulk.BULK_LIMIT,
+        matching=matching,
+        bulk_views=bulk_views,
     )
     clear_flash(request, response, base)
     return response
 
 
-async def _form_lists(request: Request) -> dict[str, list[str]]:
-    """Every value of each field of a urlencoded form (a list of ticked runs has many)."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        return {}
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return parse_qs(body, keep_blank_values=True)
-
-
-def _back(target: str, base: str) -> str:
-    """Where to go after an action: the same list (with its filters), never elsewhere."""
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or parts.path != base:
-        return base
-    return f"{base}?{parts.query}" if parts.query else base
-
-
-@router.post(RUNS + "/bulk-{action}")
-async def bulk_action(
-    request: Request,
-    project: str,
-    env: str,
-    action: str,
-    signed_in: FragmentSession,
-) -> Response:
-    nav = await open_environment(request, signed_in, project, env, "runs")
-    if action not in runs_bulk.BulkAction.__members__.values():
-        raise NotFoundError(f"the Runs page has no bulk action {action!r}; it has cancel and replay")
-    base = nav.url("runs")
-    fields = await _form_lists(request)
-    back = _back((fields.get("back") or [""])[0], base)
-    selection = runs_bulk.Selection.of(fields.get("run", []))
-    if not selection.run_ids:
-        message = Flash("error", "No runs selected: tick the runs to act on first.")
-    elif len(selection.run_ids) > runs_bulk.BULK_LIMIT:
-        message = Flash(
-            "error",
-            f"{len(selection.run_ids)} runs selected: at most {runs_bulk.BULK_LIMIT} at a time. "
-            "Nothing was changed; narrow the filters or act page by page.",
-        )
-    else:
-        message = (await runs_bulk.apply(_engine(request), nav.env, runs_bulk.BulkAction(action), selection)).message()
-    response = RedirectResponse(back, status_code=303)
-    flash(request, response, base, message)
-    return response
+def _count(engine: RunEngine, env: Environment, flt: RunFilter) -> int:
+    """How many runs the filters select now: what "Cancel all N matching" acts on."""
+    return engine.core.store.runs.count_runs(env.id, flt)

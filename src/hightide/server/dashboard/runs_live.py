@@ -32,7 +32,6 @@ from hightide.errors import ValidationError
 from hightide.server import sse
 from hightide.server.dashboard.pages import Nav
 from hightide.server.dashboard.render import TEMPLATES
-from hightide.server.dashboard.runs_bulk import BULK_LIMIT
 from hightide.server.dashboard.runs_filters import RunsQuery, matches
 from hightide.server.dashboard.session import StreamAccess
 from hightide.server.routes_realtime import SubscriptionStream
@@ -88,7 +87,7 @@ class _ListStream:
 
     def render(self, **context: object) -> str:
         return TEMPLATES.get_template("runs_live.html").render(
-            runs_url=self.runs_url, csrf=self.csrf, back=self.back, bulk_limit=BULK_LIMIT, **context
+            runs_url=self.runs_url, csrf=self.csrf, back=self.back, **context
         )
 
     def _row(self, view: RunView, key: str) -> str:
