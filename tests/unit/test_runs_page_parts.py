@@ -117,3 +117,12 @@ async def test_the_live_list_asks_for_a_reload_when_its_subscription_dropped_sta
     assert await live.quiet() == [sse.PING]  # said once
     late = replace(_run("run_late", RunStatus.QUEUED, NOW), created_at=NOW + 10)
     assert await live.encode([Update(RunView(late), NOW)]) == []  # a stale page inserts nothing more
+
+
+def test_times_past_the_dates_python_can_name_are_shown_as_the_last_one() -> None:
+    from hightide.server.dashboard.render import iso, when
+    from hightide.server.dashboard.run import clock
+
+    assert when(1e17) == "9999-12-31 23:59:59" and when(-1e17).endswith("1-01-01 00:00:00")
+    assert iso(1e17).startswith("9999-12-31T23:59:59") and clock(1e17) == "23:59:59.999"
+    assert when(0) == "1970-01-01 00:00:00"

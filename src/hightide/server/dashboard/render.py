@@ -29,15 +29,24 @@ def static_url(name: str) -> str:
     return f"{STATIC_URL}/{name}?v={static_version(name)}"
 
 
+def moment(ts: float) -> datetime:
+    """``ts`` as a UTC date-time, clamped to the dates that exist: a row stored before the API's
+    limits, or by hand, must not break a page (as ``serialize.iso`` for the API)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError):
+        return (datetime.max if ts > 0 else datetime.min).replace(tzinfo=UTC)
+
+
 def when(ts: float | None) -> str:
     """``2026-12-01 19:40:12`` (UTC)."""
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return moment(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def iso(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    return "" if ts is None else moment(ts).isoformat(timespec="seconds")
 
 
 def ago(ts: float | None, now: float | None = None) -> str:

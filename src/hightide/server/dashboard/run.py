@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,7 +30,7 @@ from hightide.engine.signin import SignedIn
 from hightide.errors import ConflictError, HightideError, NotFoundError
 from hightide.server import sse
 from hightide.server.dashboard.pages import Nav, open_environment
-from hightide.server.dashboard.render import TEMPLATES, render
+from hightide.server.dashboard.render import TEMPLATES, moment, render
 from hightide.server.dashboard.routing import DashboardRoute
 from hightide.server.dashboard.session import FragmentSession, PageSession, StreamAccess, form_fields
 from hightide.server.dashboard.waterfall import Bar, Waterfall, build
@@ -139,7 +138,7 @@ def clock(ts: float | None) -> str:
     """``19:40:12.345`` (UTC), for log records and spans."""
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+    return moment(ts).strftime("%H:%M:%S.%f")[:-3]
 
 
 HELPERS: dict[str, Any] = {"pretty": pretty, "value_text": value_text, "clock": clock}
