@@ -148,3 +148,9 @@ def test_the_actions_are_refused_without_the_csrf_token_or_a_session(
         assert stranger.post(f"{QUEUES}/pause", data={"queue": LANE, "csrf_token": "0" * 64}).status_code in (401, 403)
     info = client.queues.retrieve(LANE)
     assert (info.paused, info.concurrency_limit_override) == (False, None)
+
+
+def test_a_rate_limited_queue_shows_its_rate(dashboard: httpx.Client) -> None:
+    assert "rate 2 per 2s" in cell(row(dashboard, "metered"), "Limit")  # project/trigger/queues.py
+    assert "rate 1 per 2s per concurrency key" in cell(row(dashboard, "tenant-rate"), "Limit")
+    assert "rate " not in cell(row(dashboard, LANE), "Limit")

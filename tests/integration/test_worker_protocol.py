@@ -96,6 +96,9 @@ def test_registration_refuses_a_bad_manifest(stack: Stack) -> None:
         ({"id": "m", "retry": {"max_attempts": 10**6}}, "retry.max_attempts"),
         ({"id": "m", "ttl": "1h"}, "ttl"),
         ({"id": "m", "payload_schema": {"type": 12}}, "payload_schema"),
+        ({"id": "m", "queue": {"name": "q", "rate_limit": {"limit": 0, "period": 60}}}, "queue.rate_limit.limit"),
+        ({"id": "m", "queue": {"name": "q", "rate_limit": {"limit": 1, "period": 1e300}}}, "queue.rate_limit.period"),
+        ({"id": "m", "queue": {"name": "q", "rate_limit": {"limit": 1, "period": 1, "per": "x"}}}, "rate_limit.per"),
         ("m", "expected an object"),
     ],
 )

@@ -303,3 +303,36 @@ def test_the_loader_disables_retries_only_in_dev(tmp_path) -> None:
         sys.modules.pop("trigger", None)
     assert dev["unit-loaded"]["retry"]["max_attempts"] == 1
     assert deployed["unit-loaded"]["retry"]["max_attempts"] == 6
+
+
+def test_a_rate_limit_is_declared_on_a_queue_with_its_period_in_seconds() -> None:
+    openai = queue("openai", concurrency_limit=10, rate_limit={"limit": 60, "period": "1m"})
+
+    @task(id="unit-rated", queue=openai)
+    async def fn(payload: dict) -> None: ...
+
+    assert fn.manifest()["queue"] == {
+        "name": "openai",
+        "concurrency_limit": 10,
+        "rate_limit": {"limit": 60, "period": 60.0, "per": None},
+    }
+    per_key = queue("crm", rate_limit={"limit": 5, "period": 1, "per": "concurrency_key"})
+    assert per_key.rate_limit is not None and per_key.rate_limit.describe() == "5 per 1s per concurrency key"
+
+
+@pytest.mark.parametrize(
+    ("rate", "says"),
+    [
+        ({"limit": 0, "period": "1m"}, "rate_limit.limit: expected a whole number from 1"),
+        ({"limit": 5}, "rate_limit.period: required"),
+        ({"limit": 5, "period": "soon"}, "rate_limit.period"),
+        ({"limit": 5, "period": 0}, "expected at least 0.001 s"),
+        ({"limit": 5, "period": "1m", "per": "tenant"}, "rate_limit.per: expected 'concurrency_key'"),
+        ({"limit": 5, "period": "1m", "burst": 2}, "unknown option(s) ['burst']"),
+        ([60, "1m"], "rate_limit: expected {'limit'"),
+    ],
+)
+def test_a_bad_rate_limit_fails_at_import_saying_what_is_wrong(rate: object, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        queue("openai", rate_limit=rate)  # type: ignore[arg-type]
+    assert says in str(caught.value) and "queue 'openai'" in str(caught.value)

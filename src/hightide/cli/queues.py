@@ -10,7 +10,7 @@ import typer
 
 from hightide.cli.options import ApiUrl, JsonOut, SecretKey, call, print_json
 from hightide.cli.output import console
-from hightide.cli.render import print_queues, queue_limit
+from hightide.cli.render import print_queues, queue_limit, queue_rate
 
 if TYPE_CHECKING:
     from hightide.sdk.client import AsyncClient
@@ -43,7 +43,7 @@ def _one(
     state = "paused" if queue["paused"] else "running"
     console.print(
         f"{queue['name']}  {state}  executing {queue['executing']:,}  queued {queue['queued']:,}  "
-        f"limit {queue_limit(queue)}",
+        f"limit {queue_limit(queue)}" + (f"  rate {queue_rate(queue)}" if queue.get("rate_limit") else ""),
         markup=False,
         soft_wrap=True,
     )

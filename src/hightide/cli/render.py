@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from hightide.core.ratelimits import RateLimit
+
 _STATUS_STYLE = {
     "COMPLETED": "green",
     "EXECUTING": "cyan",
@@ -125,8 +127,15 @@ def queue_limit(queue: dict[str, Any]) -> str:
     return f"{shown} (override; declared {'none' if declared is None else f'{declared:,}'})"
 
 
+def queue_rate(queue: dict[str, Any]) -> str:
+    rate = queue.get("rate_limit")
+    if rate is None:
+        return "none"
+    return RateLimit(rate["limit"], float(rate["period"]), rate.get("per")).describe()
+
+
 def print_queues(console: Console, queues: list[dict[str, Any]]) -> None:
-    headers = ("state", "executing", "queued", "limit", "tasks")
+    headers = ("state", "executing", "queued", "limit", "rate", "tasks")
     rows = [
         [
             escape(q["name"]),
@@ -134,6 +143,7 @@ def print_queues(console: Console, queues: list[dict[str, Any]]) -> None:
             f"{q['executing']:,}",
             f"{q['queued']:,}",
             queue_limit(q),
+            queue_rate(q),
             escape(", ".join(q.get("tasks") or [])),
         ]
         for q in queues

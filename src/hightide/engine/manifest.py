@@ -9,6 +9,7 @@ from jsonschema.validators import validator_for
 
 from hightide.core.cron import parse_cron
 from hightide.core.limits import MAX_INT, MAX_NAME_LENGTH, MAX_TASK_ID_LENGTH, check_duration, check_text
+from hightide.core.ratelimits import parse_rate_limit
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ValidationError
 from hightide.store.records import DeclaredSchedule, Environment
@@ -24,11 +25,16 @@ def check_manifest_task(task: Any, where: str) -> str:
     check_text(task_id, f"{where}.id", MAX_TASK_ID_LENGTH)
     queue = task.setdefault("queue", {"name": f"task/{task_id}"})
     if not isinstance(queue, dict) or not isinstance(queue.get("name"), str) or not queue["name"]:
-        raise ValidationError(f"{where}.queue: expected {{'name': str, 'concurrency_limit': int | null}}")
+        raise ValidationError(
+            f"{where}.queue: expected {{'name': str, 'concurrency_limit': int | null, 'rate_limit': object | null}}"
+        )
     check_text(queue["name"], f"{where}.queue.name", MAX_NAME_LENGTH)
     limit = queue.get("concurrency_limit")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_INT):
         raise ValidationError(f"{where}.queue.concurrency_limit: expected a whole number from 0 to {MAX_INT}")
+    rate = parse_rate_limit(queue.get("rate_limit"), f"{where}.queue.rate_limit")
+    if rate is not None:
+        queue["rate_limit"] = rate.to_dict()  # stored as decided: the period in seconds
     retry = task.get("retry")
     if retry is not None and not isinstance(retry, dict):
         raise ValidationError(f"{where}.retry: expected an object")

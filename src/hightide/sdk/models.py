@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from hightide.core.ratelimits import RateLimit
 from hightide.core.states import RunStatus
 from hightide.errors import SubtaskUnwrapError, WaitpointTimeoutError
 
@@ -237,8 +238,8 @@ class BulkAction:
 @dataclass(frozen=True)
 class QueueInfo:
     """A queue now: whether it is paused, the concurrency limit in effect (``None``: no limit of its
-    own, the environment's holds), the one its tasks declare and a user's override, its runs
-    executing and queued, and the tasks of the current version that use it."""
+    own, the environment's holds), the one its tasks declare and a user's override, its rate limit,
+    its runs executing and queued, and the tasks of the current version that use it."""
 
     name: str
     paused: bool = False
@@ -250,9 +251,11 @@ class QueueInfo:
     tasks: list[str] = field(default_factory=list)
     paused_at: datetime | None = None
     overridden_at: datetime | None = None
+    rate_limit: RateLimit | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> QueueInfo:
+        rate = data.get("rate_limit")
         return cls(
             name=data["name"],
             paused=bool(data.get("paused", False)),
@@ -264,6 +267,7 @@ class QueueInfo:
             tasks=list(data.get("tasks") or []),
             paused_at=_time(data.get("paused_at")),
             overridden_at=_time(data.get("overridden_at")),
+            rate_limit=None if rate is None else RateLimit(rate["limit"], float(rate["period"]), rate.get("per")),
         )
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hightide.core.durations import parse_duration
 from hightide.core.machines import DEFAULT_MACHINE, MACHINES
+from hightide.core.ratelimits import RateLimit, parse_rate_limit
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ConfigError, OutputSerializationError, PayloadValidationError, ValidationError
 from hightide.sdk import hooks as run_hooks
@@ -38,19 +39,31 @@ registry: dict[str, Task[Any, Any]] = {}
 
 @dataclass(frozen=True)
 class Queue:
-    """A named queue, shared by the tasks that use it: ``queue(name="emails", concurrency_limit=5)``."""
+    """A named queue, shared by the tasks that use it: ``queue(name="emails", concurrency_limit=5)``;
+    ``rate_limit={"limit": 60, "period": "1m"}`` (optionally ``"per": "concurrency_key"``) starts at
+    most 60 of its runs in any minute."""
 
     name: str
     concurrency_limit: int | None = None
+    rate_limit: RateLimit | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "concurrency_limit": self.concurrency_limit}
+        declared: dict[str, Any] = {"name": self.name, "concurrency_limit": self.concurrency_limit}
+        if self.rate_limit is not None:
+            declared["rate_limit"] = self.rate_limit.to_dict()
+        return declared
 
 
-def queue(name: str, concurrency_limit: int | None = None) -> Queue:
+def queue(
+    name: str, concurrency_limit: int | None = None, rate_limit: RateLimit | dict[str, Any] | None = None
+) -> Queue:
     if concurrency_limit is not None and (not isinstance(concurrency_limit, int) or concurrency_limit < 0):
         raise ConfigError(f"queue {name!r}: concurrency_limit must be a whole number >= 0")
-    return Queue(name, concurrency_limit)
+    try:
+        rate = parse_rate_limit(rate_limit, f"queue {name!r}: rate_limit")
+    except ValidationError as exc:
+        raise ConfigError(exc.message) from None
+    return Queue(name, concurrency_limit, rate)
 
 
 class Task(Generic[P, R]):
@@ -308,10 +321,10 @@ def _queue_of(task_id: str, value: Queue | dict[str, Any] | None) -> Queue:
     if isinstance(value, Queue):
         return value
     if isinstance(value, dict):
-        unknown = set(value) - {"name", "concurrency_limit"}
+        unknown = set(value) - {"name", "concurrency_limit", "rate_limit"}
         if unknown:
             raise ConfigError(f"task {task_id!r}: unknown queue option(s) {sorted(unknown)}")
-        return queue(value.get("name") or f"task/{task_id}", value.get("concurrency_limit"))
+        return queue(value.get("name") or f"task/{task_id}", value.get("concurrency_limit"), value.get("rate_limit"))
     raise ConfigError(f"task {task_id!r}: queue must be queue(...) or a dict like {{'concurrency_limit': 5}}")
 
 

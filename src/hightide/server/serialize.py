@@ -147,6 +147,8 @@ def queue_json(state: QueueState) -> dict[str, Any]:
         "declared_concurrency_limit": q.concurrency_limit,
         "concurrency_limit_override": q.concurrency_limit_override,
         "overridden_at": iso(q.overridden_at),
+        # {"limit", "period" (seconds), "per" (null or "concurrency_key")}; null: no rate limit
+        "rate_limit": None if q.rate_limit is None else q.rate_limit.to_dict(),
         "executing": state.executing,
         "queued": state.queued,
         "tasks": state.tasks,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,9 +13,8 @@ from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
-from hightide.store.records import (
-    Run,
-)
+from hightide.store.rates import read_windows, record_starts
+from hightide.store.records import Run
 from hightide.store.seam import Seam
 from hightide.store.turns import Candidate, Groups, keyed_turns, turns_in_prefix
 
@@ -49,7 +49,8 @@ class ClaimOps:
         last: bool = True,
     ) -> list[Run]:
         """Move up to ``limit`` ready runs of ``task_ids`` to EXECUTING for ``worker_id``, respecting
-        the environment's and each queue's concurrency limit, and open an attempt for each.
+        the environment's and each queue's concurrency limit and rate limit, and open an attempt
+        for each.
 
         ``claim_id`` (chosen by the worker, the same for each try of one claim) makes the claim
         exactly-once: a claim id that already took runs gets those runs again (those it still
@@ -103,7 +104,8 @@ class ClaimOps:
 
         Runs are counted against limits in groups: a queue's runs without a concurrency key are one
         group, and in a queue with a limit each key value is a group of its own, with its own copy of
-        the limit. Keyed runs take turns (``store.turns``); the others go by rank, as ever."""
+        the limit. Keyed runs take turns (``store.turns``); the others go by rank, as ever. A
+        rate-limited queue's runs start only while their window has room (``store.rates``)."""
         r, q = t.runs, t.queues
         if limit <= 0 or not task_ids:
             return []
@@ -113,12 +115,15 @@ class ClaimOps:
         # Per queue, its runs executing without a key (or without a limit, where keys change nothing).
         executing: dict[str, int] = {}
         total = 0
+        queue_rows = conn.execute(select(q).where(q.c.environment_id == environment_id)).all()
+        windows = read_windows(conn, environment_id, queue_rows, now)
+        full_windows = windows.full_queues()  # nothing of theirs starts: as if paused, for this claim
         limits = {  # a user's override wins over the limit the tasks declare
             row.name: (
                 row.concurrency_limit if row.concurrency_limit_override is None else row.concurrency_limit_override,
-                row.paused,
+                row.paused or row.name in full_windows,
             )
-            for row in conn.execute(select(q).where(q.c.environment_id == environment_id))
+            for row in queue_rows
         }
         # Per (queue, key) of a queue with a limit, its keyed runs executing (kept up to date below).
         busy: dict[tuple[str, str], int] = {}
@@ -136,11 +141,12 @@ class ClaimOps:
         if free_env <= 0:
             return []
         want = min(limit, free_env)
-        # Queues whose keyed runs are claimed by turns: not paused, with a limit above 0.
+        # Queues whose keyed runs are claimed by turns: not paused, with a limit above 0 (or none
+        # and a rate limit per key).
         keyed_queues = sorted(
             name
             for name, (queue_limit, paused) in limits.items()
-            if not paused and queue_limit  # None, 0: no
+            if not paused and (queue_limit or (queue_limit is None and windows.per_key(name)))
         )
         # Runs of a paused or full queue are left out in SQL: however many of them wait ahead,
         # they must not hide the runs of other queues. A queue that fills up mid-batch is left
@@ -150,7 +156,11 @@ class ClaimOps:
             for name, (queue_limit, paused) in limits.items()
             if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
         }
+        blocked |= {
+            name for name in windows.limits if windows.per_key(name) and not windows.room(name, None, Counter())
+        }
         claimed: list[Run] = []
+        started: list[tuple[str, str | None]] = []  # (queue, key) of each run claimed
         while len(claimed) < want:
             left = want - len(claimed)
             # `available_at + 0`: keeps the planner on ix_runs_claim (already in claim order)
@@ -163,12 +173,12 @@ class ClaimOps:
             )
             candidates: list[Candidate] | None
             if keyed_queues:
-                groups = Groups(limits, keyed_queues, executing, busy)
+                groups = Groups(limits, keyed_queues, executing, busy, windows)
                 candidates, everything = turns_in_prefix(conn, self._seam, ready, groups, blocked, left)
                 if candidates is None:  # the next runs may lie beyond the first ones: all turns
-                    keyed = keyed_turns(conn, self._seam, environment_id, ready, groups, left)
+                    keyed, saw_all = keyed_turns(conn, self._seam, environment_id, ready, groups, left)
                     plain = self._plain_candidates(ready, conn, blocked, keyed_queues, left)
-                    everything = len(keyed) < left and len(plain) < left
+                    everything = saw_all and len(plain) < left
                     candidates = sorted(keyed + plain, key=lambda c: c[:3])
             else:
                 candidates = self._plain_candidates(ready, conn, blocked, keyed_queues, left)
@@ -179,22 +189,35 @@ class ClaimOps:
                     break
                 queue = row._mapping["queue"]
                 key = row._mapping["concurrency_key"]
+                room = windows.left(queue, key)
+                if room is not None and room <= 0:
+                    continue  # its rate window filled up in this claim
                 if key is not None and queue in keyed_queues:
                     taken.append(row)  # its turn was within its key's limit
                     busy[(queue, key)] = busy.get((queue, key), 0) + 1
+                elif queue in blocked:
                     continue
-                if queue in blocked:
-                    continue
-                taken.append(row)
-                executing[queue] = executing.get(queue, 0) + 1
-                queue_limit, _ = limits.get(queue, (None, False))
-                if queue_limit is not None and executing[queue] >= queue_limit:
-                    blocked.add(queue)
+                else:
+                    taken.append(row)
+                    executing[queue] = executing.get(queue, 0) + 1
+                    queue_limit, _ = limits.get(queue, (None, False))
+                    if queue_limit is not None and executing[queue] >= queue_limit:
+                        blocked.add(queue)
+                windows.take(queue, key, now)
+                started.append((queue, key))
+                if room == 1:  # this start filled its window
+                    if not windows.per_key(queue):  # the queue's one: nothing of it starts now
+                        limits[queue] = (limits[queue][0], True)
+                        keyed_queues = [name for name in keyed_queues if name != queue]
+                        blocked.add(queue)
+                    elif key is None:  # the window of its runs without a key
+                        blocked.add(queue)
             if not taken:
                 break  # nothing left that may start
             claimed.extend(self._start_attempts(conn, taken, worker_id, version, now + lease_seconds, now, claim_id))
             if everything:
                 break  # this round saw every run that could start: another would read them again
+        record_starts(conn, environment_id, windows, started, now)
         return claimed
 
     def _plain_candidates(
@@ -404,8 +427,8 @@ class ClaimOps:
 
     def next_due_time(self, now: float) -> float | None:
         """The earliest future time at which a run becomes due: a delay or retry backoff ends, a
-        ttl or a lease runs out, a timer fires or a token times out."""
-        r, w = t.runs, t.waitpoints
+        ttl or a lease runs out, a timer fires, a token times out or a full rate window frees."""
+        r, w, q = t.runs, t.waitpoints, t.queues
         # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
         waiting = [RunStatus.PENDING_VERSION.value, RunStatus.QUEUED.value]
         earliest = [  # one statement: the scheduler asks after every pass
@@ -415,6 +438,7 @@ class ClaimOps:
             select(func.min(r.c.lease_expires_at)).where(r.c.status == RunStatus.EXECUTING.value),
             select(func.min(w.c.resume_at)).where(w.c.status == "WAITING"),
             select(func.min(w.c.timeout_at)).where(w.c.status == "WAITING"),
+            select(func.min(q.c.rate_free_at)).where(q.c.rate_free_at > now),
         ]
         with self._seam.read() as conn:
             times = conn.execute(select(*(q.scalar_subquery() for q in earliest))).one()
@@ -423,13 +447,13 @@ class ClaimOps:
 
     def announce_ready(self, since: float, now: float) -> None:
         """Wake the claimers of environments whose queued runs became available in (since, now]:
-        retry backoffs that ended."""
-        r = t.runs
+        retry backoffs that ended, and full rate windows that freed."""
+        r, q = t.runs, t.queues
         with self._seam.read() as conn:
             rows = conn.execute(
                 select(r.c.environment_id)
                 .where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > since, r.c.available_at <= now)
-                .distinct()
+                .union(select(q.c.environment_id).where(q.c.rate_free_at > since, q.c.rate_free_at <= now))
             ).all()
         # In this process only: every server's scheduler makes this pass itself.
         self._seam.dispatch([Change(row.environment_id, kind=ChangeKind.READY) for row in rows])

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from hightide.core.ids import new_id
+from hightide.core.ratelimits import parse_rate_limit
 from hightide.errors import AlreadyExistsError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
@@ -201,7 +202,8 @@ class EnvironmentOps:
                 updated_at=now,
             )
         )
-        declare_queue(self._seam, conn, env_id, queue["name"], queue.get("concurrency_limit"), now)
+        rate = parse_rate_limit(queue.get("rate_limit"), "queue.rate_limit")  # checked by the manifest's check
+        declare_queue(self._seam, conn, env_id, queue["name"], queue.get("concurrency_limit"), rate, now)
 
     def get_version(self, version_id: str) -> Version | None:
         v = t.worker_versions

@@ -1,6 +1,6 @@
-"""``store.queues``: queues as their tasks declare them, and what users set on them (pause, a
-concurrency limit override). A queue's row holds both: a version registering writes the declared
-limit and leaves what users set alone."""
+"""``store.queues``: queues as their tasks declare them (a concurrency limit, a rate limit), and
+what users set on them (pause, a concurrency limit override). A queue's row holds both: a version
+registering writes the declared limits and leaves what users set alone."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, select, true, update
 
+from hightide.core.ratelimits import PER_KEY, RateLimit
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import Queue
@@ -20,16 +21,25 @@ _COLUMNS = (
     t.queues.c.concurrency_limit_override,
     t.queues.c.paused_at,
     t.queues.c.overridden_at,
+    t.queues.c.rate_limit,
+    t.queues.c.rate_period,
+    t.queues.c.rate_per_key,
 )
 
 
-def declare_queue(seam: Seam, conn: Connection, environment_id: str, name: str, limit: int | None, now: float) -> None:
-    """Record the limit a task of a new version declares for ``name`` (in the version's transaction);
-    a pause and an override stay as they were."""
-    values = {"environment_id": environment_id, "name": name, "concurrency_limit": limit, "paused": False}
-    seam.upsert(
-        conn, t.queues, {**values, "updated_at": now}, ("environment_id", "name"), ("concurrency_limit", "updated_at")
-    )
+def declare_queue(
+    seam: Seam, conn: Connection, environment_id: str, name: str, limit: int | None, rate: RateLimit | None, now: float
+) -> None:
+    """Record the limits a task of a new version declares for ``name`` (in the version's
+    transaction); a pause and an override stay as they were."""
+    declared = {
+        "concurrency_limit": limit,
+        "rate_limit": rate.limit if rate else None,
+        "rate_period": rate.period if rate else None,
+        "rate_per_key": bool(rate and rate.per_key),
+    }
+    values = {"environment_id": environment_id, "name": name, "paused": False, **declared, "updated_at": now}
+    seam.upsert(conn, t.queues, values, ("environment_id", "name"), (*declared, "updated_at"))
 
 
 class QueueOps:
@@ -86,4 +96,7 @@ def _queue(row: Any) -> Queue:
         m["concurrency_limit_override"],
         m["paused_at"],
         m["overridden_at"],
+        None
+        if m["rate_limit"] is None
+        else RateLimit(m["rate_limit"], m["rate_period"], PER_KEY if m["rate_per_key"] else None),
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hightide.core.options import Debounce
+from hightide.core.ratelimits import RateLimit
 from hightide.core.states import RunStatus
 from hightide.types import JSON
 
@@ -42,8 +43,8 @@ class TaskDefinition:
 @dataclass(frozen=True)
 class Queue:
     """A queue: ``concurrency_limit`` as its tasks declare it (None: no limit of its own),
-    ``concurrency_limit_override`` as a user set it (None: not overridden), and whether it is paused
-    (it takes triggers and starts nothing)."""
+    ``concurrency_limit_override`` as a user set it (None: not overridden), whether it is paused
+    (it takes triggers and starts nothing), and the rate limit its tasks declare."""
 
     name: str
     concurrency_limit: int | None
@@ -51,6 +52,7 @@ class Queue:
     concurrency_limit_override: int | None = None
     paused_at: float | None = None
     overridden_at: float | None = None
+    rate_limit: RateLimit | None = None
 
     @property
     def limit(self) -> int | None:

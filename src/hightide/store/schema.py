@@ -86,6 +86,24 @@ queues = Table(
     Column("concurrency_limit_override", Integer),  # set by a user; wins over the declared limit
     Column("paused_at", Float),
     Column("overridden_at", Float),
+    # A rate limit its tasks declare (core/ratelimits.py): at most rate_limit starts per rate_period
+    # seconds, per concurrency key when rate_per_key. rate_free_at: when a full window next frees.
+    Column("rate_limit", Integer),
+    Column("rate_period", Float),
+    Column("rate_per_key", Boolean, nullable=False, default=False, server_default=false()),
+    Column("rate_free_at", Float),
+)
+
+# The starts a rate-limited queue's window counts (concurrency_key: for a per-key limit only); the
+# claim adds them and deletes those past the window.
+queue_starts = Table(
+    "queue_starts",
+    metadata,
+    Column("environment_id", String(64), nullable=False),
+    Column("queue", String(256), nullable=False),
+    Column("concurrency_key", String(256)),
+    Column("started_at", Float, nullable=False),
+    Index("ix_queue_starts_window", "environment_id", "queue", "concurrency_key", "started_at"),
 )
 
 # Cron schedules (docs/schedules.md): ``declarative`` ones a task declares (synced when a version

@@ -8,6 +8,10 @@ by rank (queue time minus priority); every run that is not a keyed run of such a
 as a key with nothing executing. So a key with 10,000 queued runs and a key with one each start one
 before either starts a second, and when a slot frees, the least busy key's run takes it.
 
+A queue with a rate limit per key (``store.rates``) takes turns the same way, with or without a
+concurrency limit: a key's runs beyond the room in its rate window are not picked, and a key whose
+window is full is left out as a key at its limit is.
+
 Two ways to find the turns, both under the claim lock and in its transaction:
 
 - ``turns_in_prefix``: the first ready runs in rank order, a few more than the claim wants (one
@@ -28,8 +32,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, tuple_
 
+from hightide.core.limits import MAX_INT
 from hightide.core.states import RunStatus
 from hightide.store import schema as t
+from hightide.store.rates import Group, Windows
 from hightide.store.seam import Seam
 
 Candidate = tuple[int, float, str, Any]
@@ -42,13 +48,15 @@ _PREFIX_SLACK = 32
 @dataclass(frozen=True)
 class Groups:
     """The claim's view of its limits: each queue's (limit, paused); the queues whose keys are groups
-    of their own (a limit above 0, not paused); per queue, its runs executing outside those groups;
-    per (queue, key) of those queues, its runs executing."""
+    of their own (not paused, and a limit above 0 or a rate limit per key); per queue, its runs
+    executing outside those groups; per (queue, key) of those queues, its runs executing; the rate
+    limits' windows."""
 
     limits: Mapping[str, tuple[int | None, bool]]
     keyed_queues: Sequence[str]
     executing: Mapping[str, int]
     busy: Mapping[tuple[str, str], int]
+    windows: Windows
 
     def is_keyed(self, queue: str, key: str | None) -> bool:
         return key is not None and queue in self.keyed_queues
@@ -56,9 +64,15 @@ class Groups:
     def limit(self, queue: str) -> int | None:
         return self.limits.get(queue, (None, False))[0]
 
+    def within(self, queue: str, turn: int) -> bool:
+        """Whether a keyed run's ``turn`` is within its queue's concurrency limit (if it has one)."""
+        limit = self.limit(queue)
+        return limit is None or turn <= limit
+
     def full(self) -> list[tuple[str, str]]:
-        """The (queue, key) groups at their limit."""
-        return [group for group, count in self.busy.items() if count >= (self.limit(group[0]) or 0)]
+        """The (queue, key) groups at their concurrency limit or with a full rate window."""
+        at_limit = [group for group, count in self.busy.items() if not self.within(group[0], count + 1)]
+        return sorted({*at_limit, *self.windows.full_keys()})
 
 
 def _locked_rows(conn: Connection, seam: Seam, picks: Sequence[tuple[int, float, str]]) -> list[Candidate]:
@@ -85,22 +99,25 @@ def turns_in_prefix(
     rows = conn.execute(narrow.order_by(r.c.rank_at, r.c.id).limit(size)).all()
     places: Counter[tuple[str, str]] = Counter()
     counted: dict[str, int] = {}
+    rated: Counter[Group] = Counter()  # picks per rate window
     picks: list[tuple[int, float, str]] = []
     for row in rows:
         queue, key = row.queue, row.concurrency_key
-        limit = groups.limit(queue)
         if groups.is_keyed(queue, key):
             places[(queue, key)] += 1
             turn = groups.busy.get((queue, key), 0) + places[(queue, key)]
-            if limit is not None and turn <= limit:
+            if groups.within(queue, turn) and groups.windows.room(queue, key, rated):
+                rated[groups.windows.group(queue, key)] += 1
                 picks.append((turn, row.rank_at, row.id))
             continue
         if queue in blocked:
             continue
+        limit = groups.limit(queue)
         running = counted.get(queue, groups.executing.get(queue, 0))
-        if limit is not None and running >= limit:
+        if (limit is not None and running >= limit) or not groups.windows.room(queue, key, rated):
             continue
         counted[queue] = running + 1
+        rated[groups.windows.group(queue, key)] += 1
         picks.append((1, row.rank_at, row.id))
     everything = len(rows) < size
     if not everything and sum(1 for pick in picks if pick[0] == 1) < left:
@@ -111,9 +128,11 @@ def turns_in_prefix(
 
 def keyed_turns(
     conn: Connection, seam: Seam, environment_id: str, ready: Any, groups: Groups, left: int
-) -> list[Candidate]:
+) -> tuple[list[Candidate], bool]:
     """The ready keyed runs that may start now, at most ``left``, by turn: one statement whatever
-    the number of keys. Keys at their limit are left out before the window counts places."""
+    the number of keys, and whether it saw them all. Keys at their limit (or with a full rate
+    window) are left out before the window function counts places; a key's runs beyond the room in
+    its rate window are left out after."""
     r, q = t.runs, t.queues
     busy = (
         select(r.c.queue, r.c.concurrency_key, func.count().label("busy"))
@@ -135,9 +154,9 @@ def keyed_turns(
         keyed = keyed.where(tuple_(r.c.queue, r.c.concurrency_key).not_in(full))
     ranked = keyed.subquery("ranked")
     turn = (func.coalesce(busy.c.busy, 0) + ranked.c.n).label("turn")
-    queue_limit = func.coalesce(q.c.concurrency_limit_override, q.c.concurrency_limit)
+    queue_limit = func.coalesce(q.c.concurrency_limit_override, q.c.concurrency_limit, MAX_INT)
     rows = conn.execute(
-        select(ranked.c.id, ranked.c.rank_at, turn)
+        select(ranked.c.id, ranked.c.queue, ranked.c.concurrency_key, ranked.c.rank_at, turn)
         .select_from(
             ranked.join(q, and_(q.c.environment_id == environment_id, q.c.name == ranked.c.queue)).outerjoin(
                 busy, and_(busy.c.queue == ranked.c.queue, busy.c.concurrency_key == ranked.c.concurrency_key)
@@ -147,5 +166,11 @@ def keyed_turns(
         .order_by(turn, ranked.c.rank_at, ranked.c.id)
         .limit(left)
     ).all()
+    rated: Counter[Group] = Counter()
+    picks: list[tuple[int, float, str]] = []
+    for row in rows:
+        if groups.windows.room(row.queue, row.concurrency_key, rated):
+            rated[groups.windows.group(row.queue, row.concurrency_key)] += 1
+            picks.append((row.turn, row.rank_at, row.id))
     # The rows themselves, locked apart: FOR UPDATE cannot go with a window function.
-    return _locked_rows(conn, seam, [(row.turn, row.rank_at, row.id) for row in rows])
+    return _locked_rows(conn, seam, picks), len(rows) < left

@@ -20,3 +20,19 @@ async def per_tenant(payload: dict) -> dict:
     started = time.time()
     await asyncio.sleep(payload["seconds"])
     return {"started": started, "finished": time.time()}
+
+
+metered = queue("metered", rate_limit={"limit": 2, "period": "2s"})  # two starts in any 2 s
+
+
+@task(id="metered", queue=metered)
+async def metered_task(payload: dict) -> float:
+    return time.time()
+
+
+per_tenant_rate = queue("tenant-rate", rate_limit={"limit": 1, "period": "2s", "per": "concurrency_key"})
+
+
+@task(id="tenant-metered", queue=per_tenant_rate)
+async def tenant_metered(payload: dict) -> float:
+    return time.time()

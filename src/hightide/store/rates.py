@@ -1,0 +1,138 @@
+"""``store.rates``: the claim's rate-limit windows (SPEC §6, ``core/ratelimits.py``).
+
+A rate-limited queue starts at most ``limit`` runs in any window of ``period`` seconds: a sliding
+window over the starts themselves, kept in ``queue_starts`` so that it holds across servers (claims
+of one environment take turns under the claim lock). Each start of a run of such a queue (a first
+attempt, a retry, a resume after a wait) adds a row; the claim deletes the rows that left the window
+and counts the rest.
+
+With ``per="concurrency_key"`` each key value has a window of its own, and the queue's runs without
+a key share one more. A group whose window is full is left out of the claim (its runs stay QUEUED);
+the queue then notes in ``rate_free_at`` when its first full window frees, so that the scheduler
+wakes the claimers at that time (``ClaimOps.next_due_time``, ``announce_ready``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
+
+from hightide.core.ratelimits import PER_KEY, RateLimit
+from hightide.store import schema as t
+
+Group = tuple[str, str | None]
+"""A window: (queue, concurrency key), the key ``None`` for a queue-wide window."""
+
+
+@dataclass
+class Windows:
+    """The claim's view of the rate limits of one environment's queues, kept up to date as it
+    takes runs."""
+
+    limits: Mapping[str, RateLimit]
+    used: Counter[Group] = field(default_factory=Counter)  # starts in each window
+    oldest: dict[Group, float] = field(default_factory=dict)  # each window's oldest start
+    free_at: Mapping[str, float | None] = field(default_factory=dict)  # as the queues' rows have it
+
+    def group(self, queue: str, key: str | None) -> Group:
+        rate = self.limits.get(queue)
+        return (queue, key if rate is not None and rate.per_key else None)
+
+    def left(self, queue: str, key: str | None) -> int | None:
+        """Starts the window of a run of ``queue`` with ``key`` allows now (None: no rate limit)."""
+        rate = self.limits.get(queue)
+        if rate is None:
+            return None
+        return rate.limit - self.used[self.group(queue, key)]
+
+    def per_key(self, queue: str) -> bool:
+        rate = self.limits.get(queue)
+        return rate is not None and rate.per_key
+
+    def room(self, queue: str, key: str | None, picked: Counter[Group]) -> bool:
+        """Whether the window of a run of ``queue`` with ``key`` has room for one more start beyond
+        the ``picked`` ones (counted by ``group``)."""
+        left = self.left(queue, key)
+        return left is None or picked[self.group(queue, key)] < left
+
+    def full_queues(self) -> set[str]:
+        """Queues whose one window is full: none of their runs may start."""
+        return {q for q, rate in self.limits.items() if not rate.per_key and self.used[(q, None)] >= rate.limit}
+
+    def full_keys(self) -> list[tuple[str, str]]:
+        """The (queue, key) windows of per-key queues that are full."""
+        return [
+            (q, k)
+            for (q, k), count in self.used.items()
+            if k is not None and q in self.limits and self.limits[q].per_key and count >= self.limits[q].limit
+        ]
+
+    def take(self, queue: str, key: str | None, now: float) -> None:
+        group = self.group(queue, key)
+        if queue in self.limits:
+            self.used[group] += 1
+            self.oldest.setdefault(group, now)
+
+
+def read_windows(conn: Connection, environment_id: str, queue_rows: Sequence[Any], now: float) -> Windows:
+    """The windows of the environment's rate-limited queues (of ``queue_rows``, its queues' rows),
+    after deleting the starts that left them: one DELETE and one grouped SELECT, whatever the number
+    of queues and keys."""
+    rates = {
+        row.name: RateLimit(row.rate_limit, row.rate_period, PER_KEY if row.rate_per_key else None)
+        for row in queue_rows
+        if row.rate_limit is not None and row.rate_period is not None
+    }
+    windows = Windows(rates, free_at={row.name: row.rate_free_at for row in queue_rows if row.name in rates})
+    if not rates:
+        return windows
+    s = t.queue_starts
+    gone = [(s.c.queue == name) & (s.c.started_at <= now - rate.period) for name, rate in rates.items()]
+    conn.execute(delete(s).where(s.c.environment_id == environment_id, or_(*gone)))
+    rows = conn.execute(
+        select(s.c.queue, s.c.concurrency_key, func.count(), func.min(s.c.started_at))
+        .where(s.c.environment_id == environment_id, s.c.queue.in_(sorted(rates)))
+        .group_by(s.c.queue, s.c.concurrency_key)
+    ).all()
+    for queue, key, count, oldest in rows:
+        group = windows.group(queue, key)  # a queue no longer per key: its keys' starts count together
+        windows.used[group] += count
+        windows.oldest[group] = min(oldest, windows.oldest.get(group, oldest))
+    return windows
+
+
+def record_starts(
+    conn: Connection, environment_id: str, windows: Windows, started: Iterable[tuple[str, str | None]], now: float
+) -> None:
+    """Add a start for each run of a rate-limited queue among ``started`` (its (queue, key)), and
+    note, per queue, when its first full window frees (or that none is full)."""
+    rows = [
+        {"environment_id": environment_id, "queue": g[0], "concurrency_key": g[1], "started_at": now}
+        for g in (windows.group(queue, key) for queue, key in started)
+        if g[0] in windows.limits
+    ]
+    if rows:
+        conn.execute(insert(t.queue_starts), rows)
+    _note_free_at(conn, environment_id, windows)
+
+
+def _note_free_at(conn: Connection, environment_id: str, windows: Windows) -> None:
+    frees: dict[str, float | None] = dict.fromkeys(windows.limits)
+    for group, count in windows.used.items():
+        queue = group[0]
+        rate = windows.limits.get(queue)
+        if rate is None or count < rate.limit:
+            continue
+        at = windows.oldest[group] + rate.period
+        current = frees[queue]
+        frees[queue] = at if current is None else min(current, at)
+    q = t.queues
+    for queue, free in frees.items():
+        if windows.free_at.get(queue) != free:
+            conn.execute(
+                update(q).where(q.c.environment_id == environment_id, q.c.name == queue).values(rate_free_at=free)
+            )
