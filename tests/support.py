@@ -28,11 +28,25 @@ def _give_up(last: AssertionError | None, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+SLOWEST_POLL = 0.25
+"""Checks start ``interval`` apart and back off to this: quick to see what comes soon, and a long
+wait does not spend the machine's CPU (which the suite's other processes need) on asking."""
+
+
+def _pauses(interval: float) -> Iterator[float]:
+    pause = interval
+    while True:
+        yield pause
+        pause = max(interval, min(pause * 1.5, SLOWEST_POLL))
+
+
 def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
     """Call ``check`` until it returns a truthy value without raising ``AssertionError``; return it.
-    On timeout, re-raise the last assertion (or fail saying what was awaited)."""
+    On timeout, re-raise the last assertion (or fail saying what was awaited). Checks are
+    ``interval`` apart at first, then further apart (up to ``SLOWEST_POLL``)."""
     deadline = time.monotonic() + timeout
     last: AssertionError | None = None
+    pauses = _pauses(interval)
     while True:
         try:
             value = check()
@@ -42,7 +56,7 @@ def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: f
             last = exc
         if time.monotonic() > deadline:
             _give_up(last, timeout, what or str(check))
-        time.sleep(interval)
+        time.sleep(next(pauses))
 
 
 async def eventually(
@@ -51,6 +65,7 @@ async def eventually(
     """``assert_eventually`` for async checks."""
     deadline = time.monotonic() + timeout
     last: AssertionError | None = None
+    pauses = _pauses(interval)
     while True:
         try:
             value = await check()
@@ -60,7 +75,7 @@ async def eventually(
             last = exc
         if time.monotonic() > deadline:
             _give_up(last, timeout, what or str(check))
-        await asyncio.sleep(interval)
+        await asyncio.sleep(next(pauses))
 
 
 def postgres_available(url: str = PG_URL) -> str | None:

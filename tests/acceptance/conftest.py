@@ -228,6 +228,7 @@ class Dev:
         self.proc, self.root, self.port = proc, root, port
         self.api_url = f"http://127.0.0.1:{port}"
         self._client: Client | None = None
+        self.browser_session: Any = None  # the browser tests' signed-in storage state, once there is one
 
     @property
     def secret_key(self) -> str:

@@ -73,9 +73,14 @@ def dashboard_link_for(handle: Dev) -> str:
 
 def signed_in(chromium: Any, handle: Dev, **options: Any) -> Any:
     """A new page of a new browser context (``options``: Playwright's context options; 1280x800 by
-    default), signed in as the dev admin by a fresh login link and showing the Runs page."""
-    context = chromium.new_context(**({"viewport": {"width": 1280, "height": 800}} | options))
+    default), signed in as the dev admin and showing the Runs page: by a fresh login link the first
+    time for ``handle``, then with that sign-in's cookies (as a person's second tab would be)."""
+    runs = f"{handle.api_url}/projects/default/env/dev/runs"
+    kept = {} if handle.browser_session is None else {"storage_state": handle.browser_session}
+    context = chromium.new_context(**({"viewport": {"width": 1280, "height": 800}} | kept | options))
     page = context.new_page()
-    page.goto(dashboard_link_for(handle))
-    page.wait_for_url(f"{handle.api_url}/projects/default/env/dev/runs")
+    page.goto(runs if kept else dashboard_link_for(handle))
+    page.wait_for_url(runs)
+    if not kept:
+        handle.browser_session = context.storage_state()
     return page

@@ -1,12 +1,16 @@
 """Every store test runs twice: on a fresh SQLite file and on a fresh PostgreSQL database.
 
-PostgreSQL databases are cloned (``CREATE DATABASE ... TEMPLATE``) from one template migrated
-once per session, which is much faster than migrating each database. When no server answers at
-``HIGHTIDE_TEST_DATABASE_URL``, the PostgreSQL variants skip, and tests/conftest.py says so loudly.
+Both start from one schema migrated once per session (of each test process): SQLite files are
+copies of a migrated file; PostgreSQL databases are cloned (``CREATE DATABASE ... TEMPLATE``) from a
+migrated template, and reused: a test returns its database, which the next test gets back emptied
+of every row (a few DELETEs cost far less than creating and dropping a database). When no server
+answers at ``HIGHTIDE_TEST_DATABASE_URL``, the PostgreSQL variants skip, and tests/conftest.py says so
+loudly.
 """
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +21,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from hightide.store import Store, open_store
+from hightide.store.schema import metadata
 from tests.support import PG_URL, postgres_available
 
 DIALECTS = ["sqlite", "postgresql"]
@@ -31,6 +36,8 @@ class PostgresServer:
         self.prefix = f"hightide_test_{uuid.uuid4().hex[:10]}"
         self.count = 0
         self.admin = psycopg.connect(url, autocommit=True)
+        self.free: list[str] = []  # migrated databases given back by their tests
+        self.taken: set[str] = set()
 
     def url_for(self, name: str) -> str:
         return make_url(self.url).set(database=name).render_as_string(hide_password=False)
@@ -48,7 +55,28 @@ class PostgresServer:
         # FORCE: a test that failed half-way may leave a connection behind.
         self.admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
+    def take(self, template: str) -> str:
+        """A migrated database with no rows: one a test gave back, emptied, or a new clone."""
+        if not self.free:
+            return self.create(template)
+        name = self.free.pop()
+        # A test that failed half-way may have left a connection (and its locks) behind.
+        self.admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        with psycopg.connect(self.url_for(name), autocommit=True) as conn, conn.transaction():
+            for table in reversed(metadata.sorted_tables):  # children before the rows they point to
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
+        return name
+
+    def give_back(self, name: str) -> None:
+        self.free.append(name)
+        self.taken.discard(name)
+
     def close(self) -> None:
+        for name in [*self.free, *self.taken]:
+            self.drop(name)
         self.admin.close()
 
 
@@ -76,18 +104,36 @@ def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop(name)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "hightide.db"
+    store = open_store(str(path))
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    return path
+
+
 def _database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
     if request.param == "sqlite":
-        # The SQLite store migrates itself in the `store` fixture: a fresh file costs nothing.
-        yield str(tmp_path / "hightide.db")
+        path = tmp_path / "hightide.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield str(path)
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    template = request.getfixturevalue("postgres_template") if migrated else None
-    name = server.create(template)
-    try:
-        yield server.url_for(name)
-    finally:
-        server.drop(name)
+    if not migrated:
+        name = server.create()
+        try:
+            yield server.url_for(name)
+        finally:
+            server.drop(name)
+        return
+    name = server.take(request.getfixturevalue("postgres_template"))
+    server.taken.add(name)
+    yield server.url_for(name)
+    server.give_back(name)
 
 
 @pytest.fixture(params=DIALECTS)
