@@ -102,6 +102,10 @@ def test_sign_in_by_the_printed_link_and_walk_the_pages(
     assert rows.count() == 1 and "charge-card" in rows.first.inner_text()
     page.screenshot(path=str(shots / "runs-filtered.png"), full_page=True)
 
+    # Two schedules for the Schedules page to show: one on weekdays in Paris, one deactivated.
+    schedules = handle.client.schedules
+    schedules.create(task="hello-world", cron="0 9 * * 1-5", timezone="Europe/Paris", external_id="team-paris")
+    schedules.deactivate(schedules.create(task="charge-card", cron="30 2 L * *").id)
     for title, slug in PAGES:
         page.get_by_role("navigation", name="Pages", exact=True).get_by_role(
             "link", name=re.compile(f"^{title}")

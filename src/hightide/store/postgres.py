@@ -21,6 +21,7 @@ from hightide.store.seam import Seam, TransactionConflict
 
 log = logging.getLogger(__name__)
 CHANNEL = "hightide_changes"
+LISTEN_WAIT = 5.0  # seconds ``start`` waits for LISTEN to be in place
 
 
 class PostgresSeam(Seam):
@@ -36,6 +37,7 @@ class PostgresSeam(Seam):
         event.listen(engine, "connect", _no_parallel_plans)
         super().__init__(engine)
         self._stop = threading.Event()
+        self._listening = threading.Event()  # set once LISTEN is in place
         self._listener: threading.Thread | None = None
 
     @contextmanager
@@ -73,10 +75,14 @@ class PostgresSeam(Seam):
 
     # LISTEN/NOTIFY only makes other servers faster to notice work; polling keeps them correct.
     def start(self) -> None:
+        """Start listening; return once LISTEN is in place (so that what other servers commit from
+        now on is heard), or after ``LISTEN_WAIT`` seconds if it cannot be yet (it keeps trying)."""
         if self._listener is None:
             self._stop.clear()
+            self._listening.clear()
             self._listener = threading.Thread(target=self._listen, name="hightide-pg-listen", daemon=True)
             self._listener.start()
+            self._listening.wait(LISTEN_WAIT)
 
     def close(self) -> None:
         self._stop.set()
@@ -91,6 +97,7 @@ class PostgresSeam(Seam):
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
                     while not self._stop.is_set():
                         # A short wait: close() joins this thread, and each server stop pays it.
                         for note in conn.notifies(timeout=0.1):

@@ -17,6 +17,7 @@ from hightide.server.dashboard import (
     run,
     runs,
     runs_bulk,
+    schedules,
     tasks,
     tokens,
 )
@@ -36,7 +37,7 @@ def install(app: FastAPI, signin: SignIn) -> None:
     app.state.signin = signin
     app.mount(STATIC_URL, CachedStatic(directory=STATIC), name="dashboard-static")
     # One router per page; ``pages.router`` last: its ``/{section}`` route answers the pages to come.
-    routers = (runs, runs_bulk, run, tasks, queues, queues_actions, tokens, environment)
+    routers = (runs, runs_bulk, run, tasks, schedules, queues, queues_actions, tokens, environment)
     for router in (login.router, *(page.router for page in routers), pages.router):
         app.include_router(router)
 

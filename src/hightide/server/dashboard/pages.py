@@ -30,12 +30,7 @@ class Section:
 SECTIONS = (
     Section("runs", "Runs", False, ""),
     Section("tasks", "Tasks", False, ""),
-    Section(
-        "schedules",
-        "Schedules",
-        True,
-        "Declarative and imperative schedules with their next runs; activate, deactivate, delete and create them.",
-    ),
+    Section("schedules", "Schedules", False, ""),
     Section("queues", "Queues", False, ""),
     Section("tokens", "Tokens", False, ""),
     Section("deployments", "Deployments", True, "Deployed versions, which one is current, and Promote."),
