@@ -8,9 +8,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from hightide.core.states import RunStatus
 from hightide.store import Store
 from hightide.store.records import Run
+from hightide.store.schema import queue_starts
 from tests.store.factories import NOW, finish, insert, make_env, new_run
 from tests.store.test_store_claims import _claim_concurrently, claim
 
@@ -158,3 +161,14 @@ def test_concurrent_claimers_on_two_stores_never_exceed_the_rate(
     insert(store, *_runs(env, *[None] * 200))
     got = _claim_concurrently([store, open_stores(database_url)], env, threads=6, limit=3)
     assert sum(len(runs) for runs in got) == 25
+
+
+def test_starts_that_left_their_window_are_deleted(store: Store) -> None:
+    env = _env(store, {"limit": 3, "period": 10, "per": "concurrency_key"})
+    insert(store, *_runs(env, *["a", "b"] * 6))
+    assert len(claim(store, env, limit=4, now=NOW)) == 4
+    assert len(claim(store, env, limit=4, now=NOW + 30)) == 4  # the first four left their windows
+
+    with store.seam.engine.connect() as conn:
+        kept = conn.execute(select(queue_starts.c.started_at)).scalars().all()
+    assert kept == [NOW + 30] * 4

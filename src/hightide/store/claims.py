@@ -13,7 +13,7 @@ from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import ServerError
 from hightide.store import schema as t
 from hightide.store.changes import Change, ChangeKind
-from hightide.store.rates import read_windows, record_starts
+from hightide.store.rates import PRUNE_EVERY, read_windows, record_starts
 from hightide.store.records import Run
 from hightide.store.seam import Seam
 from hightide.store.turns import Candidate, Groups, keyed_turns, turns_in_prefix
@@ -33,6 +33,7 @@ class ClaimOps:
     def __init__(self, seam: Seam) -> None:
         self._seam = seam
         self._claims_pruned_at = 0.0  # when this process last deleted the claim ids it need not remember
+        self._starts_pruned_at: dict[str, float] = {}  # per environment: rate windows' old starts
 
     # -- claiming and leases ---------------------------------------------------------------
     def claim_runs(
@@ -116,7 +117,10 @@ class ClaimOps:
         executing: dict[str, int] = {}
         total = 0
         queue_rows = conn.execute(select(q).where(q.c.environment_id == environment_id)).all()
-        windows = read_windows(conn, environment_id, queue_rows, now)
+        prune = now - self._starts_pruned_at.get(environment_id, 0.0) >= PRUNE_EVERY
+        windows = read_windows(conn, environment_id, queue_rows, now, prune)
+        if prune and windows.limits:
+            self._starts_pruned_at[environment_id] = now
         full_windows = windows.full_queues()  # nothing of theirs starts: as if paused, for this claim
         limits = {  # a user's override wins over the limit the tasks declare
             row.name: (

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, case, delete, func, insert, or_, select, tuple_, update
 
 from hightide.core.ratelimits import PER_KEY, RateLimit
 from hightide.store import schema as t
@@ -27,16 +27,26 @@ from hightide.store import schema as t
 Group = tuple[str, str | None]
 """A window: (queue, concurrency key), the key ``None`` for a queue-wide window."""
 
+PRUNE_EVERY = 1.0
+"""Seconds between deletes of the starts that left their windows (per process and environment):
+counts read only the starts inside a window, so the rows past it can wait."""
+
 
 @dataclass
 class Windows:
     """The claim's view of the rate limits of one environment's queues, kept up to date as it
-    takes runs."""
+    takes runs. Queue-wide windows (and each per-key queue's window of runs without a key) are
+    counted when the claim starts; a per-key queue's keys only when a claim looks at their runs
+    (``load``), so that a claim reads the starts of the keys it may take, not of every key."""
 
+    conn: Connection
+    environment_id: str
+    now: float
     limits: Mapping[str, RateLimit]
     used: Counter[Group] = field(default_factory=Counter)  # starts in each window
     oldest: dict[Group, float] = field(default_factory=dict)  # each window's oldest start
     free_at: Mapping[str, float | None] = field(default_factory=dict)  # as the queues' rows have it
+    loaded: set[Group] = field(default_factory=set)  # the windows counted
 
     def group(self, queue: str, key: str | None) -> Group:
         rate = self.limits.get(queue)
@@ -47,7 +57,10 @@ class Windows:
         rate = self.limits.get(queue)
         if rate is None:
             return None
-        return rate.limit - self.used[self.group(queue, key)]
+        group = self.group(queue, key)
+        if group not in self.loaded:
+            self.load([group])
+        return rate.limit - self.used[group]
 
     def per_key(self, queue: str) -> bool:
         rate = self.limits.get(queue)
@@ -61,47 +74,90 @@ class Windows:
 
     def full_queues(self) -> set[str]:
         """Queues whose one window is full: none of their runs may start."""
-        return {q for q, rate in self.limits.items() if not rate.per_key and self.used[(q, None)] >= rate.limit}
+        return {q for q, rate in self.limits.items() if not rate.per_key and (self.left(q, None) or 0) <= 0}
 
     def full_keys(self) -> list[tuple[str, str]]:
-        """The (queue, key) windows of per-key queues that are full."""
+        """The (queue, key) windows of per-key queues that are full: one grouped read of their
+        starts (``HAVING``), for the claim's statement over every key's runs."""
+        per_key = {q: rate for q, rate in self.limits.items() if rate.per_key}
+        if per_key:
+            s = t.queue_starts
+            rows = self.conn.execute(
+                select(s.c.queue, s.c.concurrency_key)
+                .where(
+                    s.c.environment_id == self.environment_id, self._inside(per_key), s.c.concurrency_key.is_not(None)
+                )
+                .group_by(s.c.queue, s.c.concurrency_key)
+                .having(func.count() >= case(*((s.c.queue == q, r.limit) for q, r in per_key.items())))
+            ).all()
+            self.load([(row.queue, row.concurrency_key) for row in rows])
         return [
             (q, k)
-            for (q, k), count in self.used.items()
-            if k is not None and q in self.limits and self.limits[q].per_key and count >= self.limits[q].limit
+            for (q, k) in sorted(self.loaded, key=lambda g: (g[0], g[1] or ""))
+            if k is not None and self.per_key(q) and self.used[(q, k)] >= self.limits[q].limit
         ]
+
+    def load(self, groups: Iterable[Group]) -> None:
+        """Count the windows of ``groups`` not counted yet: one grouped read."""
+        wanted = sorted(
+            {g for g in groups if g[0] in self.limits and g not in self.loaded}, key=lambda g: (g[0], g[1] or "")
+        )
+        if not wanted:
+            return
+        s = t.queue_starts
+        keyed = [g for g in wanted if g[1] is not None]
+        queue_wide = {g[0] for g in wanted if g[1] is None and not self.per_key(g[0])}
+        unkeyed = {g[0] for g in wanted if g[1] is None and self.per_key(g[0])}
+        which: list[Any] = []
+        if keyed:
+            which.append(tuple_(s.c.queue, s.c.concurrency_key).in_(keyed))
+        if queue_wide:
+            which.append(s.c.queue.in_(sorted(queue_wide)))
+        if unkeyed:
+            which.append(s.c.queue.in_(sorted(unkeyed)) & s.c.concurrency_key.is_(None))
+        rates = {g[0]: self.limits[g[0]] for g in wanted}
+        rows = self.conn.execute(
+            select(s.c.queue, s.c.concurrency_key, func.count(), func.min(s.c.started_at))
+            .where(s.c.environment_id == self.environment_id, or_(*which), self._inside(rates))
+            .group_by(s.c.queue, s.c.concurrency_key)
+        ).all()
+        self.loaded.update(wanted)
+        for queue, key, count, oldest in rows:
+            group = self.group(queue, key)  # a queue no longer per key: its keys' starts count together
+            self.used[group] += count
+            self.oldest[group] = min(oldest, self.oldest.get(group, oldest))
+
+    def _inside(self, rates: Mapping[str, RateLimit]) -> Any:
+        """The starts of ``rates``' queues that are inside their windows now."""
+        s = t.queue_starts
+        return or_(*((s.c.queue == q) & (s.c.started_at > self.now - r.period) for q, r in rates.items()))
 
     def take(self, queue: str, key: str | None, now: float) -> None:
         group = self.group(queue, key)
         if queue in self.limits:
+            self.left(queue, key)  # counted before it changes
             self.used[group] += 1
             self.oldest.setdefault(group, now)
 
 
-def read_windows(conn: Connection, environment_id: str, queue_rows: Sequence[Any], now: float) -> Windows:
-    """The windows of the environment's rate-limited queues (of ``queue_rows``, its queues' rows),
-    after deleting the starts that left them: one DELETE and one grouped SELECT, whatever the number
-    of queues and keys."""
+def read_windows(conn: Connection, environment_id: str, queue_rows: Sequence[Any], now: float, prune: bool) -> Windows:
+    """The rate limits of the environment's queues (``queue_rows``, its queues' rows), with the
+    queue-wide windows counted (one grouped read); ``prune``: first delete the starts that left
+    their windows (one DELETE)."""
     rates = {
         row.name: RateLimit(row.rate_limit, row.rate_period, PER_KEY if row.rate_per_key else None)
         for row in queue_rows
         if row.rate_limit is not None and row.rate_period is not None
     }
-    windows = Windows(rates, free_at={row.name: row.rate_free_at for row in queue_rows if row.name in rates})
+    free_at = {row.name: row.rate_free_at for row in queue_rows if row.name in rates}
+    windows = Windows(conn, environment_id, now, rates, free_at=free_at)
     if not rates:
         return windows
-    s = t.queue_starts
-    gone = [(s.c.queue == name) & (s.c.started_at <= now - rate.period) for name, rate in rates.items()]
-    conn.execute(delete(s).where(s.c.environment_id == environment_id, or_(*gone)))
-    rows = conn.execute(
-        select(s.c.queue, s.c.concurrency_key, func.count(), func.min(s.c.started_at))
-        .where(s.c.environment_id == environment_id, s.c.queue.in_(sorted(rates)))
-        .group_by(s.c.queue, s.c.concurrency_key)
-    ).all()
-    for queue, key, count, oldest in rows:
-        group = windows.group(queue, key)  # a queue no longer per key: its keys' starts count together
-        windows.used[group] += count
-        windows.oldest[group] = min(oldest, windows.oldest.get(group, oldest))
+    if prune:
+        s = t.queue_starts
+        gone = [(s.c.queue == name) & (s.c.started_at <= now - rate.period) for name, rate in rates.items()]
+        conn.execute(delete(s).where(s.c.environment_id == environment_id, or_(*gone)))
+    windows.load((name, None) for name in rates)
     return windows
 
 

@@ -97,6 +97,7 @@ def turns_in_prefix(
         keyed = and_(r.c.concurrency_key.is_not(None), r.c.queue.in_(groups.keyed_queues))
         narrow = narrow.where(or_(r.c.queue.not_in(sorted(blocked)), keyed))
     rows = conn.execute(narrow.order_by(r.c.rank_at, r.c.id).limit(size)).all()
+    groups.windows.load(groups.windows.group(row.queue, row.concurrency_key) for row in rows)
     places: Counter[tuple[str, str]] = Counter()
     counted: dict[str, int] = {}
     rated: Counter[Group] = Counter()  # picks per rate window
@@ -168,6 +169,7 @@ def keyed_turns(
     ).all()
     rated: Counter[Group] = Counter()
     picks: list[tuple[int, float, str]] = []
+    groups.windows.load(groups.windows.group(row.queue, row.concurrency_key) for row in rows)
     for row in rows:
         if groups.windows.room(row.queue, row.concurrency_key, rated):
             rated[groups.windows.group(row.queue, row.concurrency_key)] += 1
