@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -159,9 +158,6 @@ class ClaimOps:
             name
             for name, (queue_limit, paused) in limits.items()
             if paused or (queue_limit is not None and executing.get(name, 0) >= queue_limit)
-        }
-        blocked |= {
-            name for name in windows.limits if windows.per_key(name) and not windows.room(name, None, Counter())
         }
         claimed: list[Run] = []
         started: list[tuple[str, str | None]] = []  # (queue, key) of each run claimed

@@ -157,7 +157,7 @@ def read_windows(conn: Connection, environment_id: str, queue_rows: Sequence[Any
         s = t.queue_starts
         gone = [(s.c.queue == name) & (s.c.started_at <= now - rate.period) for name, rate in rates.items()]
         conn.execute(delete(s).where(s.c.environment_id == environment_id, or_(*gone)))
-    windows.load((name, None) for name in rates)
+    windows.load((name, None) for name, rate in rates.items() if not rate.per_key)
     return windows
 
 
