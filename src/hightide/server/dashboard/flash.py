@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+
+from hightide.errors import HightideError
 
 COOKIE = "hightide_flash"
 MAX_TEXT = 1500  # characters: a cookie holds about 4 KB
@@ -51,4 +56,31 @@ def clear_flash(request: Request, response: Response, path: str) -> None:
         response.delete_cookie(COOKIE, path=path, httponly=True, samesite="lax", secure=secure)
 
 
-__all__ = ["Flash", "clear_flash", "flash", "read_flash"]
+def back_to(request: Request, page: str, message: Flash) -> Response:
+    """303 back to ``page``, which then shows ``message`` once."""
+    response = RedirectResponse(page, status_code=303)
+    flash(request, response, page, message)
+    return response
+
+
+async def acted(
+    request: Request,
+    page: str,
+    act: Callable[[], Flash],
+    failed: Callable[[HightideError], str],
+    told: tuple[type[Exception], ...] = (),
+) -> Response:
+    """Do ``act`` (in a thread) and go back to ``page`` with what it says; what the engine refuses
+    is an error message there (``failed`` words it), as is an exception of ``told`` (its text)."""
+    try:
+        message = await run_in_threadpool(act)
+    except told as exc:
+        message = Flash("error", str(exc))
+    except HightideError as exc:
+        if exc.code == "server_error":
+            raise
+        message = Flash("error", failed(exc))
+    return back_to(request, page, message)
+
+
+__all__ = ["Flash", "acted", "back_to", "clear_flash", "flash", "read_flash"]

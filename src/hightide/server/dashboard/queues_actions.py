@@ -12,13 +12,11 @@ import re
 from enum import StrEnum
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
 
 from hightide.core.limits import MAX_INT
 from hightide.engine import RunEngine
-from hightide.errors import HightideError, NotFoundError
-from hightide.server.dashboard.flash import Flash, flash
+from hightide.errors import NotFoundError
+from hightide.server.dashboard.flash import Flash, acted, back_to
 from hightide.server.dashboard.pages import open_environment
 from hightide.server.dashboard.render import when
 from hightide.server.dashboard.routing import DashboardRoute
@@ -105,16 +103,11 @@ async def queue_action(request: Request, project: str, env: str, action: str, si
     engine: RunEngine = request.app.state.engine
     page = nav.url("queues")
     if not name:
-        message = Flash("error", "No queue named: use the buttons of a queue's row.")
-    else:
-        try:
-            message = await run_in_threadpool(act, engine, nav.env, QueueAction(action), name, fields.get("limit", ""))
-        except BadLimit as exc:
-            message = Flash("error", str(exc))
-        except HightideError as exc:
-            if exc.code == "server_error":
-                raise
-            message = Flash("error", f"Could not {action} {name}: {exc.message}")
-    response = RedirectResponse(page, status_code=303)
-    flash(request, response, page, message)
-    return response
+        return back_to(request, page, Flash("error", "No queue named: use the buttons of a queue's row."))
+    return await acted(
+        request,
+        page,
+        lambda: act(engine, nav.env, QueueAction(action), name, fields.get("limit", "")),
+        lambda exc: f"Could not {action} {name}: {exc.message}",
+        told=(BadLimit,),
+    )

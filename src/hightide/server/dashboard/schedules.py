@@ -17,13 +17,12 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
 
 from hightide.core.cron import timezones
 from hightide.engine import RunEngine
 from hightide.engine.schedules import DECLARATIVE, IMPERATIVE, ScheduleState, schedule_tag
 from hightide.errors import HightideError, NotFoundError
-from hightide.server.dashboard.flash import Flash, clear_flash, flash, read_flash
+from hightide.server.dashboard.flash import Flash, acted, back_to, clear_flash, read_flash
 from hightide.server.dashboard.pages import Nav, open_environment
 from hightide.server.dashboard.render import render
 from hightide.server.dashboard.routing import DashboardRoute
@@ -172,10 +171,7 @@ async def create_schedule(request: Request, project: str, env: str, signed_in: P
         return await _page(request, signed_in, nav, "", None, failed, HTTP_STATUS.get(exc.code, 422))
     made = "Created" if created else "Updated (its deduplication key names it)"
     message = Flash("ok", f"{made} the schedule of {draft.task} ({state.schedule.cron}, {state.schedule.timezone}).")
-    page = nav.url("schedules")
-    response = RedirectResponse(page, status_code=303)
-    flash(request, response, page, message)
-    return response
+    return back_to(request, nav.url("schedules"), message)
 
 
 class _Missing(ValueError):
@@ -192,14 +188,10 @@ async def schedule_action(request: Request, project: str, env: str, action: str,
     engine: RunEngine = request.app.state.engine
     page = nav.url("schedules")
     if not schedule_id:
-        message = Flash("error", "No schedule named: use the buttons of a schedule's row.")
-    else:
-        try:
-            message = await run_in_threadpool(act, engine, nav.env, ScheduleAction(action), schedule_id)
-        except HightideError as exc:
-            if exc.code == "server_error":
-                raise
-            message = Flash("error", f"Could not {action} {schedule_id}: {exc.message}")
-    response = RedirectResponse(page, status_code=303)
-    flash(request, response, page, message)
-    return response
+        return back_to(request, page, Flash("error", "No schedule named: use the buttons of a schedule's row."))
+    return await acted(
+        request,
+        page,
+        lambda: act(engine, nav.env, ScheduleAction(action), schedule_id),
+        lambda exc: f"Could not {action} {schedule_id}: {exc.message}",
+    )
