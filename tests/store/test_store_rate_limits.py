@@ -172,3 +172,12 @@ def test_starts_that_left_their_window_are_deleted(store: Store) -> None:
     with store.seam.engine.connect() as conn:
         kept = conn.execute(select(queue_starts.c.started_at)).scalars().all()
     assert kept == [NOW + 30] * 4
+
+
+def test_a_claim_for_other_tasks_keeps_the_time_a_keys_window_frees(store: Store) -> None:
+    env = _env(store, {"limit": 1, "period": 60, "per": "concurrency_key"})
+    insert(store, *_runs(env, "a", "a"))
+    _done(store, claim(store, env, ("email",), now=NOW), NOW + 0.5)
+    assert store.claims.next_due_time(NOW + 1) == NOW + 60  # key a's window frees then
+    assert claim(store, env, ("resize",), now=NOW + 2) == []  # a claim that never looks at key a
+    assert store.claims.next_due_time(NOW + 3) == NOW + 60

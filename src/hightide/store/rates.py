@@ -3,8 +3,8 @@
 A rate-limited queue starts at most ``limit`` runs in any window of ``period`` seconds: a sliding
 window over the starts themselves, kept in ``queue_starts`` so that it holds across servers (claims
 of one environment take turns under the claim lock). Each start of a run of such a queue (a first
-attempt, a retry, a resume after a wait) adds a row; the claim deletes the rows that left the window
-and counts the rest.
+attempt, a retry, a resume after a wait) adds a row; claims count the rows inside the window, and
+delete those past it at most once a second.
 
 With ``per="concurrency_key"`` each key value has a window of its own, and the queue's runs without
 a key share one more. A group whose window is full is left out of the claim (its runs stay QUEUED);
@@ -188,7 +188,11 @@ def _note_free_at(conn: Connection, environment_id: str, windows: Windows) -> No
         frees[queue] = at if current is None else min(current, at)
     q = t.queues
     for queue, free in frees.items():
-        if windows.free_at.get(queue) != free:
+        stored = windows.free_at.get(queue)
+        if windows.per_key(queue) and stored is not None and stored > windows.now:
+            # A key this claim did not look at may be the one that frees then: keep the earlier time.
+            free = stored if free is None else min(free, stored)
+        if stored != free:
             conn.execute(
                 update(q).where(q.c.environment_id == environment_id, q.c.name == queue).values(rate_free_at=free)
             )
