@@ -30,4 +30,4 @@ def test_two_keys_of_a_limit_one_queue_execute_at_once(client: Client) -> None:
     for first, second in ((acme1, acme2), (bolt1, bolt2)):
         assert second.started_at >= first.finished_at
         assert second.output["started"] >= first.output["finished"]
-    assert [run.raw["concurrency_key"] for run in runs] == ["acme", "bolt", "acme", "bolt"]
+    assert [run.concurrency_key for run in runs] == ["acme", "bolt", "acme", "bolt"]

@@ -27,6 +27,7 @@ def test_per_key_each_tenant_has_its_own_window(client: Client) -> None:
     handles = [client.trigger("tenant-metered", {}, concurrency_key=tenant) for tenant in ("acme", "bolt") * 2]
     runs = [wait_finished(client, handle.id, timeout=30) for handle in handles]
     assert [run.status for run in runs] == [RunStatus.COMPLETED] * 4
+    assert [run.concurrency_key for run in runs] == ["acme", "bolt", "acme", "bolt"]
     acme1, bolt1, acme2, bolt2 = (run.started_at.timestamp() for run in runs)
     assert abs(acme1 - bolt1) < WINDOW  # one tenant's window does not hold the other back
     assert acme2 - acme1 >= WINDOW and bolt2 - bolt1 >= WINDOW
