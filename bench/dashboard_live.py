@@ -71,10 +71,7 @@ async def phase(workdir: Path, runs: int, pages: int) -> dict[str, Any]:
     tasks: list[asyncio.Task[None]] = []
     clients: list[httpx.AsyncClient] = []
     try:
-        ht.start_server()
-        worker = ht.start_worker()  # registers the task, then stops
-        worker.wait_for_output("connected to", 60)
-        ht.stop_worker()
+        ht.start_registered()
         client = AsyncClient(api_url=ht.api_url, secret_key=ht.key)
         since = time.time() - 1
         for start in range(0, runs, 500):

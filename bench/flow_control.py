@@ -55,10 +55,7 @@ async def phase(workdir: Path, name: str, runs: int, keys: int, key_limit: int, 
     keys = keys if keyed else 0
     ht = Hightide(workdir, name=f"round-{round_no}-{name}")
     try:
-        ht.start_server()
-        worker = ht.start_worker()  # registers the task, then stops
-        worker.wait_for_output("connected to", 60)
-        ht.stop_worker()
+        ht.start_registered()
         client = AsyncClient(api_url=ht.api_url, secret_key=ht.key)
         try:
             if name == "keys":

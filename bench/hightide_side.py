@@ -121,6 +121,13 @@ class Hightide:
                 raise RuntimeError(f"the server did not start:\n{self.server.output()[-3000:]}")
             time.sleep(0.05)
 
+    def start_registered(self) -> None:
+        """The server, with the project's tasks registered and no worker running: a worker
+        registers them, then stops (a task must be registered before it can be triggered)."""
+        self.start_server()
+        self.start_worker().wait_for_output("connected to", 60)
+        self.stop_worker()
+
     def start_worker(self) -> Proc:
         self._workers_started += 1
         name = f"hightide-worker-{self._workers_started}"
@@ -181,11 +188,7 @@ async def run_async(
     }
     client = None
     try:
-        ht.start_server()
-        # The task must be registered before it can be triggered: a worker registers it, then stops.
-        worker = ht.start_worker()
-        worker.wait_for_output("connected to", 60)
-        ht.stop_worker()
+        ht.start_registered()
         client = AsyncClient(api_url=ht.api_url, secret_key=ht.key)
         phase_start = time.time() - 1
 

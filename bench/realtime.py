@@ -51,10 +51,7 @@ async def phase(workdir: Path, runs: int, subscribers: int, tag_streams: int = 0
     clients: list[AsyncClient] = []
     watchers: list[asyncio.Task[None]] = []
     try:
-        ht.start_server()
-        worker = ht.start_worker()  # registers the task, then stops
-        worker.wait_for_output("connected to", 60)
-        ht.stop_worker()
+        ht.start_registered()
         client = AsyncClient(api_url=ht.api_url, secret_key=ht.key)
         clients.append(client)
         since = time.time() - 1
