@@ -33,6 +33,7 @@ TASKS = """
         await asyncio.sleep(120)
         return "done"
 """
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
 PAGES = [
     ("Tasks", "tasks"),
     ("Schedules", "schedules"),
@@ -104,7 +105,8 @@ def test_sign_in_by_the_printed_link_and_walk_the_pages(
 
     # Two schedules for the Schedules page to show: one on weekdays in Paris, one deactivated.
     schedules = handle.client.schedules
-    schedules.create(task="hello-world", cron="0 9 * * 1-5", timezone="Europe/Paris", external_id="team-paris")
+    long_id = "team-paris-weekday-digest-for-the-whole-operations-group-and-its-managers"
+    schedules.create(task="hello-world", cron="0 9 * * 1-5", timezone="Europe/Paris", external_id=long_id)
     schedules.deactivate(schedules.create(task="charge-card", cron="30 2 L * *").id)
     for title, slug in PAGES:
         page.get_by_role("navigation", name="Pages", exact=True).get_by_role(
@@ -115,6 +117,23 @@ def test_sign_in_by_the_printed_link_and_walk_the_pages(
         current = page.locator('nav.sections a[aria-current="page"]')
         assert current.inner_text().startswith(title)
         page.screenshot(path=str(shots / f"{slug}.png"), full_page=True)
+
+    # The Schedules page in the dark and on a phone, a long external id included: nothing scrolls sideways.
+    for name, options in (
+        ("dark", {"color_scheme": "dark"}),
+        ("phone", PHONE),
+        ("phone-dark", {**PHONE, "color_scheme": "dark"}),
+    ):
+        other = chromium.new_context(
+            storage_state=context.storage_state(), **({"viewport": {"width": 1280, "height": 800}} | options)
+        )
+        view = other.new_page()
+        view.goto(f"{base}/projects/default/env/dev/schedules")
+        assert view.get_by_text(long_id).is_visible()
+        view.screenshot(path=str(shots / f"schedules-{name}.png"), full_page=True)
+        width = view.evaluate("document.documentElement.scrollWidth")
+        assert width <= view.viewport_size["width"], f"the Schedules page scrolls sideways on {name}: {width}px"
+        other.close()
 
     # The switcher: the same page of another environment.
     page.locator(".switcher summary").click()

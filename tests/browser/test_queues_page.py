@@ -19,7 +19,7 @@ TASKS = """
 
     from hightide import queue, task
 
-    reports = queue("reports", concurrency_limit=2)
+    reports = queue("reports", concurrency_limit=2, rate_limit={"limit": 30, "period": "1m"})
 
 
     @task(id="email", description="Send one email")
