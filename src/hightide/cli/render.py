@@ -131,7 +131,7 @@ def queue_rate(queue: dict[str, Any]) -> str:
     rate = queue.get("rate_limit")
     if rate is None:
         return "none"
-    return RateLimit(rate["limit"], float(rate["period"]), rate.get("per")).describe()
+    return RateLimit.from_dict(rate).describe()
 
 
 def print_queues(console: Console, queues: list[dict[str, Any]]) -> None:

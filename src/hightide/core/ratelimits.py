@@ -31,6 +31,11 @@ class RateLimit:
     def to_dict(self) -> dict[str, Any]:
         return {"limit": self.limit, "period": self.period, "per": self.per}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RateLimit:
+        """What ``to_dict`` made (the API's ``rate_limit``), already checked."""
+        return cls(int(data["limit"]), float(data["period"]), data.get("per"))
+
     def describe(self) -> str:
         """``60 per 1m``, ``10 per 1s per concurrency key``."""
         each = " per concurrency key" if self.per_key else ""

@@ -269,7 +269,7 @@ class QueueInfo:
             tasks=list(data.get("tasks") or []),
             paused_at=_time(data.get("paused_at")),
             overridden_at=_time(data.get("overridden_at")),
-            rate_limit=None if rate is None else RateLimit(rate["limit"], float(rate["period"]), rate.get("per")),
+            rate_limit=None if rate is None else RateLimit.from_dict(rate),
         )
 
 

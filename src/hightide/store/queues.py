@@ -96,7 +96,13 @@ def _queue(row: Any) -> Queue:
         m["concurrency_limit_override"],
         m["paused_at"],
         m["overridden_at"],
-        None
-        if m["rate_limit"] is None
-        else RateLimit(m["rate_limit"], m["rate_period"], PER_KEY if m["rate_per_key"] else None),
+        rate_limit_of(row),
     )
+
+
+def rate_limit_of(row: Any) -> RateLimit | None:
+    """The rate limit a queue's row declares, if any."""
+    m = row._mapping
+    if m["rate_limit"] is None or m["rate_period"] is None:
+        return None
+    return RateLimit(m["rate_limit"], m["rate_period"], PER_KEY if m["rate_per_key"] else None)

@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, or_, select, tuple_, update
 
-from hightide.core.ratelimits import PER_KEY, RateLimit
+from hightide.core.ratelimits import RateLimit
 from hightide.store import schema as t
+from hightide.store.queues import rate_limit_of
 
 Group = tuple[str, str | None]
 """A window: (queue, concurrency key), the key ``None`` for a queue-wide window."""
@@ -144,11 +145,7 @@ def read_windows(conn: Connection, environment_id: str, queue_rows: Sequence[Any
     """The rate limits of the environment's queues (``queue_rows``, its queues' rows), with the
     queue-wide windows counted (one grouped read); ``prune``: first delete the starts that left
     their windows (one DELETE)."""
-    rates = {
-        row.name: RateLimit(row.rate_limit, row.rate_period, PER_KEY if row.rate_per_key else None)
-        for row in queue_rows
-        if row.rate_limit is not None and row.rate_period is not None
-    }
+    rates = {row.name: rate for row in queue_rows if (rate := rate_limit_of(row)) is not None}
     free_at = {row.name: row.rate_free_at for row in queue_rows if row.name in rates}
     windows = Windows(conn, environment_id, now, rates, free_at=free_at)
     if not rates:
