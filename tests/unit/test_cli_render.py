@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from hightide.cli.render import print_runs, print_tokens, trace_tree, waiting_lines
+from hightide.cli.render import print_runs, print_tokens, queue_rate, trace_tree, waiting_lines
 
 RUNS = [
     {
@@ -75,3 +75,11 @@ def test_a_trace_is_a_tree_of_its_spans_with_durations() -> None:
     assert "parent" in lines[1] and "2.50 s" in lines[1] and "run_p" in lines[1]
     assert "attempt 1" in lines[2] and lines[2].index("attempt") > lines[1].index("parent")
     assert "wait.for_ 2s" in lines[3] and "running" in lines[3]
+
+
+def test_a_queues_rate_limit_reads_as_a_person_writes_it() -> None:
+    assert queue_rate({"rate_limit": None}) == "none"
+    assert queue_rate({"rate_limit": {"limit": 60, "period": 60.0, "per": None}}) == "60 per 1m"
+    per_key = {"limit": 5000, "period": 1.5, "per": "concurrency_key"}
+    assert queue_rate({"rate_limit": per_key}) == "5,000 per 1.5s per concurrency key"
+    assert queue_rate({"rate_limit": {"limit": 1, "period": 7200, "per": None}}) == "1 per 2h"
