@@ -35,6 +35,9 @@ class _Server(uvicorn.Server):
         yield  # the command owns SIGINT/SIGTERM and decides the shutdown order
 
 
+KEEP_ALIVE_SECONDS = 65
+
+
 class EmbeddedServer:
     """The API server running inside this process, on this event loop."""
 
@@ -48,6 +51,9 @@ class EmbeddedServer:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=3,
+            # Idle connections stay open longer than clients keep them (httpx: 5 s), so that a
+            # client never sends on a connection the server is closing at that moment.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self.server = _Server(config)
         self._task: asyncio.Task[None] | None = None
