@@ -159,11 +159,22 @@ class AbortTaskRunError(Exception):
     """
 
 
+class OutOfMemoryError(Exception):
+    """A run used more memory than its machine gives it. The worker fails an attempt with it when it
+    kills a runner over its preset's limit; raise it yourself (or let Python's ``MemoryError``
+    through) to fail the same way. The run is retried only on the machine that the task's
+    ``retry={"out_of_memory": {"machine": ...}}`` names, and otherwise ends ``CRASHED``.
+
+    >>> raise OutOfMemoryError("the video is larger than this machine can decode")
+    """
+
+
 class AttemptFailedError(HightideError):
     """The error ``on_failure`` and ``on_complete`` receive when the attempt ended outside the task:
-    its runner process died (``CRASHED``) or it ran past ``max_duration`` (``TIMED_OUT``). The hooks
-    then run in a fresh runner; ``name`` is the failure's name (``RunnerCrashed``,
-    ``MaxDurationExceeded``) and ``kind`` its kind (``crash``, ``timeout``)."""
+    its runner process died (``CRASHED``), was killed over its machine's memory (``CRASHED``) or it ran
+    past ``max_duration`` (``TIMED_OUT``). The hooks then run in a fresh runner; ``name`` is the
+    failure's name (``RunnerCrashed``, ``OutOfMemoryError``, ``MaxDurationExceeded``) and ``kind``
+    its kind (``crash``, ``out_of_memory``, ``timeout``)."""
 
     code = "attempt_failed"
 

@@ -60,3 +60,27 @@ async def test_runners_that_served_their_runs_retire_one_at_a_time(tmp_path: Pat
         for runner in (first, second, fresh):
             if runner is not None:
                 await runner.stop()
+
+
+async def test_each_preset_has_its_own_runners_within_one_idle_cap(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT, root)
+    pool = RunnerPool(root, dict(os.environ), dev=False, runs_per_process=1000, max_idle=2)
+    pool.current_version = "v1"
+    micro = [await pool.spawn("v1", "micro") for _ in range(2)]
+    large = await pool.spawn("v1", "large-1x")
+    try:
+        for runner in (*micro, large):
+            pool.add_idle(runner)  # the third makes room by retiring a runner of the fullest preset
+
+        async def one_micro_retired() -> bool:
+            assert [r.alive for r in (*micro, large)] == [False, True, True]
+            return True
+
+        await eventually(one_micro_retired, timeout=10)
+        assert await pool.acquire("v1", "large-1x") is large
+        assert await pool.acquire("v1", "micro") is micro[1]
+    finally:
+        await pool.close()
+        for runner in (*micro, large):
+            await runner.stop()

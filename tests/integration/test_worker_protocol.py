@@ -99,6 +99,9 @@ def test_registration_refuses_a_bad_manifest(stack: Stack) -> None:
         ({"id": "m", "queue": {"name": "q", "rate_limit": {"limit": 0, "period": 60}}}, "queue.rate_limit.limit"),
         ({"id": "m", "queue": {"name": "q", "rate_limit": {"limit": 1, "period": 1e300}}}, "queue.rate_limit.period"),
         ({"id": "m", "queue": {"name": "q", "rate_limit": {"limit": 1, "period": 1, "per": "x"}}}, "rate_limit.per"),
+        ({"id": "m", "machine": "huge"}, "machine: unknown machine 'huge'"),
+        ({"id": "m", "retry": {"out_of_memory": {"machine": "huge"}}}, "retry.out_of_memory.machine"),
+        ({"id": "m", "retry": {"out_of_memory": "large-1x"}}, "retry.out_of_memory"),
         ("m", "expected an object"),
     ],
 )

@@ -6,7 +6,8 @@ import pytest
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.retry import RetryPolicy, decide_failure
-from hightide.errors import AbortTaskRunError, ValidationError
+from hightide.core.machines import PRESETS
+from hightide.errors import AbortTaskRunError, OutOfMemoryError, ValidationError
 
 
 def test_defaults_match_the_spec() -> None:
@@ -39,7 +40,16 @@ def test_jitter_stays_between_one_and_two_times_the_base() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"max_attempts": 0}, {"factor": 0.5}, {"min_timeout": 5, "max_timeout": 1}, {"nope": 1}]
+    "bad",
+    [
+        {"max_attempts": 0},
+        {"factor": 0.5},
+        {"min_timeout": 5, "max_timeout": 1},
+        {"nope": 1},
+        {"out_of_memory": {"machine": "xl"}},
+        {"out_of_memory": {"machine": "large-1x", "also": 1}},
+        {"out_of_memory": "large-1x"},
+    ],
 )
 def test_invalid_policies_are_rejected_with_a_message(bad: dict) -> None:
     with pytest.raises(ValidationError, match="retry"):
@@ -79,3 +89,35 @@ def test_failure_from_exception_keeps_name_message_and_stack() -> None:
     assert "missing" in failure.message
     assert "test_failure_from_exception" in failure.stack_trace
     assert Failure.from_dict(failure.to_dict()) == failure
+
+
+def test_out_of_memory_is_final_unless_the_policy_names_another_machine() -> None:
+    policy = RetryPolicy.from_dict({"max_attempts": 3, "randomize": False, "out_of_memory": {"machine": "large-1x"}})
+    assert policy.retry_machine("small-1x") == "large-1x"
+    assert policy.retry_machine("large-1x") is None  # already there: nowhere bigger to go
+    assert RetryPolicy().retry_machine("small-1x") is None
+
+    moved = decide_failure(FailureKind.OUT_OF_MEMORY, 1, 3, policy, retry_machine="large-1x")
+    assert moved.retry and moved.delay == 1
+    final = decide_failure(FailureKind.OUT_OF_MEMORY, 1, 3, policy, retry_machine=None)
+    assert not final.retry and final.final_event == "crash"
+    # The move still counts against max_attempts.
+    assert not decide_failure(FailureKind.OUT_OF_MEMORY, 3, 3, policy, retry_machine="large-1x").retry
+
+
+def test_a_policy_without_a_machine_stores_as_before() -> None:
+    assert "out_of_memory" not in RetryPolicy().to_dict()
+    policy = RetryPolicy.from_dict({"out_of_memory": {"machine": "medium-2x"}})
+    assert RetryPolicy.from_dict(policy.to_dict()) == policy
+
+
+@pytest.mark.parametrize("exc", [OutOfMemoryError("too big"), MemoryError()])
+def test_running_out_of_memory_in_python_is_an_out_of_memory_failure(exc: BaseException) -> None:
+    assert Failure.from_exception(exc).kind == FailureKind.OUT_OF_MEMORY
+
+
+def test_each_preset_limits_memory_by_the_scale() -> None:
+    micro, large = PRESETS["micro"], PRESETS["large-2x"]
+    assert micro.memory_limit() == 256 * 1024 * 1024 and micro.describe() == "0.25 vCPU, 0.25 GB"
+    assert micro.memory_limit(0.5) == 128 * 1024 * 1024
+    assert large.memory_limit() == 16 * 1024**3

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
@@ -43,33 +44,34 @@ def write_dev_env(root: Path, api_url: str, key: str, dashboard_url: str | None 
     return path
 
 
-async def run_dev(
-    config: ProjectConfig, host: str, port: int, concurrency: int, database: str | None, lease_seconds: float
-) -> None:
+@dataclass(frozen=True)
+class DevOptions:
+    """``hightide dev``'s flags."""
+
+    host: str = "127.0.0.1"
+    port: int = 3030
+    concurrency: int = 8
+    database: str | None = None
+    lease_seconds: float = 30.0
+    machine_memory_scale: float = 1.0
+
+
+async def run_dev(config: ProjectConfig, options: DevOptions) -> None:
     root = config.root or Path.cwd()
     state = root / STATE_DIR
     state.mkdir(exist_ok=True)
-    api_url = f"http://{host}:{port}"
+    api_url = f"http://{options.host}:{options.port}"
     lock = DevLock.acquire(state, api_url)  # before anything else: a second dev must not touch dev.env
     try:
-        await _run_dev(config, root, state, api_url, host, port, concurrency, database, lease_seconds)
+        await _run_dev(config, root, state, api_url, options)
     finally:
         lock.release()
 
 
-async def _run_dev(
-    config: ProjectConfig,
-    root: Path,
-    state: Path,
-    api_url: str,
-    host: str,
-    port: int,
-    concurrency: int,
-    database: str | None,
-    lease_seconds: float,
-) -> None:
+async def _run_dev(config: ProjectConfig, root: Path, state: Path, api_url: str, options: DevOptions) -> None:
+    host, port, lease_seconds = options.host, options.port, options.lease_seconds
     check_port(host, port)
-    db_url, db_source = dev_database(root, database)
+    db_url, db_source = dev_database(root, options.database)
     store = open_store(db_url)
     store.migrate()
     env_file = state / DEV_ENV_FILE
@@ -103,7 +105,13 @@ async def _run_dev(
     session = ApiSession(api_url, key)
     supervisor = Supervisor(
         WorkerApi(session, f"wkr_dev_{secrets.token_hex(4)}"),
-        WorkerOptions(root=root, concurrency=concurrency, dev=True, shutdown_grace=0),
+        WorkerOptions(
+            root=root,
+            concurrency=options.concurrency,
+            dev=True,
+            shutdown_grace=0,
+            machine_memory_scale=options.machine_memory_scale,
+        ),
         event_printer(lambda run_id: run_page_url(api_url, DEFAULT_PROJECT, DEV_ENV, run_id)),
     )
     watcher = None

@@ -15,6 +15,7 @@ from hightide.cli.options import (
     KEY_HELP,
     ApiUrl,
     DatabaseUrl,
+    MachineMemoryScale,
     PublicUrl,
     Retention,
     SecretKey,
@@ -77,13 +78,15 @@ def dev(
         float,
         typer.Option(envvar="HIGHTIDE_LEASE_SECONDS", min=1, help="A run whose worker is silent this long is retried."),
     ] = 30.0,
+    machine_memory_scale: MachineMemoryScale = 1.0,
 ) -> None:
     """Run this project's tasks locally: embedded server + worker, hot reload, offline."""
-    from hightide.cli.dev import run_dev
+    from hightide.cli.dev import DevOptions, run_dev
     from hightide.config import load_project_config
 
     config = load_project_config()
-    asyncio.run(run_dev(config, host, port, max_concurrent_runs, database_url, lease_seconds))
+    options = DevOptions(host, port, max_concurrent_runs, database_url, lease_seconds, machine_memory_scale)
+    asyncio.run(run_dev(config, options))
 
 
 @app.command()
@@ -154,15 +157,25 @@ def worker(
             " (no attempt used) and continue on another worker. Runs not started are handed back at once.",
         ),
     ] = 30.0,
+    machine_memory_scale: MachineMemoryScale = 1.0,
 ) -> None:
     """Run the tasks of the current project against a server."""
     from hightide.cli.serve import run_worker
     from hightide.config import client_settings, load_project_config
+    from hightide.worker.supervisor import WorkerOptions
 
     config = load_project_config()
     settings = client_settings(api_url, secret_key)
     prefetch = min(32 * concurrency, MAX_PREFETCH) if prefetch is None else prefetch
-    asyncio.run(run_worker(config, settings, concurrency, prefetch, runs_per_process, shutdown_grace))
+    options = WorkerOptions(
+        root=config.root or Path.cwd(),
+        concurrency=concurrency,
+        prefetch=prefetch,
+        runs_per_process=runs_per_process,
+        shutdown_grace=shutdown_grace,
+        machine_memory_scale=machine_memory_scale,
+    )
+    asyncio.run(run_worker(settings, options))
 
 
 app.command()(trigger)  # after init, dev, server and worker in --help

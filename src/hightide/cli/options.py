@@ -53,6 +53,17 @@ Retention = Annotated[
     ),
 ]
 KEEP_FOREVER = ("forever", "never", "off", "0")
+MachineMemoryScale = Annotated[
+    float,
+    typer.Option(
+        "--machine-memory-scale",
+        envvar="HIGHTIDE_MACHINE_MEMORY_SCALE",
+        min=0.01,
+        max=64,
+        help="Times each machine preset's memory limit (micro 0.25 GB ... large-2x 16 GB); below 1 on a host"
+        " smaller than the presets assume. A runner over its run's limit is killed (OutOfMemoryError).",
+    ),
+]
 
 
 def retention_seconds(value: str) -> float | None:

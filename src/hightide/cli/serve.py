@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from hightide.cli.embedded import EmbeddedServer, check_port
 from hightide.cli.output import console, print_event
-from hightide.config import ClientSettings, ProjectConfig
+from hightide.config import ClientSettings
 from hightide.engine.signin import FIRST_ADMIN, SignIn, login_url
 from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
@@ -58,30 +58,12 @@ async def run_server(settings: ServerSettings, host: str, port: int) -> None:
     await server.stop()
 
 
-async def run_worker(
-    config: ProjectConfig,
-    settings: ClientSettings,
-    concurrency: int,
-    prefetch: int,
-    runs_per_process: int,
-    grace: float,
-) -> None:
-    assert config.root is not None
+async def run_worker(settings: ClientSettings, options: WorkerOptions) -> None:
     session = ApiSession(settings.api_url, settings.secret_key)
-    supervisor = Supervisor(
-        WorkerApi(session, f"wkr_{secrets.token_hex(6)}"),
-        WorkerOptions(
-            root=config.root,
-            concurrency=concurrency,
-            prefetch=prefetch,
-            runs_per_process=runs_per_process,
-            shutdown_grace=grace,
-        ),
-        print_event,
-    )
+    supervisor = Supervisor(WorkerApi(session, f"wkr_{secrets.token_hex(6)}"), options, print_event)
     try:
         await supervisor.load_version()
-        console.print(f"[bold]Hightide worker[/] connected to {settings.api_url}, {concurrency} slot(s)")
+        console.print(f"[bold]Hightide worker[/] connected to {settings.api_url}, {options.concurrency} slot(s)")
         await supervisor.run(_stop_on_signals())
     finally:
         await session.aclose()

@@ -6,7 +6,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hightide.errors import AbortTaskRunError, HightideError, NonDeterminismError
+from hightide.errors import AbortTaskRunError, HightideError, NonDeterminismError, OutOfMemoryError
 
 
 class FailureKind:
@@ -16,6 +16,8 @@ class FailureKind:
     ABORT = "abort"  # AbortTaskRunError: FAILED at once
     CRASH = "crash"  # the runner process died, or its worker: retried, then CRASHED
     TIMEOUT = "timeout"  # max_duration exceeded: retried, then TIMED_OUT
+    OUT_OF_MEMORY = "out_of_memory"  # over the machine's memory: CRASHED, unless the task's
+    # retry names a machine for it (retry={"out_of_memory": {"machine": ...}}): retried there once
     SYSTEM = "system"  # Hightide itself could not run it (output over the limit, lost task): SYSTEM_FAILURE
     INVALID = "invalid"  # the run cannot work as called (payload refused by its model, output not JSON,
     # durable calls from a plain `def`): FAILED at once, since every retry would fail the same way
@@ -45,6 +47,8 @@ class Failure:
         # A non-deterministic replay fails the same way on every retry: do not retry it.
         if isinstance(exc, AbortTaskRunError | NonDeterminismError):
             kind = FailureKind.ABORT
+        elif isinstance(exc, OutOfMemoryError | MemoryError):
+            kind = FailureKind.OUT_OF_MEMORY
         elif isinstance(exc, HightideError) and not exc.retried:
             kind = FailureKind.INVALID
         else:

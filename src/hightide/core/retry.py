@@ -10,6 +10,7 @@ from typing import Any
 from hightide.core.durations import parse_duration
 from hightide.core.failures import FailureKind
 from hightide.core.limits import check_duration
+from hightide.core.machines import check_machine
 from hightide.core.states import RunEvent
 from hightide.errors import ValidationError
 
@@ -24,8 +25,10 @@ class RetryPolicy:
     min_timeout: float = 1.0
     max_timeout: float = 60.0
     randomize: bool = True
+    out_of_memory: dict[str, str] | None = None  # {"machine": preset}: where an out-of-memory failure retries
 
     def __post_init__(self) -> None:
+        _check_out_of_memory(self.out_of_memory)
         for name in ("max_attempts", "factor", "min_timeout", "max_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
@@ -49,7 +52,15 @@ class RetryPolicy:
         return cls(**known)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["out_of_memory"] is None:  # as stored before machines: the same policy, the same JSON
+            del data["out_of_memory"]
+        return data
+
+    def retry_machine(self, machine: str | None) -> str | None:
+        """The machine an out-of-memory failure on ``machine`` retries on, or ``None`` (it is final)."""
+        wanted = (self.out_of_memory or {}).get("machine")
+        return wanted if wanted and wanted != machine else None
 
     def delay(self, attempt: int, rng: _random.Random | None = None) -> float:
         """Seconds to wait before the attempt after ``attempt`` (1-based) failed.
@@ -107,9 +118,24 @@ class RetryDecision:
         return cls(retry=True, resume_at=when.timestamp())
 
 
-def is_final(kind: str, attempt: int, max_attempts: int) -> bool:
-    """Whether a failure of ``kind`` on attempt ``attempt`` ends the run (no retry follows). The
-    runner asks it too, to run ``on_failure`` and ``on_complete`` after the final attempt only."""
+def _check_out_of_memory(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or set(value) != {"machine"}:
+        raise ValidationError(
+            'retry.out_of_memory: expected {"machine": preset}, e.g. {"machine": "large-1x"}',
+            details={"field": "retry.out_of_memory"},
+        )
+    check_machine(value["machine"], "retry.out_of_memory.machine")
+
+
+def is_final(kind: str, attempt: int, max_attempts: int, retry_machine: str | None = None) -> bool:
+    """Whether a failure of ``kind`` on attempt ``attempt`` ends the run (no retry follows). An
+    out-of-memory failure is retried only on another machine (``retry_machine``, from
+    ``RetryPolicy.retry_machine``). The runner asks it too, to run ``on_failure`` and
+    ``on_complete`` after the final attempt only."""
+    if kind == FailureKind.OUT_OF_MEMORY and retry_machine is None:
+        return True
     return kind in (FailureKind.ABORT, FailureKind.SYSTEM, FailureKind.INVALID) or attempt >= max_attempts
 
 
@@ -121,16 +147,18 @@ def decide_failure(
     rng: _random.Random | None = None,
     override: RetryDecision | None = None,
     now: float = 0.0,
+    retry_machine: str | None = None,
 ) -> FailureDecision:
     """Decide between another attempt and a final status, for failure ``kind`` of attempt ``attempt``.
     ``override`` is the task's ``catch_error`` decision: it may end the run early or move the retry,
     never add attempts."""
     final = {
         FailureKind.CRASH: RunEvent.CRASH,
+        FailureKind.OUT_OF_MEMORY: RunEvent.CRASH,
         FailureKind.TIMEOUT: RunEvent.TIME_OUT,
         FailureKind.SYSTEM: RunEvent.SYSTEM_FAIL,
     }.get(kind, RunEvent.FAIL)
-    if is_final(kind, attempt, max_attempts) or (override is not None and not override.retry):
+    if is_final(kind, attempt, max_attempts, retry_machine) or (override is not None and not override.retry):
         return FailureDecision(retry=False, final_event=final.value)
     if override is not None and override.resume_at is not None:
         return FailureDecision(retry=True, delay=min(max(0.0, override.resume_at - now), MAX_RETRY_DELAY))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hightide.core.failures import Failure
+from hightide.core.failures import Failure, FailureKind
 from hightide.core.retry import RetryDecision, RetryPolicy, decide_failure
 from hightide.core.states import FINAL_STATUSES, RunEvent, RunStatus, transition
 from hightide.engine.notify import Notifier, cancel_key
@@ -184,14 +184,17 @@ class EngineCore:
     ) -> tuple[RunChange, bool]:
         """The change for a failed attempt of ``run``, and whether it schedules another attempt
         (``override``: the task's ``catch_error`` decision, sent with the result)."""
+        policy = RetryPolicy.from_dict(run.retry)
+        retry_machine = policy.retry_machine(run.machine) if failure.kind == FailureKind.OUT_OF_MEMORY else None
         decision = decide_failure(
             failure.kind,
             run.attempt_count,
             run.max_attempts,
-            RetryPolicy.from_dict(run.retry),
+            policy,
             self._rng,
             override=override,
             now=now,
+            retry_machine=retry_machine,
         )
         attempt_values = {"status": "FAILED", "finished_at": now, "error": failure.to_dict()}
         if decision.retry:
@@ -201,6 +204,8 @@ class EngineCore:
                 "lease_expires_at": None,
                 "worker_id": None,
             }
+            if retry_machine is not None:  # the next attempt gets the bigger machine (and keeps it)
+                values["machine"] = retry_machine
             event = RunEvent.RETRY
         else:
             # A failed run releases its idempotency key, so that the same key can try again.

@@ -9,6 +9,7 @@ from jsonschema.validators import validator_for
 
 from hightide.core.cron import parse_cron
 from hightide.core.limits import MAX_INT, MAX_NAME_LENGTH, MAX_TASK_ID_LENGTH, check_duration, check_text
+from hightide.core.machines import check_machine
 from hightide.core.ratelimits import parse_rate_limit
 from hightide.core.retry import RetryPolicy
 from hightide.errors import ValidationError
@@ -42,6 +43,8 @@ def check_manifest_task(task: Any, where: str) -> str:
         RetryPolicy.from_dict(retry)
     except TypeError as exc:
         raise ValidationError(f"{where}.retry: {exc}") from exc
+    if task.get("machine") is not None:
+        check_machine(task["machine"], f"{where}.machine")
     for name in ("ttl", "max_duration"):
         value = task.get(name)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hightide.core.ids import new_id
+from hightide.core.machines import DEFAULT_MACHINE
 from hightide.core.metadata import check_metadata_size
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
@@ -177,6 +178,7 @@ class Triggering:
             max_attempts=spec.max_attempts or policy.max_attempts,
             retry=policy.to_dict(),
             max_duration=task.config.get("max_duration"),
+            machine=spec.machine or task.config.get("machine") or DEFAULT_MACHINE,
             delay_until=delay_until if delayed else None,
             # The ttl counts from when the run is queued: a delayed run's clock starts after its
             # delay (the scheduler restarts it when it enqueues the run; see `delayed_ttl`).

@@ -6,6 +6,7 @@ import contextvars
 from dataclasses import dataclass, field
 from typing import Any
 
+from hightide.core.machines import DEFAULT_PRESET, Machine, preset
 from hightide.core.protocol import Execution
 
 
@@ -56,6 +57,7 @@ class Context:
     environment: EnvironmentInfo
     queue: QueueInfo
     version: str | None = None
+    machine: Machine = DEFAULT_PRESET  # the preset this attempt runs on: ctx.machine.name, .cpu, .memory_gb
 
     @classmethod
     def from_execution(cls, execution: Execution) -> Context:
@@ -75,6 +77,7 @@ class Context:
             environment=EnvironmentInfo(execution.environment),
             queue=QueueInfo(execution.queue or f"task/{execution.task_id}"),
             version=execution.version,
+            machine=preset(execution.machine),
         )
 
 

@@ -171,6 +171,7 @@ class Attempt:
     task_hooks: HookSet
     payload: Any
     ctx: Any
+    retry_machine: str | None = None  # where an out-of-memory failure retries (Execution.retry_machine)
     retry: RetryDecision | None = None  # catch_error's decision, sent with the failure
     final_hooks_ran: bool = False
 
@@ -210,7 +211,7 @@ class Attempt:
         attempt follows, ``on_failure`` and ``on_complete``."""
         kind = Failure.from_exception(error).kind
         attempt, max_attempts = self.ctx.attempt.number, self.ctx.run.max_attempts
-        final = is_final(kind, attempt, max_attempts)
+        final = is_final(kind, attempt, max_attempts, self.retry_machine)
         if decide and self.hooks("catch_error"):
             info = RetryInfo(attempt, max_attempts, will_retry=not final)
             for decision in await self.call("catch_error", error=error, retry=info):

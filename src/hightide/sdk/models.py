@@ -67,6 +67,7 @@ class Run:
     ttl_expires_at: datetime | None = None  # EXPIRED if not started by then (counts from when it is queued)
     idempotency_key: str | None = None
     concurrency_key: str | None = None  # its own copy of its queue's limits (docs/flow-control.md)
+    machine: str | None = None  # the preset its (next) attempt runs on, e.g. "small-1x"
     parent_run_id: str | None = None
     version: str | None = None
     trace_id: str | None = None  # the OpenTelemetry trace it belongs to (GET /api/v1/runs/{id}/trace)
@@ -103,6 +104,7 @@ class Run:
             ttl_expires_at=_time(data.get("ttl_expires_at")),
             idempotency_key=data.get("idempotency_key"),
             concurrency_key=data.get("concurrency_key"),
+            machine=data.get("machine"),
             parent_run_id=data.get("parent_run_id"),
             version=data.get("version"),
             trace_id=data.get("trace_id"),

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hightide.core import protocol
+from hightide.core.machines import DEFAULT_MACHINE
+from hightide.core.retry import RetryPolicy
 from hightide.core.tracing import attempt_span_id
 from hightide.engine.queues import QueueState
 from hightide.engine.schedules import ScheduleState
@@ -57,6 +59,7 @@ def run_json(run: Run, attempts: list[Attempt] | None = None) -> dict[str, Any]:
         "priority": number(run.priority),
         "idempotency_key": run.idempotency_key,
         "concurrency_key": run.concurrency_key,
+        "machine": run.machine or DEFAULT_MACHINE,
         "version": run.version,
         "parent_run_id": run.parent_run_id,
         "root_run_id": run.root_run_id,
@@ -257,6 +260,8 @@ def execution(run: Run, environment_slug: str, journal: list[dict[str, Any]] | N
         environment=environment_slug,
         version=run.version,
         trace=_trace_context(run),
+        machine=run.machine or DEFAULT_MACHINE,
+        retry_machine=RetryPolicy.from_dict(run.retry).retry_machine(run.machine),
     )
 
 

@@ -136,6 +136,7 @@ class Run:
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
+    machine: str | None = None  # the preset its next attempt runs on (None: from before machines)
 
     @classmethod
     def from_row(cls, row: Any) -> Run:
@@ -175,6 +176,7 @@ class Run:
             trace_id=m["trace_id"],
             span_id=m["span_id"],
             parent_span_id=m["parent_span_id"],
+            machine=m["machine"],
         )
 
 
@@ -213,6 +215,7 @@ def run_from_new(new: NewRun) -> Run:
         finished_at=None,
         trace_id=new.trace_id,
         span_id=new.span_id,
+        machine=new.machine,
         parent_span_id=new.parent_span_id,
     )
 
@@ -328,6 +331,7 @@ class NewRun:
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
+    machine: str | None = None
     debounce: Debounce | None = None  # a DELAYED run later triggers with the same key push back
 
 

@@ -169,6 +169,7 @@ class RunOps:
             "trace_id": new.trace_id,
             "span_id": new.span_id,
             "parent_span_id": new.parent_span_id,
+            "machine": new.machine,
         }
 
     # -- reading runs ----------------------------------------------------------------------

@@ -180,6 +180,9 @@ runs = Table(
     # The claim request (its id, chosen by the worker) that took the run while it is EXECUTING: a
     # retried claim gets the same runs back, and a claim the worker gave up on is released.
     Column("claim_id", String(64)),
+    # The machine preset the run's next attempt runs on: the trigger's, else its task's (0014); an
+    # out-of-memory retry moves it to the preset the task's retry names.
+    Column("machine", String(32)),
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)

@@ -1,5 +1,5 @@
 """Runner processes as the supervisor sees them: spawn, handshake, execute, kill, and a pool that
-reuses them for later runs of the same version."""
+reuses them for later runs of the same version and machine preset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hightide.core.machines import DEFAULT_MACHINE
 from hightide.core.protocol import (
     AttemptResult,
     Execute,
@@ -65,8 +66,13 @@ class RunnerProcess:
     process: asyncio.subprocess.Process
     reader: asyncio.StreamReader
     writer: asyncio.WriteTransport
+    machine: str = DEFAULT_MACHINE  # it serves runs of this preset only
     runs: int = 0
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.version_id, self.machine
 
     @property
     def pid(self) -> int:
@@ -77,7 +83,9 @@ class RunnerProcess:
         return self.process.returncode is None
 
     @classmethod
-    async def spawn(cls, version_id: str, root: Path, env: dict[str, str], dev: bool) -> RunnerProcess:
+    async def spawn(
+        cls, version_id: str, root: Path, env: dict[str, str], dev: bool, machine: str = DEFAULT_MACHINE
+    ) -> RunnerProcess:
         """Start a runner and wait until it has imported the tasks. Raises ``RunnerStartError``."""
         to_runner_r, to_runner_w = os.pipe()
         from_runner_r, from_runner_w = os.pipe()
@@ -113,7 +121,7 @@ class RunnerProcess:
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(from_runner_r, "rb")
         )
         writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(to_runner_w, "wb"))
-        runner = cls(version_id, process, reader, writer)
+        runner = cls(version_id, process, reader, writer, machine)
         try:
             hello = await asyncio.wait_for(read_message(reader), STARTUP_TIMEOUT)
             if not isinstance(hello, Ready):
@@ -176,6 +184,16 @@ class RunnerProcess:
         finally:
             self.writer.close()
 
+    def kill_tree(self) -> None:
+        """SIGKILL the runner and every process it started (its session's process group): what is
+        over a machine's memory must stop at once, children included."""
+        if not self.alive:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)  # its own session (spawn): the group is its pid
+        except (ProcessLookupError, PermissionError):
+            self.process.kill()
+
     async def shutdown(self) -> None:
         """Let an idle runner exit on its own."""
         if self.alive:
@@ -188,72 +206,87 @@ class RunnerProcess:
 
 
 class RunnerPool:
-    """Idle runners by version. ``acquire`` reuses a warm one or spawns a new one."""
+    """Idle runners by version and machine preset. ``acquire`` reuses a warm one or spawns a new one;
+    a runner only ever serves runs of its own preset, so a small run never shares a process that a
+    large one grew."""
 
     def __init__(
         self, root: Path, env: dict[str, str], dev: bool, runs_per_process: int, max_idle: int | None = None
     ) -> None:
         self.root, self.env, self.dev = root, env, dev
         self.runs_per_process = runs_per_process
-        self.max_idle = max_idle  # idle runners kept per version: more would only hold memory
-        self._idle: dict[str, list[RunnerProcess]] = {}
-        self._replacing: dict[str, int] = {}  # replacements starting in the background, per version
+        self.max_idle = max_idle  # idle runners kept in all: more would only hold memory
+        self._idle: dict[tuple[str, str], list[RunnerProcess]] = {}
+        self._replacing: dict[tuple[str, str], int] = {}  # replacements starting in the background
         self._idle_added = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self.current_version: str | None = None
 
-    async def spawn(self, version_id: str) -> RunnerProcess:
-        return await RunnerProcess.spawn(version_id, self.root, self.env, self.dev)
+    async def spawn(self, version_id: str, machine: str = DEFAULT_MACHINE) -> RunnerProcess:
+        return await RunnerProcess.spawn(version_id, self.root, self.env, self.dev, machine)
 
-    async def acquire(self, version_id: str) -> RunnerProcess:
+    async def acquire(self, version_id: str, machine: str = DEFAULT_MACHINE) -> RunnerProcess:
+        key = (version_id, machine)
         while True:
-            idle = self._idle.get(version_id, [])
+            idle = self._idle.get(key, [])
             while idle:
                 runner = idle.pop()
                 if runner.alive:
                     return runner
-            if not self._replacing.get(version_id):
-                return await self.spawn(version_id)
+            if not self._replacing.get(key):
+                return await self.spawn(version_id, machine)
             # A replacement is starting: take it rather than start one more runner.
             self._idle_added.clear()
             await self._idle_added.wait()
 
     def add_idle(self, runner: RunnerProcess) -> None:
         self._idle_added.set()
-        idle = self._idle.setdefault(runner.version_id, [])
-        if self.max_idle is not None and len(idle) >= self.max_idle:
+        if self.max_idle is not None and self._idle_count() >= self.max_idle and not self._evict_other(runner.key):
             # A replacement that arrived after its slot had started a runner of its own: surplus.
             self._in_background(runner.shutdown())
             return
-        idle.append(runner)
+        self._idle.setdefault(runner.key, []).append(runner)
 
-    def release(self, runner: RunnerProcess) -> None:
-        """Keep a healthy runner of the current version for the next run; retire the others in the
-        background (and start the replacement of one that served its runs), so no slot waits.
+    def _idle_count(self) -> int:
+        return sum(len(runners) for runners in self._idle.values())
+
+    def _evict_other(self, key: tuple[str, str]) -> bool:
+        """Make room for an idle runner of ``key`` by stopping an idle runner of the preset with the
+        most idle ones, if that is another preset: the presets in use keep their warm runners."""
+        fullest = max(self._idle, key=lambda k: len(self._idle[k]), default=None)
+        if fullest is None or fullest == key or not self._idle[fullest]:
+            return False
+        self._in_background(self._idle[fullest].pop(0).shutdown())
+        return True
+
+    def release(self, runner: RunnerProcess, over_memory: bool = False) -> None:
+        """Keep a healthy runner of the current version for the next run of its preset; retire the
+        others (``over_memory``: it still holds more than its preset allows) in the background, and
+        start the replacement of one that served its runs, so no slot waits.
         Runners that served their runs are retired one at a time: while a replacement starts, the
         others go on past their limit, so that the slots always have a runner to share (runners
         used in turn reach their limit together, and would otherwise all wait for a new one)."""
         current = runner.version_id == self.current_version
-        spent = runner.runs >= self.runs_per_process and not self._replacing.get(runner.version_id)
+        spent = over_memory or (runner.runs >= self.runs_per_process and not self._replacing.get(runner.key))
         if runner.alive and not spent and current:
             self.add_idle(runner)
             return
         self._in_background(runner.shutdown())
         if current and runner.alive:
             # Counted now, not when the task starts: the next release or acquire must see it.
-            self._replacing[runner.version_id] = self._replacing.get(runner.version_id, 0) + 1
-            self._in_background(self._replace(runner.version_id))
+            self._replacing[runner.key] = self._replacing.get(runner.key, 0) + 1
+            self._in_background(self._replace(runner.key))
 
-    async def _replace(self, version_id: str) -> None:
+    async def _replace(self, key: tuple[str, str]) -> None:
         """Start a replacement (counted in ``_replacing`` by ``release``)."""
         try:
-            fresh = await self.spawn(version_id)
+            fresh = await self.spawn(*key)
         except RunnerStartError:
             return  # the next acquire will try again and report the error with the run
         finally:
-            self._replacing[version_id] -= 1
+            self._replacing[key] -= 1
             self._idle_added.set()  # wake a waiting acquire either way
-        if version_id == self.current_version:
+        if fresh.version_id == self.current_version:
             self.add_idle(fresh)
         else:
             await fresh.shutdown()
@@ -265,8 +298,8 @@ class RunnerPool:
 
     async def retire_others(self, version_id: str) -> None:
         """Shut down idle runners of versions other than ``version_id`` (after a reload)."""
-        for vid in [v for v in self._idle if v != version_id]:
-            for runner in self._idle.pop(vid):
+        for key in [k for k in self._idle if k[0] != version_id]:
+            for runner in self._idle.pop(key):
                 await runner.shutdown()
 
     async def close(self) -> None:

@@ -101,7 +101,7 @@ class Runner:
             replaying=journal.replaying_here,
         )
         token = run_context.current.set(ctx)
-        attempt = run_hooks.Attempt(task.hooks, execution.payload, ctx)
+        attempt = run_hooks.Attempt(task.hooks, execution.payload, ctx, execution.retry_machine)
         attempt_token = run_hooks.current.set(attempt)
         locals_token = run_locals.start_run()
         journal_token = run_journal.current.set(journal)

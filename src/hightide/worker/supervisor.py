@@ -3,7 +3,8 @@ runner process and reports the outcome.
 
 Side tasks (named, watched by ``run``): ``claim`` (long-poll for work while slots are free),
 ``heartbeat`` (extend leases; learn which runs were cancelled), ``outbox`` (ship logs, then
-results, in batches). If one dies, the supervisor stops rather than limp on.
+results, in batches), ``memory`` (kill a runner over its machine preset's memory: the attempt
+fails with ``OutOfMemoryError``). If one dies, the supervisor stops rather than limp on.
 
 Shutdown order (``_shutdown``): stop claiming; give back at once the runs not started yet
 (prefetched, or brought by a claim in flight: a long-poll abandoned is released by its claim id);
@@ -25,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
+from hightide.core.machines import DEFAULT_MACHINE, preset
 from hightide.core.protocol import AttemptResult, ClaimMore, Execution, LogRecord, Registered, Span
 from hightide.core.protocol.fields import JSONObject
 from hightide.errors import TRANSIENT_ERRORS, HightideError
 from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
+from hightide.worker.memory import WATCH_INTERVAL, MemoryReader, megabytes, process_memory
 from hightide.worker.outbox import Outbox, Outcome
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
 from hightide.worker.releases import Releaser
@@ -52,6 +55,7 @@ class WorkerOptions:
     kill_grace: float = 2.0
     dev: bool = False
     runner_env: dict[str, str] = field(default_factory=dict)
+    machine_memory_scale: float = 1.0  # times each preset's memory (a small host: below 1)
 
 
 @dataclass
@@ -65,6 +69,7 @@ class _Active:
     released: bool = False  # stopped to be given back to the queue, not cancelled
     cancelled: bool = False  # stopped because the run was cancelled: its on_cancel hooks run first
     cancelling: asyncio.Task[None] | None = None
+    out_of_memory: int | None = None  # the memory (bytes) it was killed at, over its machine's limit
 
 
 class Supervisor:
@@ -90,6 +95,8 @@ class Supervisor:
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._hooks: set[asyncio.Task[None]] = set()  # final hooks running for crashed runs
+        self.usual_machine = DEFAULT_MACHINE  # the preset most tasks of the version use: prewarmed
+        self._memory = MemoryReader()
 
     # -- versions ----------------------------------------------------------------------------
     async def load_version(self) -> Registered:
@@ -103,6 +110,7 @@ class Supervisor:
                 await runner.shutdown()
                 raise
             runner.version_id = version.version_id
+            runner.machine = self.usual_machine = _usual_machine(runner.manifest)  # it has run nothing yet
             self.lease_seconds = float(version.lease_seconds)
             self.version = version
             self.pool.current_version = version.version_id
@@ -134,7 +142,7 @@ class Supervisor:
             if not self._claiming or self.pool.current_version != vid:
                 return
             with contextlib.suppress(RunnerStartError):
-                self.pool.add_idle(await self.pool.spawn(vid))
+                self.pool.add_idle(await self.pool.spawn(vid, self.usual_machine))
 
     # -- the service -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, cancel_on_stop: bool = False) -> None:
@@ -146,6 +154,7 @@ class Supervisor:
             asyncio.create_task(self._claim_loop(), name="claim"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._outbox_loop(), name="outbox"),
+            asyncio.create_task(self._watch_memory(), name="memory"),
             asyncio.create_task(self.prewarm(), name="prewarm"),
         }
         stop_task = asyncio.create_task(stop.wait(), name="stop")
@@ -298,14 +307,17 @@ class Supervisor:
             active.started = time.monotonic()
             self.on_event(RunEvent("run", execution.task_id, run_id, execution.attempt, "EXECUTING", None, "started"))
             assert self.version is not None
-            runner = await self.pool.acquire(self.version.version_id)
+            runner = await self.pool.acquire(self.version.version_id, execution.machine)
             active.runner = runner
             async with asyncio.timeout(execution.max_duration):
                 # Suspended (``waiting_on``) or not, the runner's result is what the server is told.
                 result = await runner.execute(execution, self._on_record)
-            self.pool.release(runner)
+            self.pool.release(runner, over_memory=self._over_memory(runner))
         except RunnerDied as died:
-            result = None if active.stopping else _failed(execution, "RunnerCrashed", str(died), FailureKind.CRASH)
+            if active.out_of_memory is not None:
+                result = _failed(execution, "OutOfMemoryError", self._oom_message(active), FailureKind.OUT_OF_MEMORY)
+            else:
+                result = None if active.stopping else _failed(execution, "RunnerCrashed", str(died), FailureKind.CRASH)
             crashed = True
         except TimeoutError:
             await self._kill(active)
@@ -367,6 +379,50 @@ class Supervisor:
                 time=record.time,
                 attributes=record.attributes,
             )
+        )
+
+    # -- machines ----------------------------------------------------------------------------
+    def memory_limit(self, machine: str | None) -> int:
+        return preset(machine).memory_limit(self.options.machine_memory_scale)
+
+    def _over_memory(self, runner: RunnerProcess) -> bool:
+        """A runner that still holds more than its preset allows after a run is not reused (its
+        own memory only: reading its children's would cost a pass over every process per run)."""
+        return process_memory(runner.pid) > self.memory_limit(runner.machine)
+
+    async def _watch_memory(self) -> None:
+        """Every ``WATCH_INTERVAL``, read the memory of each runner executing a run (with the
+        processes it started) and kill those over their machine's limit: the attempt then fails
+        with ``OutOfMemoryError`` (see ``_execute``)."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            watched = [
+                a
+                for a in self.active.values()
+                if a.runner is not None and a.running and not a.stopping and a.runner.alive
+            ]
+            usage = self._memory.read(a.runner.pid for a in watched if a.runner is not None)
+            for active in watched:
+                assert active.runner is not None
+                used = usage.get(active.runner.pid, 0)
+                if used > self.memory_limit(active.execution.machine) and active.out_of_memory is None:
+                    active.out_of_memory = used
+                    active.runner.kill_tree()
+
+    def _oom_message(self, active: _Active) -> str:
+        machine = preset(active.execution.machine)
+        limit = megabytes(self.memory_limit(machine.name))
+        scale = self.options.machine_memory_scale
+        scaled = "" if scale == 1 else f", scaled by --machine-memory-scale {scale:g}"
+        retry = (
+            f"; the task's retry moves it to {active.execution.retry_machine}"
+            if active.execution.retry_machine and active.execution.attempt < active.execution.max_attempts
+            else '; choose a bigger machine (machine="large-1x"), or retry on one with '
+            'retry={"out_of_memory": {"machine": "large-1x"}}'
+        )
+        return (
+            f"the run used {megabytes(active.out_of_memory or 0)}, over the {limit} of machine {machine.name} "
+            f"({machine.describe()}{scaled}), and its runner was killed{retry}"
         )
 
     # -- heartbeats and cancellation ----------------------------------------------------------
@@ -485,7 +541,7 @@ class Supervisor:
             return
         runner: RunnerProcess | None = None
         try:
-            runner = await self.pool.acquire(self.version.version_id)
+            runner = await self.pool.acquire(self.version.version_id, execution.machine)
             async with asyncio.timeout(FINAL_HOOKS_SECONDS):
                 await runner.final_hooks(execution, error, self._on_record)
             self.pool.release(runner)
@@ -497,6 +553,15 @@ class Supervisor:
         finally:
             if runner is not None:
                 await runner.stop(self.options.kill_grace)
+
+
+def _usual_machine(manifest: dict[str, Any]) -> str:
+    """The machine preset most of a manifest's tasks run on (the default for a tie or none)."""
+    counts: dict[str, int] = {}
+    for task in manifest.get("tasks", ()):
+        machine = task.get("machine") or DEFAULT_MACHINE
+        counts[machine] = counts.get(machine, 0) + 1
+    return max(counts, key=lambda m: (counts[m], m == DEFAULT_MACHINE), default=DEFAULT_MACHINE)
 
 
 async def _cancel_hooks(runner: RunnerProcess) -> None:

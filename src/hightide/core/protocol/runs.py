@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from hightide.core.machines import DEFAULT_MACHINE
 from hightide.core.protocol.fields import (
     Count,
     Doc,
@@ -56,6 +57,8 @@ class Execution:
     environment: str = "dev"
     version: str | None = None
     trace: AttemptSpan | None = None
+    machine: str = DEFAULT_MACHINE  # the preset this attempt runs on: its runner's memory limit
+    retry_machine: str | None = None  # where an out-of-memory failure of it retries (None: it is final)
 
 
 @dataclass(frozen=True, kw_only=True)

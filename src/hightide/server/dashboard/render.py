@@ -14,6 +14,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from hightide.core.machines import preset
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_URL = "/static"
@@ -89,6 +91,7 @@ def _environment() -> Environment:
     env.globals["static_url"] = static_url
     env.filters.update(when=when, iso=iso, ago=ago, status_label=status_label)
     env.globals["duration"] = duration
+    env.globals["machine"] = preset
     return env
 
 
