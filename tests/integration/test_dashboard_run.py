@@ -72,6 +72,7 @@ def test_the_page_shows_everything_a_run_has(signed_in: httpx.Client, client: Cl
         "Wait for ",
         "Replay",
         "Details",
+        "small-1x · 0.5 vCPU, 0.5 GB",  # its machine
     ):
         assert expected in shown, expected
     assert "Cancel run" not in shown  # finished: nothing to cancel

@@ -5,8 +5,8 @@ import random
 import pytest
 
 from hightide.core.failures import Failure, FailureKind
-from hightide.core.retry import RetryPolicy, decide_failure
 from hightide.core.machines import PRESETS
+from hightide.core.retry import RetryPolicy, decide_failure
 from hightide.errors import AbortTaskRunError, OutOfMemoryError, ValidationError
 
 

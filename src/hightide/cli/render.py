@@ -211,6 +211,7 @@ def print_run(console: Console, run: dict[str, Any]) -> None:
         ("delayed until", _when(run.get("delay_until")) + _in(run.get("delay_until"))),
         ("version", run.get("version") or ""),
         ("queue", run.get("queue") or ""),
+        ("machine", run.get("machine") or ""),
         ("tags", ", ".join(run.get("tags") or [])),
         ("idempotency key", run.get("idempotency_key") or ""),
         ("parent", run.get("parent_run_id") or ""),

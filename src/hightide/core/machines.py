@@ -58,4 +58,3 @@ def check_machine(value: Any, field: str = "machine") -> str:
 def preset(name: str | None) -> Machine:
     """The preset named ``name`` (the default for ``None``, or a name this version does not know)."""
     return PRESETS.get(name or DEFAULT_MACHINE) or PRESETS[DEFAULT_MACHINE]
-
