@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hightide import Run, RunStatus
 from tests.acceptance.conftest import Dev, pid_alive
-from tests.support import assert_eventually
+from tests.support import assert_eventually, wait_finished
 
 TIMEOUT = 40.0
 
@@ -54,12 +54,8 @@ TASKS = """
 
 
 def finished(dev: Dev, run_id: str) -> Run:
-    def done() -> Run:
-        run = dev.client.runs.retrieve(run_id)
-        assert run.is_finished, f"{run_id} is {run.status}"
-        return run
-
-    return assert_eventually(done, timeout=TIMEOUT, interval=0.1)
+    run: Run = wait_finished(dev.client, run_id, timeout=TIMEOUT)
+    return run
 
 
 def test_memory_limits_out_of_memory_retries_and_separate_runners(
