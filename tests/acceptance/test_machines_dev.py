@@ -21,7 +21,7 @@ TASKS = """
     import sys
     from pathlib import Path
 
-    from hightide import Context, metadata, task
+    from hightide import Context, task
 
     MB = 1024 * 1024
     QUICK = {"min_timeout": 0.1, "max_timeout": 0.1, "randomize": False}
@@ -42,8 +42,7 @@ TASKS = """
     async def hungry_child(payload: dict) -> None:
         # The memory is in a process the run started: it counts against the run's machine.
         child = subprocess.Popen([sys.executable, "-c", "import time; x = b'x' * (200 << 20); time.sleep(60)"])
-        metadata.set("child", child.pid)
-        await metadata.flush()
+        Path(payload["child"]).write_text(str(child.pid))  # at once, before the child has allocated
         await asyncio.sleep(30)
 
 
@@ -77,11 +76,11 @@ def test_memory_limits_out_of_memory_retries_and_separate_runners(
 
     # With no machine to retry on, out of memory is final, whatever attempts are left; the memory
     # was in a child process, which is killed too; on_failure runs (in a fresh runner).
-    log = tmp_path / "on_failure.txt"
-    crashed = finished(server, client.trigger("hungry-child", {"log": str(log)}).id)
+    log, child = tmp_path / "on_failure.txt", tmp_path / "child.pid"
+    crashed = finished(server, client.trigger("hungry-child", {"log": str(log), "child": str(child)}).id)
     assert crashed.status == RunStatus.CRASHED and crashed.attempt_count == 1
     assert (crashed.error or {})["name"] == "OutOfMemoryError"
-    assert not pid_alive(crashed.metadata["child"])
+    assert_eventually(lambda: not pid_alive(int(child.read_text())), timeout=10, what="the child to be killed")
     assert_eventually(lambda: log.exists(), timeout=TIMEOUT, what="on_failure to run")
     assert log.read_text().startswith("micro AttemptFailedError OutOfMemoryError: the run used")
 
