@@ -33,7 +33,7 @@ from hightide.errors import TRANSIENT_ERRORS, HightideError
 from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
-from hightide.worker.memory import WATCH_INTERVAL, MemoryReader, megabytes, process_memory
+from hightide.worker.memory import WATCH_INTERVAL, MemoryReader, megabytes
 from hightide.worker.outbox import Outbox, Outcome
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
 from hightide.worker.releases import Releaser
@@ -388,7 +388,7 @@ class Supervisor:
     def _over_memory(self, runner: RunnerProcess) -> bool:
         """A runner that still holds more than its preset allows after a run is not reused (its
         own memory only: reading its children's would cost a pass over every process per run)."""
-        return process_memory(runner.pid) > self.memory_limit(runner.machine)
+        return self._memory.alone(runner.pid) > self.memory_limit(runner.machine)
 
     async def _watch_memory(self) -> None:
         """Every ``WATCH_INTERVAL``, read the memory of each runner executing a run (with the
