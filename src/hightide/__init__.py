@@ -29,7 +29,7 @@ from hightide.errors import (
     ValidationError,
     WaitpointTimeoutError,
 )
-from hightide.sdk import auth, queues, runs, schedules
+from hightide.sdk import alerts, auth, queues, runs, schedules
 from hightide.sdk.client import AsyncClient
 from hightide.sdk.context import Context
 from hightide.sdk.defaults import configure
@@ -39,6 +39,8 @@ from hightide.sdk.locals import locals
 from hightide.sdk.logger import logger
 from hightide.sdk.metadata import metadata
 from hightide.sdk.models import (
+    AlertDelivery,
+    AlertInfo,
     BatchHandle,
     BatchResult,
     BulkAction,
@@ -59,6 +61,8 @@ from hightide.sdk.waits import wait
 
 __all__ = [
     "AbortTaskRunError",
+    "AlertDelivery",
+    "AlertInfo",
     "AsyncClient",
     "AuthenticationError",
     "BatchHandle",
@@ -94,6 +98,7 @@ __all__ = [
     "WaitInfo",
     "WaitpointTimeoutError",
     "WaitpointTokenResult",
+    "alerts",
     "auth",
     "configure",
     "define_config",

@@ -4,6 +4,7 @@ the same due runs enqueue each once, without errors in either log."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from hightide import Client
 from tests.acceptance.conftest import Background, hightide, pid_alive, runner_pids, wait_until_serving
 from tests.support import assert_eventually, free_port, fresh_postgres_database
+from tests.webhooks import webhook_receiver
 
 TIMEOUT = 60.0
 
@@ -33,6 +35,11 @@ TASKS = """
     @task(id="noop")
     async def noop(payload: dict) -> int:
         return payload["i"]
+
+
+    @task(id="declined", retry={"max_attempts": 1})
+    async def declined(payload: dict) -> None:
+        raise ValueError(f"card {payload['i']} declined")
 """
 
 
@@ -131,4 +138,24 @@ def test_two_servers_enqueue_each_of_200_delayed_runs_once(
         runs = assert_eventually(all_completed, timeout=TIMEOUT, interval=0.5, what="the 200 runs to complete")
     assert [r.output for r in runs] == list(range(200))
     assert {r.attempt_count for r in runs} == {1}, "each run was enqueued and executed once"
+    servers.assert_quiet()
+
+
+def test_two_servers_send_each_failed_runs_alert_once(
+    project: Callable[..., Path], servers: Servers, worker: Callable[..., Background]
+) -> None:
+    root = project({"trigger/tasks.py": TASKS})
+    worker(root, servers.urls[1], servers.key, "--concurrency", "4")
+    with webhook_receiver() as hook, servers.client(0) as a:
+        alert = a.alerts.create(url=hook.url, events=["run.failed"])
+        ids = [h.id for h in a.batch_trigger([{"task": "declined", "payload": {"i": i}} for i in range(60)]).runs]
+        # Both servers' deliverers race for the same deliveries: each still goes out once.
+        assert_eventually(
+            lambda: len(a.alerts.deliveries(alert.id, status="DELIVERED", limit=100)) == 60,
+            timeout=TIMEOUT,
+            interval=0.5,
+            what="sixty alerts delivered",
+        )
+        sent = [json.loads(r.body)["data"]["run"]["id"] for r in hook.requests]
+    assert sorted(sent) == sorted(ids), "each failed run's alert was sent exactly once"
     servers.assert_quiet()

@@ -14,6 +14,7 @@
 | ``bulk`` | ``bulk.py`` | bulk actions: cancel or replay many runs in the background, with progress |
 | ``retention`` | ``retention.py`` | deleting finished runs past the retention period, in small batches |
 | ``schedules`` | ``schedules.py`` | cron schedules (imperative and declarative); firing their ticks, each once |
+| ``alerts`` | ``alerts.py`` | webhooks for ``run.failed`` and their deliveries (sent by the server) |
 | ``public_tokens`` | ``public_tokens.py`` | signed, read-only public access tokens |
 | ``realtime`` | ``realtime.py`` | the hub: live run states for subscribers, from the store's changes |
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from hightide.engine.alerts import Alerts
 from hightide.engine.base import Clock, EngineCore, EngineSettings
 from hightide.engine.bulk import BulkActions
 from hightide.engine.control import Control
@@ -62,6 +64,7 @@ class RunEngine:
         self.retention = Retention(self.core)
         self.bulk = BulkActions(self.core, self.control)
         self.schedules = Schedules(self.core, self.triggering)
+        self.alerts = Alerts(self.core)
         self.public_tokens = PublicTokens(self.core)
         self.realtime = RealtimeHub(self.core)
 

@@ -13,6 +13,7 @@ from hightide.config import client_settings
 from hightide.core.machines import check_machine
 from hightide.core.options import TRIGGER_OPTIONS, OptionKind
 from hightide.sdk import realtime
+from hightide.sdk.alerts_client import AlertsClient
 from hightide.sdk.bulk import BulkClient, run_filter
 from hightide.sdk.http import ApiSession
 from hightide.sdk.models import BatchHandle, LogRecord, QueueInfo, Run, RunHandle, ScheduleInfo, Token, _time
@@ -375,6 +376,7 @@ class AsyncClient:
         self.auth = AuthClient(self.session)
         self.queues = QueuesClient(self.session)
         self.schedules = SchedulesClient(self.session)
+        self.alerts = AlertsClient(self.session)
 
     @property
     def api_url(self) -> str:

@@ -327,3 +327,81 @@ class WaitpointTokenResult(Generic[T]):
         if not self.ok:
             raise self.error or WaitpointTimeoutError("the waitpoint token did not complete")
         return self.output  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class AlertInfo:
+    """A webhook: ``events`` of the environment (``run.failed``) are POSTed to ``url``, signed with
+    ``secret`` (given by ``alerts.create`` and ``alerts.retrieve``, None in listings)."""
+
+    id: str
+    url: str
+    events: list[str]
+    enabled: bool = True
+    description: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlertInfo:
+        return cls(
+            id=data["id"],
+            url=data["url"],
+            events=list(data.get("events") or []),
+            enabled=bool(data.get("enabled", True)),
+            description=data.get("description"),
+            secret=data.get("secret"),
+            created_at=_time(data.get("created_at")),
+            updated_at=_time(data.get("updated_at")),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryTry:
+    """One try of a delivery: the receiver's ``status_code`` (None: no answer) or the ``error``."""
+
+    at: datetime | None
+    status_code: int | None
+    error: str | None
+    duration_ms: float | None
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """One event sent to one webhook: ``status`` ``PENDING`` (``next_try_at``), ``DELIVERED`` (a 2xx
+    answer) or ``FAILED`` (the tries ran out); ``log`` its tries, oldest first; ``body`` the event
+    sent (from ``alerts.delivery`` only)."""
+
+    id: str
+    alert_id: str
+    event_id: str
+    event: str
+    status: str
+    tries: int
+    run_id: str | None = None
+    next_try_at: datetime | None = None
+    created_at: datetime | None = None
+    delivered_at: datetime | None = None
+    log: list[DeliveryTry] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlertDelivery:
+        return cls(
+            id=data["id"],
+            alert_id=data["alert_id"],
+            event_id=data["event_id"],
+            event=data["event"],
+            status=data["status"],
+            tries=int(data.get("tries", 0)),
+            run_id=data.get("run_id"),
+            next_try_at=_time(data.get("next_try_at")),
+            created_at=_time(data.get("created_at")),
+            delivered_at=_time(data.get("delivered_at")),
+            log=[
+                DeliveryTry(_time(t.get("at")), t.get("status_code"), t.get("error"), t.get("duration_ms"))
+                for t in data.get("log") or []
+            ],
+            body=data.get("body"),
+        )

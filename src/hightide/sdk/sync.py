@@ -10,12 +10,23 @@ import asyncio
 import builtins
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
 from hightide.sdk.client import AsyncClient
-from hightide.sdk.models import BatchHandle, BulkAction, LogRecord, QueueInfo, Run, RunHandle, ScheduleInfo, Token
+from hightide.sdk.models import (
+    AlertDelivery,
+    AlertInfo,
+    BatchHandle,
+    BulkAction,
+    LogRecord,
+    QueueInfo,
+    Run,
+    RunHandle,
+    ScheduleInfo,
+    Token,
+)
 
 
 class _Loop:
@@ -214,6 +225,44 @@ class SyncSchedules:
         return self._loop.call(self._client.schedules.timezones())
 
 
+class SyncAlerts:
+    """Alerts, blocking (``Client().alerts.create(url=..., events=["run.failed"])``)."""
+
+    def __init__(self, loop: _Loop, client: AsyncClient) -> None:
+        self._loop, self._client = loop, client
+
+    def create(
+        self, *, url: str, events: Iterable[str], description: str | None = None, enabled: bool = True
+    ) -> AlertInfo:
+        return self._loop.call(
+            self._client.alerts.create(url=url, events=events, description=description, enabled=enabled)
+        )
+
+    def list(self) -> builtins.list[AlertInfo]:
+        return self._loop.call(self._client.alerts.list())
+
+    def retrieve(self, alert_id: str) -> AlertInfo:
+        return self._loop.call(self._client.alerts.retrieve(alert_id))
+
+    def update(self, alert_id: str, **changes: Any) -> AlertInfo:
+        return self._loop.call(self._client.alerts.update(alert_id, **changes))
+
+    def delete(self, alert_id: str) -> None:
+        self._loop.call(self._client.alerts.delete(alert_id))
+
+    def test(self, alert_id: str) -> AlertDelivery:
+        return self._loop.call(self._client.alerts.test(alert_id))
+
+    def deliveries(self, alert_id: str, *, status: str | None = None, limit: int = 50) -> builtins.list[AlertDelivery]:
+        return self._loop.call(self._client.alerts.deliveries(alert_id, status=status, limit=limit))
+
+    def delivery(self, alert_id: str, delivery_id: str) -> AlertDelivery:
+        return self._loop.call(self._client.alerts.delivery(alert_id, delivery_id))
+
+    def redeliver(self, alert_id: str, delivery_id: str) -> AlertDelivery:
+        return self._loop.call(self._client.alerts.redeliver(alert_id, delivery_id))
+
+
 class Client:
     """Blocking client.
 
@@ -237,6 +286,7 @@ class Client:
         self.auth = SyncAuth(self._loop, self._client)
         self.queues = SyncQueues(self._loop, self._client)
         self.schedules = SyncSchedules(self._loop, self._client)
+        self.alerts = SyncAlerts(self._loop, self._client)
 
     @staticmethod
     async def _make(

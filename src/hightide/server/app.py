@@ -22,6 +22,7 @@ from hightide.server import (
     dashboard,
     docs,
     errors,
+    routes_alerts,
     routes_metadata,
     routes_queues,
     routes_realtime,
@@ -30,6 +31,7 @@ from hightide.server import (
     routes_waitpoints,
     routes_worker,
 )
+from hightide.server.alert_delivery import AlertDeliverer
 from hightide.server.cors import PublicCors
 from hightide.server.limits import BodyLimit
 from hightide.store import Store, open_store
@@ -76,12 +78,17 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
         engine.attach(asyncio.get_running_loop())
         store.start()
         scheduler = Scheduler(engine, purge_every=settings.purge_every)
-        task = asyncio.create_task(scheduler.run(), name="hightide-scheduler")
+        deliverer = AlertDeliverer(engine, settings.public_url)
+        tasks = [
+            asyncio.create_task(scheduler.run(), name="hightide-scheduler"),
+            asyncio.create_task(deliverer.run(), name="hightide-alerts"),
+        ]
         try:
             yield
         finally:
             scheduler.stop()
-            await task
+            deliverer.stop()
+            await asyncio.gather(*tasks)
             engine.detach()
             store.close()
 
@@ -111,6 +118,7 @@ def create_app(settings: ServerSettings, store: Store | None = None) -> FastAPI:
     app.include_router(routes_metadata.router)
     app.include_router(routes_queues.router)
     app.include_router(routes_schedules.router)
+    app.include_router(routes_alerts.router)
     routes_realtime.install(app, settings.realtime_heartbeat)
 
     @app.get("/healthz", include_in_schema=False)

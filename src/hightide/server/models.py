@@ -264,3 +264,25 @@ class UpdateScheduleBody(StrictBody):
     cron: CronPattern | None = None
     timezone: TimezoneName | None = None
     external_id: IdempotencyKey | None = None
+
+
+WebhookUrl = Annotated[str, _length(2048), NUL, NUL_SCHEMA]
+AlertEvents = Annotated[
+    list[Kind],
+    Field(min_length=1, max_length=10, description="the events sent: run.failed (deployment events come with deploys)"),
+]
+
+
+class CreateAlertBody(StrictBody):
+    url: WebhookUrl = Field(..., description="where each event is POSTed (http or https)")
+    events: AlertEvents
+    description: Name | None = Field(None, description="what the webhook is for, shown in listings")
+    enabled: bool = True
+
+
+class UpdateAlertBody(StrictBody):
+    url: WebhookUrl | None = None
+    events: AlertEvents | None = None
+    description: Annotated[str, _length(limits.MAX_NAME_LENGTH, 0), NUL, NUL_SCHEMA] | None = None
+    enabled: bool | None = None
+    rotate_secret: bool = Field(False, description="make a new signing secret; the old one stops at once")

@@ -8,6 +8,7 @@ cannot carry (NaN, Infinity) as null.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from hightide.core.tracing import attempt_span_id
 from hightide.engine.queues import QueueState
 from hightide.engine.schedules import ScheduleState
 from hightide.engine.traces import Trace, trace_ids
+from hightide.store.alerts import Alert, Delivery
 from hightide.store.records import Attempt, BulkAction, LogEntry, Run, SpanRecord, Waitpoint
 
 _LAST = datetime.max.replace(tzinfo=UTC)
@@ -209,6 +211,50 @@ def schedule_json(state: ScheduleState) -> dict[str, Any]:
         "created_at": iso(s.created_at),
         "updated_at": iso(s.updated_at),
     }
+
+
+def alert_json(alert: Alert, *, secret: bool = False) -> dict[str, Any]:
+    """A webhook; its signing ``secret`` only when asked for (on create and retrieve)."""
+    body: dict[str, Any] = {
+        "id": alert.id,
+        "url": alert.url,
+        "events": alert.events,
+        "description": alert.description,
+        "enabled": alert.enabled,
+        "created_at": iso(alert.created_at),
+        "updated_at": iso(alert.updated_at),
+    }
+    if secret:
+        body["secret"] = alert.secret
+    return body
+
+
+def delivery_json(delivery: Delivery, *, body: bool = False) -> dict[str, Any]:
+    """A delivery with its tries, oldest first; the event it sends (``body``) only when asked for."""
+    found: dict[str, Any] = {
+        "id": delivery.id,
+        "alert_id": delivery.alert_id,
+        "event_id": delivery.event_id,
+        "event": delivery.event,
+        "run_id": delivery.run_id,
+        "status": delivery.status,
+        "tries": delivery.tries,
+        "next_try_at": iso(delivery.next_try_at),
+        "created_at": iso(delivery.created_at),
+        "delivered_at": iso(delivery.delivered_at),
+        "log": [
+            {
+                "at": iso(t.get("at")),
+                "status_code": t.get("status_code"),
+                "error": t.get("error"),
+                "duration_ms": number(t.get("duration_ms")),
+            }
+            for t in delivery.log
+        ],
+    }
+    if body:
+        found["body"] = json.loads(delivery.body) if delivery.body else None
+    return found
 
 
 def token_json(token: Waitpoint, url: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from hightide.store.alerts import AlertOps
 from hightide.store.bulk import BulkOps
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
@@ -37,7 +38,7 @@ class Store:
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
     sessions. ``live``: the reads of live views (realtime). ``retention``: deleting finished runs past
     the retention period. ``bulk``: bulk actions and their progress. ``schedules``: cron schedules and
-    their firing, each tick once."""
+    their firing, each tick once. ``alerts``: webhooks and their deliveries."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -54,6 +55,7 @@ class Store:
         self.live = LiveOps(seam)
         self.retention = RetentionOps(seam)
         self.bulk = BulkOps(seam)
+        self.alerts = AlertOps(seam)
 
     @property
     def engine(self) -> Engine:

@@ -12,9 +12,11 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, literal, or_, select, update
 
+from hightide.core.alerts import FAILED_FOR_ALERTS
 from hightide.core.states import FINAL_STATUSES, RunStatus
 from hightide.errors import ServerError, ValidationError
 from hightide.store import schema as t
+from hightide.store.alert_events import failed_runs
 from hightide.store.changes import Change, ChangeKind, run_change
 from hightide.store.records import (
     Attempt,
@@ -281,9 +283,11 @@ class RunOps:
 
     def _after_updates(self, conn: Connection, changes: Sequence[RunChange], now: float) -> None:
         """In the same transaction, after the runs' own rows: whoever waits on the runs that just
-        finished is queued again (one batch, rows locked in id order)."""
+        finished is queued again (one batch, rows locked in id order), and the webhooks of runs that
+        failed for good get their ``run.failed`` deliveries."""
         final = {c.run_id: c.values["status"] for c in changes if c.values.get("status") in FINAL_VALUES}
         self._seam.publish(conn, *finish_awaited(conn, final, now))
+        failed_runs(conn, [run_id for run_id, status in final.items() if status in ALERTED_VALUES], now)
 
     def reset_idempotency_key(self, environment_id: str, task_id: str, key: str) -> int:
         """Forget ``key`` for ``task_id``: the next trigger with it creates a new run. Returns how many
@@ -359,6 +363,7 @@ class RunOps:
 
 
 FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
+ALERTED_VALUES = frozenset(s.value for s in FAILED_FOR_ALERTS)
 ACTIVE_STATUSES = (RunStatus.QUEUED.value, RunStatus.EXECUTING.value)
 
 

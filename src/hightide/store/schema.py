@@ -364,6 +364,47 @@ bulk_actions = Table(
 Index("ix_bulk_actions_status", bulk_actions.c.status, bulk_actions.c.created_at)
 Index("ix_bulk_actions_list", bulk_actions.c.environment_id, bulk_actions.c.created_at, bulk_actions.c.id)
 
+# Alerts: webhooks an environment's events are POSTed to, signed with the webhook's secret.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("environment_id", String(64), ForeignKey("environments.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("events", Text, nullable=False),  # JSON: ["run.failed"]
+    Column("secret", String(128), nullable=False),
+    Column("description", String(256)),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_alerts_list", alerts.c.environment_id, alerts.c.created_at, alerts.c.id)
+
+# One event to one webhook, inserted in the transaction that made the event (a run's final failure),
+# tried until the receiver answers 2xx or the tries run out; `log` keeps its last tries.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("alert_id", String(64), ForeignKey("alerts.id"), nullable=False),
+    Column("environment_id", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("run_id", String(64)),
+    Column("status", String(16), nullable=False),  # PENDING | DELIVERED | FAILED
+    Column("tries", Integer, nullable=False),
+    Column("next_try_at", Float),
+    Column("lease_until", Float),
+    Column("lease_owner", String(64)),
+    Column("body", Text),  # the JSON sent, fixed at the first try
+    Column("log", Text, nullable=False),  # JSON: [{"at", "status_code", "error", "duration_ms"}]
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("delivered_at", Float),
+)
+Index("ix_alert_deliveries_due", alert_deliveries.c.status, alert_deliveries.c.next_try_at)
+Index("ix_alert_deliveries_list", alert_deliveries.c.alert_id, alert_deliveries.c.created_at, alert_deliveries.c.id)
+
 secrets = Table(
     "secrets",
     metadata,

@@ -1,0 +1,112 @@
+"""``AlertDeliverer``: sends alerts' deliveries, a background service of every server.
+
+It takes the deliveries due (leased, so that two servers never send one at once), POSTs each event
+to its webhook signed with the webhook's secret (``core/alerts.py``), and records the try: a 2xx
+answer delivers it, anything else (another status, a timeout, a refused connection) is tried again
+later. Redirects are not followed. The body of a delivery is built at its first try and kept, so
+every retry (and a redelivery) sends the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import anyio
+import httpx
+
+from hightide.core.alerts import (
+    ALERT_TEST,
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    REQUEST_TIMEOUT,
+    SIGNATURE_HEADER,
+    signature,
+)
+from hightide.engine import RunEngine
+from hightide.server.serialize import iso, run_json
+from hightide.store.alerts import Alert, Delivery, Try
+from hightide.store.records import dumps
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR = 300  # characters of a receiver's answer kept in the log
+
+
+class AlertDeliverer:
+    def __init__(
+        self, engine: RunEngine, public_url: str | None = None, poll: float = 1.0, concurrency: int = 8
+    ) -> None:
+        self.engine = engine
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.poll = poll
+        self.concurrency = concurrency
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, follow_redirects=False, limits=limits) as client:
+            while not self._stop.is_set():
+                try:
+                    due = await anyio.to_thread.run_sync(self.engine.alerts.take_due, self.concurrency)
+                    await asyncio.gather(*(self._send(client, d, a) for d, a in due))
+                except Exception:  # a database hiccup must not stop deliveries: log, wait, go on
+                    log.exception("alert deliveries pass failed; retrying")
+                    due = []
+                if len(due) < self.concurrency:  # a full batch means more may be due: go on at once
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), timeout=self.poll)
+
+    async def _send(self, client: httpx.AsyncClient, delivery: Delivery, alert: Alert) -> None:
+        body: str = delivery.body if delivery.body else await anyio.to_thread.run_sync(self.body, delivery)
+        sent_at = time.time()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Hightide-Alerts/1",
+            SIGNATURE_HEADER: signature(alert.secret, int(sent_at), body.encode()),
+            EVENT_HEADER: delivery.event,
+            DELIVERY_HEADER: delivery.id,
+        }
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = await client.post(alert.url, content=body.encode(), headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"HTTP {status}: {response.text[:MAX_ERROR]}".rstrip(": ")
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR] if str(exc) else type(exc).__name__
+        tried = Try(sent_at, status, error, round((time.time() - sent_at) * 1000, 1))
+        await anyio.to_thread.run_sync(self.engine.alerts.record, delivery, body, tried)
+
+    def body(self, delivery: Delivery) -> str:
+        """The event a delivery sends, as JSON (blocking: reads the run)."""
+        env = self.engine.store.environments.get_environment_by_id(delivery.environment_id)
+        data: dict[str, Any]
+        if delivery.event == ALERT_TEST:
+            data = {"message": "A test event from Hightide: this webhook is reachable."}
+        else:
+            run = self.engine.store.runs.get_run(delivery.run_id) if delivery.run_id else None
+            data = {"run": run_json(run) if run is not None else {"id": delivery.run_id}}
+            if env is not None and self.public_url:
+                data["dashboard_url"] = (
+                    f"{self.public_url}/projects/{env.project_slug}/env/{env.slug}/runs/{delivery.run_id}"
+                )
+        event = {
+            "id": delivery.event_id,
+            "type": delivery.event,
+            "created_at": iso(delivery.created_at),
+            "environment": {
+                "id": delivery.environment_id,
+                "slug": env.slug if env else None,
+                "project": env.project_slug if env else None,
+            },
+            "data": data,
+        }
+        return dumps(event)
