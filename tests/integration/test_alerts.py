@@ -5,6 +5,8 @@ and logged; what did not fail, and disabled webhooks, send nothing."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 
 from hightide import Client, ValidationError, alerts
-from tests.integration.conftest import Stack
+from tests.integration.conftest import CLI, Stack
 from tests.support import assert_eventually, free_port
 from tests.webhooks import webhook_receiver
 
@@ -163,3 +165,35 @@ def test_each_delivery_is_sent_once_by_the_stack(staging: Client, stack: Stack) 
         sent = [json.loads(r.body)["data"]["run"]["id"] for r in hook.requests]
         assert sorted(sent) == sorted(ids)
         staging.alerts.delete(alert.id)
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)  # the shell speaks to the API alike on both
+def test_the_shell_creates_tests_lists_disables_and_deletes_a_webhook(stack: Stack) -> None:
+    env = {**os.environ, "HIGHTIDE_API_URL": stack.url, "HIGHTIDE_SECRET_KEY": stack.key_for("staging")}
+
+    def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run([*CLI, "alerts", *args], capture_output=True, text=True, env=env, timeout=60)
+        assert (out.returncode == 0) == ok, out.stdout + out.stderr
+        return out
+
+    with webhook_receiver() as hook:
+        made = cli("create", "--url", hook.url, "--description", "pager").stdout
+        alert_id = made.split()[0]
+        assert alert_id.startswith("alert_") and "signing secret: whsec_" in made and "run.failed" in made
+        assert alert_id in cli("list").stdout
+        sent = json.loads(cli("test", alert_id, "--json").stdout)
+        assert sent["event"] == "alert.test"
+        assert_eventually(lambda: len(hook.requests) == 1, what="the test event")
+
+        def delivered() -> str:
+            table = cli("deliveries", alert_id, "--status", "DELIVERED").stdout
+            assert sent["id"] in table and "alert.test" in table, table
+            return table
+
+        assert "200" in assert_eventually(delivered, what="the test delivery logged")
+        assert "disabled" in cli("disable", alert_id).stdout
+        assert json.loads(cli("get", alert_id, "--json").stdout)["enabled"] is False
+        refused = cli("create", "--url", hook.url, "--event", "deployment.promoted", ok=False)
+        assert "comes with deploys" in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
+        assert "deleted" in cli("delete", alert_id).stdout
+        assert alert_id not in cli("list").stdout

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from hightide.cli.alerts import alerts_app
 from hightide.cli.options import (
     DEFAULT_SERVER_DB,
     KEY_HELP,
@@ -42,6 +43,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")

@@ -132,6 +132,31 @@ def call(api_url: str | None, secret_key: str | None, fn: Callable[[AsyncClient]
         ) from None
 
 
+def request(method: str, path: str, api_url: str | None, secret_key: str | None, body: Any = None) -> Any:
+    """One API request (``body`` as JSON); its answer's JSON."""
+
+    async def go(client: AsyncClient) -> Any:
+        return await client.session.request(method, path, **({} if body is None else {"json": body}))
+
+    return call(api_url, secret_key, go)
+
+
+def every_page(path: str, params: dict[str, Any], api_url: str | None, secret_key: str | None) -> list[Any]:
+    """The items of every page of a listing (``data``, followed by ``next_cursor``)."""
+
+    async def go(client: AsyncClient) -> list[Any]:
+        query: dict[str, Any] = {"limit": 100, **params}
+        out: list[Any] = []
+        while True:
+            page = await client.session.request("GET", path, params=query)
+            out += page["data"]
+            if not page.get("next_cursor"):
+                return out
+            query["cursor"] = page["next_cursor"]
+
+    return call(api_url, secret_key, go)
+
+
 def print_json(data: Any) -> None:
     """Machine-readable output: plain JSON on stdout, whatever the terminal."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -4,16 +4,13 @@ A queue is named as its tasks name it; a task's own queue is ``task/<id>``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from hightide.cli.options import ApiUrl, JsonOut, SecretKey, call, print_json
+from hightide.cli.options import ApiUrl, JsonOut, SecretKey, call, print_json, request
 from hightide.cli.output import console
 from hightide.cli.render import print_queues, queue_limit, queue_rate
-
-if TYPE_CHECKING:
-    from hightide.sdk.client import AsyncClient
 
 queues_app = typer.Typer(help="List queues; pause, resume and override their concurrency limit.", no_args_is_help=True)
 QueueName = Annotated[str, typer.Argument(help="Queue name (a task's own queue is task/<id>).")]
@@ -29,14 +26,9 @@ def _one(
 ) -> None:
     """Call one queue's endpoint (``path``: the queue's name and an action) and print the queue."""
 
-    async def go(client: AsyncClient) -> dict[str, Any]:
-        from hightide.sdk.client import queue_path
+    from hightide.sdk.client import queue_path
 
-        kwargs = {} if body is None else {"json": body}
-        data: dict[str, Any] = await client.session.request(method, queue_path(*path), **kwargs)
-        return data
-
-    queue = call(api_url, secret_key, go)
+    queue = request(method, queue_path(*path), api_url, secret_key, body)
     if as_json:
         print_json(queue)
         return

@@ -67,10 +67,16 @@ def _id_table(ids: list[str], *headers: str, first: str = "id") -> Table:
 
 
 def _print_rows(
-    console: Console, ids: list[str], headers: tuple[str, ...], rows: list[list[str]], first: str = "id"
+    console: Console,
+    ids: list[str],
+    headers: tuple[str, ...],
+    rows: list[list[str]],
+    first: str = "id",
+    room: int = 50,
 ) -> None:
+    """A table, or one line per item where the terminal has fewer than ``room`` columns beside the ids."""
     width = max([len(i) for i in ids] + [2])
-    if console.width < width + 50:  # too narrow for a table that keeps ids whole: one line per item
+    if console.width < width + room:  # too narrow for a table that keeps ids whole: one line per item
         for row in rows:
             console.print(f"{escape(row[0])}  " + "  ".join(cell for cell in row[1:] if cell), soft_wrap=True)
         return
@@ -290,3 +296,53 @@ def _duration(ms: float) -> str:
         return f"{seconds:.2f} s"
     minutes, seconds = divmod(int(seconds), 60)
     return f"{minutes}m {seconds}s"
+
+
+def print_alerts(console: Console, alerts: list[dict[str, Any]]) -> None:
+    headers = ("url", "events", "state", "description")
+    rows = [
+        [
+            escape(a["id"]),
+            escape(a["url"]),
+            escape(", ".join(a["events"])),
+            "[green]enabled[/]" if a["enabled"] else "[yellow]disabled[/]",
+            escape(a.get("description") or ""),
+        ]
+        for a in alerts
+    ]
+    if not rows:
+        console.print("[dim]no alerts: `hightide alerts create --url https://... --event run.failed`[/]")
+        return
+    _print_rows(console, [a["id"] for a in alerts], headers, rows)
+
+
+def last_try(delivery: dict[str, Any]) -> str:
+    """How a delivery's last try went: ``200``, ``HTTP 500: ...``, ``ConnectError: ...``."""
+    if not delivery.get("log"):
+        return ""
+    last = delivery["log"][-1]
+    return last["error"] or str(last["status_code"])
+
+
+def print_deliveries(console: Console, deliveries: list[dict[str, Any]]) -> None:
+    style = {"DELIVERED": "green", "PENDING": "yellow", "FAILED": "red"}
+    headers = ("event", "run", "status", "tries", "created", "last try", "next try")
+    rows = [
+        [
+            escape(d["id"]),
+            escape(d["event"]),
+            escape(d.get("run_id") or ""),
+            f"[{style.get(d['status'], '')}]{d['status']}[/]",
+            str(d["tries"]),
+            _when(d.get("created_at"), with_date=False),
+            escape(last_try(d)[:80]),
+            _when(d.get("next_try_at"), with_date=False) + _in(d.get("next_try_at")),
+        ]
+        for d in deliveries
+    ]
+    if not rows:
+        console.print(
+            "[dim]no deliveries yet: a run that fails for good makes one (`hightide alerts test ID` sends one now)[/]"
+        )
+        return
+    _print_rows(console, [d["id"] for d in deliveries], headers, rows, room=110)

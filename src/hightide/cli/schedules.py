@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from hightide.cli.options import ApiUrl, JsonOut, SecretKey, call, print_json
+from hightide.cli.options import ApiUrl, JsonOut, SecretKey, every_page, print_json, request
 from hightide.cli.output import console
 from hightide.cli.render import _when, print_schedules
-
-if TYPE_CHECKING:
-    from hightide.sdk.client import AsyncClient
 
 schedules_app = typer.Typer(help="List, create, delete, activate and deactivate cron schedules.", no_args_is_help=True)
 ScheduleId = Annotated[str, typer.Argument(help="The schedule's id (sched_...).")]
@@ -30,14 +27,6 @@ def _print_one(schedule: dict[str, Any], as_json: bool) -> None:
     )
 
 
-def _request(method: str, path: str, api_url: str | None, secret_key: str | None, body: Any = None) -> Any:
-    async def go(client: AsyncClient) -> Any:
-        kwargs = {} if body is None else {"json": body}
-        return await client.session.request(method, path, **kwargs)
-
-    return call(api_url, secret_key, go)
-
-
 @schedules_app.command("list")
 def schedules_list(
     task: Annotated[
@@ -48,18 +37,7 @@ def schedules_list(
     secret_key: SecretKey = None,
 ) -> None:
     """Every schedule of the environment, with its next run."""
-
-    async def go(client: AsyncClient) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": 100, **({"task": task} if task else {})}
-        out: list[dict[str, Any]] = []
-        while True:
-            page = await client.session.request("GET", "/api/v1/schedules", params=params)
-            out += page["data"]
-            if not page.get("next_cursor"):
-                return out
-            params["cursor"] = page["next_cursor"]
-
-    found = call(api_url, secret_key, go)
+    found = every_page("/api/v1/schedules", {"task": task} if task else {}, api_url, secret_key)
     print_json(found) if as_json else print_schedules(console, found)
 
 
@@ -93,7 +71,7 @@ def schedules_create(
         "external_id": external_id,
         "deduplication_key": deduplication_key,
     }
-    _print_one(_request("POST", "/api/v1/schedules", api_url, secret_key, body), as_json)
+    _print_one(request("POST", "/api/v1/schedules", api_url, secret_key, body), as_json)
 
 
 @schedules_app.command("delete")
@@ -103,7 +81,7 @@ def schedules_delete(
     """Delete an imperative schedule (a declarative one goes when its task stops declaring it)."""
     from hightide.sdk.client import schedule_path
 
-    done = _request("DELETE", schedule_path(schedule_id), api_url, secret_key)
+    done = request("DELETE", schedule_path(schedule_id), api_url, secret_key)
     print_json(done) if as_json else console.print(f"deleted {schedule_id}", markup=False)
 
 
@@ -114,7 +92,7 @@ def schedules_activate(
     """Activate a schedule: it fires from its next tick (ticks missed meanwhile do not)."""
     from hightide.sdk.client import schedule_path
 
-    _print_one(_request("POST", schedule_path(schedule_id, "activate"), api_url, secret_key), as_json)
+    _print_one(request("POST", schedule_path(schedule_id, "activate"), api_url, secret_key), as_json)
 
 
 @schedules_app.command("deactivate")
@@ -124,4 +102,4 @@ def schedules_deactivate(
     """Deactivate a schedule: it fires nothing until it is activated."""
     from hightide.sdk.client import schedule_path
 
-    _print_one(_request("POST", schedule_path(schedule_id, "deactivate"), api_url, secret_key), as_json)
+    _print_one(request("POST", schedule_path(schedule_id, "deactivate"), api_url, secret_key), as_json)
