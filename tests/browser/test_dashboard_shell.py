@@ -10,7 +10,8 @@ from typing import Any
 
 from tests.acceptance.conftest import Dev, Server
 from tests.browser.conftest import dashboard_link, dashboard_link_for
-from tests.support import assert_eventually
+from tests.support import assert_eventually, free_port
+from tests.webhooks import webhook_receiver
 
 TASKS = """
     import asyncio
@@ -39,6 +40,7 @@ PAGES = [
     ("Schedules", "schedules"),
     ("Queues", "queues"),
     ("Tokens", "tokens"),
+    ("Alerts", "alerts"),
     ("Deployments", "deployments"),
     ("Environment", "environment"),
 ]
@@ -64,7 +66,21 @@ def test_sign_in_by_the_printed_link_and_walk_the_pages(
 ) -> None:
     handle = dev(project({"trigger/billing.py": TASKS}))
     link = dashboard_link(handle.output(), handle.port)
-    some_runs(handle)
+    with webhook_receiver() as hook:
+        # Two webhooks for the Alerts page: one answering (after a failed first try), one unreachable.
+        hook.statuses = [500]
+        alerts = handle.client.alerts
+        answering = alerts.create(url=hook.url, events=["run.failed"], description="on-call pager")
+        alerts.create(
+            url=f"http://127.0.0.1:{free_port()}/hooks/hightide-staging-mirror-for-the-payments-team",
+            events=["run.failed"],
+        )
+        some_runs(handle)
+        assert_eventually(
+            lambda: [d.status for d in alerts.deliveries(answering.id)] == ["DELIVERED"],
+            timeout=20,
+            what="the charge-card failure delivered",
+        )
     base = handle.api_url
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
@@ -130,9 +146,11 @@ def test_sign_in_by_the_printed_link_and_walk_the_pages(
         view = other.new_page()
         view.goto(f"{base}/projects/default/env/dev/schedules")
         assert view.get_by_text(long_id).is_visible()
-        view.screenshot(path=str(shots / f"schedules-{name}.png"), full_page=True)
-        width = view.evaluate("document.documentElement.scrollWidth")
-        assert width <= view.viewport_size["width"], f"the Schedules page scrolls sideways on {name}: {width}px"
+        for slug in ("schedules", "alerts"):
+            view.goto(f"{base}/projects/default/env/dev/{slug}")
+            view.screenshot(path=str(shots / f"{slug}-{name}.png"), full_page=True)
+            width = view.evaluate("document.documentElement.scrollWidth")
+            assert width <= view.viewport_size["width"], f"the {slug} page scrolls sideways on {name}: {width}px"
         other.close()
 
     # The switcher: the same page of another environment.

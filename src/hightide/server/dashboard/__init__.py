@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 
 from hightide.engine.signin import SignIn
 from hightide.server.dashboard import (
+    alerts,
     environment,
     login,
     pages,
@@ -37,7 +38,7 @@ def install(app: FastAPI, signin: SignIn) -> None:
     app.state.signin = signin
     app.mount(STATIC_URL, CachedStatic(directory=STATIC), name="dashboard-static")
     # One router per page; ``pages.router`` last: its ``/{section}`` route answers the pages to come.
-    routers = (runs, runs_bulk, run, tasks, schedules, queues, queues_actions, tokens, environment)
+    routers = (runs, runs_bulk, run, tasks, schedules, queues, queues_actions, tokens, alerts, environment)
     for router in (login.router, *(page.router for page in routers), pages.router):
         app.include_router(router)
 

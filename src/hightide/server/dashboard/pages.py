@@ -33,6 +33,7 @@ SECTIONS = (
     Section("schedules", "Schedules", False, ""),
     Section("queues", "Queues", False, ""),
     Section("tokens", "Tokens", False, ""),
+    Section("alerts", "Alerts", False, ""),
     Section("deployments", "Deployments", True, "Deployed versions, which one is current, and Promote."),
     Section("environment", "Environment", False, ""),
 )
