@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from hightide import Client, ValidationError, alerts
+from hightide import Client, NotFoundError, ValidationError, alerts
 from tests.integration.conftest import CLI, Stack
 from tests.support import assert_eventually, free_port
 from tests.webhooks import webhook_receiver
@@ -124,9 +124,14 @@ def test_an_unreachable_webhook_is_tried_again_later_and_the_log_says_why(stagin
     staging.alerts.delete(alert.id)
 
 
-def test_webhooks_are_listed_changed_and_deleted_and_bad_input_is_refused(staging: Client) -> None:
+def test_webhooks_are_listed_changed_and_deleted_and_bad_input_is_refused(staging: Client, client: Client) -> None:
     alert = staging.alerts.create(url="https://example.com/hooks/a", events=["run.failed", "run.failed"])
     assert alert.events == ["run.failed"]
+    # Another environment's key neither sees nor changes it.
+    assert alert.id not in {a.id for a in client.alerts.list()}
+    for other_env in (lambda: client.alerts.retrieve(alert.id), lambda: client.alerts.test(alert.id)):
+        with pytest.raises(NotFoundError):
+            other_env()
     listed = {a.id: a for a in staging.alerts.list()}
     assert alert.id in listed and listed[alert.id].secret is None  # listings leave secrets out
     assert staging.alerts.retrieve(alert.id).secret == alert.secret

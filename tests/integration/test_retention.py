@@ -15,6 +15,7 @@ from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, create_key, find_environment
 from hightide.engine.options import TriggerSpec
 from hightide.store import open_store
+from hightide.store.alerts import Try
 from tests.support import embedded_server, eventually, free_port, fresh_postgres_database
 
 
@@ -28,7 +29,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def _setup(url: str) -> tuple[str, list[str]]:
-    """A key, and two runs made an hour ago: one cancelled then (finished), one still queued."""
+    """A key, and two runs made an hour ago: one cancelled then (finished), one still queued; and a
+    webhook with two deliveries made then: one failed for good, one still to be tried."""
     store = open_store(url)
     try:
         store.migrate()
@@ -38,13 +40,16 @@ def _setup(url: str) -> tuple[str, list[str]]:
         engine.triggering.register_version(env, {"tasks": [{"id": "work"}]}, worker_id="w1")
         runs = [run for run, _ in engine.triggering.trigger(env, [TriggerSpec(task_id="work")] * 2)]
         engine.control.cancel(env, runs[0].id)
-        return create_key(store, env, time.time()), [r.id for r in runs]
+        alert = engine.alerts.create(env, f"http://127.0.0.1:{free_port()}/gone", ["run.failed"])
+        done, pending = engine.alerts.test(env, alert.id), engine.alerts.test(env, alert.id)
+        store.alerts.record(done, "{}", Try(time.time() - 3600, None, "refused", 1.0), next_try_at=None)
+        return create_key(store, env, time.time()), [r.id for r in runs] + [alert.id, done.id, pending.id]
     finally:
         store.close()
 
 
 async def test_a_finished_run_past_the_retention_is_deleted_and_the_rest_stays(database_url: str) -> None:
-    key, (finished, queued) = _setup(database_url)
+    key, (finished, queued, alert, done, pending) = _setup(database_url)
     port = free_port()
     async with (
         embedded_server(database_url, port, retention=600.0, purge_every=0.2),
@@ -63,3 +68,11 @@ async def test_a_finished_run_past_the_retention_is_deleted_and_the_rest_stays(d
         # stays; the queued one is unfinished.
         assert (await http.get(f"/api/v1/runs/{later}")).json()["status"] == "CANCELED"
         assert (await http.get(f"/api/v1/runs/{queued}")).json()["status"] == "QUEUED"
+
+        # The failed delivery goes with the retention; the one still to be tried stays.
+        async def delivery_gone() -> bool:
+            left = [d["id"] for d in (await http.get(f"/api/v1/alerts/{alert}/deliveries")).json()["data"]]
+            assert done not in left and pending in left, left
+            return True
+
+        await eventually(delivery_gone, timeout=15, what="the failed delivery to be deleted")

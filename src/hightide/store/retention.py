@@ -1,5 +1,6 @@
 """``store.retention``: finding finished runs past the retention period and deleting them with
-everything that is theirs (attempts, logs, spans, tags, journal, the waitpoints they made).
+everything that is theirs (attempts, logs, spans, tags, journal, the waitpoints they made); and
+alert deliveries past it that are done (delivered or failed).
 
 Deletes go in small batches, each its own short transaction, so the engine's writes interleave."""
 
@@ -11,6 +12,7 @@ from sqlalchemy import delete, select
 
 from hightide.core.states import FINAL_STATUSES
 from hightide.store import schema as t
+from hightide.store.alert_events import PENDING
 from hightide.store.seam import Seam
 from hightide.store.wakeups import WAITING
 
@@ -65,3 +67,30 @@ class RetentionOps:
             for table in _OWNED:
                 conn.execute(delete(table).where(table.c.run_id.in_(ids)))
             return int(conn.execute(delete(r).where(r.c.id.in_(ids))).rowcount)
+
+    def expired_deliveries(self, cutoff: float, limit: int) -> list[str]:
+        """Up to ``limit`` alert deliveries made before ``cutoff`` and done, oldest first, read per
+        webhook through its list index."""
+        d = t.alert_deliveries
+        found: list[str] = []
+        with self._seam.read() as conn:
+            for alert_id in conn.execute(select(t.alerts.c.id).order_by(t.alerts.c.id)).scalars():
+                if len(found) >= limit:
+                    break
+                stmt = (
+                    select(d.c.id)
+                    .where(d.c.alert_id == alert_id, d.c.created_at < cutoff, d.c.status != PENDING)
+                    .order_by(d.c.created_at, d.c.id)
+                    .limit(limit - len(found))
+                )
+                found += conn.execute(stmt).scalars()
+        return found
+
+    def delete_deliveries(self, delivery_ids: Sequence[str]) -> int:
+        """Delete ``delivery_ids`` unless one is pending again (a redelivery meanwhile)."""
+        if not delivery_ids:
+            return 0
+        d = t.alert_deliveries
+        with self._seam.write() as conn:
+            done = delete(d).where(d.c.id.in_(list(delivery_ids)), d.c.status != PENDING)
+            return int(conn.execute(done).rowcount)
