@@ -4,7 +4,7 @@
 A tick fires as a run of the schedule's task whose payload is a ``ScheduledPayload``
 (``timestamp``, ``last_timestamp``, ``timezone``, ``schedule_id``, ``external_id``, ``upcoming``),
 tagged ``schedule:<id>`` and with the idempotency key ``schedule:<id>:<tick>``. Each tick fires once
-however many servers run the scheduler (``store.schedules.fire``); after downtime only the latest
+however many servers run the scheduler (``store.schedules.fire_due``); after downtime only the latest
 missed tick fires; the next tick always comes from the pattern, never from when a run ended.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,8 @@ from hightide.engine.base import EngineCore
 from hightide.engine.options import TriggerSpec
 from hightide.engine.triggering import Triggering
 from hightide.errors import AlreadyExistsError, ConflictError, HightideError, NotFoundError, ValidationError
-from hightide.store.records import Environment, Run, Schedule
-from hightide.store.schedules import DECLARATIVE, IMPERATIVE
+from hightide.store.records import Environment, NewRun, Schedule
+from hightide.store.schedules import DECLARATIVE, IMPERATIVE, Firing
 
 log = logging.getLogger(__name__)
 
@@ -171,33 +172,45 @@ class Schedules:
 
     # -- firing (the scheduler's pass) -----------------------------------------------------------
     def fire_due(self) -> int:
-        """Fire every schedule whose next tick came: its latest tick at or before now, once. Returns
-        how many runs were created."""
+        """Fire every schedule whose next tick came: its latest tick at or before now, once; in
+        batches of ``DUE_BATCH``, one transaction each (servers firing at once take different
+        schedules). Returns how many runs were created."""
         now = self.core.clock()
         envs: dict[str, Environment | None] = {}
-        seen: set[str] = set()
         fired = 0
-        while True:
-            batch = [s for s in self.store.schedules.due(now, DUE_BATCH) if s.id not in seen]
-            for schedule in batch:
-                seen.add(schedule.id)
+        planned: list[NewRun] = []
+
+        def plan(due: Sequence[Schedule]) -> list[Firing]:
+            firings = []
+            for schedule in due:
                 if schedule.environment_id not in envs:
                     envs[schedule.environment_id] = self.store.environments.get_environment_by_id(
                         schedule.environment_id
                     )
                 env = envs[schedule.environment_id]
-                if env is None:
-                    continue
-                try:
-                    fired += self._fire(env, schedule, now) is not None
-                except HightideError:
-                    log.exception("schedule %s could not fire; it fires again at its next tick", schedule.id)
-            if len(batch) < DUE_BATCH:
-                return fired
+                if env is not None:
+                    firings.append(self._plan(env, schedule, now))
+            planned[:] = [f.run for f in firings if f.run is not None]
+            return firings
 
-    def _fire(self, env: Environment, schedule: Schedule, now: float) -> Run | None:
+        while True:
+            try:
+                taken, runs = self.store.schedules.fire_due(now, DUE_BATCH, plan)
+            except HightideError:
+                log.exception("a batch of schedules could not fire; it is tried again at the next pass")
+                break
+            inserted = {run.id for run in runs}
+            self.triggering.announce([new for new in planned if new.id in inserted])
+            fired += len(runs)
+            if taken < DUE_BATCH:
+                break
+        return fired
+
+    def _plan(self, env: Environment, schedule: Schedule, now: float) -> Firing:
+        """The firing of ``schedule``'s latest tick at or before ``now`` (after downtime, only the
+        latest missed tick fires), with its run; a tick whose run cannot be made is skipped."""
         cron = _cron(schedule)
-        tick = cron.latest_at_or_before(now)  # after downtime: only the latest missed tick
+        tick = cron.latest_at_or_before(now)
         upcoming = cron.upcoming(tick, UPCOMING)
         payload = {
             "timestamp": iso(tick, schedule.timezone),
@@ -219,12 +232,8 @@ class Schedules:
             # The task is gone from the current version, or refuses the payload: this tick is
             # skipped (the schedule moves on; it would otherwise be due again at every pass).
             log.warning("schedule %s skipped its tick %s: %s", schedule.id, payload["timestamp"], exc)
-            self.store.schedules.fire(schedule, tick, upcoming[0], None, now)
-            return None
-        run = self.store.schedules.fire(schedule, tick, upcoming[0], new_run, now)
-        if run is not None:
-            self.triggering.announce([new_run])
-        return run
+            return Firing(schedule, tick, upcoming[0], None)
+        return Firing(schedule, tick, upcoming[0], new_run)
 
     def next_due_in(self, cap: float) -> float:
         """Seconds until the earliest next tick of an active schedule (at most ``cap``)."""

@@ -55,17 +55,18 @@ class RunOps:
             return self.insert_runs_in(conn, new_runs, now)
 
     def insert_runs_in(self, conn: Connection, new_runs: Sequence[NewRun], now: float) -> list[tuple[Run, bool]]:
-        """``insert_runs`` inside the caller's write transaction (of ``write_notify``)."""
+        """``insert_runs`` inside the caller's write transaction (of ``write_notify``). The runs
+        holding the batch's idempotency keys are read in one query; a key twice in the batch gets
+        the run its first item made."""
+        keyed = self._live_idempotent_runs(conn, [n for n in new_runs if n.idempotency_key], now)
         out: list[tuple[Run, bool]] = []
         rows: list[dict[str, Any]] = []  # inserted together (one executemany), with their tags
         tags: list[dict[str, Any]] = []
         for new in new_runs:
-            if new.idempotency_key:
-                self._insert_rows(conn, rows, tags)  # a key may be one of this batch's: they must be visible
-                existing = self._live_idempotent_run(conn, new, now)
-                if existing is not None:
-                    out.append((existing, True))
-                    continue
+            key = (new.environment_id, new.task_id, new.idempotency_key)
+            if new.idempotency_key and key in keyed:
+                out.append((keyed[key], True))
+                continue
             if new.debounce is not None:
                 self._insert_rows(conn, rows, tags)  # the run it pushes back may be one of this batch's
                 pushed = self._debounced_run(conn, new, now)
@@ -75,7 +76,10 @@ class RunOps:
             rows.append(self._run_values(new))
             tags += [{"run_id": new.id, "tag": tag, "environment_id": new.environment_id} for tag in new.tags]
             self._seam.publish(conn, Change(new.environment_id, new.id, new.status, ChangeKind.CREATED))
-            out.append((run_from_new(new), False))
+            run = run_from_new(new)
+            if new.idempotency_key:
+                keyed[key] = run
+            out.append((run, False))
         self._insert_rows(conn, rows, tags)
         return out
 
@@ -89,21 +93,37 @@ class RunOps:
         rows.clear()
         tags.clear()
 
-    def _live_idempotent_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
+    @staticmethod
+    def _live_idempotent_runs(
+        conn: Connection, keyed: Sequence[NewRun], now: float
+    ) -> dict[tuple[str, str, str | None], Run]:
+        """The runs holding the idempotency keys of ``keyed`` (by environment, task and key), in one
+        read; a key that expired is released on the way (its run keeps going without it)."""
+        if not keyed:
+            return {}
         r = t.runs
-        where = and_(
-            r.c.environment_id == new.environment_id,
-            r.c.task_id == new.task_id,
-            r.c.idempotency_key == new.idempotency_key,
-        )
-        row = conn.execute(select(r).where(where)).first()
-        if row is None:
-            return None
-        expires = row._mapping["idempotency_key_expires_at"]
-        if expires is not None and expires <= now:
-            conn.execute(update(r).where(r.c.id == row._mapping["id"]).values(idempotency_key=None))
-            return None
-        return Run.from_row(row)
+        wanted = {(n.environment_id, n.task_id, n.idempotency_key) for n in keyed}
+        rows = conn.execute(
+            select(r).where(
+                r.c.environment_id.in_(sorted({k[0] for k in wanted})),
+                r.c.idempotency_key.in_(sorted({str(k[2]) for k in wanted})),
+                r.c.task_id.in_(sorted({k[1] for k in wanted})),
+            )
+        ).all()
+        found: dict[tuple[str, str, str | None], Run] = {}
+        expired = []
+        for row in rows:
+            m = row._mapping
+            key = (m["environment_id"], m["task_id"], m["idempotency_key"])
+            if key not in wanted:
+                continue
+            if m["idempotency_key_expires_at"] is not None and m["idempotency_key_expires_at"] <= now:
+                expired.append(m["id"])
+            else:
+                found[key] = Run.from_row(row)
+        if expired:
+            conn.execute(update(r).where(r.c.id.in_(expired)).values(idempotency_key=None))
+        return found
 
     def _debounced_run(self, conn: Connection, new: NewRun, now: float) -> Run | None:
         """The delayed run of ``new``'s debounce key, pushed back by ``new`` (and given its payload,

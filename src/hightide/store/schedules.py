@@ -1,19 +1,19 @@
 """``store.schedules``: cron schedules, declared by tasks or made from the API, and their firing.
 
-Firing is exactly once by construction: ``fire`` advances ``next_tick_at`` from the value the
-scheduler read (``UPDATE ... WHERE id = ? AND next_tick_at = ?``) and inserts the tick's run in the
-same transaction, with an idempotency key per schedule and tick. A second server firing the same
-tick finds ``next_tick_at`` moved and does nothing (with PostgreSQL it waits on the row's lock, then
-re-reads the condition)."""
+Firing is exactly once by construction: ``fire_due`` locks the due schedules it takes (PostgreSQL:
+``FOR UPDATE SKIP LOCKED``, so two servers firing at once take different ones; SQLite's writes are
+serial), advances each one's ``next_tick_at`` past the tick and inserts the ticks' runs in the same
+transaction, with an idempotency key per schedule and tick. A schedule another server fired is no
+longer due when its lock frees."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, true, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, true, update
 
 from hightide.core.ids import new_id
 from hightide.store import schema as t
@@ -25,6 +25,19 @@ DECLARATIVE = "declarative"
 IMPERATIVE = "imperative"
 
 _EDITABLE = ("task_id", "cron", "timezone", "external_id", "next_tick_at")
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A schedule's ``tick`` firing: its next tick after it, and the run it makes (None: skipped)."""
+
+    schedule: Schedule
+    tick: float
+    next_tick_at: float
+    run: NewRun | None
+
+
+Plan = Callable[[Sequence[Schedule]], Sequence[Firing]]
 
 
 def sync_declared_schedules(
@@ -201,23 +214,49 @@ class ScheduleOps:
                 select(s.c.next_tick_at).where(s.c.active == true()).order_by(s.c.next_tick_at).limit(1)
             ).scalar()
 
-    def fire(self, schedule: Schedule, tick: float, next_tick_at: float, run: NewRun | None, now: float) -> Run | None:
-        """Fire ``tick`` of ``schedule`` as read: move its next tick from ``schedule.next_tick_at``
-        to ``next_tick_at``, record ``tick`` as its last, and insert ``run`` (None: the tick is
-        skipped), in one transaction.
-        None if the schedule moved meanwhile (another server fired it, or it was changed,
-        deactivated or deleted): then nothing is written."""
+    def fire_due(self, now: float, limit: int, plan: Plan) -> tuple[int, builtins.list[Run]]:
+        """Fire up to ``limit`` due schedules in one transaction: lock them (PostgreSQL: ``FOR
+        UPDATE SKIP LOCKED``, so that another server firing at once takes other schedules), let
+        ``plan`` say each one's tick, next tick and run, and apply them all. Returns how many
+        schedules were taken (fewer than ``limit``: no more are due) and the runs inserted."""
         s = t.schedules
         with self._seam.write_notify() as conn:
-            moved = conn.execute(
-                update(s)
-                .where(s.c.id == schedule.id, s.c.next_tick_at == schedule.next_tick_at, s.c.active == true())
-                .values(next_tick_at=next_tick_at, last_tick_at=tick, updated_at=now)
-            ).rowcount
-            if not moved or run is None:
+            stmt = (
+                select(s)
+                .where(s.c.active == true(), s.c.next_tick_at <= now)
+                .order_by(s.c.next_tick_at, s.c.id)
+                .limit(limit)
+            )
+            taken = [_schedule(row) for row in conn.execute(self._seam.claim_select(stmt))]
+            return len(taken), self._apply(conn, plan(taken), now) if taken else []
+
+    def fire(self, schedule: Schedule, tick: float, next_tick_at: float, run: NewRun | None, now: float) -> Run | None:
+        """Fire ``tick`` of ``schedule`` as read (``fire_due`` with one schedule named): None if the
+        schedule moved meanwhile (another server fired it, or it was changed, deactivated or
+        deleted); then nothing is written."""
+        s = t.schedules
+        with self._seam.write_notify() as conn:
+            stmt = select(s.c.id).where(
+                s.c.id == schedule.id, s.c.next_tick_at == schedule.next_tick_at, s.c.active == true()
+            )
+            if conn.execute(stmt.with_for_update()).first() is None:
                 return None
-            [(inserted, _cached)] = self._runs.insert_runs_in(conn, [run], now)
-        return inserted
+            inserted = self._apply(conn, [Firing(schedule, tick, next_tick_at, run)], now)
+        return inserted[0] if inserted else None
+
+    def _apply(self, conn: Connection, firings: Sequence[Firing], now: float) -> builtins.list[Run]:
+        """Under the schedules' locks: move each one's next tick, record its tick as its last, and
+        insert the runs (one statement each)."""
+        s = t.schedules
+        if firings:
+            conn.execute(
+                update(s)
+                .where(s.c.id == bindparam("f_id"))
+                .values(next_tick_at=bindparam("f_next"), last_tick_at=bindparam("f_tick"), updated_at=now),
+                [{"f_id": f.schedule.id, "f_next": f.next_tick_at, "f_tick": f.tick} for f in firings],
+            )
+        runs = [f.run for f in firings if f.run is not None]
+        return [run for run, _cached in self._runs.insert_runs_in(conn, runs, now)] if runs else []
 
     @staticmethod
     def _get(conn: Connection, schedule_id: str) -> Schedule:
