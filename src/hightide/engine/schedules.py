@@ -177,19 +177,26 @@ class Schedules:
         schedules). Returns how many runs were created."""
         now = self.core.clock()
         envs: dict[str, Environment | None] = {}
+        ticks: dict[tuple[str, str], _Tick] = {}  # schedules of one pattern and timezone share their ticks
         fired = 0
         planned: list[NewRun] = []
 
-        def plan(due: Sequence[Schedule]) -> list[Firing]:
-            firings = []
+        def plan(due: Sequence[Schedule]) -> builtins.list[Firing]:
+            by_env: dict[str, builtins.list[tuple[Schedule, _Tick]]] = {}
             for schedule in due:
                 if schedule.environment_id not in envs:
                     envs[schedule.environment_id] = self.store.environments.get_environment_by_id(
                         schedule.environment_id
                     )
-                env = envs[schedule.environment_id]
-                if env is not None:
-                    firings.append(self._plan(env, schedule, now))
+                key = (schedule.cron, schedule.timezone)
+                tick = ticks.get(key) or ticks.setdefault(key, _Tick.latest(_cron(schedule), now))
+                by_env.setdefault(schedule.environment_id, []).append((schedule, tick))
+            firings = [
+                firing
+                for env_id, items in by_env.items()
+                if (env := envs[env_id]) is not None
+                for firing in self._plan(env, items)
+            ]
             planned[:] = [f.run for f in firings if f.run is not None]
             return firings
 
@@ -206,34 +213,42 @@ class Schedules:
                 break
         return fired
 
-    def _plan(self, env: Environment, schedule: Schedule, now: float) -> Firing:
-        """The firing of ``schedule``'s latest tick at or before ``now`` (after downtime, only the
-        latest missed tick fires), with its run; a tick whose run cannot be made is skipped."""
-        cron = _cron(schedule)
-        tick = cron.latest_at_or_before(now)
-        upcoming = cron.upcoming(tick, UPCOMING)
+    def _plan(self, env: Environment, items: Sequence[tuple[Schedule, _Tick]]) -> builtins.list[Firing]:
+        """The firings of schedules of ``env``, each at its ``tick`` (its latest at or before now:
+        after downtime, only the latest missed tick fires), with their runs, prepared as one batch;
+        a tick whose run cannot be made (its task is gone, or refuses the payload) is skipped, and
+        the schedule moves on (it would otherwise be due again at every pass)."""
+        specs = [self._spec(schedule, tick) for schedule, tick in items]
+        try:
+            runs: builtins.list[NewRun | None] = builtins.list(self.triggering.prepare(env, specs))
+        except (NotFoundError, ValidationError):  # one of them is refused: find which, one by one
+            runs = []
+            for (schedule, tick), spec in zip(items, specs, strict=True):
+                try:
+                    runs += self.triggering.prepare(env, [spec])
+                except (NotFoundError, ValidationError) as exc:
+                    log.warning("schedule %s skipped its tick %s: %s", schedule.id, tick.text, exc)
+                    runs.append(None)
+        return [
+            Firing(schedule, tick.at, tick.upcoming[0], run) for (schedule, tick), run in zip(items, runs, strict=True)
+        ]
+
+    @staticmethod
+    def _spec(schedule: Schedule, tick: _Tick) -> TriggerSpec:
         payload = {
-            "timestamp": iso(tick, schedule.timezone),
+            "timestamp": tick.text,
             "last_timestamp": iso(schedule.last_tick_at, schedule.timezone) if schedule.last_tick_at else None,
             "timezone": schedule.timezone,
             "schedule_id": schedule.id,
             "external_id": schedule.external_id,
-            "upcoming": [iso(t, schedule.timezone) for t in upcoming],
+            "upcoming": tick.upcoming_texts,
         }
-        spec = TriggerSpec(
+        return TriggerSpec(
             task_id=schedule.task_id,
             payload=payload,
             tags=(schedule_tag(schedule.id),),
-            idempotency_key=f"schedule:{schedule.id}:{int(tick)}",
+            idempotency_key=f"schedule:{schedule.id}:{int(tick.at)}",
         )
-        try:
-            [new_run] = self.triggering.prepare(env, [spec])
-        except (NotFoundError, ValidationError) as exc:
-            # The task is gone from the current version, or refuses the payload: this tick is
-            # skipped (the schedule moves on; it would otherwise be due again at every pass).
-            log.warning("schedule %s skipped its tick %s: %s", schedule.id, payload["timestamp"], exc)
-            return Firing(schedule, tick, upcoming[0], None)
-        return Firing(schedule, tick, upcoming[0], new_run)
 
     def next_due_in(self, cap: float) -> float:
         """Seconds until the earliest next tick of an active schedule (at most ``cap``)."""
@@ -278,6 +293,23 @@ class Schedules:
         cron = _cron(schedule)
         first = schedule.next_tick_at
         return ScheduleState(schedule, [first, *cron.upcoming(first, UPCOMING - 1)])
+
+
+@dataclass(frozen=True)
+class _Tick:
+    """A pattern's latest tick at or before a moment, and the ticks after it, as times and as the
+    payload's texts (in the schedule's timezone)."""
+
+    at: float
+    upcoming: builtins.list[float]
+    text: str
+    upcoming_texts: builtins.list[str]
+
+    @classmethod
+    def latest(cls, cron: Cron, now: float) -> _Tick:
+        at = cron.latest_at_or_before(now)
+        upcoming = cron.upcoming(at, UPCOMING)
+        return cls(at, upcoming, iso(at, cron.timezone), [iso(t, cron.timezone) for t in upcoming])
 
 
 def _cron(schedule: Schedule) -> Cron:

@@ -118,13 +118,15 @@ class Triggering:
                 details={"field": "items"},
             )
         now = self.core.clock()
-        tasks: dict[str, TaskDefinition] = {}
+        tasks: dict[str, tuple[TaskDefinition, RetryPolicy]] = {}  # each task read and its policy decided once
         new_runs = []
         for i, spec in enumerate(specs):
             where = f"items[{i}]." if len(specs) > 1 else ""
-            task = tasks.get(spec.task_id) or self._task(env, spec.task_id)
-            tasks[spec.task_id] = task
-            new_runs.append(self._new_run(env, task, spec, now, where))
+            if spec.task_id not in tasks:
+                task = self._task(env, spec.task_id)
+                tasks[spec.task_id] = (task, RetryPolicy.from_dict(task.config.get("retry") or {}))
+            task, policy = tasks[spec.task_id]
+            new_runs.append(self._new_run(env, task, policy, spec, now, where))
         return new_runs
 
     def _task(self, env: Environment, task_id: str) -> TaskDefinition:
@@ -145,14 +147,15 @@ class Triggering:
             )
         return task
 
-    def _new_run(self, env: Environment, task: TaskDefinition, spec: TriggerSpec, now: float, where: str) -> NewRun:
+    def _new_run(
+        self, env: Environment, task: TaskDefinition, policy: RetryPolicy, spec: TriggerSpec, now: float, where: str
+    ) -> NewRun:
         check_size(spec.payload, self.core.settings.max_payload_bytes, f"{where}payload")
         if task.config.get("payload_schema_checked", True):  # else the model has validators it does not describe
             check_schema(spec.payload, task.config.get("payload_schema"), task.task_id, f"{where}payload")
-        check_size(spec.metadata, self.core.settings.max_payload_bytes, f"{where}options.metadata")
-        check_metadata_size(spec.metadata, None, field=f"{where}options.metadata")  # 256 KB (SPEC §5)
-        retry = task.config.get("retry") or {}
-        policy = RetryPolicy.from_dict(retry)
+        if spec.metadata:
+            check_size(spec.metadata, self.core.settings.max_payload_bytes, f"{where}options.metadata")
+            check_metadata_size(spec.metadata, None, field=f"{where}options.metadata")  # 256 KB (SPEC §5)
         ttl = spec.ttl if spec.ttl is not None else task.config.get("ttl")
         delay_until = now + spec.debounce.delay if spec.debounce is not None else spec.delay_until
         delayed = delay_until is not None and delay_until > now
