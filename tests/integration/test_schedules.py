@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hightide import Client, ConflictError, NotFoundError, RunStatus, ValidationError
+from hightide.engine.schedules import FIRE_AHEAD
 from tests.integration.conftest import CLI, Stack
 from tests.support import assert_eventually, wait_finished
 
@@ -164,9 +165,11 @@ def test_a_schedule_fires_on_the_minute_and_its_run_gets_the_scheduled_payload(c
         return runs
 
     [run] = assert_eventually(fired, timeout=tick - time.time() + 10, interval=0.2, what="the tick's run")
+    # Made up to FIRE_AHEAD (5 s) before the minute, and started on it, not before.
+    assert tick - FIRE_AHEAD - 1 <= run.created_at.timestamp() <= tick + 2.5
+    done = wait_finished(client, run.id, timeout=tick - time.time() + 30)
     client.schedules.deactivate(schedule.id)  # no second tick while the test finishes
-    assert tick <= run.created_at.timestamp() <= tick + 2.5  # on the minute, not up to a pass later
-    done = wait_finished(client, run.id)
+    assert done.started_at is not None and tick <= done.started_at.timestamp() <= tick + 2.5
     assert done.status == RunStatus.COMPLETED
     out = done.output
     assert out["type"] == "ScheduledPayload"  # the task got the model, not a dict

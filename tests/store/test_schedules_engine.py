@@ -58,14 +58,20 @@ def test_a_tick_fires_one_run_with_the_scheduled_payload(engine: RunEngine, env:
     state, created = engine.schedules.create(env, "report", "* * * * *", "Europe/Paris", external_id="user_42")
     assert created and state.schedule.next_tick_at == START + 30
     assert len(state.upcoming) == 5 and state.upcoming[1] == START + 90
-    assert engine.schedules.next_due_in(60) == 30
+    assert engine.schedules.next_due_in(60) == 25  # its run is made FIRE_AHEAD (5 s) before the tick
     assert engine.schedules.fire_due() == 0  # not yet
 
-    clock.now = START + 30.2
+    clock.now = START + 26  # 4 s before the tick: made now, queued, and not claimable before the tick
     assert engine.schedules.fire_due() == 1
+    [run] = runs_of(engine, env)
+    assert run.status == RunStatus.QUEUED and run.available_at == START + 30
+    version = engine.store.environments.current_version(env.id)
+    assert version is not None and engine.execution.claim(env, "w1", version, 10) == []
+    clock.now = START + 30.2
     assert engine.schedules.fire_due() == 0  # the same tick never twice
     [run] = runs_of(engine, env)
     assert run.status == RunStatus.QUEUED
+    assert [r.id for r in engine.execution.claim(env, "w1", version, 10)] == [run.id]  # on the minute
     assert run.tags == [f"schedule:{state.id}"]
     assert run.payload == {
         "timestamp": "2027-03-01T10:00:00+01:00",
@@ -83,6 +89,31 @@ def test_a_tick_fires_one_run_with_the_scheduled_payload(engine: RunEngine, env:
     assert second.payload["last_timestamp"] == "2027-03-01T10:00:00+01:00"
     after = engine.schedules.get(env, state.id).schedule
     assert after.next_tick_at == START + 150  # from the pattern, not from when the pass came
+
+
+def test_a_schedule_stopped_before_its_tick_withdraws_the_run_made_ahead(
+    engine: RunEngine, env: Environment, clock: Clock
+) -> None:
+    kept, _ = engine.schedules.create(env, "report", "* * * * *")
+    stopped, _ = engine.schedules.create(env, "report", "* * * * *")
+    deleted, _ = engine.schedules.create(env, "report", "* * * * *")
+    moved, _ = engine.schedules.create(env, "report", "* * * * *")
+    clock.now = START + 27
+    assert engine.schedules.fire_due() == 4
+    engine.schedules.deactivate(env, stopped.id)
+    engine.schedules.delete(env, deleted.id)
+    engine.schedules.update(env, moved.id, cron="0 * * * *")  # its next tick is 10:00 now
+    by_schedule = {r.payload["schedule_id"]: r.status for r in runs_of(engine, env)}
+    assert by_schedule == {
+        kept.id: RunStatus.QUEUED,
+        stopped.id: RunStatus.CANCELED,
+        deleted.id: RunStatus.CANCELED,
+        moved.id: RunStatus.CANCELED,
+    }
+    # Once its tick came, a run is the schedule's past: deactivating leaves it be.
+    clock.now = START + 31
+    engine.schedules.deactivate(env, kept.id)
+    assert {r.payload["schedule_id"]: r.status for r in runs_of(engine, env)}[kept.id] == RunStatus.QUEUED
 
 
 def test_after_downtime_only_the_latest_missed_tick_fires(engine: RunEngine, env: Environment, clock: Clock) -> None:
@@ -177,7 +208,7 @@ def test_a_tick_the_task_refuses_is_skipped_not_retried(engine: RunEngine, env: 
     clock.now = START + 31
     assert engine.schedules.fire_due() == 0  # its payload is a ScheduledPayload, which it refuses
     assert engine.schedules.get(env, state.id).schedule.next_tick_at == START + 90
-    assert engine.schedules.next_due_in(60) == pytest.approx(59)  # not due again at once
+    assert engine.schedules.next_due_in(60) == pytest.approx(54)  # not due again at once (5 s ahead of 09:01)
 
 
 def test_two_servers_schedulers_fire_each_tick_once(

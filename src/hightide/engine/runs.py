@@ -63,7 +63,7 @@ class RunEngine:
         self.queues = Queues(self.core)
         self.retention = Retention(self.core)
         self.bulk = BulkActions(self.core, self.control)
-        self.schedules = Schedules(self.core, self.triggering)
+        self.schedules = Schedules(self.core, self.triggering, self.control)
         self.alerts = Alerts(self.core)
         self.public_tokens = PublicTokens(self.core)
         self.realtime = RealtimeHub(self.core)

@@ -13,23 +13,28 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hightide.core.cron import UPCOMING, Cron, iso, parse_cron
 from hightide.core.ids import new_id
 from hightide.core.limits import MAX_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE, MAX_TASK_ID_LENGTH, check_text
+from hightide.core.states import RunStatus
 from hightide.engine.base import EngineCore
+from hightide.engine.control import Control
 from hightide.engine.options import TriggerSpec
 from hightide.engine.triggering import Triggering
 from hightide.errors import AlreadyExistsError, ConflictError, HightideError, NotFoundError, ValidationError
-from hightide.store.records import Environment, NewRun, Schedule
+from hightide.store.records import Environment, NewRun, RunFilter, Schedule
 from hightide.store.schedules import DECLARATIVE, IMPERATIVE, Firing
 
 log = logging.getLogger(__name__)
 
 DUE_BATCH = 500
-"""Due schedules read per query of a pass."""
+"""Due schedules fired per transaction of a pass."""
+FIRE_AHEAD = 5.0
+"""Seconds before a tick its run is made: queued, and not started before the tick (its
+``available_at``), so that thousands of schedules on one minute all start on the minute."""
 
 
 def schedule_tag(schedule_id: str) -> str:
@@ -50,10 +55,11 @@ class ScheduleState:
 
 
 class Schedules:
-    def __init__(self, core: EngineCore, triggering: Triggering) -> None:
+    def __init__(self, core: EngineCore, triggering: Triggering, control: Control) -> None:
         self.core = core
         self.store = core.store
         self.triggering = triggering
+        self.control = control
 
     # -- imperative schedules ------------------------------------------------------------------
     def create(
@@ -144,6 +150,8 @@ class Schedules:
         updated = self.store.schedules.update(env.id, schedule_id, values, self.core.clock())
         if updated is None:
             raise self._not_found(schedule_id)
+        if {"task_id", "next_tick_at"} & set(values):
+            self._withdraw(env, schedule_id)
         self.core.due(updated.next_tick_at)
         return self._state(updated)
 
@@ -151,6 +159,7 @@ class Schedules:
         self._imperative(env, schedule_id, "deleted")
         if not self.store.schedules.delete(env.id, schedule_id):
             raise self._not_found(schedule_id)
+        self._withdraw(env, schedule_id)
 
     def activate(self, env: Environment, schedule_id: str) -> ScheduleState:
         """Fire again, from the next tick after now (ticks missed while inactive do not fire)."""
@@ -168,16 +177,18 @@ class Schedules:
         changed = self.store.schedules.set_active(env.id, schedule_id, False, 0.0, self.core.clock())
         if changed is None:
             raise self._not_found(schedule_id)
+        self._withdraw(env, schedule_id)
         return self._state(changed)
 
     # -- firing (the scheduler's pass) -----------------------------------------------------------
     def fire_due(self) -> int:
-        """Fire every schedule whose next tick came: its latest tick at or before now, once; in
-        batches of ``DUE_BATCH``, one transaction each (servers firing at once take different
-        schedules). Returns how many runs were created."""
+        """Fire every schedule whose next tick came or comes within ``FIRE_AHEAD``: its latest tick
+        at or before now, or that next one, once; in batches of ``DUE_BATCH``, one transaction each
+        (servers firing at once take different schedules). A run made ahead of its tick waits
+        queued until it. Returns how many runs were created."""
         now = self.core.clock()
         envs: dict[str, Environment | None] = {}
-        ticks: dict[tuple[str, str], _Tick] = {}  # schedules of one pattern and timezone share their ticks
+        ticks: dict[tuple[str, str, float], _Tick] = {}  # schedules of one pattern and tick share it
         fired = 0
         planned: list[NewRun] = []
 
@@ -188,8 +199,10 @@ class Schedules:
                     envs[schedule.environment_id] = self.store.environments.get_environment_by_id(
                         schedule.environment_id
                     )
-                key = (schedule.cron, schedule.timezone)
-                tick = ticks.get(key) or ticks.setdefault(key, _Tick.latest(_cron(schedule), now))
+                # A tick that came (after downtime: the latest that came), or the next one, soon.
+                at = max(schedule.next_tick_at, now)
+                key = (schedule.cron, schedule.timezone, at)
+                tick = ticks.get(key) or ticks.setdefault(key, _Tick.latest(_cron(schedule), at))
                 by_env.setdefault(schedule.environment_id, []).append((schedule, tick))
             firings = [
                 firing
@@ -202,7 +215,7 @@ class Schedules:
 
         while True:
             try:
-                taken, runs = self.store.schedules.fire_due(now, DUE_BATCH, plan)
+                taken, runs = self.store.schedules.fire_due(now + FIRE_AHEAD, DUE_BATCH, plan)
             except HightideError:
                 log.exception("a batch of schedules could not fire; it is tried again at the next pass")
                 break
@@ -230,7 +243,8 @@ class Schedules:
                     log.warning("schedule %s skipped its tick %s: %s", schedule.id, tick.text, exc)
                     runs.append(None)
         return [
-            Firing(schedule, tick.at, tick.upcoming[0], run) for (schedule, tick), run in zip(items, runs, strict=True)
+            Firing(schedule, tick.at, tick.upcoming[0], _not_before(run, tick.at))
+            for (schedule, tick), run in zip(items, runs, strict=True)
         ]
 
     @staticmethod
@@ -251,12 +265,26 @@ class Schedules:
         )
 
     def next_due_in(self, cap: float) -> float:
-        """Seconds until the earliest next tick of an active schedule (at most ``cap``)."""
+        """Seconds until the earliest next tick of an active schedule is to be fired (``FIRE_AHEAD``
+        before it), at most ``cap``."""
         now = self.core.clock()
         nxt = self.store.schedules.next_tick_time()
-        return cap if nxt is None else max(0.0, min(cap, nxt - now))
+        return cap if nxt is None else max(0.0, min(cap, nxt - FIRE_AHEAD - now))
 
     # -- helpers ---------------------------------------------------------------------------------
+    def _withdraw(self, env: Environment, schedule_id: str) -> None:
+        """Cancel the run the schedule made ahead of a tick that has not come (at most
+        ``FIRE_AHEAD`` ago): deactivated, deleted or moved, it no longer fires that tick."""
+        now = self.core.clock()
+        flt = RunFilter(statuses=(RunStatus.QUEUED.value,), tag=schedule_tag(schedule_id), created_from=now - 60)
+        waiting, _ = self.store.runs.list_runs(env.id, flt, 10)
+        for run in waiting:
+            if run.available_at > now:
+                try:
+                    self.control.cancel(env, run.id)
+                except ConflictError:  # its tick came and a worker took it meanwhile
+                    pass
+
     def _check_task(self, env: Environment, task: Any) -> None:
         check_text(task, "task", MAX_TASK_ID_LENGTH)
         if self.store.environments.get_task(env.id, task) is None:
@@ -293,6 +321,15 @@ class Schedules:
         cron = _cron(schedule)
         first = schedule.next_tick_at
         return ScheduleState(schedule, [first, *cron.upcoming(first, UPCOMING - 1)])
+
+
+def _not_before(run: NewRun | None, tick: float) -> NewRun | None:
+    """``run``, made ahead of its ``tick``, queued and not started before it (its ttl counting
+    from then): as a retried attempt waits out its backoff."""
+    if run is None or run.available_at >= tick:
+        return run
+    ttl_expires_at = run.ttl_expires_at + (tick - run.available_at) if run.ttl_expires_at is not None else None
+    return replace(run, available_at=tick, ttl_expires_at=ttl_expires_at)
 
 
 @dataclass(frozen=True)
