@@ -4,7 +4,9 @@
 Each phase makes a fresh database, starts its servers, registers a task ``tick`` (no worker runs:
 the runs stay queued, what is measured is the firing), creates ``--schedules`` schedules through
 the API (spread over the servers), and watches ``--minutes`` minute boundaries. For each tick it
-reports how late the runs were made (``created_at`` minus the minute, p50/p95/p99/max), how many
+reports how late the runs could start (``max(created_at, available_at)`` minus the minute: a run is
+made up to 5 s ahead of its tick and waits queued until it; p50/p90/p99/max), when they were made
+(``created_at`` minus the minute: negative is ahead), how many
 schedules fired (all of them, or some were missed) and whether any fired twice (the runs of one
 schedule and tick, by their idempotency key ``schedule:<id>:<tick>``).
 
@@ -95,17 +97,21 @@ async def _create_schedules(servers: Servers, count: int) -> None:
             await client.aclose()
 
 
-def _ticks(database_url: str, tick: float) -> tuple[list[float], Counter[str]]:
-    """The lateness of each run of ``tick`` (seconds), and the number of runs per schedule."""
+def _ticks(database_url: str, tick: float) -> tuple[list[float], list[float], Counter[str]]:
+    """For each run of ``tick``: how late it could start (seconds after the tick that it was both
+    made and available: a run made ahead waits queued until its tick) and when it was made
+    (relative to the tick); and the number of runs per schedule."""
     suffix = f":{int(tick)}"
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT idempotency_key, created_at FROM runs WHERE task_id = 'tick' AND idempotency_key LIKE %s",
+            "SELECT idempotency_key, created_at, available_at FROM runs"
+            " WHERE task_id = 'tick' AND idempotency_key LIKE %s",
             (f"schedule:%{suffix}",),
         ).fetchall()
-    late = [created - tick for _key, created in rows]
-    per_schedule = Counter(key.split(":")[1] for key, _created in rows)
-    return late, per_schedule
+    late = [max(created, available) - tick for _key, created, available in rows]
+    made = [created - tick for _key, created, _available in rows]
+    per_schedule = Counter(key.split(":")[1] for key, _created, _available in rows)
+    return late, made, per_schedule
 
 
 async def phase(workdir: Path, base_url: str, count: int, servers_n: int, minutes: int) -> dict[str, Any]:
@@ -122,7 +128,7 @@ async def phase(workdir: Path, base_url: str, count: int, servers_n: int, minute
         for _ in range(minutes):
             log(f"{servers_n} server(s): waiting for the tick at {time.strftime('%H:%M:%S', time.localtime(tick))}")
             await asyncio.sleep(max(0.0, tick + 15 - time.time()))  # 15 s after the minute: all fired
-            late, per_schedule = _ticks(url, tick)
+            late, made, per_schedule = _ticks(url, tick)
             results.append(
                 {
                     "tick": time.strftime("%H:%M:%S", time.localtime(tick)),
@@ -130,6 +136,7 @@ async def phase(workdir: Path, base_url: str, count: int, servers_n: int, minute
                     "missed": count - len(per_schedule),
                     "twice": sum(1 for n in per_schedule.values() if n > 1),
                     "late_s": latency_summary(late) if late else None,
+                    "made_s": latency_summary(made) if made else None,
                 }
             )
             log(json.dumps(results[-1]))

@@ -3,6 +3,7 @@ happens to a run when its worker's machine dies."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -159,3 +160,77 @@ def test_stopping_a_worker_lets_runs_finish_then_hands_the_rest_back(
         run = client.runs.retrieve(handle.id)
         assert (run.status, run.attempt_count, [a.status for a in run.attempts]) == ("QUEUED", 1, ["RELEASED"])
         assert_eventually(lambda: not pid_alive(runner), timeout=10, what=f"runner {runner} to stop")
+
+
+LOST = """
+    import asyncio
+    import json
+    import os
+    from pathlib import Path
+
+    from hightide import Context, task
+
+
+    def note(payload: dict, what: str, ctx: Context, error: Exception) -> None:
+        with open(payload["notes"], "a") as notes:
+            notes.write(json.dumps([what, ctx.run.id, ctx.attempt.number, os.getpid(), str(error)]) + "\\n")
+
+
+    def on_failure(payload: dict, ctx: Context, error: Exception) -> None:
+        note(payload, "on_failure", ctx, error)
+
+
+    def on_complete(payload: dict, ctx: Context, result: object) -> None:
+        note(payload, "on_complete", ctx, result.error)
+
+
+    @task(id="doomed", retry={"max_attempts": 1}, on_failure=on_failure, on_complete=on_complete)
+    async def doomed(payload: dict, ctx: Context) -> None:
+        Path(payload["marker"]).write_text(str(os.getpid()))
+        await asyncio.sleep(60)
+"""
+
+
+def test_a_run_lost_with_its_whole_worker_gets_its_final_hooks_on_another(
+    project: Callable[..., Path],
+    server: Callable[..., Server],
+    worker: Callable[..., Background],
+    tmp_path: Path,
+) -> None:
+    """The machine dies with the run's last attempt: the run is CRASHED when its lease lapses, and
+    its on_failure and on_complete run once, on the worker that is left, in a fresh runner."""
+    root = project({"trigger/doomed.py": LOST})
+    hosted = server("--lease-seconds", "2")
+    key = hosted.create_key("dev")
+    first = worker(root, hosted.api_url, key, "--concurrency", "1")
+    marker, notes = tmp_path / "doomed.pid", tmp_path / "notes.jsonl"
+
+    with Client(api_url=hosted.api_url, secret_key=key) as client:
+        handle = client.trigger("doomed", {"marker": str(marker), "notes": str(notes)})
+        runner = assert_eventually(
+            lambda: marker.exists() and marker.read_text() and int(marker.read_text()),
+            timeout=TIMEOUT,
+            what="the attempt to start",
+        )
+        first.kill_group()
+        kill_pids(runner_pids(root))
+        first.wait(timeout=10)
+        assert_eventually(lambda: not pid_alive(runner), timeout=10, what=f"runner {runner} to die")
+
+        run = wait_finished(client, handle.id, TIMEOUT)
+        assert run.status == "CRASHED" and run.error["name"] == "WorkerLost"
+        assert not notes.exists(), "no worker was left to run the hooks yet"
+
+        second = worker(root, hosted.api_url, key, "--concurrency", "1")
+
+        def noted() -> list:
+            lines = [json.loads(line) for line in notes.read_text().splitlines()] if notes.exists() else []
+            assert len(lines) == 2, lines
+            return lines
+
+        hooks = assert_eventually(noted, timeout=TIMEOUT, what="on_failure and on_complete on the second worker")
+        assert [h[0] for h in hooks] == ["on_failure", "on_complete"]
+        assert {h[1] for h in hooks} == {handle.id} and {h[2] for h in hooks} == {1}
+        assert all("WorkerLost" in h[4] or "lease" in h[4] for h in hooks), hooks
+        assert runner not in {h[3] for h in hooks}  # a fresh runner, on the worker that is left
+        second.check_running()

@@ -27,6 +27,10 @@ from hightide.store.records import (
 
 Clock = Callable[[], float]
 DEFAULT_RETENTION = 30 * 86400.0
+HOOKS_LEASE = 60.0
+"""Seconds a worker holds the final hooks it runs (``store.hooks``): after that, another takes them."""
+HOOKS_OWED_BY = frozenset({RunEvent.CRASH, RunEvent.TIME_OUT})
+"""Final failures whose hooks did not run in the task's runner: a fresh one runs them."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,10 @@ class EngineCore:
             # A failed run releases its idempotency key, so that the same key can try again.
             values = {"error": failure.to_dict(), "idempotency_key": None}
             event = RunEvent(decision.final_event)
+            if event in HOOKS_OWED_BY:
+                # Owed to any worker at once when the run's worker is gone (its lease lapsed); else
+                # the worker that reports it runs them, and another does if it has not within a minute.
+                values["hooks_owed_until"] = now if lease_lapsed_by is not None else now + HOOKS_LEASE
         change = self.change(
             run,
             event,
@@ -232,4 +240,4 @@ class EngineCore:
         return updated
 
 
-__all__ = ["Clock", "Due", "EngineCore", "EngineSettings", "cancel_key"]
+__all__ = ["HOOKS_LEASE", "Clock", "Due", "EngineCore", "EngineSettings", "cancel_key"]

@@ -12,7 +12,7 @@ from hightide.core.failures import Failure, FailureKind
 from hightide.core.protocol import AttemptResult, ResultReply
 from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.core.tracing import attempt_span_id, new_span_id
-from hightide.engine.base import EngineCore, cancel_key
+from hightide.engine.base import HOOKS_LEASE, EngineCore, cancel_key
 from hightide.engine.payloads import check_size
 from hightide.engine.traces import Traces, trace_ids
 from hightide.engine.triggering import Triggering
@@ -65,6 +65,16 @@ class Execution:
             claim_id=claim_id,
             last=last,
         )
+
+    def owed_hooks(self, env: Environment, version: Version, limit: int) -> list[Run]:
+        """Runs owing their final hooks that a worker of ``version`` can run (their own version's
+        workers, or any worker of the current version), leased to it for ``HOOKS_LEASE``."""
+        current = self.store.environments.current_version(env.id)
+        versions = None if current is not None and current.id == version.id else [version.version]
+        return self.store.hooks.take(env.id, versions, self.core.clock(), HOOKS_LEASE, limit)
+
+    def hooks_done(self, env: Environment, run_ids: Sequence[str]) -> list[str]:
+        return self.store.hooks.done(env.id, run_ids)
 
     def release(
         self, env: Environment, worker_id: str, held: Sequence[Held], claim_ids: Sequence[str] = ()

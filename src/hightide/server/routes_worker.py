@@ -17,7 +17,15 @@ from hightide.server.errors import responses
 from hightide.server.operations import operation
 from hightide.server.routing import ApiRoute
 from hightide.server.serialize import execution
-from hightide.server.worker_bodies import ClaimBody, CompleteBody, HeartbeatBody, RegisterBody, ReleaseBody
+from hightide.server.worker_bodies import (
+    ClaimBody,
+    CompleteBody,
+    HeartbeatBody,
+    HooksDoneBody,
+    OwedHooksBody,
+    RegisterBody,
+    ReleaseBody,
+)
 from hightide.store.records import Environment, LogEntry, Run, SpanRecord, Version
 from hightide.store.releases import Held
 
@@ -118,6 +126,23 @@ async def release(body: ReleaseBody, env: CurrentEnv, request: Request) -> dict[
     held = [Held(r.run_id, r.attempt, r.execution, r.started) for r in req.runs]
     runs = await run_in_threadpool(_engine(request).execution.release, env, req.worker_id, held, list(req.claims))
     return to_json(protocol.ReleaseReply(tuple(run.id for run in runs)))
+
+
+@router.post("/hooks", summary="Take the final hooks owed to runs that crashed or timed out without them")
+async def owed_hooks(body: OwedHooksBody, env: CurrentEnv, request: Request) -> JSONResponse:
+    req = from_json(protocol.OwedHooksRequest, body)
+    version = await _version(request, env, req.version_id)
+    runs = await run_in_threadpool(_engine(request).execution.owed_hooks, env, version, req.max_runs)
+    executions = await _executions(request, env, runs)
+    owed = tuple(protocol.OwedHooks(e, run.error or {}) for e, run in zip(executions, runs, strict=True))
+    return JSONResponse(to_json(protocol.OwedHooksReply(owed)))
+
+
+@router.post("/hooks/done", summary="Say which runs' final hooks ran: they are no longer owed")
+async def hooks_done(body: HooksDoneBody, env: CurrentEnv, request: Request) -> dict[str, Any]:
+    req = from_json(protocol.HooksDoneRequest, body)
+    done = await run_in_threadpool(_engine(request).execution.hooks_done, env, list(req.run_ids))
+    return to_json(protocol.HooksDoneReply(tuple(done)))
 
 
 def _log_entry(e: protocol.LogRecord) -> LogEntry:

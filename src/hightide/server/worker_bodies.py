@@ -35,6 +35,8 @@ _NAMES: dict[type[Any], str] = {
     protocol.CompleteRequest: "CompleteBody",
     protocol.ReleasedRun: "ReleasedRun",
     protocol.ReleaseRequest: "ReleaseBody",
+    protocol.OwedHooksRequest: "OwedHooksBody",
+    protocol.HooksDoneRequest: "HooksDoneBody",
 }
 # A field whose items the server reads with a model of its own: the journal operations a
 # suspension records are the journal API's operations (timers only, checked by the engine).
@@ -112,9 +114,13 @@ if TYPE_CHECKING:  # generated at import time: to a type checker, bodies of any 
     HeartbeatBody: TypeAlias = Any
     CompleteBody: TypeAlias = Any
     ReleaseBody: TypeAlias = Any
+    OwedHooksBody: TypeAlias = Any
+    HooksDoneBody: TypeAlias = Any
 else:
     RegisterBody = body_model(protocol.RegisterRequest)
     ClaimBody = body_model(protocol.ClaimRequest)
     HeartbeatBody = body_model(protocol.HeartbeatRequest)
     CompleteBody = body_model(protocol.CompleteRequest)
     ReleaseBody = body_model(protocol.ReleaseRequest)
+    OwedHooksBody = body_model(protocol.OwedHooksRequest)
+    HooksDoneBody = body_model(protocol.HooksDoneRequest)

@@ -14,6 +14,7 @@ from hightide.store.alerts import AlertOps
 from hightide.store.bulk import BulkOps
 from hightide.store.claims import ClaimOps
 from hightide.store.environments import EnvironmentOps
+from hightide.store.hooks import HookOps
 from hightide.store.live import LiveOps
 from hightide.store.metadata import MetadataOps
 from hightide.store.queues import QueueOps
@@ -38,7 +39,7 @@ class Store:
     tags, applied under the run's row lock. ``users``: dashboard users, members, login links and
     sessions. ``live``: the reads of live views (realtime). ``retention``: deleting finished runs past
     the retention period. ``bulk``: bulk actions and their progress. ``schedules``: cron schedules and
-    their firing, each tick once. ``alerts``: webhooks and their deliveries."""
+    their firing, each tick once. ``alerts``: webhooks and their deliveries. ``hooks``: final hooks owed to crashed runs."""
 
     def __init__(self, seam: Seam) -> None:
         self.seam = seam
@@ -56,6 +57,7 @@ class Store:
         self.retention = RetentionOps(seam)
         self.bulk = BulkOps(seam)
         self.alerts = AlertOps(seam)
+        self.hooks = HookOps(seam)
 
     @property
     def engine(self) -> Engine:

@@ -183,9 +183,20 @@ runs = Table(
     # The machine preset the run's next attempt runs on: the trigger's, else its task's (0014); an
     # out-of-memory retry moves it to the preset the task's retry names.
     Column("machine", String(32)),
+    # Final hooks owed (on_failure, on_complete of a CRASHED or TIMED_OUT run, 0016): due from this
+    # time (a worker that takes them holds them until it; NULL: none owed).
+    Column("hooks_owed_until", Float),
     UniqueConstraint("environment_id", "task_id", "idempotency_key", name="uq_runs_idempotency"),
 )
 Index("ix_runs_claim", runs.c.environment_id, runs.c.status, runs.c.rank_at)
+# Runs owing final hooks: a partial index, so that the runs owing none (all but a few) cost it nothing.
+Index(
+    "ix_runs_hooks_owed",
+    runs.c.environment_id,
+    runs.c.hooks_owed_until,
+    postgresql_where=runs.c.hooks_owed_until.isnot(None),
+    sqlite_where=runs.c.hooks_owed_until.isnot(None),
+)
 # The claim's turns of keyed runs: each (queue, concurrency key)'s ready runs in claim order (0009).
 Index(
     "ix_runs_claim_key",

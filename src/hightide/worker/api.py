@@ -17,7 +17,12 @@ from hightide.core.protocol import (
     HeartbeatReply,
     HeartbeatRequest,
     HeldRun,
+    HooksDoneReply,
+    HooksDoneRequest,
     LogRecord,
+    OwedHooks,
+    OwedHooksReply,
+    OwedHooksRequest,
     Registered,
     RegisterRequest,
     ReleasedRun,
@@ -68,6 +73,15 @@ class WorkerApi:
         replies to the results, and the claimed executions."""
         body = CompleteRequest(self.worker_id, tuple(results), tuple(logs), tuple(spans), claim)
         return from_json(CompleteReply, await self._post("complete", body))
+
+    async def owed_hooks(self, version_id: str, max_runs: int) -> tuple[OwedHooks, ...]:
+        """The final hooks owed to crashed runs this worker can run, leased to it for a minute."""
+        body = OwedHooksRequest(self.worker_id, version_id, max_runs)
+        return from_json(OwedHooksReply, await self._post("hooks", body)).hooks
+
+    async def hooks_done(self, run_ids: Sequence[str]) -> tuple[str, ...]:
+        body = HooksDoneRequest(self.worker_id, tuple(run_ids))
+        return from_json(HooksDoneReply, await self._post("hooks/done", body)).done
 
     async def cancel(self, run_id: str) -> None:
         await self.session.request("POST", f"/api/v1/runs/{run_id}/cancel")

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 FINAL_HOOK_STATUSES = frozenset({"CRASHED", "TIMED_OUT"})
 CANCEL_HOOK_SECONDS = 5.0  # how long a cancelled run's on_cancel hooks may take (runner.py has the same)
 FINAL_HOOKS_SECONDS = 30.0  # how long a crashed run's on_failure and on_complete may take
+OWED_HOOKS_EVERY = 5.0  # seconds between two asks for the final hooks owed to runs whose worker died
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class Supervisor:
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._hooks: set[asyncio.Task[None]] = set()  # final hooks running for crashed runs
+        self._hooks_running: set[str] = set()  # the runs whose final hooks those are
         self.usual_machine = DEFAULT_MACHINE  # the preset most tasks of the version use: prewarmed
         self._memory = MemoryReader()
 
@@ -155,6 +157,7 @@ class Supervisor:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._outbox_loop(), name="outbox"),
             asyncio.create_task(self._watch_memory(), name="memory"),
+            asyncio.create_task(self._owed_hooks_loop(), name="owed hooks"),
             asyncio.create_task(self.prewarm(), name="prewarm"),
         }
         stop_task = asyncio.create_task(stop.wait(), name="stop")
@@ -533,13 +536,30 @@ class Supervisor:
         self._hooks.add(task)
         task.add_done_callback(self._hooks.discard)
 
+    async def _owed_hooks_loop(self) -> None:
+        """Every ``OWED_HOOKS_EVERY``, take the final hooks the server holds for runs that crashed
+        or timed out without them (their worker died) and run them, as for a run of this worker."""
+        while True:
+            await asyncio.sleep(OWED_HOOKS_EVERY)
+            if not self._claiming or self.version is None or self._stopped.is_set():
+                continue
+            try:
+                owed = await self.api.owed_hooks(self.version.version_id, max_runs=2)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("could not ask for owed final hooks (%s); asking again later", exc)
+                continue
+            for hooks in owed:
+                if hooks.execution.run_id not in self._hooks_running:
+                    self._in_background(self._final_hooks(hooks.execution, hooks.error))
+
     async def _final_hooks(self, execution: Execution, error: JSONObject) -> None:
         """``on_failure`` and ``on_complete`` of a run whose final attempt crashed or timed out, in a
-        fresh runner (the one it ran in is gone), for at most ``FINAL_HOOKS_SECONDS``. Best effort:
-        a worker that stops meanwhile does not run them."""
+        fresh runner (the one it ran in is gone), for at most ``FINAL_HOOKS_SECONDS``, then tell the
+        server they ran (a worker that stops first leaves them to another, after their lease)."""
         if self._stopped.is_set() or self.version is None:
             return
         runner: RunnerProcess | None = None
+        self._hooks_running.add(execution.run_id)
         try:
             runner = await self.pool.acquire(self.version.version_id, execution.machine)
             async with asyncio.timeout(FINAL_HOOKS_SECONDS):
@@ -551,8 +571,16 @@ class Supervisor:
         except Exception:
             log.exception("the final hooks of %s failed in the worker", execution.run_id)
         finally:
+            self._hooks_running.discard(execution.run_id)
             if runner is not None:
                 await runner.stop(self.options.kill_grace)
+        # They ran (or tried to, and would fail the same way again): no longer owed.
+        try:
+            await self.api.hooks_done([execution.run_id])
+        except TRANSIENT_ERRORS as exc:
+            log.warning(
+                "could not report the final hooks of %s (%s): another worker may run them", execution.run_id, exc
+            )
 
 
 def _usual_machine(manifest: dict[str, Any]) -> str:

@@ -138,3 +138,39 @@ class ReleaseRequest:
 class ReleaseReply:
     released: tuple[str, ...]
     """The runs released (not those that had moved on)."""
+
+
+# -- final hooks owed ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OwedHooksRequest:
+    """Take the final hooks (``on_failure``, ``on_complete``) of runs that ended ``CRASHED`` or
+    ``TIMED_OUT`` without them: the worker that ran them died, or did not run them in time."""
+
+    worker_id: Id
+    version_id: Id
+    max_runs: Annotated[int, Range(ge=1, le=MAX_CLAIM_BATCH)] = 4
+
+
+@dataclass(frozen=True)
+class OwedHooks:
+    execution: Execution
+    """The run's last attempt, as it was claimed."""
+    error: JSONObject
+    """The failure the hooks are given."""
+
+
+@dataclass(frozen=True)
+class OwedHooksReply:
+    hooks: tuple[OwedHooks, ...]
+    """Leased to this worker for a minute; another worker gets them after that unless ``hooks/done``."""
+
+
+@dataclass(frozen=True)
+class HooksDoneRequest:
+    worker_id: Id
+    run_ids: Annotated[tuple[Id, ...], Items(MAX_RELEASE_RUNS), Doc("the runs whose final hooks ran")]
+
+
+@dataclass(frozen=True)
+class HooksDoneReply:
+    done: tuple[str, ...]
