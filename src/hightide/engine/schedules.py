@@ -204,12 +204,13 @@ class Schedules:
                 key = (schedule.cron, schedule.timezone, at)
                 tick = ticks.get(key) or ticks.setdefault(key, _Tick.latest(_cron(schedule), at))
                 by_env.setdefault(schedule.environment_id, []).append((schedule, tick))
-            firings = [
-                firing
-                for env_id, items in by_env.items()
-                if (env := envs[env_id]) is not None
-                for firing in self._plan(env, items)
-            ]
+            firings = []
+            for env_id, items in by_env.items():
+                env = envs[env_id]
+                if env is None:  # no such environment (any more): its schedules move on, firing nothing
+                    firings += [Firing(schedule, tick.at, tick.upcoming[0], None) for schedule, tick in items]
+                else:
+                    firings += self._plan(env, items)
             planned[:] = [f.run for f in firings if f.run is not None]
             return firings
 

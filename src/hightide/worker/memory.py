@@ -26,6 +26,7 @@ class MemoryReader:
         self._looked = float("-inf")
         self._processes: dict[int, psutil.Process] = {}  # runners we were asked about, kept between calls
         self._children: dict[int, list[psutil.Process]] = {}
+        self._last: dict[int, int] = {}  # the latest reading of each runner, kept until it is gone
 
     def read(self, pids: Iterable[int], now: float | None = None) -> dict[int, int]:
         """Bytes per pid in ``pids`` (0 for a process gone meanwhile); forgets runners not asked for."""
@@ -34,14 +35,20 @@ class MemoryReader:
         self._processes = {pid: self._processes.get(pid) or _process(pid) for pid in wanted}
         if wanted and now - self._looked >= CHILDREN_EVERY:
             self._looked, self._children = now, _descendants(wanted)
-        return {
+        usage = {
             pid: _memory(self._processes[pid]) + sum(_memory(child) for child in self._children.get(pid, ()))
             for pid in wanted
         }
+        self._last.update(usage)
+        return usage
 
-    def alone(self, pid: int) -> int:
-        """Resident memory in bytes of process ``pid`` alone (0 if it is gone)."""
-        return _memory(self._processes.get(pid) or _process(pid))
+    def last(self, pid: int) -> int:
+        """The latest reading of runner ``pid`` (0: never read, e.g. it only ran runs shorter than a
+        reading's interval). Reading costs tens of microseconds a process, too much for every run."""
+        return self._last.get(pid, 0)
+
+    def forget(self, pid: int) -> None:
+        self._last.pop(pid, None)
 
 
 def _process(pid: int) -> psutil.Process | None:
