@@ -25,6 +25,28 @@ def _claim(http: httpx.Client, version: str, worker: str) -> dict:
     return execution
 
 
+def _fail(http: httpx.Client, execution: dict, name: str, kind: str) -> str:
+    """Report the claimed attempt ``execution`` failed (its task raised, or its runner crashed);
+    the run's status."""
+    error = {"name": name, "message": f"{name} in attempt 1", "kind": kind}
+    result = {
+        "run_id": execution["run_id"],
+        "attempt": 1,
+        "ok": False,
+        "error": error,
+        "execution": execution["execution"],
+    }
+    [reply] = http.post("/api/v1/worker/complete", json={"worker_id": "wkr_here", "results": [result]}).json()[
+        "results"
+    ]
+    return str(reply["status"])
+
+
+def _done(http: httpx.Client, run_id: str) -> list[str]:
+    answer = http.post("/api/v1/worker/hooks/done", json={"worker_id": "wkr_here", "run_ids": [run_id]})
+    return list(answer.json()["done"])
+
+
 def _owed(http: httpx.Client, version: str, worker: str) -> list[dict]:
     answer = http.post("/api/v1/worker/hooks", json={"worker_id": worker, "version_id": version, "max_runs": 10})
     assert answer.status_code == 200, answer.text
@@ -49,10 +71,8 @@ def test_a_lost_run_owes_its_hooks_to_one_worker_until_they_ran(stack: Stack) ->
         assert owed["execution"]["payload"] == {"n": 1} and owed["error"]["name"] == "WorkerLost"
         assert owed["error"] == run["error"]
         assert _owed(http, version, "wkr_other") == []  # leased to the first worker that asked
-        done = http.post("/api/v1/worker/hooks/done", json={"worker_id": "wkr_left", "run_ids": [run_id]})
-        assert done.json() == {"done": [run_id]}
-        again = http.post("/api/v1/worker/hooks/done", json={"worker_id": "wkr_left", "run_ids": [run_id]})
-        assert again.json() == {"done": []}
+        assert _done(http, run_id) == [run_id]
+        assert _done(http, run_id) == []
 
 
 def test_a_crash_the_worker_reports_is_its_own_to_run_first(stack: Stack) -> None:
@@ -61,15 +81,10 @@ def test_a_crash_the_worker_reports_is_its_own_to_run_first(stack: Stack) -> Non
         version = _register(http, task_id)
         http.post(f"/api/v1/tasks/{task_id}/trigger", json={"payload": {}})
         execution = _claim(http, version, "wkr_here")
-        error = {"name": "RunnerCrashed", "message": "the runner exited with signal 9", "kind": "crash"}
-        result = {"run_id": execution["run_id"], "attempt": 1, "ok": False, "error": error}
-        body = {"worker_id": "wkr_here", "results": [{**result, "execution": execution["execution"]}]}
-        [reply] = http.post("/api/v1/worker/complete", json=body).json()["results"]
-        assert reply["status"] == "CRASHED"
+        assert _fail(http, execution, "RunnerCrashed", "crash") == "CRASHED"
         # The reporting worker runs them now; no other worker gets them meanwhile.
         assert _owed(http, version, "wkr_other") == []
-        done = http.post("/api/v1/worker/hooks/done", json={"worker_id": "wkr_here", "run_ids": [execution["run_id"]]})
-        assert done.json() == {"done": [execution["run_id"]]}
+        assert _done(http, execution["run_id"]) == [execution["run_id"]]
 
 
 def test_a_failure_the_task_raised_owes_nothing(stack: Stack) -> None:
@@ -78,10 +93,5 @@ def test_a_failure_the_task_raised_owes_nothing(stack: Stack) -> None:
         version = _register(http, task_id)
         http.post(f"/api/v1/tasks/{task_id}/trigger", json={"payload": {}})
         execution = _claim(http, version, "wkr_here")
-        error = {"name": "ValueError", "message": "no", "kind": "error"}
-        result = {"run_id": execution["run_id"], "attempt": 1, "ok": False, "error": error}
-        body = {"worker_id": "wkr_here", "results": [{**result, "execution": execution["execution"]}]}
-        assert http.post("/api/v1/worker/complete", json=body).json()["results"][0]["status"] == "FAILED"
-        # its hooks ran in its runner, with the result
-        done = http.post("/api/v1/worker/hooks/done", json={"worker_id": "wkr_here", "run_ids": [execution["run_id"]]})
-        assert done.json() == {"done": []}
+        assert _fail(http, execution, "ValueError", "error") == "FAILED"
+        assert _done(http, execution["run_id"]) == []  # its hooks ran in its runner, with the result
