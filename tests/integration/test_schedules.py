@@ -134,6 +134,10 @@ def test_the_cli_lists_creates_deactivates_and_deletes(stack: Stack, client: Cli
     assert created["id"] in cli("list")  # the table
     listed = json.loads(cli("list", "--task", "scheduled-echo", "--json"))
     assert created["id"] in [s["id"] for s in listed]
+    shown = cli("get", created["id"])
+    assert created["id"] in shown and "*/15 * * * *" in shown and "next runs:" in shown
+    moved = json.loads(cli("update", created["id"], "--cron", "0 8 * * 1", "--tz", "UTC", "--json"))
+    assert (moved["cron"], moved["timezone"], moved["external_id"]) == ("0 8 * * 1", "UTC", user)
     assert json.loads(cli("deactivate", created["id"], "--json"))["active"] is False
     assert "active" in cli("activate", created["id"])
     assert "deleted" in cli("delete", created["id"])

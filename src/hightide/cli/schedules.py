@@ -1,4 +1,4 @@
-"""``hightide schedules ...``: list, create, delete, activate and deactivate cron schedules."""
+"""``hightide schedules ...``: list, create, get, update, delete, activate and deactivate cron schedules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from hightide.cli.options import ApiUrl, JsonOut, SecretKey, every_page, print_j
 from hightide.cli.output import console
 from hightide.cli.render import _when, print_schedules
 
-schedules_app = typer.Typer(help="List, create, delete, activate and deactivate cron schedules.", no_args_is_help=True)
+schedules_app = typer.Typer(
+    help="List, create, get, update, delete, activate and deactivate cron schedules.", no_args_is_help=True
+)
 ScheduleId = Annotated[str, typer.Argument(help="The schedule's id (sched_...).")]
 
 
@@ -72,6 +74,45 @@ def schedules_create(
         "deduplication_key": deduplication_key,
     }
     _print_one(request("POST", "/api/v1/schedules", api_url, secret_key, body), as_json)
+
+
+@schedules_app.command("get")
+def schedules_get(
+    schedule_id: ScheduleId, as_json: JsonOut = False, api_url: ApiUrl = None, secret_key: SecretKey = None
+) -> None:
+    """A schedule with its next runs."""
+    from hightide.sdk.client import schedule_path
+
+    schedule = request("GET", schedule_path(schedule_id), api_url, secret_key)
+    _print_one(schedule, as_json)
+    if not as_json and schedule.get("upcoming"):
+        console.print("next runs: " + ", ".join(_when(t) for t in schedule["upcoming"]), markup=False)
+
+
+@schedules_app.command("update")
+def schedules_update(
+    schedule_id: ScheduleId,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Another task to run.", envvar="HIGHTIDE_SCHEDULE_TASK")
+    ] = None,
+    cron: Annotated[str | None, typer.Option("--cron", help="A new pattern.", envvar="HIGHTIDE_CRON")] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", "--tz", help="A new IANA timezone.", envvar="HIGHTIDE_TIMEZONE")
+    ] = None,
+    external_id: Annotated[
+        str | None, typer.Option("--external-id", help="A new external id.", envvar="HIGHTIDE_EXTERNAL_ID")
+    ] = None,
+    as_json: JsonOut = False,
+    api_url: ApiUrl = None,
+    secret_key: SecretKey = None,
+) -> None:
+    """Change an imperative schedule; what is not given stays (a new pattern or timezone moves its
+    next run)."""
+    from hightide.sdk.client import schedule_path
+
+    given = {"task": task, "cron": cron, "timezone": timezone, "external_id": external_id}
+    body = {k: v for k, v in given.items() if v is not None}
+    _print_one(request("PUT", schedule_path(schedule_id), api_url, secret_key, body), as_json)
 
 
 @schedules_app.command("delete")
