@@ -1,4 +1,4 @@
-"""The Alerts page over HTTP, against a real server (SQLite and PostgreSQL) and a real webhook
+"""The Alerts page over HTTP, against a real server and a real webhook
 receiver: add a webhook with the form (a bad URL shows the form again, as typed, with the reason),
 send it a test event and see the delivery logged, disable and enable it, send a delivery again, and
 delete it. Without the CSRF token nothing changes."""
@@ -10,6 +10,7 @@ import json
 import re
 
 import httpx
+import pytest
 
 from hightide import Client
 from tests.integration.test_dashboard import csrf_of
@@ -46,6 +47,7 @@ def section_of(page: str, alert_id: str) -> str:
     return found.group(0)
 
 
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)  # the store's side runs on both in test_alerts.py
 def test_add_test_disable_redeliver_and_delete_a_webhook_from_the_page(dashboard: httpx.Client, client: Client) -> None:
     with webhook_receiver() as hook:
         refused = post(dashboard, "create", url="example.com/no-scheme", description="pager")
