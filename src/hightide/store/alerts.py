@@ -214,11 +214,12 @@ class AlertOps:
         d, a = t.alert_deliveries, t.alerts
         owner = new_id("lease", now)
         free = or_(d.c.lease_until.is_(None), d.c.lease_until < now)
-        with self._seam.write() as conn:
-            due = select(d.c.id).where(d.c.status == PENDING, d.c.next_try_at <= now, free)
+        due = select(d.c.id).where(d.c.status == PENDING, d.c.next_try_at <= now, free)
+        with self._seam.read() as conn:  # a read first: every server asks every second, mostly for nothing
             ids = [row.id for row in conn.execute(due.order_by(d.c.next_try_at, d.c.id).limit(limit))]
-            if not ids:
-                return []
+        if not ids:
+            return []
+        with self._seam.write() as conn:
             conn.execute(
                 update(d)
                 .where(d.c.id.in_(ids), d.c.status == PENDING, free)

@@ -29,10 +29,12 @@ class HookOps:
         stmt = select(r.c.id).where(r.c.environment_id == environment_id, r.c.hooks_owed_until <= now)
         if versions is not None:
             stmt = stmt.where(or_(r.c.version.in_(list(versions)), r.c.version.is_(None)))
+        stmt = stmt.order_by(r.c.hooks_owed_until).limit(limit)
+        with self._seam.read() as conn:  # a read first: every worker asks every few seconds, mostly for nothing
+            if conn.execute(stmt).first() is None:
+                return []
         with self._seam.write() as conn:
-            ids = list(
-                conn.execute(self._seam.claim_select(stmt.order_by(r.c.hooks_owed_until).limit(limit))).scalars()
-            )
+            ids = list(conn.execute(self._seam.claim_select(stmt)).scalars())
             if not ids:
                 return []
             conn.execute(update(r).where(r.c.id.in_(ids)).values(hooks_owed_until=now + lease))

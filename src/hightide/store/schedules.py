@@ -220,13 +220,12 @@ class ScheduleOps:
         ``plan`` say each one's tick, next tick and run, and apply them all. Returns how many
         schedules were taken (fewer than ``limit``: no more are due) and the runs inserted."""
         s = t.schedules
+        due = s.c.active == true(), s.c.next_tick_at <= now
+        with self._seam.read() as conn:  # a read first: the scheduler asks at every pass, mostly for nothing
+            if conn.execute(select(s.c.id).where(*due).limit(1)).first() is None:
+                return 0, []
         with self._seam.write_notify() as conn:
-            stmt = (
-                select(s)
-                .where(s.c.active == true(), s.c.next_tick_at <= now)
-                .order_by(s.c.next_tick_at, s.c.id)
-                .limit(limit)
-            )
+            stmt = select(s).where(*due).order_by(s.c.next_tick_at, s.c.id).limit(limit)
             taken = [_schedule(row) for row in conn.execute(self._seam.claim_select(stmt))]
             return len(taken), self._apply(conn, plan(taken), now) if taken else []
 
