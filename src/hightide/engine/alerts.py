@@ -13,7 +13,7 @@ from typing import Any
 from hightide.core.alerts import ALERT_TEST, REQUEST_TIMEOUT, check_events, check_url, retry_delay
 from hightide.core.ids import new_id
 from hightide.core.limits import MAX_NAME_LENGTH, MAX_PAGE, check_text
-from hightide.engine.base import EngineCore
+from hightide.engine.base import Due, EngineCore
 from hightide.errors import NotFoundError, ValidationError
 from hightide.store.alert_events import DELIVERY_STATUSES
 from hightide.store.alerts import Alert, Delivery, Try, new_secret
@@ -26,6 +26,8 @@ class Alerts:
     def __init__(self, core: EngineCore) -> None:
         self.core = core
         self.store = core.store
+        self.asked = Due()
+        """Raised when a delivery is asked for (a test, a redelivery): the deliverer looks at once."""
 
     # -- webhooks ------------------------------------------------------------------------------
     def create(
@@ -99,7 +101,9 @@ class Alerts:
     # -- deliveries ----------------------------------------------------------------------------
     def test(self, env: Environment, alert_id: str) -> Delivery:
         """Send an ``alert.test`` event to the webhook now (also while it is disabled)."""
-        return self.store.alerts.enqueue(self.get(env, alert_id), ALERT_TEST, self.core.clock())
+        delivery = self.store.alerts.enqueue(self.get(env, alert_id), ALERT_TEST, self.core.clock())
+        self.asked()
+        return delivery
 
     def deliveries(
         self,
@@ -132,6 +136,7 @@ class Alerts:
         self.delivery(env, alert_id, delivery_id)
         again = self.store.alerts.redeliver(delivery_id, env.id, self.core.clock())
         assert again is not None
+        self.asked()
         return again
 
     # -- sending (the server's deliverer) ------------------------------------------------------

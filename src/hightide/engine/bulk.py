@@ -17,7 +17,7 @@ from typing import Any
 
 from hightide.core.ids import new_id
 from hightide.core.limits import MAX_ID_LENGTH, check_text
-from hightide.engine.base import EngineCore
+from hightide.engine.base import Due, EngineCore
 from hightide.engine.control import Control
 from hightide.errors import ConflictError, HightideError, NotFoundError, ValidationError
 from hightide.store.bulk import RUNNING
@@ -34,6 +34,8 @@ class BulkActions:
     def __init__(self, core: EngineCore, control: Control) -> None:
         self.core = core
         self.store = core.store
+        self.asked = Due()
+        """Raised when an action is created: this server's bulk loop starts on it at once."""
         self.control = control
 
     def create(
@@ -72,7 +74,9 @@ class BulkActions:
             created_at=now,
             updated_at=now,
         )
-        return self.store.bulk.create(made)
+        created = self.store.bulk.create(made)
+        self.asked()
+        return created
 
     def get(self, env: Environment, bulk_id: str) -> BulkAction:
         found = self.store.bulk.get(bulk_id, env.id)

@@ -28,7 +28,8 @@ class Scheduler:
         self.engine = engine
         self.tick = tick
         self.purge_every = purge_every
-        self.bulk_every = 0.5
+        self.bulk_every = 5.0  # seconds between looks for actions made on other servers (this one's wake it)
+        self._bulk_poke = asyncio.Event()
         self._purged_at: float | None = None  # engine clock of the last retention pass
         self._stop = asyncio.Event()
         self._poke = asyncio.Event()
@@ -38,6 +39,13 @@ class Scheduler:
     def stop(self) -> None:
         self._stop.set()
         self._poke.set()
+        self._bulk_poke.set()
+
+    def poke_bulk(self, _at: float | None = None) -> None:
+        """Thread-safe: a bulk action was made here; work on it now."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._bulk_poke.set)
 
     def poke(self, at: float | None = None) -> None:
         """Thread-safe: something becomes due at ``at`` (unknown: ``None``); look again now unless
@@ -54,15 +62,18 @@ class Scheduler:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.engine.core.due.subscribe(self.poke)
+        self.engine.bulk.asked.subscribe(self.poke_bulk)
         try:
             await asyncio.gather(self._loop_passes(), self._bulk_loop())
         finally:
             self.engine.core.due.unsubscribe(self.poke)
+            self.engine.bulk.asked.unsubscribe(self.poke_bulk)
 
     async def _bulk_loop(self) -> None:
         """Bulk actions, beside the passes (a long one never delays a due run): at once while there
-        is work, every ``bulk_every`` seconds otherwise."""
+        is work or one was just made here, every ``bulk_every`` seconds otherwise."""
         while not self._stop.is_set():
+            self._bulk_poke.clear()
             try:
                 acted = await anyio.to_thread.run_sync(self.engine.bulk.process)
             except Exception:
@@ -70,7 +81,7 @@ class Scheduler:
                 acted = 0
             if not acted:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=self.bulk_every)
+                    await asyncio.wait_for(self._bulk_poke.wait(), timeout=self.bulk_every)
 
     async def _loop_passes(self) -> None:
         last = self.engine.clock()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -22,6 +23,7 @@ from hightide.core.alerts import (
     ALERT_TEST,
     DELIVERY_HEADER,
     EVENT_HEADER,
+    FAILED_FOR_ALERTS,
     REQUEST_TIMEOUT,
     SIGNATURE_HEADER,
     signature,
@@ -29,6 +31,7 @@ from hightide.core.alerts import (
 from hightide.engine import RunEngine
 from hightide.server.serialize import iso, run_json
 from hightide.store.alerts import Alert, Delivery, Try
+from hightide.store.changes import Change
 from hightide.store.records import dumps
 
 log = logging.getLogger(__name__)
@@ -37,31 +40,61 @@ MAX_ERROR = 300  # characters of a receiver's answer kept in the log
 
 
 class AlertDeliverer:
+    """Sends what is due, then sleeps until the next retry is due (at most ``poll`` seconds), or
+    until a run fails for good, on this server or (PostgreSQL) another, or a test or redelivery is
+    asked for: an idle server asks the database nothing more than every ``poll`` seconds."""
+
     def __init__(
-        self, engine: RunEngine, public_url: str | None = None, poll: float = 1.0, concurrency: int = 8
+        self, engine: RunEngine, public_url: str | None = None, poll: float = 10.0, concurrency: int = 8
     ) -> None:
         self.engine = engine
         self.public_url = public_url.rstrip("/") if public_url else None
         self.poll = poll
         self.concurrency = concurrency
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def _changed(self, changes: Sequence[Change]) -> None:
+        """A store listener (any thread): a run that failed for good may have made deliveries."""
+        if self._loop is not None and any(c.status in FAILED_FOR_ALERTS for c in changes):
+            self._poke()
+
+    def _poke(self, _at: float | None = None) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits any more
+                self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.engine.store.add_listener(self._changed)
+        self.engine.alerts.asked.subscribe(self._poke)
+        try:
+            await self._deliver()
+        finally:
+            self.engine.alerts.asked.unsubscribe(self._poke)
+            self.engine.store.remove_listener(self._changed)
+
+    async def _deliver(self) -> None:
         limits = httpx.Limits(max_connections=self.concurrency)
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT, follow_redirects=False, limits=limits) as client:
             while not self._stop.is_set():
+                self._wake.clear()  # before the look: a wake-up during it means "look again"
                 try:
                     due = await anyio.to_thread.run_sync(self.engine.alerts.take_due, self.concurrency)
                     await asyncio.gather(*(self._send(client, d, a) for d, a in due))
+                    nxt = await anyio.to_thread.run_sync(self.engine.alerts.next_due_at)
                 except Exception:  # a database hiccup must not stop deliveries: log, wait, go on
                     log.exception("alert deliveries pass failed; retrying")
-                    due = []
+                    due, nxt = [], None
                 if len(due) < self.concurrency:  # a full batch means more may be due: go on at once
+                    wait = self.poll if nxt is None else min(self.poll, max(0.05, nxt - time.time()))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), timeout=self.poll)
+                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def _send(self, client: httpx.AsyncClient, delivery: Delivery, alert: Alert) -> None:
         body: str = delivery.body if delivery.body else await anyio.to_thread.run_sync(self.body, delivery)

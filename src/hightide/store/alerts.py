@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 
 from hightide.core.alerts import MAX_TRIES_KEPT, SECRET_PREFIX
 from hightide.core.ids import new_id
@@ -272,9 +272,9 @@ class AlertOps:
         return bool(done)
 
     def next_due_at(self) -> float | None:
-        """When the next pending delivery is due (None: none is)."""
+        """When a pending delivery can next be taken: its next try, or when the lease of the server
+        sending it ends (None: nothing is pending)."""
         d = t.alert_deliveries
+        free_at = case((d.c.lease_until > d.c.next_try_at, d.c.lease_until), else_=d.c.next_try_at)
         with self._seam.read() as conn:
-            return conn.execute(
-                select(d.c.next_try_at).where(d.c.status == PENDING).order_by(d.c.next_try_at).limit(1)
-            ).scalar()
+            return conn.execute(select(func.min(free_at)).where(d.c.status == PENDING)).scalar()
