@@ -225,28 +225,15 @@ class AlertOps:
                 .where(d.c.id.in_(ids), d.c.status == PENDING, free)
                 .values(lease_until=now + lease, lease_owner=owner)
             )
-            rows = conn.execute(
-                select(d, a.c.url, a.c.secret, a.c.events.label("alert_events"), a.c.description, a.c.enabled)
-                .join(a, a.c.id == d.c.alert_id)
-                .where(d.c.lease_owner == owner, d.c.id.in_(ids))
-                .order_by(d.c.next_try_at, d.c.id)
-            ).all()
-        taken = []
-        for row in rows:
-            m = row._mapping
-            alert = Alert(
-                id=m["alert_id"],
-                environment_id=m["environment_id"],
-                url=m["url"],
-                events=loads(m["alert_events"]),
-                secret=m["secret"],
-                description=m["description"],
-                enabled=bool(m["enabled"]),
-                created_at=0.0,
-                updated_at=0.0,
-            )
-            taken.append((Delivery.from_row(row), alert))
-        return taken
+            taken = [
+                Delivery.from_row(row)
+                for row in conn.execute(
+                    select(d).where(d.c.lease_owner == owner, d.c.id.in_(ids)).order_by(d.c.next_try_at, d.c.id)
+                )
+            ]
+            alert_ids = sorted({delivery.alert_id for delivery in taken})
+            alerts = {row.id: Alert.from_row(row) for row in conn.execute(select(a).where(a.c.id.in_(alert_ids)))}
+        return [(delivery, alerts[delivery.alert_id]) for delivery in taken]
 
     def record(self, delivery: Delivery, body: str, tried: Try, next_try_at: float | None) -> bool:
         """Record a try of a delivery taken with ``take_due``: delivered, due again at
