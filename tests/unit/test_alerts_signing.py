@@ -42,7 +42,9 @@ def test_failed_deliveries_back_off_and_stop_after_the_last_try() -> None:
 def test_webhooks_take_http_urls_and_the_events_that_exist() -> None:
     assert check_url("https://example.com/hooks") == "https://example.com/hooks"
     assert check_events(["run.failed", "run.failed"]) == ["run.failed"]
-    for url in ["example.com/hooks", "ftp://example.com", "https://", "https://x/\x00", "h" * 3000, 42]:
+    bad = ["example.com/hooks", "ftp://example.com", "https://", "https://x/\x00", "h" * 3000, 42]
+    bad += ["http://[bad", "http://exa mple.com/x", "http://host:port/x"]
+    for url in bad:
         with pytest.raises(ValidationError, match="url"):
             check_url(url)
     for events, says in [

@@ -46,8 +46,13 @@ def check_url(url: object) -> str:
         raise ValidationError(
             f"url: expected an http(s) URL of at most {MAX_URL_LENGTH} characters", details={"field": "url"}
         )
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # reading it checks it is a number
+        hostname = parts.hostname
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        hostname = None
+    if hostname is None or parts.scheme not in ("http", "https") or any(c.isspace() for c in url):
         raise ValidationError(
             f"url: {url!r} is not an absolute http(s) URL (e.g. https://example.com/hooks/hightide)",
             details={"field": "url"},

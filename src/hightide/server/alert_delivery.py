@@ -113,7 +113,7 @@ class AlertDeliverer:
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {response.text[:MAX_ERROR]}".rstrip(": ")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # no answer, or a URL no request can go to
             error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR] if str(exc) else type(exc).__name__
         tried = Try(sent_at, status, error, round((time.time() - sent_at) * 1000, 1))
         await anyio.to_thread.run_sync(self.engine.alerts.record, delivery, body, tried)
