@@ -62,8 +62,8 @@ from hightide.core.ids import _b32
 from hightide.engine.environments import bootstrap
 from hightide.store import Store, open_store
 from hightide.store import schema as t
+from hightide.store.pages import encode_cursor
 from hightide.store.records import RunFilter
-from hightide.store.runs import encode_cursor
 
 CLI = "from hightide.cli.main import main; main()"
 TARGET_MS = 100.0

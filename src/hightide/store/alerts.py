@@ -20,8 +20,8 @@ from hightide.core.alerts import MAX_TRIES_KEPT, SECRET_PREFIX
 from hightide.core.ids import new_id
 from hightide.store import schema as t
 from hightide.store.alert_events import DELIVERED, FAILED, PENDING, delivery_row
+from hightide.store.pages import newest_first
 from hightide.store.records import dumps, loads
-from hightide.store.runs import newest_first
 from hightide.store.seam import Seam
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from sqlalchemy import insert, or_, select, update
 
 from hightide.store import schema as t
+from hightide.store.pages import newest_first
 from hightide.store.records import BulkAction, dumps
-from hightide.store.runs import newest_first
 from hightide.store.seam import Seam
 
 RUNNING, COMPLETED, ABORTED = "RUNNING", "COMPLETED", "ABORTED"

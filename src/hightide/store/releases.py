@@ -11,8 +11,8 @@ from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.store import schema as t
 from hightide.store.changes import Change
 from hightide.store.records import Run, RunChange
-from hightide.store.runs import conditional_update
 from hightide.store.seam import Seam
+from hightide.store.updates import conditional_update
 
 # What the attempt record says while its run waits in the queue to continue it elsewhere.
 RELEASED = "RELEASED"

@@ -1,23 +1,20 @@
-"""``store.runs``: insert (with idempotency), read, list, and the one conditional update.
+"""``store.runs``: insert (with idempotency), read, list, and change runs.
 
-``conditional_update`` and ``newest_first`` are functions on a connection, shared with the
-releases and waitpoints groups."""
+The conditional update itself is ``store.updates``; paging is ``store.pages``."""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, func, insert, literal, select, update
 
 from hightide.core.alerts import FAILED_FOR_ALERTS
 from hightide.core.states import FINAL_STATUSES, RunStatus
-from hightide.errors import ServerError, ValidationError
 from hightide.store import schema as t
 from hightide.store.alert_events import failed_runs
 from hightide.store.changes import Change, ChangeKind, run_change
+from hightide.store.pages import filtered, newest_first
 from hightide.store.records import (
     Attempt,
     NewRun,
@@ -30,17 +27,8 @@ from hightide.store.records import (
 )
 from hightide.store.seam import Seam, retried
 from hightide.store.telemetry import insert_telemetry
+from hightide.store.updates import conditional_update, conditional_updates
 from hightide.store.wakeups import finish_awaited
-
-
-class _Dated(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def created_at(self) -> float: ...
-
-
-Item = TypeVar("Item", bound=_Dated)
 
 
 class RunOps:
@@ -290,7 +278,7 @@ class RunOps:
         with self._seam.write_notify() as conn:
             insert_telemetry(conn, telemetry)
             if len(changes) > 1 and len({c.run_id for c in changes}) == len(changes):
-                applied = _conditional_updates(conn, changes, now, environment_id)
+                applied = conditional_updates(conn, changes, now, environment_id)
             else:
                 applied = [conditional_update(conn, change, now, environment_id) for change in changes]
             if any(applied):
@@ -385,218 +373,3 @@ class RunOps:
 FINAL_VALUES = frozenset(s.value for s in FINAL_STATUSES)
 ALERTED_VALUES = frozenset(s.value for s in FAILED_FOR_ALERTS)
 ACTIVE_STATUSES = (RunStatus.QUEUED.value, RunStatus.EXECUTING.value)
-
-
-def conditional_update(conn: Connection, change: RunChange, now: float, environment_id: str | None = None) -> bool:
-    """The one conditional UPDATE every change of a run goes through."""
-    r = t.runs
-    where = and_(r.c.id == change.run_id, r.c.status == change.expect_status)
-    if environment_id is not None:
-        where = and_(where, r.c.environment_id == environment_id)
-    if change.expect_attempt is not None:
-        where = and_(where, r.c.attempt_count == change.expect_attempt)
-    if change.expect_execution is not None:
-        where = and_(where, r.c.executions == change.expect_execution)
-    if change.expect_worker is not None:
-        where = and_(where, r.c.worker_id == change.expect_worker)
-    if change.lease_lapsed_by is not None:  # a heartbeat that just extended the lease wins
-        where = and_(where, r.c.lease_expires_at <= change.lease_lapsed_by)
-    if change.delay_ended_by is not None:  # a reschedule that just moved the delay wins
-        where = and_(where, r.c.available_at <= change.delay_ended_by)
-    if change.ttl_ended_by is not None:  # a claim that just started the run wins
-        where = and_(where, r.c.ttl_expires_at <= change.ttl_ended_by, r.c.started_at.is_(None))
-    encoded: dict[str, Any] = {
-        k: (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in change.values.items()
-    }
-    encoded["updated_at"] = now
-    if "available_at" in encoded or "priority" in encoded:
-        # Keep the claim order: a run is ranked `priority` seconds ahead of when it is available.
-        # A SET expression reads the old row, so a new value must be used as given.
-        encoded["rank_at"] = encoded.get("available_at", r.c.available_at) - encoded.get("priority", r.c.priority)
-    if conn.execute(update(r).where(where).values(**encoded)).rowcount != 1:
-        return False
-    if change.attempt_values and change.expect_attempt:
-        av = {k: (dumps(v) if k == "error" and v is not None else v) for k, v in change.attempt_values.items()}
-        conn.execute(
-            update(t.attempts)
-            .where(t.attempts.c.run_id == change.run_id, t.attempts.c.number == change.expect_attempt)
-            .values(**av)
-        )
-    return True
-
-
-def _conditional_updates(conn: Connection, changes: Sequence[RunChange], now: float, environment_id: str) -> list[bool]:
-    """``conditional_update`` for changes of distinct runs, in a few statements: lock the runs
-    (in id order), check each change's conditions on them, then apply the changes that hold with
-    one executemany UPDATE per shape of change (and one for their attempts)."""
-    r, a = t.runs, t.attempts
-    rows = {
-        row.id: row
-        for row in conn.execute(
-            select(
-                r.c.id,
-                r.c.environment_id,
-                r.c.status,
-                r.c.attempt_count,
-                r.c.executions,
-                r.c.worker_id,
-                r.c.lease_expires_at,
-                r.c.available_at,
-                r.c.ttl_expires_at,
-                r.c.started_at,
-            )
-            .where(r.c.id.in_(sorted(c.run_id for c in changes)))
-            .order_by(r.c.id)
-            .with_for_update()
-        )
-    }
-    applied = [_change_holds(rows.get(c.run_id), c, environment_id) for c in changes]
-    shapes: dict[tuple[Any, ...], list[RunChange]] = {}
-    for change, ok in zip(changes, applied, strict=True):
-        if not ok:
-            continue
-        if "available_at" in change.values or "priority" in change.values or change.timed:  # rank_at: see above
-            if not conditional_update(conn, change, now, environment_id):
-                raise ServerError(f"run {change.run_id} changed under its lock; rolled back")
-            continue
-        with_attempt = tuple(sorted(change.attempt_values)) if change.attempt_values and change.expect_attempt else ()
-        shape = (
-            tuple(sorted(change.values)),
-            change.expect_attempt is None,
-            change.expect_execution is None,
-            change.expect_worker is None,
-            change.lease_lapsed_by is None,
-            with_attempt,
-        )
-        shapes.setdefault(shape, []).append(change)
-    for (keys, no_attempt, no_execution, no_worker, no_lease, attempt_keys), group in shapes.items():
-        where = [
-            r.c.id == bindparam("c_id"),
-            r.c.status == bindparam("c_status"),
-            r.c.environment_id == environment_id,
-        ]
-        if not no_attempt:
-            where.append(r.c.attempt_count == bindparam("c_attempt"))
-        if not no_execution:
-            where.append(r.c.executions == bindparam("c_execution"))
-        if not no_worker:
-            where.append(r.c.worker_id == bindparam("c_worker"))
-        if not no_lease:
-            where.append(r.c.lease_expires_at <= bindparam("c_lapsed"))
-        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in keys} | {"updated_at": bindparam("c_now")}
-        params = [
-            {
-                "c_id": c.run_id,
-                "c_status": c.expect_status,
-                "c_attempt": c.expect_attempt,
-                "c_execution": c.expect_execution,
-                "c_worker": c.expect_worker,
-                "c_lapsed": c.lease_lapsed_by,
-                "c_now": now,
-                **{f"v_{k}": (dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in c.values.items()},
-            }
-            for c in group
-        ]
-        updated = conn.execute(update(r).where(*where).values(values), params).rowcount
-        if conn.dialect.supports_sane_multi_rowcount and updated != len(group):
-            raise ServerError(f"{len(group) - updated} run(s) changed under their lock; rolled back")
-        if attempt_keys:
-            conn.execute(
-                update(a)
-                .where(a.c.run_id == bindparam("c_id"), a.c.number == bindparam("c_attempt"))
-                .values({k: bindparam(f"v_{k}") for k in attempt_keys}),
-                [
-                    {
-                        "c_id": c.run_id,
-                        "c_attempt": c.expect_attempt,
-                        **{
-                            f"v_{k}": (dumps(v) if k == "error" and v is not None else v)
-                            for k, v in (c.attempt_values or {}).items()
-                        },
-                    }
-                    for c in group
-                ],
-            )
-    return applied
-
-
-def _change_holds(row: Any, change: RunChange, environment_id: str) -> bool:
-    """Whether ``row`` (the run, as locked) meets the conditions of ``conditional_update``'s UPDATE."""
-    return (
-        row is not None
-        and row.status == change.expect_status
-        and row.environment_id == environment_id
-        and (change.expect_attempt is None or row.attempt_count == change.expect_attempt)
-        and (change.expect_execution is None or row.executions == change.expect_execution)
-        and (change.expect_worker is None or row.worker_id == change.expect_worker)
-        and (
-            change.lease_lapsed_by is None
-            or (row.lease_expires_at is not None and row.lease_expires_at <= change.lease_lapsed_by)
-        )
-        and (change.delay_ended_by is None or row.available_at <= change.delay_ended_by)
-        and (
-            change.ttl_ended_by is None
-            or (row.ttl_expires_at is not None and row.ttl_expires_at <= change.ttl_ended_by and row.started_at is None)
-        )
-    )
-
-
-_JSON_COLUMNS = frozenset({"output", "error", "metadata", "tags", "retry", "payload"})
-
-
-def filtered(stmt: Any, environment_id: str, flt: RunFilter) -> Any:
-    """``stmt`` (a select from ``runs``) narrowed to the environment's runs that ``flt`` selects."""
-    r = t.runs
-    stmt = stmt.where(r.c.environment_id == environment_id)
-    if flt.statuses:
-        stmt = stmt.where(r.c.status.in_(flt.statuses))
-    if flt.task_ids:
-        stmt = stmt.where(r.c.task_id.in_(flt.task_ids))
-    if flt.tag:
-        tags = t.run_tags
-        stmt = stmt.where(
-            r.c.id.in_(select(tags.c.run_id).where(tags.c.environment_id == environment_id, tags.c.tag == flt.tag))
-        )
-    if flt.created_from is not None:
-        stmt = stmt.where(r.c.created_at >= flt.created_from)
-    if flt.created_to is not None:
-        stmt = stmt.where(r.c.created_at < flt.created_to)
-    if flt.parent_run_id is not None:
-        stmt = stmt.where(r.c.parent_run_id == flt.parent_run_id)
-    if flt.version is not None:
-        stmt = stmt.where(r.c.version == flt.version)
-    return stmt
-
-
-def newest_first(
-    conn: Connection, stmt: Any, table: Any, make: Callable[[Any], Item], limit: int, cursor: str | None
-) -> tuple[list[Item], str | None]:
-    """A page of ``stmt``'s rows, newest first (by ``created_at``, then ``id``), and the cursor
-    of the next page (``None`` at the end). For runs and waitpoints alike."""
-    if cursor:
-        created, item_id = decode_cursor(cursor)
-        # ``created_at <= created`` is implied by the OR, but only this form bounds an index range:
-        # without it a page deep in a long list reads every newer row (bench/dashboard_pages.py).
-        stmt = stmt.where(
-            table.c.created_at <= created,
-            or_(table.c.created_at < created, and_(table.c.created_at == created, table.c.id < item_id)),
-        )
-    stmt = stmt.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-    rows = [make(row) for row in conn.execute(stmt)]
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        return rows, encode_cursor(last.created_at, last.id)
-    return rows, None
-
-
-def encode_cursor(created_at: float, run_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at, run_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        created, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created), str(run_id)
-    except (ValueError, TypeError) as exc:
-        raise ValidationError("cursor: not a cursor returned by this API", details={"field": "cursor"}) from exc

@@ -17,8 +17,9 @@ from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select,
 
 from hightide.core.ids import new_id
 from hightide.store import schema as t
+from hightide.store.pages import decode_cursor, encode_cursor
 from hightide.store.records import DeclaredSchedule, NewRun, Run, Schedule
-from hightide.store.runs import RunOps, decode_cursor, encode_cursor
+from hightide.store.runs import RunOps
 from hightide.store.seam import Seam
 
 DECLARATIVE = "declarative"

@@ -15,6 +15,7 @@ from hightide.core.states import RunEvent, RunStatus, transition
 from hightide.errors import AlreadyExistsError, ConflictError
 from hightide.store import schema as t
 from hightide.store.changes import Change
+from hightide.store.pages import newest_first
 from hightide.store.records import (
     JournalEntry,
     JournalView,
@@ -27,7 +28,7 @@ from hightide.store.records import (
     loads,
     run_from_new,
 )
-from hightide.store.runs import RunOps, newest_first
+from hightide.store.runs import RunOps
 from hightide.store.seam import Seam, retried
 from hightide.store.telemetry import insert_telemetry
 from hightide.store.wakeups import WAITING, complete_waitpoints, resume_waiting

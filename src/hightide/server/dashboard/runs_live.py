@@ -36,8 +36,8 @@ from hightide.server.dashboard.runs_filters import RunsQuery, matches
 from hightide.server.dashboard.session import StreamAccess
 from hightide.server.routes_realtime import SubscriptionStream
 from hightide.store.live import RunView
+from hightide.store.pages import decode_cursor, encode_cursor
 from hightide.store.records import Run
-from hightide.store.runs import decode_cursor, encode_cursor
 
 MAX_INSERTED = 200  # rows a page gains live; beyond, it offers a link to the newest
 Key = tuple[float, str]  # a run's place in the list: (created_at, id), newest first
