@@ -1,6 +1,6 @@
 """How much memory runners use: each runner with every process it started (a task that runs ffmpeg
-is charged for ffmpeg), read from the OS with psutil. The supervisor compares it with each run's
-machine preset and kills a runner over its limit (``Supervisor._watch_memory``)."""
+is charged for ffmpeg), read from the OS with psutil (``MemoryReader``), against the limit of each
+run's machine preset (``MemoryWatch``). The supervisor kills a runner over its limit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import psutil
+
+from hightide.core.machines import preset
+from hightide.core.protocol import Execution
 
 WATCH_INTERVAL = 0.2  # seconds between two readings: how far past its limit a runner may get
 CHILDREN_EVERY = 1.0  # seconds between two looks for runners' child processes (a scan of the process table)
@@ -49,6 +52,48 @@ class MemoryReader:
 
     def forget(self, pid: int) -> None:
         self._last.pop(pid, None)
+
+
+class MemoryWatch:
+    """Runners' memory against their machines' presets, scaled by ``--machine-memory-scale``."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+        self.reader = MemoryReader()
+
+    def limit(self, machine: str | None) -> int:
+        return preset(machine).memory_limit(self.scale)
+
+    def over(self, runners: Iterable[tuple[int, str | None]]) -> dict[int, int]:
+        """Read the runners (pid, machine) executing runs now: those over their limit, with their use."""
+        wanted = dict(runners)
+        usage = self.reader.read(wanted)
+        return {pid: used for pid, used in usage.items() if used > self.limit(wanted[pid])}
+
+    def was_over(self, pid: int, machine: str | None) -> bool:
+        """Whether a runner held more than its preset allows at its latest reading (at most
+        ``WATCH_INTERVAL`` old), to retire it after its run: reading it again for every run would
+        cost the supervisor a tenth of a millisecond per run."""
+        over = self.reader.last(pid) > self.limit(machine)
+        if over:
+            self.reader.forget(pid)
+        return over
+
+    def message(self, execution: Execution, used: int) -> str:
+        """The ``OutOfMemoryError`` of an attempt whose runner was killed at ``used`` bytes."""
+        machine = preset(execution.machine)
+        limit = megabytes(self.limit(machine.name))
+        scaled = "" if self.scale == 1 else f", scaled by --machine-memory-scale {self.scale:g}"
+        retry = (
+            f"; the task's retry moves it to {execution.retry_machine}"
+            if execution.retry_machine and execution.attempt < execution.max_attempts
+            else '; choose a bigger machine (machine="large-1x"), or retry on one with '
+            'retry={"out_of_memory": {"machine": "large-1x"}}'
+        )
+        return (
+            f"the run used {megabytes(used)}, over the {limit} of machine {machine.name} "
+            f"({machine.describe()}{scaled}), and its runner was killed{retry}"
+        )
 
 
 def _process(pid: int) -> psutil.Process | None:

@@ -19,29 +19,27 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
-from hightide.core.machines import DEFAULT_MACHINE, preset
+from hightide.core.machines import DEFAULT_MACHINE
 from hightide.core.protocol import AttemptResult, ClaimMore, Execution, LogRecord, Registered, Span
 from hightide.core.protocol.fields import JSONObject
 from hightide.errors import TRANSIENT_ERRORS, HightideError
 from hightide.types import MAX_CLAIM_BATCH
 from hightide.worker.api import WorkerApi
 from hightide.worker.events import EventSink, RunEvent
-from hightide.worker.memory import WATCH_INTERVAL, MemoryReader, megabytes
+from hightide.worker.hooks import CrashHooks, cancel_hooks
+from hightide.worker.memory import WATCH_INTERVAL, MemoryWatch
 from hightide.worker.outbox import Outbox, Outcome
 from hightide.worker.processes import RunnerDied, RunnerPool, RunnerProcess, RunnerStartError
 from hightide.worker.releases import Releaser
 
 log = logging.getLogger(__name__)
 FINAL_HOOK_STATUSES = frozenset({"CRASHED", "TIMED_OUT"})
-CANCEL_HOOK_SECONDS = 5.0  # how long a cancelled run's on_cancel hooks may take (runner.py has the same)
-FINAL_HOOKS_SECONDS = 30.0  # how long a crashed run's on_failure and on_complete may take
 OWED_HOOKS_EVERY = 5.0  # seconds between two asks for the final hooks owed to runs whose worker died
 
 
@@ -95,10 +93,10 @@ class Supervisor:
         self.releaser = Releaser(api, self.on_event)
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        self._hooks: set[asyncio.Task[None]] = set()  # final hooks running for crashed runs
-        self._hooks_running: set[str] = set()  # the runs whose final hooks those are
+        self._background: set[asyncio.Task[None]] = set()  # runs being stopped as the server said
+        self.crash_hooks = CrashHooks(api, self.pool, self._on_record, options.kill_grace)
         self.usual_machine = DEFAULT_MACHINE  # the preset most tasks of the version use: prewarmed
-        self._memory = MemoryReader()
+        self.memory = MemoryWatch(options.machine_memory_scale)
 
     # -- versions ----------------------------------------------------------------------------
     async def load_version(self) -> Registered:
@@ -199,8 +197,10 @@ class Supervisor:
             await self._stop_runs(left, release=mode == "drain")
             if mode == "drain":
                 self.releaser.give_back([a.execution for a in left])
-        if self._hooks:  # final hooks of crashed runs: their log lines go out with the flush below
-            await asyncio.wait(self._hooks, timeout=min(FINAL_HOOKS_SECONDS, self.options.shutdown_grace))
+        # Final hooks of crashed runs: their log lines go out with the flush below.
+        await self.crash_hooks.stop(self.options.shutdown_grace)
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
         self._stopped.set()
         self.outbox.ready.set()
         outbox = next(t for t in side if t.get_name() == "outbox")
@@ -315,10 +315,11 @@ class Supervisor:
             async with asyncio.timeout(execution.max_duration):
                 # Suspended (``waiting_on``) or not, the runner's result is what the server is told.
                 result = await runner.execute(execution, self._on_record)
-            self.pool.release(runner, over_memory=self._over_memory(runner))
+            self.pool.release(runner, over_memory=self.memory.was_over(runner.pid, runner.machine))
         except RunnerDied as died:
             if active.out_of_memory is not None:
-                result = _failed(execution, "OutOfMemoryError", self._oom_message(active), FailureKind.OUT_OF_MEMORY)
+                message = self.memory.message(execution, active.out_of_memory)
+                result = _failed(execution, "OutOfMemoryError", message, FailureKind.OUT_OF_MEMORY)
             else:
                 result = None if active.stopping else _failed(execution, "RunnerCrashed", str(died), FailureKind.CRASH)
             crashed = True
@@ -361,7 +362,7 @@ class Supervisor:
         if active.runner is not None:
             if active.cancelled:  # once, however many paths stop it: the others wait for it
                 if active.cancelling is None:
-                    active.cancelling = asyncio.create_task(_cancel_hooks(active.runner))
+                    active.cancelling = asyncio.create_task(cancel_hooks(active.runner))
                 await asyncio.shield(active.cancelling)
             await active.runner.stop(self.options.kill_grace)
 
@@ -385,52 +386,23 @@ class Supervisor:
         )
 
     # -- machines ----------------------------------------------------------------------------
-    def memory_limit(self, machine: str | None) -> int:
-        return preset(machine).memory_limit(self.options.machine_memory_scale)
-
-    def _over_memory(self, runner: RunnerProcess) -> bool:
-        """A runner that held more than its preset allows at its latest reading (the watch's, at
-        most ``WATCH_INTERVAL`` old) is not reused after its run; reading it again for every run
-        would cost the supervisor a tenth of a millisecond per run."""
-        over = self._memory.last(runner.pid) > self.memory_limit(runner.machine)
-        if over:
-            self._memory.forget(runner.pid)
-        return over
-
     async def _watch_memory(self) -> None:
         """Every ``WATCH_INTERVAL``, read the memory of each runner executing a run (with the
         processes it started) and kill those over their machine's limit: the attempt then fails
         with ``OutOfMemoryError`` (see ``_execute``)."""
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
-            watched = [
-                a
+            watched = {
+                a.runner.pid: a
                 for a in self.active.values()
                 if a.runner is not None and a.running and not a.stopping and a.runner.alive
-            ]
-            usage = self._memory.read(a.runner.pid for a in watched if a.runner is not None)
-            for active in watched:
-                assert active.runner is not None
-                used = usage.get(active.runner.pid, 0)
-                if used > self.memory_limit(active.execution.machine) and active.out_of_memory is None:
+            }
+            over = self.memory.over((pid, a.execution.machine) for pid, a in watched.items())
+            for pid, used in over.items():
+                active = watched[pid]
+                if active.out_of_memory is None and active.runner is not None:
                     active.out_of_memory = used
                     active.runner.kill_tree()
-
-    def _oom_message(self, active: _Active) -> str:
-        machine = preset(active.execution.machine)
-        limit = megabytes(self.memory_limit(machine.name))
-        scale = self.options.machine_memory_scale
-        scaled = "" if scale == 1 else f", scaled by --machine-memory-scale {scale:g}"
-        retry = (
-            f"; the task's retry moves it to {active.execution.retry_machine}"
-            if active.execution.retry_machine and active.execution.attempt < active.execution.max_attempts
-            else '; choose a bigger machine (machine="large-1x"), or retry on one with '
-            'retry={"out_of_memory": {"machine": "large-1x"}}'
-        )
-        return (
-            f"the run used {megabytes(active.out_of_memory or 0)}, over the {limit} of machine {machine.name} "
-            f"({machine.describe()}{scaled}), and its runner was killed{retry}"
-        )
 
     # -- heartbeats and cancellation ----------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -530,61 +502,23 @@ class Supervisor:
                 self._start(execution)
             for outcome, answer in zip(outcomes, reply.results, strict=True):
                 self.on_event(outcome.event(answer))
-                if outcome.crashed is not None and answer.accepted and answer.status in FINAL_HOOK_STATUSES:
-                    self._in_background(self._final_hooks(outcome.crashed, outcome.result.error or {}))
+                crashed = outcome.crashed is not None and answer.accepted and answer.status in FINAL_HOOK_STATUSES
+                if crashed and outcome.crashed is not None and self.version is not None:
+                    self.crash_hooks.start(outcome.crashed, outcome.result.error or {}, self.version.version_id)
             return
 
-    # -- final hooks of attempts that ended outside their task ---------------------------------
     def _in_background(self, coro: Any) -> None:
-        task = asyncio.create_task(coro, name="final hooks")
-        self._hooks.add(task)
-        task.add_done_callback(self._hooks.discard)
+        task = asyncio.create_task(coro, name="stop run")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _owed_hooks_loop(self) -> None:
         """Every ``OWED_HOOKS_EVERY``, take the final hooks the server holds for runs that crashed
         or timed out without them (their worker died) and run them, as for a run of this worker."""
         while True:
             await asyncio.sleep(OWED_HOOKS_EVERY)
-            if not self._claiming or self.version is None or self._stopped.is_set():
-                continue
-            try:
-                owed = await self.api.owed_hooks(self.version.version_id, max_runs=2)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("could not ask for owed final hooks (%s); asking again later", exc)
-                continue
-            for hooks in owed:
-                if hooks.execution.run_id not in self._hooks_running:
-                    self._in_background(self._final_hooks(hooks.execution, hooks.error))
-
-    async def _final_hooks(self, execution: Execution, error: JSONObject) -> None:
-        """``on_failure`` and ``on_complete`` of a run whose final attempt crashed or timed out, in a
-        fresh runner (the one it ran in is gone), for at most ``FINAL_HOOKS_SECONDS``, then tell the
-        server they ran (a worker that stops first leaves them to another, after their lease)."""
-        if self._stopped.is_set() or self.version is None:
-            return
-        runner: RunnerProcess | None = None
-        self._hooks_running.add(execution.run_id)
-        try:
-            runner = await self.pool.acquire(self.version.version_id, execution.machine)
-            async with asyncio.timeout(FINAL_HOOKS_SECONDS):
-                await runner.final_hooks(execution, error, self._on_record)
-            self.pool.release(runner)
-            runner = None
-        except (RunnerDied, RunnerStartError, TimeoutError) as exc:
-            log.warning("the final hooks of %s did not finish: %s", execution.run_id, exc)
-        except Exception:
-            log.exception("the final hooks of %s failed in the worker", execution.run_id)
-        finally:
-            self._hooks_running.discard(execution.run_id)
-            if runner is not None:
-                await runner.stop(self.options.kill_grace)
-        # They ran (or tried to, and would fail the same way again): no longer owed.
-        try:
-            await self.api.hooks_done([execution.run_id])
-        except TRANSIENT_ERRORS as exc:
-            log.warning(
-                "could not report the final hooks of %s (%s): another worker may run them", execution.run_id, exc
-            )
+            if self._claiming and self.version is not None and not self._stopped.is_set():
+                await self.crash_hooks.take_owed(self.version.version_id)
 
 
 def _usual_machine(manifest: dict[str, Any]) -> str:
@@ -594,17 +528,6 @@ def _usual_machine(manifest: dict[str, Any]) -> str:
         machine = task.get("machine") or DEFAULT_MACHINE
         counts[machine] = counts.get(machine, 0) + 1
     return max(counts, key=lambda m: (counts[m], m == DEFAULT_MACHINE), default=DEFAULT_MACHINE)
-
-
-async def _cancel_hooks(runner: RunnerProcess) -> None:
-    """Tell the runner its run was cancelled (SIGUSR1): it runs the run's ``on_cancel`` hooks and
-    exits. Waits for that a little longer than the runner gives them; the caller then stops it."""
-    if not runner.alive:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        runner.process.send_signal(signal.SIGUSR1)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.process.wait(), CANCEL_HOOK_SECONDS + 1)
 
 
 def _failed(execution: Execution, name: str, message: str, kind: str) -> AttemptResult[JSONObject]:
