@@ -10,8 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hightide import Run, RunHandle
-from tests.acceptance.conftest import Dev, hightide, pid_alive, run_app_script, runner_pids
-from tests.support import assert_eventually
+from tests.acceptance.conftest import (
+    STARTUP_TIMEOUT,
+    Background,
+    Dev,
+    hightide,
+    pid_alive,
+    run_app_script,
+    runner_pids,
+)
+from tests.support import assert_eventually, free_port
 
 TIMEOUT = 30.0  # generous: a loaded 2-core machine runs this suite
 
@@ -257,6 +265,28 @@ def test_editing_a_task_file_hot_reloads_it(project: Callable[..., Path], dev: C
     second = server.client.trigger("greet", {})
     run = wait_for_status(server, second.id, "COMPLETED")
     assert run.output == "hello from the second version"
+
+
+def test_dev_started_with_a_broken_task_file_says_why_and_loads_it_once_fixed(
+    project: Callable[..., Path], background: Callable[..., Background]
+) -> None:
+    root = project({"trigger/greet.py": "from hightide import task\n\nimport no_such_module_here\n"})
+    port = free_port()
+    proc = background("dev", cwd=root, env={"HIGHTIDE_PORT": str(port), "HIGHTIDE_MAX_CONCURRENT_RUNS": "2"})
+    out = proc.wait_for_output("dev imports the tasks again when a file changes", timeout=STARTUP_TIMEOUT)
+    assert "the tasks could not be imported" in out and "no_such_module_here" in out
+    assert "greet.py" in out  # the user is shown where
+    assert "Traceback (most recent call last)" not in out.split("could not be imported")[0]
+    proc.check_running()
+
+    (root / "trigger" / "greet.py").write_text(textwrap.dedent(GREETING.format(text="fixed")))
+    proc.wait_for_output("registered", timeout=STARTUP_TIMEOUT)
+    server = Dev(proc, root, port)
+    try:
+        run = server.client.runs.poll(server.client.trigger("greet", {}).id, timeout=60)
+    finally:
+        server.close_client()
+    assert (run.status, run.output) == ("COMPLETED", "fixed")
 
 
 def test_a_run_after_a_hot_reload_records_the_new_version(

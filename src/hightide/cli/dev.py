@@ -22,6 +22,7 @@ from hightide.sdk.http import ApiSession
 from hightide.server import ServerSettings
 from hightide.store import open_store
 from hightide.worker.api import WorkerApi
+from hightide.worker.processes import RunnerStartError
 from hightide.worker.supervisor import Supervisor, WorkerOptions
 
 DEV_ENV = "dev"  # the environment dev runs in: its key's (see embedded.dev_key)
@@ -116,7 +117,8 @@ async def _run_dev(config: ProjectConfig, root: Path, state: Path, api_url: str,
     )
     watcher = None
     try:
-        await supervisor.load_version()
+        if not await _first_version(root, config, supervisor, stop):
+            return
         watcher = asyncio.create_task(_watch(root, config, supervisor, stop), name="watch")
         await supervisor.run(stop, cancel_on_stop=True)
     finally:
@@ -132,10 +134,31 @@ async def _run_dev(config: ProjectConfig, root: Path, state: Path, api_url: str,
         console.print("[dim]stopped[/]")
 
 
+async def _first_version(root: Path, config: ProjectConfig, supervisor: Supervisor, stop: asyncio.Event) -> bool:
+    """Import the tasks and register them. While they cannot be imported (a syntax error, a missing
+    module), say why and wait for a file to change, as a reload does. False if stopped meanwhile."""
+    while not stop.is_set():
+        try:
+            await supervisor.load_version()
+            return True
+        except RunnerStartError as exc:
+            console.print(f"[red]error: the tasks could not be imported: {escape(str(exc))}[/]")
+            if exc.details:
+                console.print(escape(exc.details.rstrip()), highlight=False)
+            console.print("[dim]fix it and save: dev imports the tasks again when a file changes (Ctrl-C to stop)[/]")
+        async for changes in awatch(*_watched(root, config), stop_event=stop, debounce=200, step=50):
+            if any(path.endswith(".py") for _, path in changes):
+                break
+    return False
+
+
+def _watched(root: Path, config: ProjectConfig) -> list[Path]:
+    return [root / d for d in config.dirs if (root / d).exists()] + [root / "hightide.config.py"]
+
+
 async def _watch(root: Path, config: ProjectConfig, supervisor: Supervisor, stop: asyncio.Event) -> None:
     """A change under the task folders (or to the config) registers a new version."""
-    paths = [root / d for d in config.dirs if (root / d).exists()] + [root / "hightide.config.py"]
-    async for changes in awatch(*paths, stop_event=stop, debounce=200, step=50):
+    async for changes in awatch(*_watched(root, config), stop_event=stop, debounce=200, step=50):
         if any(path.endswith(".py") for _, path in changes):
             console.print("[dim]change detected, reloading...[/]")
             await supervisor.reload()
