@@ -276,7 +276,7 @@ def test_dev_started_with_a_broken_task_file_says_why_and_loads_it_once_fixed(
     out = proc.wait_for_output("dev imports the tasks again when a file changes", timeout=STARTUP_TIMEOUT)
     assert "the tasks could not be imported" in out and "no_such_module_here" in out
     assert "greet.py" in out  # the user is shown where
-    assert "Traceback (most recent call last)" not in out.split("could not be imported")[0]
+    assert "hightide/cli/dev.py" not in out  # dev itself did not crash
     proc.check_running()
 
     (root / "trigger" / "greet.py").write_text(textwrap.dedent(GREETING.format(text="fixed")))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,19 +147,21 @@ async def _first_version(root: Path, config: ProjectConfig, supervisor: Supervis
             if exc.details:
                 console.print(escape(exc.details.rstrip()), highlight=False)
             console.print("[dim]fix it and save: dev imports the tasks again when a file changes (Ctrl-C to stop)[/]")
-        async for changes in awatch(*_watched(root, config), stop_event=stop, debounce=200, step=50):
-            if any(path.endswith(".py") for _, path in changes):
-                break
+        async with contextlib.aclosing(_py_changes(root, config, stop)) as changes:
+            await anext(changes, None)
     return False
 
 
-def _watched(root: Path, config: ProjectConfig) -> list[Path]:
-    return [root / d for d in config.dirs if (root / d).exists()] + [root / "hightide.config.py"]
+async def _py_changes(root: Path, config: ProjectConfig, stop: asyncio.Event) -> AsyncGenerator[None, None]:
+    """Once per change to a ``.py`` file under the task folders (or to the config), until stopped."""
+    watched = [root / d for d in config.dirs if (root / d).exists()] + [root / "hightide.config.py"]
+    async for changes in awatch(*watched, stop_event=stop, debounce=200, step=50):
+        if any(path.endswith(".py") for _, path in changes):
+            yield
 
 
 async def _watch(root: Path, config: ProjectConfig, supervisor: Supervisor, stop: asyncio.Event) -> None:
     """A change under the task folders (or to the config) registers a new version."""
-    async for changes in awatch(*_watched(root, config), stop_event=stop, debounce=200, step=50):
-        if any(path.endswith(".py") for _, path in changes):
-            console.print("[dim]change detected, reloading...[/]")
-            await supervisor.reload()
+    async for _ in _py_changes(root, config, stop):
+        console.print("[dim]change detected, reloading...[/]")
+        await supervisor.reload()

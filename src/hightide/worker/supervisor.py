@@ -502,8 +502,8 @@ class Supervisor:
                 self._start(execution)
             for outcome, answer in zip(outcomes, reply.results, strict=True):
                 self.on_event(outcome.event(answer))
-                crashed = outcome.crashed is not None and answer.accepted and answer.status in FINAL_HOOK_STATUSES
-                if crashed and outcome.crashed is not None and self.version is not None:
+                final = answer.accepted and answer.status in FINAL_HOOK_STATUSES
+                if final and outcome.crashed is not None and self.version is not None:
                     self.crash_hooks.start(outcome.crashed, outcome.result.error or {}, self.version.version_id)
             return
 
