@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from hightide import Client, NotFoundError, RunStatus, ValidationError
-from tests.support import wait_finished
+from tests.support import assert_eventually, wait_finished
 
 
 def test_a_bulk_cancel_by_filter_cancels_what_it_selected_and_skips_nothing_else(client: Client) -> None:
@@ -75,6 +75,35 @@ def test_an_aborted_bulk_action_stops(client: Client) -> None:
     job = client.runs.bulk.cancel(ids=ids)
     aborted = client.runs.bulk.abort(job.id)
     assert aborted.status == "ABORTED" and aborted.is_finished
-    final = client.runs.bulk.wait(job.id, timeout=30)
-    assert final.status == "ABORTED" and final.processed < 150
+    # The page it was on when the abort came is finished and counted; it went no further.
+    assert_eventually(
+        lambda: (
+            len(list(client.runs.list(tag=tag, status="CANCELED", page_size=1000)))
+            == client.runs.bulk.retrieve(job.id).succeeded
+        ),
+        timeout=30,
+    )
+    final = client.runs.bulk.retrieve(job.id)
+    assert final.status == "ABORTED" and final.processed < len(ids)
     client.runs.bulk.wait(client.runs.bulk.cancel(tag=tag).id, timeout=60)  # leave nothing delayed
+
+
+def test_a_bulk_cancel_ends_waiting_parents_their_children_and_their_open_attempts(client: Client) -> None:
+    tag = f"bulk-{uuid.uuid4().hex[:8]}"
+    parents = [client.trigger("parent-of-waiter", {"tag": tag}).id for _ in range(3)]
+    delayed = client.trigger("echo", {}, delay="1h").id
+    assert_eventually(
+        lambda: len([r for r in client.runs.list(task="token-waiter", tag=tag) if r.status == RunStatus.WAITING]) == 3,
+        timeout=30,
+        what="the three children to wait on their tokens",
+    )
+    assert_eventually(lambda: all(client.runs.retrieve(p).status == RunStatus.WAITING for p in parents), timeout=30)
+
+    job = client.runs.bulk.wait(client.runs.bulk.cancel(ids=[*parents, delayed]).id, timeout=60)
+    assert (job.status, job.succeeded, job.skipped, job.failed) == ("COMPLETED", 4, 0, 0)
+    for parent in map(client.runs.retrieve, parents):
+        assert parent.status == RunStatus.CANCELED
+        assert [a.status for a in parent.attempts] == ["CANCELED"]  # its open attempt ended with it
+    children = list(client.runs.list(task="token-waiter", tag=tag))
+    assert len(children) == 3 and {c.status for c in children} == {RunStatus.CANCELED}
+    assert client.runs.retrieve(delayed).status == RunStatus.CANCELED

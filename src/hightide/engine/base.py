@@ -61,6 +61,10 @@ class Due:
             listener(at)
 
 
+def run_not_found(env: Environment, run_id: str) -> NotFoundError:
+    return NotFoundError(f"run {run_id!r} not found in environment {env.slug!r}", details={"run": run_id})
+
+
 class EngineCore:
     """The store, settings and clock every service uses, the long-poll wake-ups, reading runs, and
     the one way to change a run."""
@@ -106,7 +110,7 @@ class EngineCore:
     def get_run(self, env: Environment, run_id: str) -> Run:
         run = self.store.runs.get_run(run_id, env.id)
         if run is None:
-            raise NotFoundError(f"run {run_id!r} not found in environment {env.slug!r}", details={"run": run_id})
+            raise run_not_found(env, run_id)
         return run
 
     def list_runs(

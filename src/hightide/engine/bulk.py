@@ -1,9 +1,9 @@
 """Bulk actions: cancel or replay many runs, chosen by ids or by a filter, in the background.
 
 Making one returns at once with its id and the number of runs it selects; the server's bulk loop
-then works through them a page (``PAGE`` runs) at a time, each through the same ``control.cancel``
-/ ``control.replay`` as a single run, and records the page's results with where the next page
-starts. A filter is bounded by when the action was made, so runs made since (its own replays among
+then works through them a page (``PAGE`` runs) at a time (a page's cancels in one transaction with
+``control.cancel_many``, its replays one by one with ``control.replay``), and records the page's
+results with where the next page starts. A filter is bounded by when the action was made, so runs made since (its own replays among
 them) are never in it. A run already finished is *skipped* by a cancel; what fails is counted with
 the first few reasons. Several servers share the work safely: an action is worked on only by the
 server that holds its lease."""
@@ -121,22 +121,13 @@ class BulkActions:
         run_ids, cursor, last = self._next_ids(action)
         succeeded = skipped = 0
         failures: list[tuple[str, str]] = []
-        for run_id in run_ids:
-            try:
-                if env is None:
-                    raise NotFoundError("its environment no longer exists")
-                if action.action == "cancel":
-                    self.control.cancel(env, run_id)
-                else:
-                    self.control.replay(env, run_id)
+        for run_id, error in self._act(action.action, env, run_ids).items():
+            if error is None:
                 succeeded += 1
-            except ConflictError as exc:
-                if action.action != "cancel":
-                    failures.append((run_id, exc.message))
-                else:
-                    skipped += 1  # already finished: nothing to cancel
-            except HightideError as exc:
-                failures.append((run_id, exc.message))
+            elif isinstance(error, ConflictError) and action.action == "cancel":
+                skipped += 1  # already finished: nothing to cancel
+            else:
+                failures.append((run_id, error.message))
         self.store.bulk.advance(
             action,
             cursor=cursor,
@@ -147,6 +138,23 @@ class BulkActions:
             now=self.core.clock(),
         )
         return len(run_ids), last
+
+    def _act(
+        self, action: str, env: Environment | None, run_ids: builtins.list[str]
+    ) -> dict[str, HightideError | None]:
+        """Cancel (in one transaction) or replay (one by one) ``run_ids``: per run, why not if not."""
+        if env is None:
+            return dict.fromkeys(run_ids, NotFoundError("its environment no longer exists"))
+        if action == "cancel":
+            return self.control.cancel_many(env, run_ids) if run_ids else {}
+        outcomes: dict[str, HightideError | None] = {}
+        for run_id in run_ids:
+            try:
+                self.control.replay(env, run_id)
+                outcomes[run_id] = None
+            except HightideError as exc:
+                outcomes[run_id] = exc
+        return outcomes
 
     def _next_ids(self, action: BulkAction) -> tuple[builtins.list[str], str | None, bool]:
         """The next page's run ids, the cursor after it, and whether it is the last page."""

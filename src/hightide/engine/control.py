@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from enum import Enum
 from typing import Any
 
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.states import RunEvent, RunStatus
-from hightide.engine.base import EngineCore
+from hightide.engine.base import EngineCore, run_not_found
 from hightide.engine.options import TriggerSpec, parse_delay
 from hightide.engine.triggering import Triggering
-from hightide.errors import ConflictError, ValidationError
+from hightide.errors import ConflictError, HightideError, ValidationError
 from hightide.store.records import Environment, Run, RunChange
 from hightide.types import JSON
 
@@ -25,6 +26,13 @@ class _Same(Enum):
 
 SAME_PAYLOAD = _Same.PAYLOAD
 """``replay``'s default: the payload of the run replayed (``None`` is a payload, JSON's null)."""
+
+
+def _already_finished(run: Run) -> ConflictError:
+    return ConflictError(
+        f"run {run.id} is already {run.status.value}; only unfinished runs can be cancelled",
+        details={"run": run.id, "status": run.status.value},
+    )
 
 
 class Control:
@@ -41,39 +49,73 @@ class Control:
         for _ in range(3):  # a run that moved meanwhile (claimed, suspended, resumed) is read again
             run = self.core.get_run(env, run_id)
             if run.status.is_final:
-                raise ConflictError(
-                    f"run {run_id} is already {run.status.value}; only unfinished runs can be cancelled",
-                    details={"run": run_id, "status": run.status.value},
-                )
-            started = run.status in (RunStatus.EXECUTING, RunStatus.WAITING)  # an attempt is open
+                raise _already_finished(run)
+            now = self.core.clock()
             try:
-                cancelled = self.core.apply(
-                    run,
-                    RunEvent.CANCEL,
-                    {"lease_expires_at": None, "idempotency_key": None},
-                    attempt=run.attempt_count if started else None,
-                    attempt_values={"status": RunStatus.CANCELED.value, "finished_at": self.core.clock()}
-                    if started
-                    else None,
-                )
+                cancelled = self.core.commit(self._cancel_change(run, now), RunEvent.CANCEL.value, now)
                 break
             except ConflictError:
                 continue
         else:
             raise ConflictError(f"run {run_id} kept changing while it was being cancelled; try again")
-        if not started and cancelled.attempt_count:  # an attempt a release left open ends here
-            self.store.releases.close_released_attempt(
-                run.id, cancelled.attempt_count, RunStatus.CANCELED.value, self.core.clock()
-            )
-        active = [s.value for s in RunStatus if not s.is_final]
-        for child_id in self.store.runs.child_run_ids(run.id, active):
-            try:
-                self.cancel(env, child_id)
-            except ConflictError:
-                pass  # it finished meanwhile
+        self._after_cancel(env, [run], now)
         # The worker of an executing run hears of it in its heartbeat long-poll, on whichever server
         # that waits: the store publishes the cancel as a CANCEL_REQUESTED change.
         return cancelled
+
+    def cancel_many(self, env: Environment, run_ids: Sequence[str]) -> dict[str, HightideError | None]:
+        """``cancel`` for many runs (a bulk action's page), read in one query and cancelled in one
+        transaction: per run, ``None`` when it was cancelled, else why not (a ``ConflictError``:
+        it had already finished). A run that moved between the read and the update is cancelled
+        again alone."""
+        found = self.store.runs.get_runs(run_ids, env.id)
+        outcomes: dict[str, HightideError | None] = {}
+        now = self.core.clock()
+        runs: list[Run] = []
+        for run_id in dict.fromkeys(run_ids):
+            run = found.get(run_id)
+            if run is None:
+                outcomes[run_id] = run_not_found(env, run_id)
+            elif run.status.is_final:
+                outcomes[run_id] = _already_finished(run)
+            else:
+                runs.append(run)
+        changes = [self._cancel_change(run, now) for run in runs]
+        applied = self.store.runs.update_runs(env.id, changes, now) if changes else []
+        done = [run for run, ok in zip(runs, applied, strict=True) if ok]
+        self._after_cancel(env, done, now)
+        outcomes.update(dict.fromkeys((run.id for run in done), None))
+        for run, ok in zip(runs, applied, strict=True):
+            if not ok:
+                try:
+                    self.cancel(env, run.id)
+                    outcomes[run.id] = None
+                except HightideError as exc:
+                    outcomes[run.id] = exc
+        return {run_id: outcomes[run_id] for run_id in dict.fromkeys(run_ids)}
+
+    def _cancel_change(self, run: Run, now: float) -> RunChange:
+        started = run.status in (RunStatus.EXECUTING, RunStatus.WAITING)  # an attempt is open
+        return self.core.change(
+            run,
+            RunEvent.CANCEL,
+            {"lease_expires_at": None, "idempotency_key": None},
+            now=now,
+            attempt=run.attempt_count if started else None,
+            attempt_values={"status": RunStatus.CANCELED.value, "finished_at": now} if started else None,
+        )
+
+    def _after_cancel(self, env: Environment, runs: Sequence[Run], now: float) -> None:
+        """After ``runs`` (as read before) were cancelled: close the attempts a release left open,
+        and cancel their unfinished children."""
+        for run in runs:
+            if run.status not in (RunStatus.EXECUTING, RunStatus.WAITING) and run.attempt_count:
+                self.store.releases.close_released_attempt(run.id, run.attempt_count, RunStatus.CANCELED.value, now)
+        if runs:
+            active = [s.value for s in RunStatus if not s.is_final]
+            children = self.store.runs.child_run_ids([run.id for run in runs], active)
+            if children:
+                self.cancel_many(env, children)  # those that finished meanwhile stay as they are
 
     def replay(self, env: Environment, run_id: str, payload: JSON | _Same = SAME_PAYLOAD) -> Run:
         """A new run of the same task with the same tags and metadata, on the current version: with

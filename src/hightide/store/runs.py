@@ -230,10 +230,11 @@ class RunOps:
             rows = conn.execute(select(t.attempts).where(t.attempts.c.run_id == run_id).order_by(t.attempts.c.number))
             return [Attempt.from_row(row) for row in rows]
 
-    def child_run_ids(self, run_id: str, statuses: Sequence[str]) -> list[str]:
+    def child_run_ids(self, parent_ids: Sequence[str], statuses: Sequence[str]) -> list[str]:
+        """The ids of the runs in ``statuses`` that any of ``parent_ids`` triggered."""
         with self._seam.read() as conn:
             rows = conn.execute(
-                select(t.runs.c.id).where(t.runs.c.parent_run_id == run_id, t.runs.c.status.in_(statuses))
+                select(t.runs.c.id).where(t.runs.c.parent_run_id.in_(parent_ids), t.runs.c.status.in_(statuses))
             )
             return [row.id for row in rows]
 
