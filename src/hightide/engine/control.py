@@ -197,8 +197,13 @@ class Control:
 
     def next_due_in(self, cap: float) -> float:
         now = self.core.clock()
-        nxt = self.store.claims.next_due_time(now)
+        nxt = self.next_due_at(now)
         return cap if nxt is None else max(0.0, min(cap, nxt - now))
+
+    def next_due_at(self, after: float) -> float | None:
+        """When ``process_due`` next has work (or ``announce_ready`` has runs that became available
+        after ``after``); ``None``: nothing is waiting on a time."""
+        return self.store.claims.next_due_time(after)
 
 
 def delayed_ttl(run: Run) -> float | None:

@@ -2,8 +2,9 @@
 the ticks of cron schedules (it wakes on the minute when a schedule's tick is next), and every
 ``purge_every`` seconds deletes finished runs past the retention period.
 
-It sleeps until the next thing is due (at most ``tick`` seconds), so it is cheap when idle and
-prompt when busy. Several servers may run it on one PostgreSQL: every change it makes is a
+It sleeps until the next thing is due, and at most ``tick`` seconds, when it only asks the store
+when the next thing is due (another server may have made something due): cheap when idle, prompt
+when busy. Several servers may run it on one PostgreSQL: every change it makes is a
 conditional update, so the second server's attempt is a no-op.
 """
 
@@ -84,25 +85,52 @@ class Scheduler:
                     await asyncio.wait_for(self._bulk_poke.wait(), timeout=self.bulk_every)
 
     async def _loop_passes(self) -> None:
-        last = self.engine.clock()
+        """A full pass when something is due (or poked, or retention's time came); between them,
+        every ``tick`` at most, one look at when the next thing is due, for what other servers made
+        due meanwhile: an idle server asks two questions a second, not a pass's eight."""
+        last = self.engine.clock()  # the last full pass: announce_ready's window starts there
+        full = True
         while not self._stop.is_set():
             self._poke.clear()  # before the pass: a poke during it means "look again"
             try:
-                await anyio.to_thread.run_sync(self.engine.control.process_due)
-                await anyio.to_thread.run_sync(self.engine.schedules.fire_due)
-                now = self.engine.clock()
-                await anyio.to_thread.run_sync(self.engine.store.claims.announce_ready, last, now)
-                last = now
-                if self._purged_at is None or now - self._purged_at >= self.purge_every:
-                    deleted = await anyio.to_thread.run_sync(self.engine.retention.purge)
-                    # A backlog (a pass that found as many as it may delete) goes on at the next pass.
-                    self._purged_at = None if deleted >= PURGE_LIMIT else now
-                delay = await anyio.to_thread.run_sync(self.engine.control.next_due_in, self.tick)
-                delay = await anyio.to_thread.run_sync(self.engine.schedules.next_due_in, delay)
+                if full:
+                    last = await anyio.to_thread.run_sync(self._pass, last)
+                due_at = await anyio.to_thread.run_sync(self._next_due_at, last)
+                failed = False
             except Exception:  # a database hiccup must not stop the service: log, back off, go on
                 log.exception("scheduler pass failed; retrying")
-                delay = self.tick
-            self._wake_at = self.engine.clock() + max(delay, 0.01)
+                due_at, failed = None, True
+            now = self.engine.clock()
+            delay = max(0.01, self.tick if due_at is None else min(self.tick, due_at - now))
+            self._wake_at = now + delay
+            poked = False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), timeout=max(delay, 0.01))
+                await asyncio.wait_for(self._poke.wait(), timeout=delay)
+                poked = True
             self._wake_at = None
+            now = self.engine.clock()
+            full = poked or failed or (due_at is not None and due_at <= now) or self._purge_due(now)
+
+    def _pass(self, last: float) -> float:
+        """Apply what is due, fire the schedules' ticks, wake the claimers of runs that became
+        available since ``last``, and purge past the retention period when its time came. Returns
+        the end of the window announced."""
+        self.engine.control.process_due()
+        self.engine.schedules.fire_due()
+        now = self.engine.clock()
+        self.engine.store.claims.announce_ready(last, now)
+        if self._purge_due(now):
+            deleted = self.engine.retention.purge()
+            # A backlog (a pass that found as many as it may delete) goes on at the next pass.
+            self._purged_at = None if deleted >= PURGE_LIMIT else now
+        return now
+
+    def _purge_due(self, now: float) -> bool:
+        return self._purged_at is None or now - self._purged_at >= self.purge_every
+
+    def _next_due_at(self, last: float) -> float | None:
+        """When the next thing is due: a run's or waitpoint's time, a run that became available
+        after ``last``, a schedule's tick to fire."""
+        times = [self.engine.control.next_due_at(last), self.engine.schedules.next_fire_at()]
+        present = [at for at in times if at is not None]
+        return min(present) if present else None

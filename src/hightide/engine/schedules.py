@@ -269,8 +269,13 @@ class Schedules:
         """Seconds until the earliest next tick of an active schedule is to be fired (``FIRE_AHEAD``
         before it), at most ``cap``."""
         now = self.core.clock()
+        nxt = self.next_fire_at()
+        return cap if nxt is None else max(0.0, min(cap, nxt - now))
+
+    def next_fire_at(self) -> float | None:
+        """When ``fire_due`` next has a tick to fire (``FIRE_AHEAD`` before it); ``None``: no schedule is active."""
         nxt = self.store.schedules.next_tick_time()
-        return cap if nxt is None else max(0.0, min(cap, nxt - FIRE_AHEAD - now))
+        return None if nxt is None else nxt - FIRE_AHEAD
 
     # -- helpers ---------------------------------------------------------------------------------
     def _withdraw(self, env: Environment, schedule_id: str) -> None:
