@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
+from hightide.engine.runs import RunEngine
 from hightide.store import open_store
 
 N = 20_000

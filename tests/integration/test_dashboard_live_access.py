@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 
 from hightide.cli.embedded import EmbeddedServer
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.engine.signin import SignIn, csrf_token
 from hightide.server.dashboard.session import COOKIE
 from hightide.store import open_store

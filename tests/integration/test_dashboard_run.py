@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from hightide import Client
-from hightide.engine import RunEngine
 from hightide.engine.environments import find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.store import open_store
 from tests.integration.conftest import Stack
 from tests.integration.test_dashboard import browser, csrf_of, new_link

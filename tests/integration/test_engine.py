@@ -10,9 +10,9 @@ import pytest
 from hightide.core.failures import Failure, FailureKind
 from hightide.core.protocol import AttemptResult, ResultReply
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.errors import ConflictError
 from hightide.store import open_store
 from hightide.store.records import Environment, Run, Version

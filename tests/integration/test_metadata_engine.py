@@ -11,9 +11,9 @@ import pytest
 from hightide.core.limits import MAX_METADATA_BYTES
 from hightide.core.metadata import MetadataOperation, OperationType
 from hightide.core.protocol import AttemptResult
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.errors import ConflictError, NotFoundError, ValidationError
 from hightide.store import open_store
 from hightide.store.records import Environment

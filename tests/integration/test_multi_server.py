@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.base import cancel_key
 from hightide.engine.environments import KeyAuthenticator, bootstrap, create_key, find_environment, hash_key
 from hightide.engine.options import TriggerSpec
-from hightide.engine.runs import EngineSettings
+from hightide.engine.runs import EngineSettings, RunEngine
 from hightide.engine.scheduler import Scheduler
 from hightide.engine.tokens import TokenSpec
 from hightide.errors import AuthenticationError

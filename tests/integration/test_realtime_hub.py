@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import event
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine, realtime
+from hightide.engine import realtime
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
 from hightide.engine.realtime import Subscription, Update
-from hightide.engine.runs import EngineSettings
+from hightide.engine.runs import EngineSettings, RunEngine
 from hightide.store import Store, open_store
 from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import Environment, Version

@@ -15,9 +15,9 @@ import pytest
 
 from hightide import AsyncClient, Run, RunStatus
 from hightide.cli.embedded import EmbeddedServer
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, create_key, find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.server import ServerSettings
 from hightide.store import open_store
 from tests.support import embedded_server, eventually, free_port, fresh_postgres_database

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, create_key, find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.store import open_store
 from hightide.store.alerts import Try
 from tests.support import embedded_server, eventually, free_port, fresh_postgres_database

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
+from hightide.engine.runs import RunEngine
 from hightide.errors import ConflictError, NotFoundError, ValidationError
 from hightide.store import Store
 from hightide.store.records import Environment, Run, RunFilter

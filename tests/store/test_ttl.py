@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.environments import bootstrap, find_environment
 from hightide.engine.options import TriggerSpec
+from hightide.engine.runs import RunEngine
 from hightide.store import Store
 from hightide.store.records import Environment, Run
 

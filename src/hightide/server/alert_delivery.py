@@ -28,7 +28,7 @@ from hightide.core.alerts import (
     SIGNATURE_HEADER,
     signature,
 )
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.server.serialize import iso, run_json
 from hightide.store.alerts import Alert, Delivery, Try
 from hightide.store.changes import Change

@@ -12,10 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from hightide.config import DEFAULT_MAX_PAYLOAD_BYTES
-from hightide.engine import RunEngine
 from hightide.engine.base import DEFAULT_RETENTION
 from hightide.engine.environments import KeyAuthenticator, bootstrap
-from hightide.engine.runs import EngineSettings
+from hightide.engine.runs import EngineSettings, RunEngine
 from hightide.engine.scheduler import Scheduler
 from hightide.engine.signin import SignIn
 from hightide.server import (

@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from hightide.engine import RunEngine
 from hightide.engine.public_tokens import Reader, is_public_token
+from hightide.engine.runs import RunEngine
 from hightide.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from hightide.server.auth import authenticate
 from hightide.store.records import Run

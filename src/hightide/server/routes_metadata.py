@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 
 from hightide.core import limits
 from hightide.core.metadata import MetadataOperation, OperationType
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.models import Body, Id, Name, StrictBody, Tag

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
-from hightide.engine import RunEngine
 from hightide.engine.public_tokens import MAX_NAMES
 from hightide.engine.realtime import Render, Subscription, Update
+from hightide.engine.runs import RunEngine
 from hightide.server import sse
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.options import TriggerItem, batch_specs
+from hightide.engine.runs import RunEngine
 from hightide.errors import NotFoundError, ValidationError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses

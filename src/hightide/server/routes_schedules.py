@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.cron import timezones
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.models import CreateScheduleBody, Id, Kind, Opaque, PageSize, TaskId, UpdateScheduleBody

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses
 from hightide.server.limits import parse_json

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from hightide.core import protocol
 from hightide.core.protocol import from_json, to_json
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.errors import NotFoundError
 from hightide.server.auth import CurrentEnv
 from hightide.server.errors import responses

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.alerts import EVENTS, RUN_FAILED
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.errors import HightideError, NotFoundError
 from hightide.server.dashboard.flash import Flash, acted, back_to, clear_flash, read_flash
 from hightide.server.dashboard.pages import Nav, open_environment

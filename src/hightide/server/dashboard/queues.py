@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.limits import MAX_INT
-from hightide.engine import RunEngine
 from hightide.engine.queues import QueueState
+from hightide.engine.runs import RunEngine
 from hightide.server.dashboard.flash import clear_flash, read_flash
 from hightide.server.dashboard.pages import open_environment
 from hightide.server.dashboard.render import render

@@ -14,7 +14,7 @@ from enum import StrEnum
 from fastapi import APIRouter, Request, Response
 
 from hightide.core.limits import MAX_INT
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.errors import NotFoundError
 from hightide.server.dashboard.flash import Flash, acted, back_to
 from hightide.server.dashboard.pages import open_environment

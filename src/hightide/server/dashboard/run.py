@@ -22,10 +22,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
-from hightide.engine import RunEngine
 from hightide.engine.control import SAME_PAYLOAD
 from hightide.engine.journal import RunWait
 from hightide.engine.realtime import Update
+from hightide.engine.runs import RunEngine
 from hightide.engine.signin import SignedIn
 from hightide.errors import ConflictError, HightideError, NotFoundError
 from hightide.server import sse

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.engine.signin import SignedIn
 from hightide.errors import NotFoundError
 from hightide.server.dashboard import runs_bulk_view, runs_live

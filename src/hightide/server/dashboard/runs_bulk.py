@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.errors import HightideError, NotFoundError
 from hightide.server.dashboard import runs_bulk_view
 from hightide.server.dashboard.flash import Flash, flash

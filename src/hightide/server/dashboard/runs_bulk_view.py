@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.server.dashboard.render import status_label, when
 from hightide.store.bulk import ABORTED, COMPLETED, RUNNING
 from hightide.store.records import BulkAction, Environment

@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from hightide.engine import RunEngine
 from hightide.engine.realtime import RESUME_MARGIN, Update
+from hightide.engine.runs import RunEngine
 from hightide.engine.signin import SignedIn
 from hightide.errors import ValidationError
 from hightide.server import sse

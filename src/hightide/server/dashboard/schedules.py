@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from hightide.core.cron import timezones
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.engine.schedules import DECLARATIVE, IMPERATIVE, ScheduleState, schedule_tag
 from hightide.errors import HightideError, NotFoundError
 from hightide.server.dashboard.flash import Flash, acted, back_to, clear_flash, read_flash

@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse
 from hightide.core.machines import DEFAULT_MACHINE, MACHINES
 from hightide.core.retry import RetryPolicy
 from hightide.core.states import RunStatus
-from hightide.engine import RunEngine
 from hightide.engine.options import batch_specs
+from hightide.engine.runs import RunEngine
 from hightide.errors import HightideError, NotFoundError
 from hightide.server.dashboard.examples import example_for
 from hightide.server.dashboard.jsonfield import read_json, shown_message

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from hightide.engine import RunEngine
+from hightide.engine.runs import RunEngine
 from hightide.engine.tokens import TOKEN_STATUSES
 from hightide.errors import HightideError
 from hightide.server.dashboard.jsonfield import read_json
