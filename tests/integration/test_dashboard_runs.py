@@ -265,7 +265,8 @@ def test_all_runs_matching_the_filters_are_cancelled_after_a_confirmation_and_a_
     # A long one: the strip polls itself while it runs, and Abort stops it after its page.
     many = f"many-{tag}"
     items = [{"task": "echo", "payload": {}, "options": {"delay": "1h", "tags": [many]}}] * 1000
-    client.batch_trigger(items)
+    for _ in range(5):  # a page of cancels is one transaction: fewer runs could be done before the abort
+        client.batch_trigger(items)
     signed_in.post(f"{RUNS}/bulk-cancel", data={**form, "back": f"{RUNS}?tag={many}"})
     job = newest_job(client)
     strip = strip_of(signed_in, f"{RUNS}?tag={many}").text
@@ -275,10 +276,10 @@ def test_all_runs_matching_the_filters_are_cancelled_after_a_confirmation_and_a_
     answer = signed_in.post(abort_url, data={"csrf_token": token, "back": f"{RUNS}?tag={many}"})
     assert answer.status_code == 303 and answer.headers["location"] == f"{RUNS}?tag={many}"
     kind, text = flash_of(signed_in.get(answer.headers["location"])) or ("", "")
-    assert kind == "ok" and text.startswith("Aborted the cancel of 1,000 runs: it stops after the page it is on.")
+    assert kind == "ok" and text.startswith("Aborted the cancel of 5,000 runs: it stops after the page it is on.")
     assert f'action="{abort_url}"' in strip and 'hx-trigger="every 1s"' in strip  # it was running
     final = client.runs.bulk.wait(job, timeout=30)
-    assert final.status == "ABORTED" and final.processed < 1000
+    assert final.status == "ABORTED" and final.processed < 5000
     shown = job_text(signed_in, job)
     assert "Aborted" in shown and "Abort" not in shown.replace("Aborted", "")
     again = signed_in.post(abort_url, data={"csrf_token": token})
