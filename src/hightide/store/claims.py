@@ -426,14 +426,20 @@ class ClaimOps:
         }
 
     def next_due_time(self, now: float) -> float | None:
-        """The earliest future time at which a run becomes due: a delay or retry backoff ends, a
-        ttl or a lease runs out, a timer fires, a token times out or a full rate window frees."""
+        """The earliest time at which a run becomes due: a delay or retry backoff ends, a ttl or a
+        lease runs out, a timer fires, a token times out or a full rate window frees. A backoff or a
+        rate window counts only if it ends after ``now`` (the scheduler passes its last pass: one
+        that ended since is still to be announced)."""
         r, w, q = t.runs, t.waitpoints, t.queues
         # The same statuses `due_runs` expires: a ttl that ends must wake the scheduler.
         waiting = [RunStatus.PENDING_VERSION.value, RunStatus.QUEUED.value]
         earliest = [  # one statement: the scheduler asks after every pass
             select(func.min(r.c.available_at)).where(r.c.status == RunStatus.DELAYED.value),
-            select(func.min(r.c.available_at)).where(r.c.status == RunStatus.QUEUED.value, r.c.available_at > now),
+            # Queued runs that became available after they were made (backoffs, schedules' runs
+            # made ahead), not runs available since their trigger: those need no announcing.
+            select(func.min(r.c.available_at)).where(
+                r.c.status == RunStatus.QUEUED.value, r.c.available_at > now, r.c.available_at > r.c.created_at
+            ),
             select(func.min(r.c.ttl_expires_at)).where(r.c.status.in_(waiting), r.c.started_at.is_(None)),
             select(func.min(r.c.lease_expires_at)).where(r.c.status == RunStatus.EXECUTING.value),
             select(func.min(w.c.resume_at)).where(w.c.status == "WAITING"),
