@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from hightide.store import open_store
-from hightide.store.migrate import alembic_config, pending
+from hightide.store.migrate import HEAD, alembic_config, at_head, pending
 from hightide.store.schema import metadata
 
 
@@ -15,11 +15,12 @@ def test_migrations_from_zero_equal_the_declared_schema(empty_database_url: str)
     store = open_store(empty_database_url)
     try:
         head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
-        assert head in pending(store.engine)
+        assert head == HEAD, "a new migration must be named in hightide.store.migrate.HEAD"
+        assert head in pending(store.engine) and not at_head(store.engine)
 
         store.migrate()
 
-        assert pending(store.engine) == []
+        assert pending(store.engine) == [] and at_head(store.engine)
         with store.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == [], f"migrations and hightide.store.schema disagree: {diff}"
