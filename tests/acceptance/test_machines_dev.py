@@ -81,8 +81,9 @@ def test_memory_limits_out_of_memory_retries_and_separate_runners(
     assert crashed.status == RunStatus.CRASHED and crashed.attempt_count == 1
     assert (crashed.error or {})["name"] == "OutOfMemoryError"
     assert_eventually(lambda: not pid_alive(int(child.read_text())), timeout=10, what="the child to be killed")
-    assert_eventually(lambda: log.exists(), timeout=TIMEOUT, what="on_failure to run")
-    assert log.read_text().startswith("micro AttemptFailedError OutOfMemoryError: the run used")
+    # The file is created empty, then written: wait for what on_failure wrote, not for the file.
+    noted_text = assert_eventually(lambda: log.exists() and log.read_text(), timeout=TIMEOUT, what="on_failure to run")
+    assert noted_text.startswith("micro AttemptFailedError OutOfMemoryError: the run used")
 
     # A preset's runs have runners of their own: a micro run never lands in a small-1x runner.
     usual = [finished(server, client.trigger("where", {}).id).output for _ in range(2)]

@@ -154,7 +154,9 @@ def test_stopping_a_worker_lets_runs_finish_then_hands_the_rest_back(
         hasty = worker(root, hosted.api_url, key, "--concurrency", "1", "--shutdown-grace", "0.5")
         marker = tmp_path / "second.pid"
         handle = client.trigger("sleeper", {"marker": str(marker), "seconds": 30})
-        runner = assert_eventually(lambda: marker.exists() and int(marker.read_text()), timeout=TIMEOUT)
+        runner = assert_eventually(
+            lambda: marker.exists() and marker.read_text() and int(marker.read_text()), timeout=TIMEOUT
+        )
         os.kill(hasty.pid, signal.SIGTERM)
         assert hasty.wait(timeout=TIMEOUT) == 0
         run = client.runs.retrieve(handle.id)
