@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -57,6 +58,13 @@ def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             _give_up(last, timeout, what or str(check))
         time.sleep(next(pauses))
+
+
+def written_number(path: Path) -> int:
+    """The number a task wrote to ``path``, or 0 while the file is missing or still empty (a file is
+    created empty, then written): for ``assert_eventually(lambda: written_number(marker))``."""
+    text = path.read_text() if path.exists() else ""
+    return int(text) if text else 0
 
 
 async def eventually(

@@ -12,7 +12,7 @@ import pytest
 
 from hightide import Client
 from tests.acceptance.conftest import Background, hightide, pid_alive, runner_pids, wait_until_serving
-from tests.support import assert_eventually, free_port, fresh_postgres_database
+from tests.support import assert_eventually, free_port, fresh_postgres_database, written_number
 from tests.webhooks import webhook_receiver
 
 TIMEOUT = 60.0
@@ -100,7 +100,7 @@ def test_a_cancel_sent_to_one_server_stops_a_run_on_a_worker_of_the_other(
     with servers.client(0) as a, servers.client(1) as b:
         handle = a.trigger("endless", {"marker": str(marker)})
         runner = assert_eventually(
-            lambda: marker.exists() and marker.read_text() and int(marker.read_text()),
+            lambda: written_number(marker),
             timeout=TIMEOUT,
             what="the run to start on the worker of server 2",
         )

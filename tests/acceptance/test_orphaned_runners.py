@@ -14,7 +14,7 @@ import pytest
 
 from hightide import Client
 from tests.acceptance.conftest import Background, Server, pid_alive, runner_pids
-from tests.support import assert_eventually
+from tests.support import assert_eventually, written_number
 
 TIMEOUT = 30.0
 
@@ -71,7 +71,7 @@ def test_a_runner_stops_when_its_supervisor_is_killed(
     with Client(api_url=hosted.api_url, secret_key=key) as client:
         handle = client.trigger(task_id, {"marker": str(marker)})
         runner = assert_eventually(
-            lambda: marker.exists() and marker.read_text() and int(marker.read_text()),
+            lambda: written_number(marker),
             timeout=TIMEOUT,
             what="the run to start",
         )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hightide import Client, Run
 from tests.acceptance.conftest import Background, Server, kill_pids, pid_alive, runner_pids
-from tests.support import assert_eventually, wait_finished
+from tests.support import assert_eventually, wait_finished, written_number
 
 TIMEOUT = 30.0
 
@@ -47,7 +47,7 @@ def test_a_run_survives_its_worker_being_killed(
     with Client(api_url=hosted.api_url, secret_key=key) as client:
         handle = client.trigger("napper", {"marker": str(marker)})
         runner = assert_eventually(
-            lambda: marker.exists() and marker.read_text() and int(marker.read_text()),
+            lambda: written_number(marker),
             timeout=TIMEOUT,
             what="the first attempt to start",
         )
@@ -154,9 +154,7 @@ def test_stopping_a_worker_lets_runs_finish_then_hands_the_rest_back(
         hasty = worker(root, hosted.api_url, key, "--concurrency", "1", "--shutdown-grace", "0.5")
         marker = tmp_path / "second.pid"
         handle = client.trigger("sleeper", {"marker": str(marker), "seconds": 30})
-        runner = assert_eventually(
-            lambda: marker.exists() and marker.read_text() and int(marker.read_text()), timeout=TIMEOUT
-        )
+        runner = assert_eventually(lambda: written_number(marker), timeout=TIMEOUT)
         os.kill(hasty.pid, signal.SIGTERM)
         assert hasty.wait(timeout=TIMEOUT) == 0
         run = client.runs.retrieve(handle.id)
@@ -210,7 +208,7 @@ def test_a_run_lost_with_its_whole_worker_gets_its_final_hooks_on_another(
     with Client(api_url=hosted.api_url, secret_key=key) as client:
         handle = client.trigger("doomed", {"marker": str(marker), "notes": str(notes)})
         runner = assert_eventually(
-            lambda: marker.exists() and marker.read_text() and int(marker.read_text()),
+            lambda: written_number(marker),
             timeout=TIMEOUT,
             what="the attempt to start",
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance.conftest import pid_alive
-from tests.support import assert_eventually
+from tests.support import assert_eventually, written_number
 
 # Watches the pipes and the parent given on the command line, then spins forever.
 WATCHED = """
@@ -67,9 +67,7 @@ def pipes() -> Iterator[Pipes]:
 
 
 def _started(marker: Path) -> int:
-    return assert_eventually(
-        lambda: marker.exists() and marker.read_text() and int(marker.read_text()), timeout=30, what="the watchdog"
-    )
+    return assert_eventually(lambda: written_number(marker), timeout=30, what="the watchdog")
 
 
 def test_a_spinning_process_exits_when_its_supervisor_closes_the_pipe(pipes: Pipes, tmp_path: Path) -> None:
@@ -109,5 +107,5 @@ def test_a_spinning_process_exits_when_its_parent_dies_though_its_pipes_stay_ope
         if middle.poll() is None:
             middle.kill()
             middle.wait()
-        if marker.exists() and pid_alive(int(marker.read_text())):
-            os.kill(int(marker.read_text()), signal.SIGKILL)
+        if (pid := written_number(marker)) and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
