@@ -43,3 +43,10 @@ def test_retention_takes_a_duration_or_forever_and_refuses_less_than_a_minute() 
         retention_seconds("10s")
     with pytest.raises(ValidationError, match="--retention"):
         retention_seconds("soon")
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"hightide {version('hightide')}"

@@ -65,3 +65,24 @@ def test_importing_hightide_does_not_import_the_server() -> None:
     code = "import sys, hightide; bad = [m for m in sys.modules if m.startswith(('hightide.server', 'hightide.engine', 'hightide.store', 'fastapi', 'sqlalchemy'))]; print(bad); sys.exit(1 if bad else 0)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_server_and_the_commands_start_without_the_sdk() -> None:
+    code = "import sys, hightide.server.app, hightide.errors; bad = [m for m in sys.modules if m.startswith('hightide.sdk')]; print(bad); sys.exit(1 if bad else 0)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_public_name_loads_from_where_type_checkers_see_it() -> None:
+    import hightide
+
+    tree = ast.parse((SRC / "__init__.py").read_text())
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]  # if TYPE_CHECKING:
+    seen = {alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert seen == hightide._MODULE_OF
+    assert sorted(seen) == sorted(hightide.__all__)
+    for name in hightide.__all__:
+        value = getattr(hightide, name)
+        assert getattr(value, "__name__", name).rpartition(".")[2] == name, name  # the object, not its module
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        _ = hightide.nothing_here  # type: ignore[attr-defined]

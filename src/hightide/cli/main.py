@@ -39,6 +39,26 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage environment secret keys (operators).", no_args_is_help=True)
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"hightide {version('hightide')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Hightide: background tasks for Python. Durable, observable, no timeouts."""
+
+
 app.add_typer(runs_app, name="runs")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(queues_app, name="queues")
