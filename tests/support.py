@@ -117,16 +117,28 @@ def fresh_postgres_database(prefix: str = "hightide_test") -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def probe_client(timeout: float) -> Any:
+    """An ``httpx.Client`` for polling a server until it answers: one for all the polls, on the
+    process's one TLS context (each new client would load the CA bundle again)."""
+    import httpx
+
+    from hightide.sdk.http import tls_context
+
+    return httpx.Client(timeout=timeout, verify=tls_context())
+
+
 def wait_for_http(url: str, timeout: float = 60.0) -> None:
     import httpx
 
-    def up() -> bool:
-        try:
-            return httpx.get(url, timeout=1).status_code < 500
-        except httpx.HTTPError:
-            return False
+    with probe_client(1) as probe:
 
-    assert_eventually(up, timeout=timeout, what=f"{url} to answer")
+        def up() -> bool:
+            try:
+                return probe.get(url).status_code < 500
+            except httpx.HTTPError:
+                return False
+
+        assert_eventually(up, timeout=timeout, what=f"{url} to answer")
 
 
 def wait_finished(client: Any, run_id: str, timeout: float = 30.0) -> Any:

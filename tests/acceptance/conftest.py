@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from hightide import Client
-from tests.support import assert_eventually, free_port
+from tests.support import assert_eventually, free_port, probe_client
 
 CLI = [sys.executable, "-m", "hightide.cli"]
 STARTUP_TIMEOUT = 45.0  # a cold start imports FastAPI, SQLAlchemy and the tasks; a loaded 2-core box is slow
@@ -253,14 +253,16 @@ class Dev:
 
 
 def wait_until_serving(proc: Background, url: str) -> None:
-    def up() -> bool:
-        proc.check_running()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+    with probe_client(2) as probe:
 
-    assert_eventually(up, timeout=STARTUP_TIMEOUT, interval=0.1, what=f"{url}/healthz")
+        def up() -> bool:
+            proc.check_running()
+            try:
+                return probe.get(f"{url}/healthz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert_eventually(up, timeout=STARTUP_TIMEOUT, interval=0.1, what=f"{url}/healthz")
 
 
 @pytest.fixture

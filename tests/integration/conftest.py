@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from hightide import Client
+from hightide.sdk.http import tls_context
 from tests.support import assert_eventually, free_port, fresh_postgres_database, wait_for_http
 
 PROJECT = Path(__file__).parent / "project"
@@ -32,7 +33,7 @@ class Stack:
 
     def http(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key or self.key}"}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=tls_context())
 
     _client: Client | None = None
     _keys: dict[str, str] | None = None

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from hightide.engine.environments import hash_key
+from hightide.sdk.http import tls_context
 from hightide.store import open_store
 from tests.integration.conftest import CLI, Stack
 from tests.support import wait_finished
@@ -41,7 +42,7 @@ def new_link(stack: Stack, email: str = "admin@localhost") -> str:
 
 
 def browser(stack: Stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.url, follow_redirects=False, timeout=30)
+    return httpx.Client(base_url=stack.url, follow_redirects=False, timeout=30, verify=tls_context())
 
 
 @pytest.fixture
