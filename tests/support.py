@@ -10,7 +10,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 
@@ -117,7 +120,7 @@ def fresh_postgres_database(prefix: str = "hightide_test") -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def probe_client(timeout: float) -> Any:
+def probe_client(timeout: float) -> httpx.Client:
     """An ``httpx.Client`` for polling a server until it answers: one for all the polls, on the
     process's one TLS context (each new client would load the CA bundle again)."""
     import httpx

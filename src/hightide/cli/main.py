@@ -56,7 +56,7 @@ def _options(
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    """Hightide: background tasks for Python. Durable, observable, no timeouts."""
+    """Options of ``hightide`` itself, before a command (the help above is the app's)."""
 
 
 app.add_typer(runs_app, name="runs")
