@@ -6,6 +6,10 @@ test_store_claims.py, triggering and reading runs in test_store_runs.py.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from hightide.errors import AlreadyExistsError
@@ -39,6 +43,27 @@ def test_ensure_project_and_environment_are_idempotent(store: Store) -> None:
     )
     assert store.environments.get_environment("acme", "staging") is None
     assert store.environments.get_environment("nobody", "dev") is None
+
+
+def test_servers_starting_together_make_one_default_project(
+    database_url: str, open_stores: Callable[[str], Store]
+) -> None:
+    """Eight stores (as eight servers would) bootstrap one database at the same moment: none fails,
+    and all find the same project and environments."""
+    from hightide.engine.environments import bootstrap
+
+    stores = [open_stores(database_url) for _ in range(8)]
+    start = threading.Barrier(len(stores))
+
+    def boot(store: Store) -> str:
+        start.wait()
+        return bootstrap(store, NOW)
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        projects = set(pool.map(boot, stores))
+    assert len(projects) == 1
+    envs = {slug: stores[0].environments.get_environment("default", slug) for slug in ("dev", "staging", "prod")}
+    assert all(env is not None and env.project_id in projects for env in envs.values())
 
 
 def test_set_environment_concurrency(store: Store) -> None:

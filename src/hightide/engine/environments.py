@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from hightide.core.ids import new_secret
-from hightide.errors import AlreadyExistsError, AuthenticationError, NotFoundError
+from hightide.errors import AuthenticationError, NotFoundError
 from hightide.store import Store
 from hightide.store.changes import Change, ChangeKind
 from hightide.store.records import ApiKey, Environment
@@ -26,18 +26,13 @@ def hash_key(secret: str) -> str:
 def bootstrap(store: Store, now: float, concurrency_limit: int | None = None) -> str:
     """Create the ``default`` project with dev, staging and prod environments, if missing. A given
     ``concurrency_limit`` (runs executing at once per environment) is applied to all three."""
-    for _ in range(3):  # servers starting together on one database race to create the rows
-        try:
-            project_id = store.environments.ensure_project(DEFAULT_PROJECT, now)
-            for slug in ("dev", "staging", "prod"):
-                limit = concurrency_limit or DEFAULT_ENV_CONCURRENCY
-                env_id = store.environments.ensure_environment(project_id, slug, slug, limit, now)
-                if concurrency_limit is not None:
-                    store.environments.set_environment_concurrency(env_id, concurrency_limit)
-            return project_id
-        except AlreadyExistsError:
-            continue
-    raise AlreadyExistsError("could not create the default project: another server keeps creating it")
+    project_id = store.environments.ensure_project(DEFAULT_PROJECT, now)  # servers starting together: safe
+    for slug in ("dev", "staging", "prod"):
+        limit = concurrency_limit or DEFAULT_ENV_CONCURRENCY
+        env_id = store.environments.ensure_environment(project_id, slug, slug, limit, now)
+        if concurrency_limit is not None:
+            store.environments.set_environment_concurrency(env_id, concurrency_limit)
+    return project_id
 
 
 def find_environment(store: Store, env_slug: str, project_slug: str = DEFAULT_PROJECT) -> Environment:

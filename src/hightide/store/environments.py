@@ -32,35 +32,26 @@ class EnvironmentOps:
 
     # -- projects, environments, keys ------------------------------------------------------
     def ensure_project(self, slug: str, now: float) -> str:
+        """The id of project ``slug``, made if missing (servers starting together may race here)."""
+        values = {"id": new_id("proj", now), "slug": slug, "name": slug, "created_at": now}
         with self._seam.write() as conn:
-            row = conn.execute(select(t.projects.c.id).where(t.projects.c.slug == slug)).first()
-            if row:
-                return str(row.id)
-            project_id = new_id("proj", now)
-            conn.execute(insert(t.projects).values(id=project_id, slug=slug, name=slug, created_at=now))
-            return project_id
+            self._seam.insert_missing(conn, t.projects, values, ["slug"])
+            return str(conn.execute(select(t.projects.c.id).where(t.projects.c.slug == slug)).scalar_one())
 
     def ensure_environment(self, project_id: str, slug: str, kind: str, concurrency_limit: int, now: float) -> str:
+        """The id of environment ``slug`` of a project, made if missing (racing servers: as above)."""
+        values = {
+            "id": new_id("env", now),
+            "project_id": project_id,
+            "slug": slug,
+            "kind": kind,
+            "concurrency_limit": concurrency_limit,
+            "created_at": now,
+        }
         with self._seam.write() as conn:
-            row = conn.execute(
-                select(t.environments.c.id).where(
-                    t.environments.c.project_id == project_id, t.environments.c.slug == slug
-                )
-            ).first()
-            if row:
-                return str(row.id)
-            env_id = new_id("env", now)
-            conn.execute(
-                insert(t.environments).values(
-                    id=env_id,
-                    project_id=project_id,
-                    slug=slug,
-                    kind=kind,
-                    concurrency_limit=concurrency_limit,
-                    created_at=now,
-                )
-            )
-            return env_id
+            self._seam.insert_missing(conn, t.environments, values, ["project_id", "slug"])
+            e = t.environments
+            return str(conn.execute(select(e.c.id).where(e.c.project_id == project_id, e.c.slug == slug)).scalar_one())
 
     def set_environment_concurrency(self, environment_id: str, limit: int) -> None:
         with self._seam.write_notify() as conn:

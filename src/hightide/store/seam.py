@@ -155,6 +155,11 @@ class Seam:
         stmt = self.insert(table).values(**values)
         conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}))
 
+    def insert_missing(self, conn: Connection, table: Table, values: dict[str, Any], keys: Sequence[str]) -> None:
+        """Insert ``values`` unless a row with the same ``keys`` exists (``INSERT ... ON CONFLICT DO
+        NOTHING``: of writers racing to create one row, one creates it and none fails)."""
+        conn.execute(self.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
+
     def insert(self, table: Table) -> Any:
         """The dialect's ``INSERT`` construct (the one with ``on_conflict_do_update``)."""
         raise NotImplementedError
