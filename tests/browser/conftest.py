@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 # The acceptance suite's fixtures: real `hightide` processes in their own sessions.
-from tests.acceptance.conftest import Dev, background, dev, hightide, project, server  # noqa: F401
+from tests.acceptance.conftest import Dev, background, dev, project, server  # noqa: F401
+from tests.support import login_link
 
 CHROMIUM = Path(os.environ.get("HIGHTIDE_TEST_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -57,18 +58,7 @@ def dashboard_link(output: str, port: int) -> str:
 
 def dashboard_link_for(handle: Dev) -> str:
     """A new link, as an admin would print it for the same dev database."""
-    done = hightide(
-        "users",
-        "login-link",
-        "admin@localhost",
-        "--database-url",
-        str(handle.root / ".hightide" / "dev.db"),
-        "--public-url",
-        handle.api_url,
-        cwd=handle.root,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return login_link(str(handle.root / ".hightide" / "dev.db"), handle.api_url)
 
 
 def signed_in(chromium: Any, handle: Dev, **options: Any) -> Any:

@@ -16,7 +16,7 @@ from hightide.engine.environments import hash_key
 from hightide.sdk.http import tls_context
 from hightide.store import open_store
 from tests.integration.conftest import CLI, Stack
-from tests.support import wait_finished
+from tests.support import login_link, wait_finished
 
 LINK = re.compile(r"^(http://\S+/login\?token=(htl_\S+))$", re.MULTILINE)
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
@@ -34,11 +34,8 @@ def users(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def new_link(stack: Stack, email: str = "admin@localhost") -> str:
-    done = users(stack, "login-link", email)
-    assert done.returncode == 0, done.stdout + done.stderr
-    found = LINK.search(done.stdout)
-    assert found, done.stdout
-    return found.group(1)
+    """A login link for ``email``, as ``hightide users login-link`` prints it."""
+    return login_link(stack.database_url, stack.url, email)
 
 
 def browser(stack: Stack) -> httpx.Client:
