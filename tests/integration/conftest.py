@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ import httpx
 import pytest
 
 from hightide import Client
+from hightide.engine.environments import create_key, find_environment
 from hightide.sdk.http import tls_context
+from hightide.store import open_store
 from tests.support import assert_eventually, free_port, fresh_postgres_database, wait_for_http
 
 PROJECT = Path(__file__).parent / "project"
@@ -64,13 +67,13 @@ class Stack:
             self._client = None
 
     def new_key(self, env: str = "dev") -> str:
-        out = subprocess.run(
-            [*CLI, "keys", "create", "--env", env, "--database-url", self.database_url],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip()
+        """A new secret key, made on the stack's database by the code ``hightide keys create`` runs
+        (in this process: the command has tests of its own)."""
+        store = open_store(self.database_url)
+        try:
+            return create_key(store, find_environment(store, env), time.time())
+        finally:
+            store.close()
 
 
 def _start(args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
