@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -198,8 +199,17 @@ def background(tmp_path: Path) -> Iterator[Callable[..., Background]]:
 # -- projects ----------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``hightide init`` writes, run once per test process (its files are the same each time)."""
+    root = tmp_path_factory.mktemp("scaffold")
+    done = hightide("init", cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Callable[..., Path]:
+def project(tmp_path: Path, scaffold: Path) -> Callable[..., Path]:
     """A folder scaffolded by ``hightide init``, plus the files (relative path -> source) given."""
     count = 0
 
@@ -207,9 +217,7 @@ def project(tmp_path: Path) -> Callable[..., Path]:
         nonlocal count
         count += 1
         root = (tmp_path / f"app{count}").resolve()
-        root.mkdir()
-        done = hightide("init", cwd=root)
-        assert done.returncode == 0, done.stderr
+        shutil.copytree(scaffold, root)
         for rel, source in (files or {}).items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(textwrap.dedent(source))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 # The acceptance suite's fixtures: real `hightide` processes in their own sessions.
-from tests.acceptance.conftest import Dev, background, dev, project, server  # noqa: F401
+from tests.acceptance.conftest import Dev, background, dev, project, scaffold, server  # noqa: F401
 from tests.support import login_link
 
 CHROMIUM = Path(os.environ.get("HIGHTIDE_TEST_CHROMIUM", "/usr/bin/chromium"))
