@@ -104,9 +104,19 @@ def test_the_command_init_prints_works_and_payloads_come_from_json_a_file_or_std
     as_json = json.loads(_ok(hightide("runs", "list", "--json", cwd=root, env={"COLUMNS": "80"})))
     assert [r["id"] for r in as_json] == [r["id"] for r in api_runs]
     assert set(as_json[0]) == set(api_runs[0])
+    # A status in the case a person types it.
+    completed = json.loads(_ok(hightide("runs", "list", "--status", "completed", "--json", cwd=root)))
+    assert sorted(r["id"] for r in completed) == sorted(r["id"] for r in api_runs if r["status"] == "COMPLETED")
+    assert completed, api_runs
+    _one_line_error(hightide("runs", "list", "--status", "done", cwd=root), "unknown status", "COMPLETED")
     got = json.loads(_ok(hightide("runs", "get", run_id, "--json", cwd=root)))
     assert got["id"] == run_id and got["output"] == {"message": "Hello, world!"}
     assert set(got) == set(running.client.runs.retrieve(run_id).raw)
+
+    # A run that has logged nothing yet says so (and --json prints no records).
+    delayed = _ok(hightide("trigger", "hello-world", "--delay", "1h", cwd=root)).strip()
+    assert _ok(hightide("runs", "logs", delayed, cwd=root)).strip() == "no logs"
+    assert _ok(hightide("runs", "logs", delayed, "--json", cwd=root)) == ""
 
 
 def test_a_waiting_run_names_its_token_which_the_shell_lists_and_completes(

@@ -66,7 +66,9 @@ async def _retrieve(client: AsyncClient, run_id: str) -> dict[str, Any]:
 
 
 def _filters(**given: Any) -> dict[str, Any]:
-    """Query parameters of the filters that were given."""
+    """Query parameters of the filters that were given (statuses in any case: `--status completed`)."""
+    if given.get("status"):
+        given["status"] = [status.upper() for status in given["status"]]
     return {name: value for name, value in given.items() if value}
 
 
@@ -85,7 +87,9 @@ async def _pages(client: AsyncClient, path: str, params: dict[str, Any], limit: 
 
 @runs_app.command("list")
 def runs_list(
-    status: Annotated[list[str] | None, typer.Option(help="Repeatable.", envvar="HIGHTIDE_STATUS")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help="COMPLETED, FAILED, ... (any case); repeatable.", envvar="HIGHTIDE_STATUS")
+    ] = None,
     task: Annotated[list[str] | None, typer.Option(help="Repeatable.", envvar="HIGHTIDE_TASK")] = None,
     tag: Annotated[str | None, typer.Option(envvar="HIGHTIDE_TAG")] = None,
     limit: Annotated[int, typer.Option(min=1, envvar="HIGHTIDE_LIMIT", help="Most runs shown.")] = 20,
@@ -148,7 +152,11 @@ def runs_logs(
     """Print a run's logs (logger calls, print and logging inside the task), oldest first.
     With --json: one JSON record per line."""
 
+    shown = 0
+
     def show(entry: dict[str, Any]) -> None:
+        nonlocal shown
+        shown += 1
         if as_json:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -173,6 +181,8 @@ def runs_logs(
             await asyncio.sleep(_FOLLOW_INTERVAL)
 
     call(api_url, secret_key, go)
+    if not shown and not as_json:
+        console.print("[dim]no logs[/]")
 
 
 @runs_app.command("trace")
@@ -191,7 +201,7 @@ def runs_trace(
 def tokens_list(
     status: Annotated[
         list[str] | None,
-        typer.Option(help="WAITING, COMPLETED, TIMED_OUT, CANCELED; repeatable.", envvar="HIGHTIDE_STATUS"),
+        typer.Option(help="WAITING, COMPLETED, TIMED_OUT, CANCELED (any case); repeatable.", envvar="HIGHTIDE_STATUS"),
     ] = None,
     tag: Annotated[str | None, typer.Option(envvar="HIGHTIDE_TAG")] = None,
     limit: Annotated[int, typer.Option(min=1, envvar="HIGHTIDE_LIMIT", help="Most tokens shown.")] = 20,
