@@ -106,8 +106,8 @@ def test_the_command_init_prints_works_and_payloads_come_from_json_a_file_or_std
     assert set(as_json[0]) == set(api_runs[0])
     # A status in the case a person types it.
     completed = json.loads(_ok(hightide("runs", "list", "--status", "completed", "--json", cwd=root)))
-    assert sorted(r["id"] for r in completed) == sorted(r["id"] for r in api_runs if r["status"] == "COMPLETED")
     assert completed, api_runs
+    assert sorted(r["id"] for r in completed) == sorted(r["id"] for r in api_runs if r["status"] == "COMPLETED")
     _one_line_error(hightide("runs", "list", "--status", "done", cwd=root), "unknown status", "COMPLETED")
     got = json.loads(_ok(hightide("runs", "get", run_id, "--json", cwd=root)))
     assert got["id"] == run_id and got["output"] == {"message": "Hello, world!"}
@@ -143,7 +143,7 @@ def test_a_waiting_run_names_its_token_which_the_shell_lists_and_completes(
 
     listed = _ok(hightide("tokens", "list", cwd=root, env={"COLUMNS": "80"}))
     assert token.id in listed and "WAITING" in listed, listed
-    tokens = json.loads(_ok(hightide("tokens", "list", "--json", "--status", "WAITING", cwd=root)))
+    tokens = json.loads(_ok(hightide("tokens", "list", "--json", "--status", "waiting", cwd=root)))
     assert [t["id"] for t in tokens] == [token.id] and tokens[0]["url"] == token.url
 
     (root / "answer.json").write_text('{"approved_by": "ada"}')

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from hightide.cli.options import ApiUrl, JsonOut, SecretKey, call, every_page, print_json, request
+from hightide.cli.options import ApiUrl, JsonOut, SecretKey, any_case, call, every_page, print_json, request
 from hightide.cli.output import console
 from hightide.cli.render import last_try, print_alerts, print_deliveries
 
@@ -126,7 +126,12 @@ def alerts_deliveries(
     alert_id: AlertId,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="PENDING, DELIVERED or FAILED (any case).", envvar="HIGHTIDE_DELIVERY_STATUS"),
+        typer.Option(
+            "--status",
+            help="PENDING, DELIVERED or FAILED (any case).",
+            envvar="HIGHTIDE_DELIVERY_STATUS",
+            callback=any_case,
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=1000, help="How many, newest first.", envvar="HIGHTIDE_DELIVERY_LIMIT")
@@ -136,7 +141,7 @@ def alerts_deliveries(
     secret_key: SecretKey = None,
 ) -> None:
     """The webhook's latest deliveries: each event, its status, tries and how the last one went."""
-    params: dict[str, Any] = {"limit": limit, **({"status": status.upper()} if status else {})}
+    params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
     page = call(api_url, secret_key, lambda c: c.session.request("GET", _path(alert_id, "deliveries"), params=params))
     print_json(page["data"]) if as_json else print_deliveries(console, page["data"])
 

@@ -28,6 +28,8 @@ SecretKey = Annotated[
         "--secret-key", envvar="HIGHTIDE_SECRET_KEY", help="Environment secret key (default: from .hightide/dev.env)."
     ),
 ]
+
+
 DEFAULT_SERVER_DB = ".hightide/server.db"
 DatabaseUrl = Annotated[
     str,
@@ -86,6 +88,13 @@ KEY_HELP = (
     "set HIGHTIDE_SECRET_KEY (or --secret-key) to a key of the environment (`hightide keys create` prints one), "
     "or run this command inside a project where `hightide dev` is running"
 )
+
+
+def any_case(given: Any) -> Any:
+    """A ``--status`` option's callback: statuses as a person types them (``failed``) are the API's."""
+    if isinstance(given, str):
+        return given.upper()
+    return [value.upper() for value in given] if given else given
 
 
 def read_json(value: str, flag: str) -> Any:

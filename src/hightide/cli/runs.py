@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hightide.cli.options import ApiUrl, JsonOut, SecretKey, call, print_json, read_json
+from hightide.cli.options import ApiUrl, JsonOut, SecretKey, any_case, call, print_json, read_json
 from hightide.cli.output import console
 from hightide.cli.render import log_line, print_run, print_runs, print_tokens, trace_tree
 
@@ -66,9 +66,7 @@ async def _retrieve(client: AsyncClient, run_id: str) -> dict[str, Any]:
 
 
 def _filters(**given: Any) -> dict[str, Any]:
-    """Query parameters of the filters that were given (statuses in any case: `--status completed`)."""
-    if given.get("status"):
-        given["status"] = [status.upper() for status in given["status"]]
+    """Query parameters of the filters that were given."""
     return {name: value for name, value in given.items() if value}
 
 
@@ -88,7 +86,10 @@ async def _pages(client: AsyncClient, path: str, params: dict[str, Any], limit: 
 @runs_app.command("list")
 def runs_list(
     status: Annotated[
-        list[str] | None, typer.Option(help="COMPLETED, FAILED, ... (any case); repeatable.", envvar="HIGHTIDE_STATUS")
+        list[str] | None,
+        typer.Option(
+            help="COMPLETED, FAILED, ... (any case); repeatable.", envvar="HIGHTIDE_STATUS", callback=any_case
+        ),
     ] = None,
     task: Annotated[list[str] | None, typer.Option(help="Repeatable.", envvar="HIGHTIDE_TASK")] = None,
     tag: Annotated[str | None, typer.Option(envvar="HIGHTIDE_TAG")] = None,
@@ -201,7 +202,11 @@ def runs_trace(
 def tokens_list(
     status: Annotated[
         list[str] | None,
-        typer.Option(help="WAITING, COMPLETED, TIMED_OUT, CANCELED (any case); repeatable.", envvar="HIGHTIDE_STATUS"),
+        typer.Option(
+            help="WAITING, COMPLETED, TIMED_OUT, CANCELED (any case); repeatable.",
+            envvar="HIGHTIDE_STATUS",
+            callback=any_case,
+        ),
     ] = None,
     tag: Annotated[str | None, typer.Option(envvar="HIGHTIDE_TAG")] = None,
     limit: Annotated[int, typer.Option(min=1, envvar="HIGHTIDE_LIMIT", help="Most tokens shown.")] = 20,
